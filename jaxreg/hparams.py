@@ -1,0 +1,138 @@
+"""Hyperparameters a sweep varies: arrays in a NamedTuple, passed to ``train`` as an argument.
+
+Everything here may differ between the members of one vmapped batch without recompiling:
+the compiled program sees arrays, never Python floats. Static choices (layer sizes, batch
+size, epochs, loss, optimizer kind) live in :class:`jaxreg.TrainConfig` instead.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+
+class HParams(NamedTuple):
+    """Per-member hyperparameters; every field is an array (a leading axis when stacked).
+
+    Attributes:
+        learning_rate: step size at epoch 0.
+        momentum: momentum coefficient: ``trace`` decay for ``"momentum"``, ``beta`` of the
+            notebook's ``v = beta * v + (1 - beta) * g`` for ``"ema_momentum"``, ``b1`` for adam
+            and adamw; ignored by ``"sgd"``.
+        lr_decay: per-epoch decay ``gamma``: epoch ``e`` (from 0) uses
+            ``learning_rate * (1 - gamma) ** e``, the notebook's ``lr *= (1 - gamma)``.
+        l2: L2 strength in the loss, ``0.5 * l2 * sum(w ** 2)`` (see :mod:`jaxreg.penalties`).
+        l1: L1 strength, ``l1 * sum(|w|)``; a loss term, or a proximal step (``l1_mode``).
+        weight_decay: decoupled weight decay: ``w -= lr * weight_decay * w`` each step.
+        dropout: drop probabilities per layer, input layer first, shape ``(model.num_dropout,)``.
+        dropconnect: weight drop probabilities per weight layer, ``(model.num_dropconnect,)``.
+        patience: early stopping: epochs without improvement of the monitored metric before
+            the member stops; ``inf`` never stops.
+        min_delta: early stopping: the least change that counts as an improvement.
+    """
+
+    learning_rate: Array
+    momentum: Array
+    lr_decay: Array
+    l2: Array
+    l1: Array
+    weight_decay: Array
+    dropout: Array
+    dropconnect: Array
+    patience: Array
+    min_delta: Array
+
+
+DEFAULTS = dict(learning_rate=0.01, momentum=0.9, lr_decay=0.0, l2=0.0, l1=0.0, weight_decay=0.0,
+                dropout=0.0, dropconnect=0.0, patience=math.inf, min_delta=0.0)
+
+# (low, high, low inclusive, high inclusive, description) for each scalar field.
+_RANGES = {
+    "learning_rate": (0.0, math.inf, False, False, "a finite number > 0"),
+    "momentum": (0.0, 1.0, True, False, "a number in [0, 1)"),
+    "lr_decay": (0.0, 1.0, True, False, "a number in [0, 1)"),
+    "l2": (0.0, math.inf, True, False, "a finite number >= 0"),
+    "l1": (0.0, math.inf, True, False, "a finite number >= 0"),
+    "weight_decay": (0.0, math.inf, True, False, "a finite number >= 0"),
+    "dropout": (0.0, 1.0, True, False, "drop probabilities in [0, 1)"),
+    "dropconnect": (0.0, 1.0, True, False, "drop probabilities in [0, 1)"),
+    "patience": (0.0, math.inf, False, True, "a number > 0 (inf: never stop)"),
+    "min_delta": (0.0, math.inf, True, False, "a finite number >= 0"),
+}
+
+
+def _check(name: str, value: np.ndarray) -> None:
+    low, high, low_in, high_in, allowed = _RANGES[name]
+    ok = (value >= low if low_in else value > low) & (value <= high if high_in else value < high)
+    if not np.all(ok):
+        bad = value[~ok].ravel()[0]
+        raise ValueError(f"hparams.{name}: expected {allowed}, got {bad.item()}")
+
+
+def make_hparams(model, **values) -> HParams:
+    """Builds one member's :class:`HParams`, validating every value before anything is traced.
+
+    Args:
+        model: the :class:`jaxreg.Model`, which fixes the lengths of the dropout vectors.
+        **values: any :class:`HParams` field; missing fields take :data:`DEFAULTS`. ``dropout``
+            and ``dropconnect`` take a scalar (every layer) or one rate per layer.
+
+    Returns:
+        An :class:`HParams` of float32 NumPy arrays (cast to the params' dtype in ``train``).
+
+    >>> from jaxreg.models import mlp
+    >>> hp = make_hparams(mlp((2, 64, 128, 1)), learning_rate=0.1, dropout=[0.0, 0.5, 0.5])
+    >>> hp.dropout.tolist()
+    [0.0, 0.5, 0.5]
+    """
+    unknown = sorted(set(values) - set(HParams._fields))
+    if unknown:
+        raise ValueError(f"hparams: expected names among {', '.join(HParams._fields)}, got {unknown[0]!r}")
+    lengths = {"dropout": model.num_dropout, "dropconnect": model.num_dropconnect}
+    fields = {}
+    for name in HParams._fields:
+        value = values.get(name, DEFAULTS[name])
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"hparams.{name}: expected a number, got {value!r}") from None
+        if name in lengths:
+            n = lengths[name]
+            if array.ndim > 1 or (array.ndim == 1 and array.shape != (n,)):
+                raise ValueError(f"hparams.{name}: expected a scalar or {n} per-layer rates, "
+                                 f"got {array.tolist()}")
+            array = np.broadcast_to(array, (n,))
+        elif array.ndim:
+            raise ValueError(f"hparams.{name}: expected a number, got {array.tolist()}")
+        _check(name, array)
+        fields[name] = array.astype(np.float32)
+    return HParams(**fields)
+
+
+def stack_hparams(members) -> HParams:
+    """Stacks a sequence of :class:`HParams` along a new leading (member) axis."""
+    members = list(members)
+    if not members:
+        raise ValueError("hparams: expected at least one member, got an empty list")
+    return HParams(*(np.stack(column) for column in zip(*members)))
+
+
+def num_members(hparams: HParams) -> int:
+    """The size of the leading member axis of stacked hparams."""
+    return int(np.shape(hparams.learning_rate)[0])
+
+
+def take(hparams: HParams, index) -> HParams:
+    """Selects members (an index, slice or index array) of stacked hparams."""
+    return jax.tree_util.tree_map(lambda leaf: leaf[index], hparams)
+
+
+def as_dtype(hparams: HParams, dtype) -> HParams:
+    """Casts every field to ``dtype`` (the params' float type)."""
+    return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), hparams)

@@ -1,0 +1,120 @@
+"""Data losses and metrics, computed from the output layer's logits (pre-activation).
+
+Every loss is a mean over the batch; labels are integer class ids (or, for squared error,
+targets of the output's shape). The weight-decay term lives in :mod:`jaxreg.penalties`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+Array = jax.Array
+
+LOSSES = ("squared_error", "mse", "cross_entropy", "bce")
+
+
+def _targets_like(outputs: Array, labels: Array) -> Array:
+    """One-hot integer labels for a multi-unit output; a column for a single unit."""
+    if labels.ndim == outputs.ndim:
+        return labels.astype(outputs.dtype)
+    if outputs.shape[-1] == 1:
+        return labels[..., None].astype(outputs.dtype)
+    return jax.nn.one_hot(labels, outputs.shape[-1], dtype=outputs.dtype)
+
+
+def squared_error(outputs: Array, labels: Array) -> Array:
+    """Half the summed squared error over outputs, averaged over the batch.
+
+    This is the convention whose gradient is ``output - target``: the book's per-example
+    update ``w += alpha * layer.T.dot(target - output)`` is SGD with learning rate ``alpha``
+    on this loss with batch size 1.
+
+    Args:
+        outputs: network outputs (linear output layer), shape ``(batch, units)``.
+        labels: integer class ids ``(batch,)`` (one-hot encoded here) or targets ``(batch, units)``.
+
+    Returns:
+        A scalar ``mean_over_batch(0.5 * sum_over_units((outputs - targets) ** 2))``.
+    """
+    diff = outputs - _targets_like(outputs, labels)
+    return 0.5 * jnp.mean(jnp.sum(diff * diff, axis=-1))
+
+
+def mean_squared_error(outputs: Array, labels: Array) -> Array:
+    """Mean squared error over every element (the Keras ``"mse"`` convention)."""
+    diff = outputs - _targets_like(outputs, labels)
+    return jnp.mean(diff * diff)
+
+
+def sum_squared_error(outputs: Array, labels: Array) -> Array:
+    """Summed squared error over outputs, averaged over the batch: the book's printed ``Err``."""
+    diff = outputs - _targets_like(outputs, labels)
+    return jnp.mean(jnp.sum(diff * diff, axis=-1))
+
+
+def softmax_cross_entropy(logits: Array, labels: Array) -> Array:
+    """Softmax cross-entropy from logits (stable log-sum-exp), averaged over the batch.
+
+    Args:
+        logits: ``(batch, classes)``.
+        labels: integer class ids ``(batch,)``.
+
+    Returns:
+        A scalar.
+    """
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels.astype(jnp.int32)))
+
+
+def sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
+    """Binary cross-entropy of a sigmoid output, from logits, summed over units, batch-averaged.
+
+    Computed as ``softplus(z) - y * z``, which stays finite where ``log(sigmoid(z))`` would
+    underflow; the notebook's ``eps = 1e-6`` clipping is not needed.
+
+    Args:
+        logits: ``(batch, units)``, usually ``units = 1``.
+        labels: 0/1 labels ``(batch,)`` or ``(batch, units)``.
+
+    Returns:
+        A scalar.
+    """
+    targets = _targets_like(logits, labels)
+    return jnp.mean(jnp.sum(optax.sigmoid_binary_cross_entropy(logits, targets), axis=-1))
+
+
+def accuracy(logits: Array, labels: Array) -> Array:
+    """Fraction of correct predictions: argmax for several outputs, ``logit > 0`` for one.
+
+    Args:
+        logits: ``(batch, units)`` pre-activation outputs (for a linear output, the outputs).
+        labels: integer class ids ``(batch,)``.
+
+    Returns:
+        A scalar in [0, 1].
+    """
+    if logits.shape[-1] == 1:
+        predicted = (logits[..., 0] > 0).astype(jnp.int32)
+    else:
+        predicted = jnp.argmax(logits, axis=-1)
+    return jnp.mean((predicted == labels.astype(jnp.int32)).astype(logits.dtype))
+
+
+_LOSS_FNS = {
+    "squared_error": squared_error,
+    "mse": mean_squared_error,
+    "cross_entropy": softmax_cross_entropy,
+    "bce": sigmoid_binary_cross_entropy,
+}
+
+
+def get_loss(name: str):
+    """The loss function called ``name``, one of ``LOSSES``.
+
+    ``"squared_error"`` is the book's 0.5 * sum convention, ``"mse"`` the per-element mean,
+    ``"cross_entropy"`` softmax cross-entropy, ``"bce"`` sigmoid binary cross-entropy.
+    """
+    if name not in _LOSS_FNS:
+        raise ValueError(f"loss: expected one of {', '.join(map(repr, LOSSES))}, got {name!r}")
+    return _LOSS_FNS[name]

@@ -1,0 +1,390 @@
+"""The training engine: ``make_train(config)`` returns one pure, jittable, vmappable ``train``.
+
+``train(key, hparams, data=None, init_params=None) -> Result`` runs a whole training job as
+nested ``lax.scan`` loops (evaluation blocks > epochs > mini-batches), so
+``jax.jit(jax.vmap(train, in_axes=(0, 0, None, None)))`` trains a whole grid of
+configurations times seeds as ONE compiled program. Each member stops early, restores its
+best params and guards against divergence on its own, through masks: no Python control flow
+depends on traced values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxreg import losses
+from jaxreg.hparams import HParams, as_dtype
+from jaxreg.models import Model
+from jaxreg.penalties import penalty, soft_threshold, weight_norm, weights_mask
+
+Array = jax.Array
+Params = Any
+
+OPTIMIZERS = ("sgd", "momentum", "ema_momentum", "adam", "adamw")
+MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
+L1_MODES = ("subgradient", "proximal")
+METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
+           "epoch_loss", "epoch_accuracy", "penalty", "weight_norm")
+
+
+class Split(NamedTuple):
+    """Features ``x`` and integer labels ``y`` of one split (same fields as ``jaxreg.data.Split``)."""
+
+    x: Array
+    y: Array
+
+
+class Data(NamedTuple):
+    """The arrays a training job reads; they enter the compiled program as arguments."""
+
+    train: Split
+    val: Split
+    test: Split
+
+
+def as_data(dataset) -> Data:
+    """Takes the train/val/test arrays of a ``jaxreg.data.Dataset`` (or anything with those splits)."""
+    return Data(*(Split(np.asarray(s.x), np.asarray(s.y, dtype=np.int32))
+                  for s in (dataset.train, dataset.val, dataset.test)))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TrainConfig:
+    """Static choices of a training job: changing any of them means a new compiled program.
+
+    Attributes:
+        model: the :class:`jaxreg.Model`.
+        data: a ``jaxreg.data.Dataset`` or :class:`Data`; its arrays are passed to the compiled
+            program as arguments, never baked in as constants.
+        loss: one of ``jaxreg.losses.LOSSES``.
+        optimizer: one of ``OPTIMIZERS``. ``"momentum"`` is heavy-ball ``v = m * v + g``;
+            ``"ema_momentum"`` the notebook's ``v = beta * v + (1 - beta) * g``; ``"adam"`` uses
+            ``hparams.momentum`` as ``b1``; ``"adamw"`` is the same optimizer, named for use
+            with ``hparams.weight_decay`` (which every optimizer honours, decoupled).
+        epochs: number of passes over the training set.
+        batch_size: examples per step; 1 is per-example SGD, ``None`` the full batch. A last,
+            smaller batch is trained on, not dropped.
+        shuffle: a new order each epoch from the member's key; False keeps the data order.
+        eval_every: epochs between evaluations (must divide ``epochs``); early stopping is
+            checked at evaluations.
+        eval_test: also evaluate the test split (costly on large test sets).
+        monitor: the early-stopping metric, one of ``MONITORS``.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (min for losses, max for accuracies).
+        start_epoch: evaluations before this epoch neither count as best nor use up patience.
+        restore_best: return the params of the best evaluation (also when stopping never
+            fired) instead of the last ones.
+        l1_mode: ``"subgradient"`` adds ``l1 * sum(|w|)`` to the loss; ``"proximal"`` applies a
+            soft-threshold step after each update, which produces exact zeros.
+        dropout: compile the dropout path; set False when no member drops units, to skip
+            drawing masks.
+        dropconnect: compile the DropConnect path; False skips drawing weight masks.
+    """
+
+    model: Model
+    data: Any
+    loss: str = "cross_entropy"
+    optimizer: str = "sgd"
+    epochs: int = 10
+    batch_size: int | None = 32
+    shuffle: bool = True
+    eval_every: int = 1
+    eval_test: bool = False
+    monitor: str = "val_loss"
+    mode: str = "auto"
+    start_epoch: int = 0
+    restore_best: bool = True
+    l1_mode: str = "subgradient"
+    dropout: bool = True
+    dropconnect: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "data", as_data(self.data))
+        losses.get_loss(self.loss)
+        for name, allowed in (("optimizer", OPTIMIZERS), ("monitor", MONITORS),
+                              ("mode", ("auto", "min", "max")), ("l1_mode", L1_MODES)):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"{name}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+        _positive_int("epochs", self.epochs)
+        _positive_int("eval_every", self.eval_every)
+        if self.epochs % self.eval_every:
+            raise ValueError(f"eval_every: expected a divisor of epochs={self.epochs}, got {self.eval_every}")
+        n_train = len(self.data.train.y)
+        if self.batch_size is not None:
+            _positive_int("batch_size", self.batch_size)
+            if self.batch_size > n_train:
+                raise ValueError(f"batch_size: expected an integer in [1, {n_train}] (the training "
+                                 f"set size) or None for full batch, got {self.batch_size}")
+        if not isinstance(self.start_epoch, int) or self.start_epoch < 0:
+            raise ValueError(f"start_epoch: expected an integer >= 0, got {self.start_epoch!r}")
+        if self.monitor.startswith("val") and len(self.data.val.y) == 0:
+            raise ValueError(f"monitor: expected 'train_loss' or 'train_accuracy' when the validation "
+                             f"split is empty, got {self.monitor!r}")
+
+    @property
+    def minimize(self) -> bool:
+        return self.mode == "min" or (self.mode == "auto" and self.monitor.endswith("loss"))
+
+    @property
+    def eval_epochs(self) -> np.ndarray:
+        """The epochs (counted from 1) after which each evaluation happens."""
+        return np.arange(self.eval_every, self.epochs + 1, self.eval_every)
+
+
+def _positive_int(name: str, value) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+
+
+class Result(NamedTuple):
+    """What ``train`` returns for one member (every field gains a leading axis under vmap).
+
+    Attributes:
+        params: the best evaluation's params when ``restore_best`` (and a best exists), else the
+            last params (for a diverged member: its last finite params).
+        final: metrics of the returned params, a dict over ``METRICS`` (NaN where not evaluated).
+        curves: a dict over ``METRICS`` of arrays with one entry per evaluation; NaN after the
+            member stopped or diverged.
+        best_epoch: epoch of the best evaluation (0: none).
+        stopped_epoch: epoch at which early stopping fired (0: never).
+        diverged: whether the loss or params turned non-finite.
+        diverged_epoch: the epoch during which that happened (0: never).
+    """
+
+    params: Params
+    final: dict
+    curves: dict
+    best_epoch: Array
+    stopped_epoch: Array
+    diverged: Array
+    diverged_epoch: Array
+
+
+class _Carry(NamedTuple):
+    params: Params
+    opt_state: Any
+    frozen: Array          # stopped or diverged: params no longer change
+    diverged: Array
+    diverged_epoch: Array
+    stopped_epoch: Array
+    best_value: Array
+    best_params: Params
+    best_epoch: Array
+    best_metrics: dict
+    last_metrics: dict
+    wait: Array
+
+
+def _direction(optimizer: str, hp: HParams) -> optax.GradientTransformation:
+    """The update direction before the learning rate: lr decays per epoch, so it is applied last."""
+    if optimizer == "sgd":
+        base = optax.identity()
+    elif optimizer == "momentum":
+        base = optax.trace(decay=hp.momentum)
+    elif optimizer == "ema_momentum":
+        base = optax.ema(decay=hp.momentum, debias=False)
+    else:
+        base = optax.scale_by_adam(b1=hp.momentum)
+    return optax.chain(base, optax.add_decayed_weights(hp.weight_decay, mask=weights_mask))
+
+
+def _all_finite(tree) -> Array:
+    # One reduction per leaf: inf and NaN propagate through a sum.
+    return jnp.isfinite(sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(tree)))
+
+
+def _select(flag: Array, on_true, on_false):
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(flag, a, b), on_true, on_false)
+
+
+def make_train(config: TrainConfig) -> Callable[..., Result]:
+    """Builds the pure training function for ``config``.
+
+    Args:
+        config: the static :class:`TrainConfig`.
+
+    Returns:
+        ``train(key, hparams, data=None, init_params=None) -> Result``. ``key`` is the member's
+        PRNG key (see :func:`member_key`): init, data order and dropout keys are split from it by
+        name, so members that share a key share their initial weights. ``hparams`` is an
+        :class:`HParams` of arrays. ``data`` defaults to ``config.data``; under ``jax.jit`` pass
+        it explicitly so it stays an argument. ``init_params`` replaces ``model.init``
+        (replaying a given init, or starting from pretrained weights).
+    """
+    model, loss_fn = config.model, losses.get_loss(config.loss)
+    n_train = len(config.data.train.y)
+    batch = n_train if config.batch_size is None else config.batch_size
+    n_full, remainder = divmod(n_train, batch)
+    steps_per_epoch = n_full + (remainder > 0)
+    n_evals = config.epochs // config.eval_every
+    sign = 1.0 if config.minimize else -1.0
+    has_val, has_test = len(config.data.val.y) > 0, config.eval_test and len(config.data.test.y) > 0
+    proximal = config.l1_mode == "proximal"
+
+    def train(key: Array, hparams: HParams, data: Data | None = None, init_params: Params = None) -> Result:
+        data = config.data if data is None else data
+        init_key, order_key, dropout_key = jax.random.split(key, 3)
+        params = model.init(init_key) if init_params is None else init_params
+        dtype = jax.tree_util.tree_leaves(params)[0].dtype
+        hp = as_dtype(hparams, dtype)
+        optimizer = _direction(config.optimizer, hp)
+        l1_in_loss = jnp.zeros((), dtype) if proximal else hp.l1
+        drop = hp.dropout if config.dropout else 0.0
+        connect = hp.dropconnect if config.dropconnect else 0.0
+        stochastic = config.dropout or config.dropconnect
+
+        def objective(p, x, y, step_key):
+            logits = model.apply(p, x, key=step_key if stochastic else None,
+                                 dropout=drop, dropconnect=connect, logits=True)
+            data_loss = loss_fn(logits, y)
+            return data_loss, (data_loss, losses.accuracy(logits, y))
+
+        def penalized(grads, params):
+            # The penalty's gradient, added directly: its value is only needed at evaluations.
+            return jax.tree_util.tree_map(
+                lambda g, p, m: g + hp.l2 * p + l1_in_loss * jnp.sign(p) if m else g,
+                grads, params, weights_mask(params))
+
+        def step(carry: _Carry, x, y, lr, step_index, epoch):
+            step_key = jax.random.fold_in(dropout_key, step_index)
+            grads, (data_loss, acc) = jax.grad(objective, has_aux=True)(carry.params, x, y, step_key)
+            grads = penalized(grads, carry.params)
+            direction, opt_state = optimizer.update(grads, carry.opt_state, carry.params)
+            new_params = jax.tree_util.tree_map(lambda p, d: p - lr * d, carry.params, direction)
+            if proximal:
+                mask = weights_mask(new_params)
+                new_params = jax.tree_util.tree_map(
+                    lambda p, m: soft_threshold(p, lr * hp.l1) if m else p, new_params, mask)
+            ok = jnp.isfinite(data_loss) & _all_finite(new_params)
+            keep = carry.frozen | ~ok
+            newly_diverged = ~carry.frozen & ~ok
+            carry = carry._replace(
+                params=_select(keep, carry.params, new_params),
+                opt_state=_select(keep, carry.opt_state, opt_state),
+                frozen=carry.frozen | ~ok,
+                diverged=carry.diverged | newly_diverged,
+                diverged_epoch=jnp.where(newly_diverged, epoch + 1, carry.diverged_epoch))
+            return carry, (data_loss * x.shape[0], acc * x.shape[0])
+
+        def epoch_fn(carry: _Carry, epoch):
+            lr = hp.learning_rate * (1.0 - hp.lr_decay) ** epoch.astype(dtype)
+            x, y = data.train.x.astype(dtype), data.train.y
+            if config.shuffle:
+                order = jax.random.permutation(jax.random.fold_in(order_key, epoch), n_train)
+                x, y = x[order], y[order]
+            first_step = epoch * steps_per_epoch
+
+            def scan_step(carry, batch_and_index):
+                xb, yb, i = batch_and_index
+                return step(carry, xb, yb, lr, first_step + i, epoch)
+
+            xs = (x[:n_full * batch].reshape(n_full, batch, *x.shape[1:]),
+                  y[:n_full * batch].reshape(n_full, batch), jnp.arange(n_full))
+            carry, (loss_sums, acc_sums) = jax.lax.scan(scan_step, carry, xs)
+            loss_sum, acc_sum = jnp.sum(loss_sums), jnp.sum(acc_sums)
+            if remainder:
+                carry, (loss_r, acc_r) = step(carry, x[n_full * batch:], y[n_full * batch:], lr,
+                                              first_step + n_full, epoch)
+                loss_sum, acc_sum = loss_sum + loss_r, acc_sum + acc_r
+            return carry, (loss_sum / n_train, acc_sum / n_train)
+
+        def evaluate(p, split: Split):
+            logits = model.apply(p, split.x.astype(dtype), logits=True)
+            return loss_fn(logits, split.y), losses.accuracy(logits, split.y)
+
+        nan = jnp.full((), jnp.nan, dtype)
+
+        def metrics_of(p, epoch_loss, epoch_acc):
+            m = dict.fromkeys(METRICS, nan)
+            m["train_loss"], m["train_accuracy"] = evaluate(p, data.train)
+            if has_val:
+                m["val_loss"], m["val_accuracy"] = evaluate(p, data.val)
+            if has_test:
+                m["test_loss"], m["test_accuracy"] = evaluate(p, data.test)
+            m["epoch_loss"], m["epoch_accuracy"] = epoch_loss, epoch_acc
+            m["penalty"] = penalty(p, hp.l2, hp.l1)
+            m["weight_norm"] = weight_norm(p)
+            return m
+
+        def block_fn(carry: _Carry, block):
+            frozen_before = carry.frozen
+            epochs = block * config.eval_every + jnp.arange(config.eval_every)
+            carry, (epoch_losses, epoch_accs) = jax.lax.scan(epoch_fn, carry, epochs)
+            epoch = (block + 1) * config.eval_every
+            metrics = metrics_of(carry.params, epoch_losses[-1], epoch_accs[-1])
+            valid = ~frozen_before & ~carry.diverged
+            value = sign * metrics[config.monitor]
+            active = valid & (epoch >= config.start_epoch)
+            improved = active & (value < carry.best_value - hp.min_delta)
+            wait = jnp.where(improved, 0.0, jnp.where(active, carry.wait + config.eval_every, carry.wait))
+            stop_now = active & ~improved & (wait >= hp.patience)
+            carry = carry._replace(
+                frozen=carry.frozen | stop_now,
+                stopped_epoch=jnp.where(stop_now, epoch, carry.stopped_epoch),
+                best_value=jnp.where(improved, value, carry.best_value),
+                best_params=_select(improved, carry.params, carry.best_params),
+                best_epoch=jnp.where(improved, epoch, carry.best_epoch),
+                best_metrics=_select(improved, metrics, carry.best_metrics),
+                last_metrics=_select(valid, metrics, carry.last_metrics),
+                wait=wait)
+            return carry, _select(valid, metrics, dict.fromkeys(METRICS, nan))
+
+        no_metrics = dict.fromkeys(METRICS, nan)
+        zero = jnp.zeros((), jnp.int32)
+        carry = _Carry(params=params, opt_state=optimizer.init(params), frozen=jnp.zeros((), bool),
+                       diverged=jnp.zeros((), bool), diverged_epoch=zero, stopped_epoch=zero,
+                       best_value=jnp.full((), jnp.inf, dtype), best_params=params, best_epoch=zero,
+                       best_metrics=no_metrics, last_metrics=no_metrics, wait=jnp.zeros((), dtype))
+        carry, curves = jax.lax.scan(block_fn, carry, jnp.arange(n_evals))
+        if config.restore_best:
+            has_best = carry.best_epoch > 0
+            out_params = _select(has_best, carry.best_params, carry.params)
+            final = _select(has_best, carry.best_metrics, carry.last_metrics)
+        else:
+            out_params, final = carry.params, carry.last_metrics
+        return Result(params=out_params, final=final, curves=curves, best_epoch=carry.best_epoch,
+                      stopped_epoch=carry.stopped_epoch, diverged=carry.diverged,
+                      diverged_epoch=carry.diverged_epoch)
+
+    return train
+
+
+def member_key(seed, base_key: Array | None = None) -> Array:
+    """The PRNG key of the member trained with ``seed``: ``fold_in(base_key, seed)``.
+
+    Derived from the seed alone, never from the member's position in a batch, so a
+    (hparams, seed) pair gives the same result alone, in any sweep, in any chunk.
+
+    Args:
+        seed: an integer seed (or an int array of seeds, under vmap).
+        base_key: defaults to ``jax.random.key(0)``.
+    """
+    base_key = jax.random.key(0) if base_key is None else base_key
+    return jax.random.fold_in(base_key, seed)
+
+
+def train_batch(config: TrainConfig) -> Callable[..., Result]:
+    """One compiled program that trains a batch of members: ``run(seeds, hparams, init_params=None)``.
+
+    ``seeds`` is an int array ``(members,)`` and ``hparams`` an :class:`HParams` stacked along the
+    same axis (:func:`jaxreg.stack_hparams`); ``init_params``, if given, is shared by all. The
+    data enter as an argument. Calling again with the same number of members reuses the
+    compiled program, whatever the values.
+    """
+    train = make_train(config)
+    batched = jax.jit(jax.vmap(lambda seed, hp, data, init: train(member_key(seed), hp, data, init),
+                               in_axes=(0, 0, None, None)))
+
+    def run(seeds, hparams: HParams, init_params: Params = None) -> Result:
+        seeds = jnp.asarray(seeds, jnp.uint32)
+        return batched(seeds, hparams, config.data, init_params)
+
+    return run
