@@ -84,7 +84,7 @@ def make_hparams(model, **values) -> HParams:
             and ``dropconnect`` take a scalar (every layer) or one rate per layer.
 
     Returns:
-        An :class:`HParams` of float32 NumPy arrays (cast to the params' dtype in ``train``).
+        An :class:`HParams` of float64 NumPy arrays (cast to the params' dtype inside ``train``).
 
     >>> from jaxreg.models import mlp
     >>> hp = make_hparams(mlp((2, 64, 128, 1)), learning_rate=0.1, dropout=[0.0, 0.5, 0.5])
@@ -111,7 +111,7 @@ def make_hparams(model, **values) -> HParams:
         elif array.ndim:
             raise ValueError(f"hparams.{name}: expected a number, got {array.tolist()}")
         _check(name, array)
-        fields[name] = array.astype(np.float32)
+        fields[name] = array  # float64: cast to the params dtype inside train, once
     return HParams(**fields)
 
 

@@ -287,7 +287,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
                 return step(carry, xb, yb, lr, first_step + i, epoch)
 
             xs = (x[:n_full * batch].reshape(n_full, batch, *x.shape[1:]),
-                  y[:n_full * batch].reshape(n_full, batch), jnp.arange(n_full))
+                  y[:n_full * batch].reshape(n_full, batch), jnp.arange(n_full, dtype=jnp.int32))
             carry, (loss_sums, acc_sums) = jax.lax.scan(scan_step, carry, xs)
             loss_sum, acc_sum = jnp.sum(loss_sums), jnp.sum(acc_sums)
             if remainder:
@@ -316,7 +316,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
 
         def block_fn(carry: _Carry, block):
             frozen_before = carry.frozen
-            epochs = block * config.eval_every + jnp.arange(config.eval_every)
+            epochs = block * config.eval_every + jnp.arange(config.eval_every, dtype=jnp.int32)
             carry, (epoch_losses, epoch_accs) = jax.lax.scan(epoch_fn, carry, epochs)
             epoch = (block + 1) * config.eval_every
             metrics = metrics_of(carry.params, epoch_losses[-1], epoch_accs[-1])
@@ -343,7 +343,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
                        diverged=jnp.zeros((), bool), diverged_epoch=zero, stopped_epoch=zero,
                        best_value=jnp.full((), jnp.inf, dtype), best_params=params, best_epoch=zero,
                        best_metrics=no_metrics, last_metrics=no_metrics, wait=jnp.zeros((), dtype))
-        carry, curves = jax.lax.scan(block_fn, carry, jnp.arange(n_evals))
+        carry, curves = jax.lax.scan(block_fn, carry, jnp.arange(n_evals, dtype=jnp.int32))
         if config.restore_best:
             has_best = carry.best_epoch > 0
             out_params = _select(has_best, carry.best_params, carry.params)
@@ -371,20 +371,45 @@ def member_key(seed, base_key: Array | None = None) -> Array:
     return jax.random.fold_in(base_key, seed)
 
 
-def train_batch(config: TrainConfig) -> Callable[..., Result]:
-    """One compiled program that trains a batch of members: ``run(seeds, hparams, init_params=None)``.
+def train_batch(config: TrainConfig, chunk_size: int | None = None) -> Callable[..., Result]:
+    """One compiled program that trains members in fixed-size chunks: ``run(seeds, hparams, init_params=None)``.
 
     ``seeds`` is an int array ``(members,)`` and ``hparams`` an :class:`HParams` stacked along the
     same axis (:func:`jaxreg.stack_hparams`); ``init_params``, if given, is shared by all. The
-    data enter as an argument. Calling again with the same number of members reuses the
-    compiled program, whatever the values.
+    data enter as an argument. Every chunk has exactly ``chunk_size`` members (the last one is
+    padded with copies of its last member, whose results are dropped), so all chunks run the
+    same compiled program, and a member's result is bitwise the same whatever chunk, position
+    or companions it has. XLA CPU may round a few reductions differently for a different batch
+    shape, so results are bitwise comparable between runs with the same ``chunk_size`` (and
+    agree to about 1e-6 otherwise).
+
+    Args:
+        config: the :class:`TrainConfig`.
+        chunk_size: members per compiled batch; default: all members at once (at least 2, since
+            XLA simplifies a batch of one into a differently rounded program).
+
+    Returns:
+        ``run(seeds, hparams, init_params=None) -> Result`` with a leading member axis.
     """
+    if chunk_size is not None:
+        _positive_int("chunk_size", chunk_size)
     train = make_train(config)
     batched = jax.jit(jax.vmap(lambda seed, hp, data, init: train(member_key(seed), hp, data, init),
                                in_axes=(0, 0, None, None)))
 
     def run(seeds, hparams: HParams, init_params: Params = None) -> Result:
-        seeds = jnp.asarray(seeds, jnp.uint32)
-        return batched(seeds, hparams, config.data, init_params)
+        seeds = np.asarray(seeds, np.uint32)
+        members = len(seeds)
+        if jax.tree_util.tree_leaves(hparams)[0].shape[0] != members:
+            raise ValueError(f"hparams: expected {members} members (one per seed), got "
+                             f"{jax.tree_util.tree_leaves(hparams)[0].shape[0]}")
+        size = chunk_size or max(members, 2)
+        chunks = []
+        for start in range(0, members, size):
+            index = np.minimum(np.arange(start, start + size), members - 1)
+            chunk_hp = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[index], hparams)
+            chunks.append(batched(seeds[index], chunk_hp, config.data, init_params))
+        stacked = jax.tree_util.tree_map(lambda *parts: jnp.concatenate(parts), *chunks)
+        return jax.tree_util.tree_map(lambda leaf: leaf[:members], stacked)
 
     return run

@@ -1,0 +1,428 @@
+"""Tests for jaxreg.losses and jaxreg.penalties: float64 oracles written in NumPy, gradients of
+every loss + penalty against central finite differences, the book's hand-written backprop, and
+the optax transforms (decoupled weight decay, L1 subgradient, proximal L1)."""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.flatten_util import ravel_pytree
+
+import jaxreg
+
+
+# ---------------------------------------------------------------- NumPy reference implementations
+
+def np_one_hot(labels, n):
+    return np.eye(n)[labels]
+
+
+def np_log_softmax(z):
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def np_bce(z, y):
+    """-y log(sigmoid z) - (1 - y) log(1 - sigmoid z), without overflow for large |z|."""
+    return np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z)))
+
+
+# The oracle checks call the losses jitted: one compile each is far cheaper on a small CPU
+# than compiling every primitive op by op, and the math is the same.
+jitted = SimpleNamespace(**{name: jax.jit(getattr(jaxreg, name)) for name in (
+    "squared_error", "mean_squared_error", "sum_squared_error", "softmax_cross_entropy",
+    "sigmoid_binary_cross_entropy", "accuracy")})
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(8, 4)), rng.integers(0, 4, size=8), rng.normal(size=(8, 4))
+
+
+# ---------------------------------------------------------------- loss oracles
+
+def test_squared_error_with_int_labels_and_with_targets(x64, batch):
+    outputs, labels, targets = batch
+    expected = 0.5 * np.mean(np.sum((outputs - np_one_hot(labels, 4)) ** 2, axis=1))
+    np.testing.assert_allclose(jitted.squared_error(jnp.asarray(outputs), jnp.asarray(labels)), expected, rtol=1e-12)
+    expected = 0.5 * np.mean(np.sum((outputs - targets) ** 2, axis=1))
+    np.testing.assert_allclose(jitted.squared_error(jnp.asarray(outputs), jnp.asarray(targets)), expected, rtol=1e-12)
+
+
+def test_squared_error_of_a_single_unit_takes_labels_as_a_column(x64):
+    outputs = np.array([[0.3], [0.9], [-0.2]])
+    labels = np.array([0, 1, 1])
+    expected = 0.5 * np.mean((outputs[:, 0] - labels) ** 2)
+    np.testing.assert_allclose(jitted.squared_error(jnp.asarray(outputs), jnp.asarray(labels)), expected, rtol=1e-12)
+
+
+def test_mean_and_sum_squared_error(x64, batch):
+    outputs, labels, targets = batch
+    for y, dense in ((labels, np_one_hot(labels, 4)), (targets, targets)):
+        np.testing.assert_allclose(jitted.mean_squared_error(jnp.asarray(outputs), jnp.asarray(y)),
+                                   np.mean((outputs - dense) ** 2), rtol=1e-12)
+        np.testing.assert_allclose(jitted.sum_squared_error(jnp.asarray(outputs), jnp.asarray(y)),
+                                   np.mean(np.sum((outputs - dense) ** 2, axis=1)), rtol=1e-12)
+
+
+def test_softmax_cross_entropy_matches_numpy(x64, batch):
+    logits, labels, _ = batch
+    expected = -np.mean(np_log_softmax(logits)[np.arange(8), labels])
+    np.testing.assert_allclose(jitted.softmax_cross_entropy(jnp.asarray(logits), jnp.asarray(labels)),
+                               expected, rtol=1e-12)
+
+
+def test_softmax_cross_entropy_is_stable_for_logits_of_magnitude_1000(x64):
+    logits = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 500.0], [999.0, 1000.0, -1000.0]])
+    labels = np.array([1, 1, 0])
+    # Per example: 2000, log(1 + e^-500) ~ 0, 1 + log(1 + e^-1): exact in float64.
+    expected = np.mean([2000.0, np.log1p(np.exp(-500.0)), 1.0 + np.log1p(np.exp(-1.0))])
+    got = jitted.softmax_cross_entropy(jnp.asarray(logits), jnp.asarray(labels))
+    assert np.isfinite(got)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    np.testing.assert_allclose(got, -np.mean(np_log_softmax(logits)[np.arange(3), labels]), rtol=1e-12)
+    with jax.enable_x64(False):  # and in float32
+        got32 = jitted.softmax_cross_entropy(jnp.asarray(logits, jnp.float32), jnp.asarray(labels))
+        assert np.isfinite(got32)
+        np.testing.assert_allclose(got32, expected, rtol=1e-6)
+
+
+def test_sigmoid_binary_cross_entropy_matches_numpy_and_is_stable(x64):
+    rng = np.random.default_rng(1)
+    logits, labels = rng.normal(size=(10, 1)) * 3, rng.integers(0, 2, size=10)
+    np.testing.assert_allclose(
+        jitted.sigmoid_binary_cross_entropy(jnp.asarray(logits), jnp.asarray(labels)),
+        np.mean(np_bce(logits[:, 0], labels)), rtol=1e-12)
+    # Large |logits|: right answers cost ~0, wrong ones cost |z|; log(sigmoid(z)) would give -inf.
+    logits, labels = np.array([[800.0], [-800.0], [800.0], [-800.0], [40.0]]), np.array([1, 0, 0, 1, 1])
+    got = jitted.sigmoid_binary_cross_entropy(jnp.asarray(logits), jnp.asarray(labels))
+    assert np.isfinite(got)
+    np.testing.assert_allclose(got, (800.0 + 800.0 + np.log1p(np.exp(-40.0))) / 5, rtol=1e-12)
+    with jax.enable_x64(False):
+        got32 = jitted.sigmoid_binary_cross_entropy(jnp.asarray(logits, jnp.float32), jnp.asarray(labels))
+        assert np.isfinite(got32)
+        np.testing.assert_allclose(got32, 320.0, rtol=1e-6)
+
+
+def test_sigmoid_binary_cross_entropy_sums_units_and_accepts_targets(x64):
+    rng = np.random.default_rng(2)
+    logits, targets = rng.normal(size=(6, 3)), rng.integers(0, 2, size=(6, 3)).astype(float)
+    np.testing.assert_allclose(
+        jitted.sigmoid_binary_cross_entropy(jnp.asarray(logits), jnp.asarray(targets)),
+        np.mean(np.sum(np_bce(logits, targets), axis=1)), rtol=1e-12)
+
+
+def test_accuracy_argmax_for_several_units_and_sign_for_one():
+    logits = jnp.array([[0.1, 0.9, 0.0], [2.0, 1.0, -1.0], [0.0, 0.0, 3.0], [1.0, 5.0, 2.0]])
+    assert float(jitted.accuracy(logits, jnp.array([1, 0, 2, 0]))) == 0.75
+    assert float(jitted.accuracy(logits, jnp.array([0, 1, 0, 0]))) == 0.0
+    single = jnp.array([[2.0], [-0.5], [0.0], [1e-3]])
+    # logit > 0 predicts 1; exactly 0 predicts 0.
+    assert float(jitted.accuracy(single, jnp.array([1, 0, 0, 1]))) == 1.0
+    assert float(jitted.accuracy(single, jnp.array([0, 1, 1, 0]))) == 0.0
+    assert float(jitted.accuracy(single, jnp.array([1, 1, 0, 1]))) == 0.75
+
+
+def test_get_loss_names_and_error():
+    assert jaxreg.get_loss("squared_error") is jaxreg.squared_error
+    assert jaxreg.get_loss("mse") is jaxreg.mean_squared_error
+    assert jaxreg.get_loss("cross_entropy") is jaxreg.softmax_cross_entropy
+    assert jaxreg.get_loss("bce") is jaxreg.sigmoid_binary_cross_entropy
+    with pytest.raises(ValueError) as info:
+        jaxreg.get_loss("hinge")
+    assert str(info.value) == "loss: expected one of 'squared_error', 'mse', 'cross_entropy', 'bce', got 'hinge'"
+
+
+# ---------------------------------------------------------------- gradients vs finite differences
+
+# name -> (loss, output units, label kind)
+GRAD_LOSSES = {
+    "squared_error": (jaxreg.squared_error, 4, "int"),
+    "squared_error_targets": (jaxreg.squared_error, 4, "targets"),
+    "mean_squared_error": (jaxreg.mean_squared_error, 4, "int"),
+    "sum_squared_error": (jaxreg.sum_squared_error, 4, "int"),
+    "softmax_cross_entropy": (jaxreg.softmax_cross_entropy, 4, "int"),
+    "sigmoid_binary_cross_entropy": (jaxreg.sigmoid_binary_cross_entropy, 1, "int"),
+}
+PENALTIES = {"none": (0.0, 0.0), "l2": (0.3, 0.0), "l1": (0.0, 0.2), "elastic_net": (0.3, 0.2)}
+MASKS = {"weights_only": None, "with_biases": jaxreg.all_params_mask}
+EPS = 1e-6
+
+
+def away_from_zero(shape, rng):
+    """Values with 0.2 <= |v| <= 1: finite differences of |w| never straddle the kink."""
+    return rng.uniform(0.2, 1.0, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+@functools.cache
+def gradient_checks():
+    """``{(loss, penalty, mask): (autodiff grad, central differences, flat params, flat mask)}``.
+
+    Everything is one compiled program (compiles dominate the run time on a small CPU): the
+    penalty strengths are traced and vmapped over, the finite differences vmapped over
+    the perturbed parameter vectors.
+    """
+    rng = np.random.default_rng(3)
+    table = {}
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.normal(size=(6, 3)))
+        setups = {}
+        for loss_name, (loss, units, label_kind) in GRAD_LOSSES.items():
+            net = jaxreg.mlp((3, 5, units), activation="tanh", dtype=jnp.float64)
+            params = jax.tree_util.tree_map(lambda p: jnp.asarray(away_from_zero(p.shape, rng)),
+                                            jax.eval_shape(net.init, jax.random.key(0)))
+            if label_kind == "targets":
+                y = jnp.asarray(rng.normal(size=(6, units)))
+            else:
+                y = jnp.asarray(rng.integers(0, max(units, 2), size=6))
+            setups[loss_name] = (loss, net, params, y)
+
+        def checks(thetas, l2, l1):
+            out = {}
+            for loss_name, (loss, net, params, y) in setups.items():
+                theta = thetas[loss_name]
+                unravel = ravel_pytree(params)[1]
+                for mask_name, mask in MASKS.items():
+                    def total(t, loss=loss, net=net, y=y, unravel=unravel, mask=mask):
+                        p = unravel(t)
+                        return loss(net.apply(p, x, logits=True), y) + jaxreg.penalty(p, l2, l1, mask=mask)
+                    steps = EPS * jnp.eye(theta.size)
+                    values = jax.vmap(total)(jnp.concatenate([theta + steps, theta - steps]))
+                    fd = (values[:theta.size] - values[theta.size:]) / (2 * EPS)
+                    out[loss_name, mask_name] = (jax.grad(total)(theta), fd)
+            return out
+
+        thetas = {name: ravel_pytree(setup[2])[0] for name, setup in setups.items()}
+        l2s, l1s = (jnp.array(v) for v in zip(*PENALTIES.values()))
+        results = jax.jit(jax.vmap(checks, in_axes=(None, 0, 0)))(thetas, l2s, l1s)
+        for (loss_name, mask_name), (grads, fds) in results.items():
+            params = setups[loss_name][2]
+            selected = (MASKS[mask_name] or jaxreg.weights_mask)(params)
+            flat_mask = ravel_pytree(jax.tree_util.tree_map(
+                lambda p, m: jnp.full(p.shape, float(m)), params, selected))[0]
+            for p, penalty_name in enumerate(PENALTIES):
+                table[loss_name, penalty_name, mask_name] = (
+                    np.asarray(grads[p]), np.asarray(fds[p]), np.asarray(thetas[loss_name]), np.asarray(flat_mask))
+    return table
+
+
+@pytest.mark.parametrize("mask_name", MASKS)
+@pytest.mark.parametrize("penalty_name", PENALTIES)
+@pytest.mark.parametrize("loss_name", GRAD_LOSSES)
+def test_gradient_of_loss_plus_penalty_matches_finite_differences(loss_name, penalty_name, mask_name):
+    table = gradient_checks()
+    grad, fd, theta, mask = table[loss_name, penalty_name, mask_name]
+    # atol covers components near zero, where float64 round-off of the differences (~1e-10) rules.
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+    # The penalty adds exactly l2 * w + l1 * sign(w) on the masked leaves, nothing elsewhere.
+    l2, l1 = PENALTIES[penalty_name]
+    loss_grad = table[loss_name, "none", mask_name][0]
+    np.testing.assert_allclose(grad - loss_grad, mask * (l2 * theta + l1 * np.sign(theta)), rtol=1e-12, atol=1e-14)
+
+
+def test_default_mask_leaves_biases_out_of_the_gradient():
+    grad, _, theta, mask = gradient_checks()["squared_error", "elastic_net", "weights_only"]
+    loss_grad = gradient_checks()["squared_error", "none", "weights_only"][0]
+    assert 0 < mask.sum() < mask.size
+    np.testing.assert_array_equal((grad - loss_grad)[mask == 0], 0.0)
+
+
+@pytest.mark.parametrize("activation, relu2deriv", [("relu", lambda out: out > 0),
+                                                     ("relu_book", lambda out: out >= 0)])
+def test_sgd_on_squared_error_replays_the_books_backprop(x64, activation, relu2deriv):
+    alpha = 0.05
+    rng = np.random.default_rng(4)
+    images, labels = rng.uniform(0.0, 1.0, (5, 6)), rng.integers(0, 3, 5)
+    net = jaxreg.mlp((6, 5, 3), activation=activation, bias=False, dtype=jnp.float64)
+    params = [{"w": jnp.asarray(layer["w"])} for layer in jaxreg.numpy_uniform_init((6, 5, 3), seed=1)]
+    w01, w12 = (np.array(layer["w"]) for layer in params)
+
+    @jax.jit
+    def sgd_step(params, image, label):
+        grads = jax.grad(lambda p: jaxreg.squared_error(net.apply(p, image), label))(params)
+        return jax.tree_util.tree_map(lambda w, g: w - alpha * g, params, grads)
+
+    saw_negative = False
+    for i in range(len(images)):
+        params = sgd_step(params, jnp.asarray(images[i:i + 1]), jnp.asarray(labels[i:i + 1]))
+        # The book, chapter 8: deltas first (with the old weights), then both updates.
+        layer_0 = images[i:i + 1]
+        layer_1 = np.maximum(layer_0.dot(w01), 0.0)
+        layer_2 = layer_1.dot(w12)
+        layer_2_delta = np.eye(3)[labels[i:i + 1]] - layer_2
+        layer_1_delta = layer_2_delta.dot(w12.T) * relu2deriv(layer_1)
+        w12 += alpha * layer_1.T.dot(layer_2_delta)
+        w01 += alpha * layer_0.T.dot(layer_1_delta)
+        saw_negative |= bool((layer_0.dot(w01) < 0).any())
+        np.testing.assert_allclose(params[0]["w"], w01, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(params[1]["w"], w12, rtol=1e-12, atol=1e-12)
+    assert saw_negative, "no hidden unit was ever negative: relu and relu_book would agree"
+
+
+# ---------------------------------------------------------------- penalty
+
+def penalty_params(dtype=np.float64):
+    rng = np.random.default_rng(5)
+    return [{"w": rng.normal(size=(3, 4)).astype(dtype), "b": rng.normal(size=4).astype(dtype)},
+            {"w": rng.normal(size=(4, 2)).astype(dtype), "b": rng.normal(size=2).astype(dtype)}]
+
+
+def np_penalty(params, l2, l1, selected):
+    leaves = [layer[name] for i, layer in enumerate(params) for name in ("w", "b") if selected(i, name)]
+    return 0.5 * l2 * sum((v ** 2).sum() for v in leaves) + l1 * sum(np.abs(v).sum() for v in leaves)
+
+
+def as_jnp(tree):
+    return jax.tree_util.tree_map(jnp.asarray, tree)
+
+
+@pytest.mark.parametrize("l2, l1", [(0.0, 0.0), (0.3, 0.0), (0.0, 0.2), (0.3, 0.2)])
+def test_penalty_is_half_l2_squares_plus_l1_abs_over_weights_only(x64, l2, l1):
+    params = penalty_params()
+    got = jaxreg.penalty(as_jnp(params), l2, l1)
+    np.testing.assert_allclose(got, np_penalty(params, l2, l1, lambda i, name: name == "w"), rtol=1e-12)
+    with_biases = jaxreg.penalty(as_jnp(params), l2, l1, mask=jaxreg.all_params_mask)
+    np.testing.assert_allclose(with_biases, np_penalty(params, l2, l1, lambda i, name: True), rtol=1e-12)
+    if l2 or l1:
+        assert with_biases > got
+
+
+def test_penalty_with_a_bool_pytree_mask_and_with_a_callable_mask(x64):
+    params = penalty_params()
+    tree = [{"w": True, "b": False}, {"w": False, "b": True}]
+    expected = np_penalty(params, 0.3, 0.2, lambda i, name: tree[i][name])
+    np.testing.assert_allclose(jaxreg.penalty(as_jnp(params), 0.3, 0.2, mask=tree), expected, rtol=1e-12)
+    np.testing.assert_allclose(jaxreg.penalty(as_jnp(params), 0.3, 0.2, mask=lambda p: tree), expected, rtol=1e-12)
+    assert jaxreg.weights_mask(as_jnp(params)) == [{"w": True, "b": False}] * 2
+    assert jaxreg.all_params_mask(as_jnp(params)) == [{"w": True, "b": True}] * 2
+
+
+def test_weights_mask_finds_w_in_nested_dicts_and_named_tuples():
+    class Layer(tuple):
+        pass
+
+    params = {"encoder": {"w": jnp.ones(2), "b": jnp.ones(2), "scale": jnp.ones(1)},
+              "head": optax.EmptyState(), "extra": [{"w": jnp.ones(3)}]}
+    mask = jaxreg.weights_mask(params)
+    assert mask == {"encoder": {"w": True, "b": False, "scale": False}, "head": optax.EmptyState(),
+                    "extra": [{"w": True}]}
+    assert float(jaxreg.penalty(params, l2=2.0)) == 5.0  # 0.5 * 2 * (2 + 3)
+
+
+def test_penalty_under_jit_with_traced_strengths_equals_eager():
+    params = as_jnp(penalty_params(np.float32))
+    jitted = jax.jit(jaxreg.penalty)
+    for l2, l1 in ((0.3, 0.0), (0.01, 0.5)):
+        eager = jaxreg.penalty(params, l2, l1)
+        np.testing.assert_allclose(jitted(params, jnp.float32(l2), jnp.float32(l1)), eager, rtol=1e-6)
+    assert jitted._cache_size() == 1  # strengths are traced, not baked in
+
+
+def test_weight_norm(x64):
+    params = penalty_params()
+    expected = np.sqrt(sum((layer["w"] ** 2).sum() for layer in params))
+    np.testing.assert_allclose(jaxreg.weight_norm(as_jnp(params)), expected, rtol=1e-12)
+    everything = np.sqrt(sum((v ** 2).sum() for layer in params for v in layer.values()))
+    np.testing.assert_allclose(jaxreg.weight_norm(as_jnp(params), mask=jaxreg.all_params_mask), everything,
+                               rtol=1e-12)
+
+
+# ---------------------------------------------------------------- optax transforms
+
+def transform_inputs():
+    rng = np.random.default_rng(6)
+    params = [{"w": rng.normal(size=(30, 20)).astype(np.float32), "b": rng.normal(size=20).astype(np.float32)}]
+    params[0]["w"][0, :3] = 0.0  # sign(0) = 0: no L1 pull on a weight already at zero
+    updates = [{"w": (0.3 * rng.normal(size=(30, 20))).astype(np.float32),
+                "b": (0.3 * rng.normal(size=20)).astype(np.float32)}]
+    return params, updates
+
+
+def test_decoupled_weight_decay_adds_decay_to_weights_only():
+    params, updates = transform_inputs()
+    tx = jaxreg.decoupled_weight_decay(0.1)
+    new, _ = tx.update(as_jnp(updates), tx.init(as_jnp(params)), as_jnp(params))
+    np.testing.assert_allclose(new[0]["w"], updates[0]["w"] + np.float32(0.1) * params[0]["w"], rtol=1e-6)
+    np.testing.assert_array_equal(new[0]["b"], updates[0]["b"])
+    tx = jaxreg.decoupled_weight_decay(0.1, mask=jaxreg.all_params_mask)
+    new, _ = tx.update(as_jnp(updates), tx.init(as_jnp(params)), as_jnp(params))
+    np.testing.assert_allclose(new[0]["b"], updates[0]["b"] + np.float32(0.1) * params[0]["b"], rtol=1e-6)
+
+
+def test_l1_decay_adds_strength_times_sign_to_weights_only():
+    params, updates = transform_inputs()
+    tx = jaxreg.l1_decay(0.05)
+    new, _ = tx.update(as_jnp(updates), tx.init(as_jnp(params)), as_jnp(params))
+    np.testing.assert_allclose(new[0]["w"], updates[0]["w"] + np.float32(0.05) * np.sign(params[0]["w"]), rtol=1e-6)
+    np.testing.assert_array_equal(new[0]["w"][0, :3], updates[0]["w"][0, :3])  # zero weights: no pull
+    np.testing.assert_array_equal(new[0]["b"], updates[0]["b"])
+
+
+def test_proximal_l1_soft_thresholds_to_exact_zeros():
+    params, updates = transform_inputs()
+    threshold = np.float32(0.4)
+    tx = jaxreg.proximal_l1(threshold)
+    new, _ = tx.update(as_jnp(updates), tx.init(as_jnp(params)), as_jnp(params))
+    moved = params[0]["w"] + updates[0]["w"]  # float32, as the transform computes it
+    shrunk = np.sign(moved) * np.maximum(np.abs(moved) - threshold, 0.0)
+    np.testing.assert_allclose(jaxreg.soft_threshold(jnp.asarray(moved), threshold), shrunk, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(new[0]["w"], shrunk - params[0]["w"], rtol=1e-6, atol=1e-6)
+    applied = optax.apply_updates(as_jnp(params), new)
+    w = np.asarray(applied[0]["w"])
+    n_zero = int((np.abs(moved) <= threshold).sum())
+    assert 50 < n_zero < w.size
+    assert int((w == 0.0).sum()) == n_zero
+    np.testing.assert_allclose(w, shrunk, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(new[0]["b"], updates[0]["b"])  # biases: update passes through
+    np.testing.assert_array_equal(applied[0]["b"], params[0]["b"] + updates[0]["b"])
+
+
+def test_proximal_l1_after_sgd_is_an_ista_step():
+    params, updates = transform_inputs()
+    grads = updates
+    lr, l1 = 0.1, 2.0
+    tx = optax.chain(optax.sgd(lr), jaxreg.proximal_l1(lr * l1))
+    new, _ = tx.update(as_jnp(grads), tx.init(as_jnp(params)), as_jnp(params))
+    w = np.asarray(optax.apply_updates(as_jnp(params), new)[0]["w"])
+    step = params[0]["w"] - np.float32(lr) * grads[0]["w"]
+    np.testing.assert_allclose(w, np.sign(step) * np.maximum(np.abs(step) - np.float32(lr * l1), 0), rtol=1e-5,
+                               atol=1e-6)
+    assert (w == 0.0).sum() == (np.abs(step) <= np.float32(lr * l1)).sum()
+
+
+def test_transforms_take_traced_strengths_under_jit():
+    params, updates = transform_inputs()
+
+    @jax.jit
+    def step(params, updates, weight_decay, threshold):
+        tx = optax.chain(jaxreg.decoupled_weight_decay(weight_decay), jaxreg.proximal_l1(threshold))
+        return tx.update(updates, tx.init(params), params)[0]
+
+    params, updates = as_jnp(params), as_jnp(updates)
+    for weight_decay, threshold in ((0.1, 0.4), (0.0, 0.05)):
+        eager_tx = optax.chain(jaxreg.decoupled_weight_decay(weight_decay), jaxreg.proximal_l1(threshold))
+        eager = eager_tx.update(updates, eager_tx.init(params), params)[0]
+        jitted = step(params, updates, jnp.float32(weight_decay), jnp.float32(threshold))
+        for a, b in zip(jax.tree_util.tree_leaves(jitted), jax.tree_util.tree_leaves(eager)):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("make, name", [(jaxreg.l1_decay, "l1_decay"), (jaxreg.proximal_l1, "proximal_l1")])
+def test_l1_transforms_without_params_raise(make, name):
+    params, updates = transform_inputs()
+    tx = make(0.1)
+    with pytest.raises(ValueError) as info:
+        tx.update(as_jnp(updates), tx.init(as_jnp(params)))
+    assert str(info.value) == f"{name}: params are required by update(updates, state, params)"
+
+
+def test_soft_threshold_oracle():
+    x = jnp.array([-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.5])
+    np.testing.assert_array_equal(jaxreg.soft_threshold(x, 1.0), [-2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.5])

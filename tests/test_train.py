@@ -1,0 +1,273 @@
+"""The training engine: batch invariance, book replay, early stopping, divergence, no retrace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxreg
+from jaxreg import train as train_lib
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def tree_equal(a, b) -> bool:
+    return all(np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
+               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def take(tree, i):
+    return jax.tree_util.tree_map(lambda leaf: leaf[i], tree)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return jaxreg.data.load("digits", key=0, n_train=200)
+
+
+@pytest.fixture(scope="module")
+def small_config(digits):
+    net = jaxreg.mlp((64, 32, 10))
+    return jaxreg.TrainConfig(model=net, data=digits, loss="cross_entropy", optimizer="momentum",
+                              epochs=6, batch_size=32, eval_every=2, dropout=True)
+
+
+def member_hparams(net, i: int):
+    """A distinct, valid configuration for member ``i``."""
+    return jaxreg.make_hparams(net, learning_rate=0.02 + 0.01 * (i % 7), l2=1e-4 * (i % 3),
+                               dropout=[0.0, 0.1 * (i % 5)], momentum=0.5 + 0.05 * (i % 4))
+
+
+def max_relative_difference(a, b) -> float:
+    """The largest ``max|a - b| / max|b|`` over leaves (NaNs must coincide)."""
+    worst = 0.0
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        both = np.isfinite(x) & np.isfinite(y)
+        assert np.array_equal(np.isnan(x), np.isnan(y))
+        scale = max(float(np.max(np.abs(y[both]), initial=0)), 1e-30)
+        worst = max(worst, float(np.max(np.abs(x - y)[both], initial=0)) / scale)
+    return worst
+
+
+def test_batch_invariance(small_config):
+    net = small_config.model
+    run = jaxreg.train_batch(small_config, chunk_size=64)
+    hps = [member_hparams(net, i) for i in range(64)]
+    seeds = np.arange(64) % 5
+    batch = run(seeds, jaxreg.stack_hparams(hps))
+    target = 37
+    reference = take(batch, target)
+
+    # Bitwise, with the same chunk size: alone, at another position among other companions,
+    # and as one of several chunks of a larger sweep.
+    alone = take(run(seeds[target:target + 1], jaxreg.stack_hparams([hps[target]])), 0)
+    moved = [member_hparams(net, 100 + i) for i in range(63)]
+    moved.insert(5, hps[target])
+    moved_seeds = np.insert(np.arange(63) % 3, 5, seeds[target])
+    other = take(run(moved_seeds, jaxreg.stack_hparams(moved)), 5)
+    bigger = [member_hparams(net, 200 + i) for i in range(99)] + [hps[target]]
+    bigger_seeds = np.append(np.arange(99) % 4, seeds[target])
+    chunked = take(run(bigger_seeds, jaxreg.stack_hparams(bigger)), 99)
+    for result in (alone, other, chunked):
+        assert tree_equal(result, reference)
+
+    # A different batch shape (a batch of 8, or no vmap at all) lets XLA CPU round the softmax
+    # cross-entropy's log-sum-exp reduction differently: equal to 1e-6 relative, not bitwise.
+    small = take(jaxreg.train_batch(small_config)(np.full(8, seeds[target]),
+                                                  jaxreg.stack_hparams([hps[target]] * 8)), 5)
+    single = jax.jit(jaxreg.make_train(small_config))(
+        jaxreg.member_key(int(seeds[target])), hps[target], small_config.data, None)
+    for result in (small, single):
+        assert max_relative_difference(result, reference) < 1e-6
+        assert int(result.best_epoch) == int(reference.best_epoch)
+
+
+def test_shared_seed_shares_initial_weights(small_config):
+    net = small_config.model
+    train = jaxreg.make_train(small_config)
+    init = net.init(jax.random.split(jaxreg.member_key(3), 3)[0])
+    a = jax.jit(train)(jaxreg.member_key(3), member_hparams(net, 1), small_config.data, None)
+    b = jax.jit(train)(jaxreg.member_key(3), member_hparams(net, 1), small_config.data, init)
+    assert tree_equal(a.params, b.params)
+
+
+def test_changing_hparams_values_does_not_retrace(small_config):
+    traces = []
+    train = jaxreg.make_train(small_config)
+
+    def counted(seed, hp, data, init):
+        traces.append(1)
+        return train(jaxreg.member_key(seed), hp, data, init)
+
+    batched = jax.jit(jax.vmap(counted, in_axes=(0, 0, None, None)))
+    net = small_config.model
+    for offset in (0, 10, 20):
+        hp = jaxreg.stack_hparams([member_hparams(net, offset + i) for i in range(4)])
+        jax.block_until_ready(batched(jnp.arange(4), hp, small_config.data, None))
+    assert len(traces) == 1
+
+
+def test_last_smaller_batch_is_trained_on(digits):
+    # 200 examples in batches of 64: three full batches and one of 8, all of them used.
+    net = jaxreg.mlp((64, 10))
+    config = jaxreg.TrainConfig(model=net, data=digits, loss="squared_error", optimizer="sgd",
+                                epochs=1, batch_size=64, shuffle=False, dropout=False,
+                                restore_best=False)
+    hp = jaxreg.make_hparams(net, learning_rate=0.1)
+    result = jax.jit(jaxreg.make_train(config))(jaxreg.member_key(0), hp, config.data, None)
+    w = np.asarray(net.init(jax.random.split(jaxreg.member_key(0), 3)[0])[0]["w"], np.float64)
+    b = np.zeros(10)
+    x, y = np.asarray(digits.train.x, np.float64), np.eye(10)[digits.train.y]
+    for start in range(0, 200, 64):
+        xb, yb = x[start:start + 64], y[start:start + 64]
+        delta = (xb @ w + b - yb) / len(xb)
+        w, b = w - 0.1 * xb.T @ delta, b - 0.1 * delta.sum(0)
+    np.testing.assert_allclose(result.params[0]["w"], w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.params[0]["b"], b, rtol=1e-5, atol=1e-6)
+
+
+def book_numpy(images, labels, weights, alpha, epochs, book_derivative=False):
+    """Per-example SGD exactly as Grokking Deep Learning ch. 8 writes it, float64.
+
+    With ``book_derivative`` the ReLU mask is the book's ``relu2deriv(layer_1)``, computed on the
+    layer's output (always true); otherwise the true gradient's ``layer_1_input > 0``.
+    """
+    w01, w12 = (w.copy() for w in weights)
+    one_hot = np.eye(10)[labels]
+    history = []
+    for _ in range(epochs):
+        error, correct = 0.0, 0
+        for i in range(len(images)):
+            layer_0 = images[i:i + 1]
+            z1 = layer_0.dot(w01)
+            layer_1 = (z1 >= 0) * z1
+            layer_2 = layer_1.dot(w12)
+            error += np.sum((one_hot[i:i + 1] - layer_2) ** 2)
+            correct += int(np.argmax(layer_2) == labels[i])
+            layer_2_delta = one_hot[i:i + 1] - layer_2
+            mask = (layer_1 >= 0) if book_derivative else (z1 > 0)
+            layer_1_delta = layer_2_delta.dot(w12.T) * mask
+            w12 += alpha * layer_1.T.dot(layer_2_delta)
+            w01 += alpha * layer_0.T.dot(layer_1_delta)
+        out = np.maximum(images.dot(w01), 0).dot(w12)
+        history.append(dict(epoch_err=error / len(images), epoch_acc=correct / len(images),
+                            train_err=np.mean(np.sum((one_hot - out) ** 2, axis=1)),
+                            train_acc=np.mean(np.argmax(out, 1) == labels), w01=w01.copy(),
+                            w12=w12.copy()))
+    return history
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mnist").exists(), reason="needs ../shared/data/mnist")
+@pytest.mark.parametrize("activation", ["relu", "relu_book"])
+def test_book_replay_matches_numpy_epoch_by_epoch(activation):
+    ds = jaxreg.data.load("mnist", data_dir=SHARED_DATA, n_train=200, n_val=0, n_test=100)
+    init = jaxreg.numpy_uniform_init((784, 40, 10), seed=1)
+    with jax.enable_x64(True):
+        data = train_lib.Data(*(train_lib.Split(np.asarray(s.x, np.float64), s.y)
+                                for s in (ds.train, ds.val, ds.test)))
+        net = jaxreg.mlp((784, 40, 10), activation=activation, bias=False, dtype=jnp.float64)
+        config = jaxreg.TrainConfig(model=net, data=data, loss="squared_error", optimizer="sgd",
+                                    epochs=1, batch_size=1, shuffle=False, dropout=False,
+                                    monitor="train_loss", restore_best=False)
+        train = jax.jit(jaxreg.make_train(config))
+        hp = jaxreg.make_hparams(net, learning_rate=0.005)
+        params, replay = init, []
+        for _ in range(3):  # one epoch per call, so every epoch's params can be compared
+            result = train(jaxreg.member_key(0), hp, data, params)
+            params = result.params
+            replay.append(result)
+    expected = book_numpy(data.train.x, np.asarray(ds.train.y), [p["w"] for p in init], 0.005, 3,
+                          book_derivative=activation == "relu_book")
+    for got, want in zip(replay, expected):
+        np.testing.assert_allclose(got.params[0]["w"], want["w01"], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(got.params[1]["w"], want["w12"], rtol=0, atol=1e-9)
+        # The book prints the summed squared error; jaxreg's loss is half of it.
+        np.testing.assert_allclose(2 * np.asarray(got.curves["epoch_loss"])[-1], want["epoch_err"], atol=1e-9)
+        np.testing.assert_allclose(got.curves["epoch_accuracy"][-1], want["epoch_acc"], atol=1e-12)
+        np.testing.assert_allclose(2 * np.asarray(got.curves["train_loss"])[-1], want["train_err"], atol=1e-9)
+        np.testing.assert_allclose(got.curves["train_accuracy"][-1], want["train_acc"], atol=1e-12)
+
+
+def test_early_stopping_restores_each_members_own_best(digits):
+    net = jaxreg.mlp((64, 64, 10))
+    base = dict(model=net, data=digits, loss="cross_entropy", optimizer="adam", epochs=40,
+                batch_size=20, eval_every=1, dropout=False)
+    config = jaxreg.TrainConfig(**base)
+    patiences = [1, 2, 3, 5, 8, np.inf]
+    hps = jaxreg.stack_hparams([jaxreg.make_hparams(net, learning_rate=0.01, patience=p)
+                                for p in patiences])
+    result = jaxreg.train_batch(config)(np.zeros(len(patiences), int), hps)
+    best, stopped = np.asarray(result.best_epoch), np.asarray(result.stopped_epoch)
+    assert (best > 0).all()
+    assert stopped[0] > 0 and stopped[-1] == 0  # patience 1 fires, patience inf never does
+    assert len(set(stopped.tolist())) > 2
+    for i, p in enumerate(patiences):
+        if stopped[i]:
+            assert stopped[i] - best[i] == p
+            assert np.isnan(result.curves["val_loss"][i, stopped[i]:]).all()
+        # Replaying the member for exactly its best epoch count gives its returned params.
+        replay_config = jaxreg.TrainConfig(**{**base, "epochs": int(best[i]), "restore_best": False})
+        replay = jaxreg.train_batch(replay_config, chunk_size=len(patiences))(np.zeros(1, int), jaxreg.stack_hparams(
+            [jaxreg.make_hparams(net, learning_rate=0.01)]))
+        assert tree_equal(take(replay.params, 0), take(result.params, i))
+        assert float(result.final["val_loss"][i]) == float(result.curves["val_loss"][i, best[i] - 1])
+
+
+def test_divergent_member_is_isolated(small_config):
+    net = small_config.model
+    # Squared error on a linear output: a learning rate of 50 overflows within a few steps.
+    config = jaxreg.TrainConfig(**{**vars(small_config), "loss": "squared_error"})
+    run = jaxreg.train_batch(config, chunk_size=16)
+    hps = [member_hparams(net, i) for i in range(16)]
+    seeds = np.arange(16)
+    blown = list(hps)
+    blown[6] = jaxreg.make_hparams(net, learning_rate=50.0, momentum=0.9)
+    with_bad = run(seeds, jaxreg.stack_hparams(blown))
+    keep = [i for i in range(16) if i != 6]
+    without = run(seeds[keep], jaxreg.stack_hparams([hps[i] for i in keep]))
+    assert bool(with_bad.diverged[6]) and int(with_bad.diverged_epoch[6]) >= 1
+    assert not np.asarray(with_bad.diverged)[keep].any()
+    assert all(np.isfinite(leaf[6]).all() for leaf in jax.tree_util.tree_leaves(with_bad.params))
+    assert tree_equal(take(with_bad, np.array(keep)), without)
+
+
+def test_config_errors_name_field_allowed_and_given(digits):
+    net = jaxreg.mlp((64, 10))
+    cases = [
+        (dict(optimizer="rmsprop"),
+         "optimizer: expected one of 'sgd', 'momentum', 'ema_momentum', 'adam', 'adamw', got 'rmsprop'"),
+        (dict(epochs=0), "epochs: expected an integer >= 1, got 0"),
+        (dict(epochs=10, eval_every=3), "eval_every: expected a divisor of epochs=10, got 3"),
+        (dict(batch_size=5000),
+         "batch_size: expected an integer in [1, 200] (the training set size) or None for full batch, got 5000"),
+        (dict(loss="hinge"), "loss: expected one of 'squared_error', 'mse', 'cross_entropy', 'bce', got 'hinge'"),
+        (dict(monitor="val_f1"),
+         "monitor: expected one of 'val_loss', 'val_accuracy', 'train_loss', 'train_accuracy', got 'val_f1'"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(ValueError) as info:
+            jaxreg.TrainConfig(model=net, data=digits, **overrides)
+        assert str(info.value) == message
+
+
+def test_hparams_errors_name_field_allowed_and_given():
+    net = jaxreg.mlp((2, 8, 8, 1))
+    cases = [
+        (dict(learning_rate=0.0), "hparams.learning_rate: expected a finite number > 0, got 0.0"),
+        (dict(dropout=[0.0, 1.5, 0.0]), "hparams.dropout: expected drop probabilities in [0, 1), got 1.5"),
+        (dict(dropout=[0.0, 0.5]), "hparams.dropout: expected a scalar or 3 per-layer rates, got [0.0, 0.5]"),
+        (dict(momentum=1.0), "hparams.momentum: expected a number in [0, 1), got 1.0"),
+        (dict(l2=-1e-3), "hparams.l2: expected a finite number >= 0, got -0.001"),
+        (dict(patience=0), "hparams.patience: expected a number > 0 (inf: never stop), got 0.0"),
+        (dict(weight_decy=0.1), "hparams: expected names among learning_rate, momentum, lr_decay, l2, "
+                                "l1, weight_decay, dropout, dropconnect, patience, min_delta, got 'weight_decy'"),
+    ]
+    for values, message in cases:
+        with pytest.raises(ValueError) as info:
+            jaxreg.make_hparams(net, **values)
+        assert str(info.value) == message
