@@ -35,6 +35,9 @@ class HParams(NamedTuple):
         patience: early stopping: epochs without improvement of the monitored metric before
             the member stops; ``inf`` never stops.
         min_delta: early stopping: the least change that counts as an improvement.
+        restore_best: 1 to return the params of the best evaluation of the monitored metric
+            (also when stopping never fired), 0 for the last params. Default: 1 when
+            ``patience`` is finite (early stopping is on), else 0.
     """
 
     learning_rate: Array
@@ -47,10 +50,12 @@ class HParams(NamedTuple):
     dropconnect: Array
     patience: Array
     min_delta: Array
+    restore_best: Array
 
 
 DEFAULTS = dict(learning_rate=0.01, momentum=0.9, lr_decay=0.0, l2=0.0, l1=0.0, weight_decay=0.0,
-                dropout=0.0, dropconnect=0.0, patience=math.inf, min_delta=0.0)
+                dropout=0.0, dropconnect=0.0, patience=math.inf, min_delta=0.0,
+                restore_best=None)  # None: 1 if patience is finite, else 0
 
 # (low, high, low inclusive, high inclusive, description) for each scalar field.
 _RANGES = {
@@ -64,12 +69,15 @@ _RANGES = {
     "dropconnect": (0.0, 1.0, True, False, "drop probabilities in [0, 1)"),
     "patience": (0.0, math.inf, False, True, "a number > 0 (inf: never stop)"),
     "min_delta": (0.0, math.inf, True, False, "a finite number >= 0"),
+    "restore_best": (0.0, 1.0, True, True, "0 or 1 (or a bool)"),
 }
 
 
 def _check(name: str, value: np.ndarray) -> None:
     low, high, low_in, high_in, allowed = _RANGES[name]
     ok = (value >= low if low_in else value > low) & (value <= high if high_in else value < high)
+    if name == "restore_best":
+        ok = (value == 0.0) | (value == 1.0)
     if not np.all(ok):
         bad = value[~ok].ravel()[0]
         raise ValueError(f"hparams.{name}: expected {allowed}, got {bad.item()}")
@@ -98,6 +106,8 @@ def make_hparams(model, **values) -> HParams:
     fields = {}
     for name in HParams._fields:
         value = values.get(name, DEFAULTS[name])
+        if name == "restore_best" and value is None:
+            value = float(np.isfinite(fields["patience"]))
         try:
             array = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):

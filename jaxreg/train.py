@@ -19,11 +19,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 
 from jaxreg import losses
 from jaxreg.hparams import HParams, as_dtype
 from jaxreg.models import Model
-from jaxreg.penalties import penalty, soft_threshold, weight_norm, weights_mask
+from jaxreg.penalties import soft_threshold, weights_mask
 
 Array = jax.Array
 Params = Any
@@ -79,8 +80,6 @@ class TrainConfig:
         monitor: the early-stopping metric, one of ``MONITORS``.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (min for losses, max for accuracies).
         start_epoch: evaluations before this epoch neither count as best nor use up patience.
-        restore_best: return the params of the best evaluation (also when stopping never
-            fired) instead of the last ones.
         l1_mode: ``"subgradient"`` adds ``l1 * sum(|w|)`` to the loss; ``"proximal"`` applies a
             soft-threshold step after each update, which produces exact zeros.
         dropout: compile the dropout path; set False when no member drops units, to skip
@@ -100,7 +99,6 @@ class TrainConfig:
     monitor: str = "val_loss"
     mode: str = "auto"
     start_epoch: int = 0
-    restore_best: bool = True
     l1_mode: str = "subgradient"
     dropout: bool = True
     dropconnect: bool = False
@@ -148,14 +146,15 @@ class Result(NamedTuple):
     """What ``train`` returns for one member (every field gains a leading axis under vmap).
 
     Attributes:
-        params: the best evaluation's params when ``restore_best`` (and a best exists), else the
-            last params (for a diverged member: its last finite params).
+        params: the best evaluation's params when ``hparams.restore_best`` is 1 (and a best
+            exists), else the last params (for a diverged member: its last finite params).
         final: metrics of the returned params, a dict over ``METRICS`` (NaN where not evaluated).
         curves: a dict over ``METRICS`` of arrays with one entry per evaluation; NaN after the
             member stopped or diverged.
         best_epoch: epoch of the best evaluation (0: none).
         stopped_epoch: epoch at which early stopping fired (0: never).
-        diverged: whether the loss or params turned non-finite.
+        diverged: whether the loss or params turned non-finite; the member then keeps its params
+            from the start of that epoch, the last known finite.
         diverged_epoch: the epoch during which that happened (0: never).
     """
 
@@ -184,21 +183,17 @@ class _Carry(NamedTuple):
 
 
 def _direction(optimizer: str, hp: HParams) -> optax.GradientTransformation:
-    """The update direction before the learning rate: lr decays per epoch, so it is applied last."""
+    """The update direction before the learning rate and decoupled weight decay.
+
+    The learning rate decays per epoch, so it is applied last, by the training step.
+    """
     if optimizer == "sgd":
-        base = optax.identity()
-    elif optimizer == "momentum":
-        base = optax.trace(decay=hp.momentum)
-    elif optimizer == "ema_momentum":
-        base = optax.ema(decay=hp.momentum, debias=False)
-    else:
-        base = optax.scale_by_adam(b1=hp.momentum)
-    return optax.chain(base, optax.add_decayed_weights(hp.weight_decay, mask=weights_mask))
-
-
-def _all_finite(tree) -> Array:
-    # One reduction per leaf: inf and NaN propagate through a sum.
-    return jnp.isfinite(sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(tree)))
+        return optax.identity()
+    if optimizer == "momentum":
+        return optax.trace(decay=hp.momentum)
+    if optimizer == "ema_momentum":
+        return optax.ema(decay=hp.momentum, debias=False)
+    return optax.scale_by_adam(b1=hp.momentum)
 
 
 def _select(flag: Array, on_true, on_false):
@@ -226,6 +221,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
     steps_per_epoch = n_full + (remainder > 0)
     n_evals = config.epochs // config.eval_every
     sign = 1.0 if config.minimize else -1.0
+    monitor_index = METRICS.index(config.monitor)
     has_val, has_test = len(config.data.val.y) > 0, config.eval_test and len(config.data.test.y) > 0
     proximal = config.l1_mode == "proximal"
 
@@ -233,46 +229,41 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
         data = config.data if data is None else data
         init_key, order_key, dropout_key = jax.random.split(key, 3)
         params = model.init(init_key) if init_params is None else init_params
-        dtype = jax.tree_util.tree_leaves(params)[0].dtype
+        # The loop carries params as ONE flat vector: the update, the masks, the finiteness
+        # check and the best-params copy are then one kernel each instead of one per layer,
+        # which is what a step of a small network costs on a CPU.
+        flat, unravel = ravel_pytree(params)
+        dtype = flat.dtype
+        decay_mask, _ = ravel_pytree(jax.tree_util.tree_map(
+            lambda p, m: jnp.full(p.shape, m, dtype), params, weights_mask(params)))
         hp = as_dtype(hparams, dtype)
         optimizer = _direction(config.optimizer, hp)
         l1_in_loss = jnp.zeros((), dtype) if proximal else hp.l1
         drop = hp.dropout if config.dropout else 0.0
         connect = hp.dropconnect if config.dropconnect else 0.0
         stochastic = config.dropout or config.dropconnect
+        names = ["train"] + ["val"] * has_val + ["test"] * has_test
+        splits = [getattr(data, name) for name in names]
+        eval_x = jnp.concatenate([s.x.astype(dtype) for s in splits])
+        bounds = np.cumsum([0] + [len(s.y) for s in splits])
 
-        def objective(p, x, y, step_key):
-            logits = model.apply(p, x, key=step_key if stochastic else None,
+        def objective(w, x, y, step_key):
+            logits = model.apply(unravel(w), x, key=step_key if stochastic else None,
                                  dropout=drop, dropconnect=connect, logits=True)
             data_loss = loss_fn(logits, y)
             return data_loss, (data_loss, losses.accuracy(logits, y))
 
-        def penalized(grads, params):
-            # The penalty's gradient, added directly: its value is only needed at evaluations.
-            return jax.tree_util.tree_map(
-                lambda g, p, m: g + hp.l2 * p + l1_in_loss * jnp.sign(p) if m else g,
-                grads, params, weights_mask(params))
-
-        def step(carry: _Carry, x, y, lr, step_index, epoch):
+        def step(state, x, y, lr, step_index):
+            w, opt_state = state
             step_key = jax.random.fold_in(dropout_key, step_index)
-            grads, (data_loss, acc) = jax.grad(objective, has_aux=True)(carry.params, x, y, step_key)
-            grads = penalized(grads, carry.params)
-            direction, opt_state = optimizer.update(grads, carry.opt_state, carry.params)
-            new_params = jax.tree_util.tree_map(lambda p, d: p - lr * d, carry.params, direction)
+            grads, (data_loss, acc) = jax.grad(objective, has_aux=True)(w, x, y, step_key)
+            # The penalty's gradient, added directly: its value is only needed at evaluations.
+            grads = grads + decay_mask * (hp.l2 * w + l1_in_loss * jnp.sign(w))
+            direction, opt_state = optimizer.update(grads, opt_state, w)
+            w = w - lr * (direction + hp.weight_decay * decay_mask * w)
             if proximal:
-                mask = weights_mask(new_params)
-                new_params = jax.tree_util.tree_map(
-                    lambda p, m: soft_threshold(p, lr * hp.l1) if m else p, new_params, mask)
-            ok = jnp.isfinite(data_loss) & _all_finite(new_params)
-            keep = carry.frozen | ~ok
-            newly_diverged = ~carry.frozen & ~ok
-            carry = carry._replace(
-                params=_select(keep, carry.params, new_params),
-                opt_state=_select(keep, carry.opt_state, opt_state),
-                frozen=carry.frozen | ~ok,
-                diverged=carry.diverged | newly_diverged,
-                diverged_epoch=jnp.where(newly_diverged, epoch + 1, carry.diverged_epoch))
-            return carry, (data_loss * x.shape[0], acc * x.shape[0])
+                w = jnp.where(decay_mask > 0, soft_threshold(w, lr * hp.l1), w)
+            return (w, opt_state), (data_loss * x.shape[0], acc * x.shape[0])
 
         def epoch_fn(carry: _Carry, epoch):
             lr = hp.learning_rate * (1.0 - hp.lr_decay) ** epoch.astype(dtype)
@@ -282,37 +273,47 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
                 x, y = x[order], y[order]
             first_step = epoch * steps_per_epoch
 
-            def scan_step(carry, batch_and_index):
+            def scan_step(state, batch_and_index):
                 xb, yb, i = batch_and_index
-                return step(carry, xb, yb, lr, first_step + i, epoch)
+                return step(state, xb, yb, lr, first_step + i)
 
             xs = (x[:n_full * batch].reshape(n_full, batch, *x.shape[1:]),
                   y[:n_full * batch].reshape(n_full, batch), jnp.arange(n_full, dtype=jnp.int32))
-            carry, (loss_sums, acc_sums) = jax.lax.scan(scan_step, carry, xs)
+            state, (loss_sums, acc_sums) = jax.lax.scan(scan_step, (carry.params, carry.opt_state), xs)
             loss_sum, acc_sum = jnp.sum(loss_sums), jnp.sum(acc_sums)
             if remainder:
-                carry, (loss_r, acc_r) = step(carry, x[n_full * batch:], y[n_full * batch:], lr,
-                                              first_step + n_full, epoch)
+                state, (loss_r, acc_r) = step(state, x[n_full * batch:], y[n_full * batch:], lr,
+                                              first_step + n_full)
                 loss_sum, acc_sum = loss_sum + loss_r, acc_sum + acc_r
+            # Stopping and divergence are checked once per epoch, not per step: per-step masks
+            # would double the kernels in the hot loop. A member that stopped keeps the params
+            # it had; one whose loss or params turned non-finite during this epoch goes back to
+            # its params at the start of the epoch, the last ones known finite, and stops.
+            ok = jnp.isfinite(loss_sum) & jnp.isfinite(jnp.sum(state[0]))
+            keep = carry.frozen | ~ok
+            newly_diverged = ~carry.frozen & ~ok
+            carry = carry._replace(
+                params=jnp.where(keep, carry.params, state[0]),
+                opt_state=_select(keep, carry.opt_state, state[1]),
+                frozen=keep,
+                diverged=carry.diverged | newly_diverged,
+                diverged_epoch=jnp.where(newly_diverged, epoch + 1, carry.diverged_epoch))
             return carry, (loss_sum / n_train, acc_sum / n_train)
-
-        def evaluate(p, split: Split):
-            logits = model.apply(p, split.x.astype(dtype), logits=True)
-            return loss_fn(logits, split.y), losses.accuracy(logits, split.y)
 
         nan = jnp.full((), jnp.nan, dtype)
 
-        def metrics_of(p, epoch_loss, epoch_acc):
+        def metrics_of(w, epoch_loss, epoch_acc) -> Array:
+            """The vector of ``METRICS`` for flat params ``w``: one forward pass over every split."""
+            logits = model.apply(unravel(w), eval_x, logits=True)
             m = dict.fromkeys(METRICS, nan)
-            m["train_loss"], m["train_accuracy"] = evaluate(p, data.train)
-            if has_val:
-                m["val_loss"], m["val_accuracy"] = evaluate(p, data.val)
-            if has_test:
-                m["test_loss"], m["test_accuracy"] = evaluate(p, data.test)
+            for name, split, lo, hi in zip(names, splits, bounds[:-1], bounds[1:]):
+                m[f"{name}_loss"] = loss_fn(logits[lo:hi], split.y)
+                m[f"{name}_accuracy"] = losses.accuracy(logits[lo:hi], split.y)
+            squares = jnp.sum(decay_mask * w * w)
             m["epoch_loss"], m["epoch_accuracy"] = epoch_loss, epoch_acc
-            m["penalty"] = penalty(p, hp.l2, hp.l1)
-            m["weight_norm"] = weight_norm(p)
-            return m
+            m["penalty"] = 0.5 * hp.l2 * squares + hp.l1 * jnp.sum(decay_mask * jnp.abs(w))
+            m["weight_norm"] = jnp.sqrt(squares)
+            return jnp.stack([m[name].astype(dtype) for name in METRICS])
 
         def block_fn(carry: _Carry, block):
             frozen_before = carry.frozen
@@ -321,7 +322,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
             epoch = (block + 1) * config.eval_every
             metrics = metrics_of(carry.params, epoch_losses[-1], epoch_accs[-1])
             valid = ~frozen_before & ~carry.diverged
-            value = sign * metrics[config.monitor]
+            value = sign * metrics[monitor_index]
             active = valid & (epoch >= config.start_epoch)
             improved = active & (value < carry.best_value - hp.min_delta)
             wait = jnp.where(improved, 0.0, jnp.where(active, carry.wait + config.eval_every, carry.wait))
@@ -330,29 +331,27 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
                 frozen=carry.frozen | stop_now,
                 stopped_epoch=jnp.where(stop_now, epoch, carry.stopped_epoch),
                 best_value=jnp.where(improved, value, carry.best_value),
-                best_params=_select(improved, carry.params, carry.best_params),
+                best_params=jnp.where(improved, carry.params, carry.best_params),
                 best_epoch=jnp.where(improved, epoch, carry.best_epoch),
-                best_metrics=_select(improved, metrics, carry.best_metrics),
-                last_metrics=_select(valid, metrics, carry.last_metrics),
+                best_metrics=jnp.where(improved, metrics, carry.best_metrics),
+                last_metrics=jnp.where(valid, metrics, carry.last_metrics),
                 wait=wait)
-            return carry, _select(valid, metrics, dict.fromkeys(METRICS, nan))
+            return carry, jnp.where(valid, metrics, nan)
 
-        no_metrics = dict.fromkeys(METRICS, nan)
+        no_metrics = jnp.full((len(METRICS),), jnp.nan, dtype)
         zero = jnp.zeros((), jnp.int32)
-        carry = _Carry(params=params, opt_state=optimizer.init(params), frozen=jnp.zeros((), bool),
+        carry = _Carry(params=flat, opt_state=optimizer.init(flat), frozen=jnp.zeros((), bool),
                        diverged=jnp.zeros((), bool), diverged_epoch=zero, stopped_epoch=zero,
-                       best_value=jnp.full((), jnp.inf, dtype), best_params=params, best_epoch=zero,
+                       best_value=jnp.full((), jnp.inf, dtype), best_params=flat, best_epoch=zero,
                        best_metrics=no_metrics, last_metrics=no_metrics, wait=jnp.zeros((), dtype))
         carry, curves = jax.lax.scan(block_fn, carry, jnp.arange(n_evals, dtype=jnp.int32))
-        if config.restore_best:
-            has_best = carry.best_epoch > 0
-            out_params = _select(has_best, carry.best_params, carry.params)
-            final = _select(has_best, carry.best_metrics, carry.last_metrics)
-        else:
-            out_params, final = carry.params, carry.last_metrics
-        return Result(params=out_params, final=final, curves=curves, best_epoch=carry.best_epoch,
-                      stopped_epoch=carry.stopped_epoch, diverged=carry.diverged,
-                      diverged_epoch=carry.diverged_epoch)
+        restore = (hp.restore_best > 0) & (carry.best_epoch > 0)
+        final = jnp.where(restore, carry.best_metrics, carry.last_metrics)
+        return Result(params=unravel(jnp.where(restore, carry.best_params, carry.params)),
+                      final={name: final[i] for i, name in enumerate(METRICS)},
+                      curves={name: curves[:, i] for i, name in enumerate(METRICS)},
+                      best_epoch=carry.best_epoch, stopped_epoch=carry.stopped_epoch,
+                      diverged=carry.diverged, diverged_epoch=carry.diverged_epoch)
 
     return train
 

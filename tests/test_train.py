@@ -116,8 +116,7 @@ def test_last_smaller_batch_is_trained_on(digits):
     # 200 examples in batches of 64: three full batches and one of 8, all of them used.
     net = jaxreg.mlp((64, 10))
     config = jaxreg.TrainConfig(model=net, data=digits, loss="squared_error", optimizer="sgd",
-                                epochs=1, batch_size=64, shuffle=False, dropout=False,
-                                restore_best=False)
+                                epochs=1, batch_size=64, shuffle=False, dropout=False)
     hp = jaxreg.make_hparams(net, learning_rate=0.1)
     result = jax.jit(jaxreg.make_train(config))(jaxreg.member_key(0), hp, config.data, None)
     w = np.asarray(net.init(jax.random.split(jaxreg.member_key(0), 3)[0])[0]["w"], np.float64)
@@ -173,7 +172,7 @@ def test_book_replay_matches_numpy_epoch_by_epoch(activation):
         net = jaxreg.mlp((784, 40, 10), activation=activation, bias=False, dtype=jnp.float64)
         config = jaxreg.TrainConfig(model=net, data=data, loss="squared_error", optimizer="sgd",
                                     epochs=1, batch_size=1, shuffle=False, dropout=False,
-                                    monitor="train_loss", restore_best=False)
+                                    monitor="train_loss")
         train = jax.jit(jaxreg.make_train(config))
         hp = jaxreg.make_hparams(net, learning_rate=0.005)
         params, replay = init, []
@@ -199,7 +198,7 @@ def test_early_stopping_restores_each_members_own_best(digits):
                 batch_size=20, eval_every=1, dropout=False)
     config = jaxreg.TrainConfig(**base)
     patiences = [1, 2, 3, 5, 8, np.inf]
-    hps = jaxreg.stack_hparams([jaxreg.make_hparams(net, learning_rate=0.01, patience=p)
+    hps = jaxreg.stack_hparams([jaxreg.make_hparams(net, learning_rate=0.01, patience=p, restore_best=1)
                                 for p in patiences])
     result = jaxreg.train_batch(config)(np.zeros(len(patiences), int), hps)
     best, stopped = np.asarray(result.best_epoch), np.asarray(result.stopped_epoch)
@@ -211,7 +210,7 @@ def test_early_stopping_restores_each_members_own_best(digits):
             assert stopped[i] - best[i] == p
             assert np.isnan(result.curves["val_loss"][i, stopped[i]:]).all()
         # Replaying the member for exactly its best epoch count gives its returned params.
-        replay_config = jaxreg.TrainConfig(**{**base, "epochs": int(best[i]), "restore_best": False})
+        replay_config = jaxreg.TrainConfig(**{**base, "epochs": int(best[i])})
         replay = jaxreg.train_batch(replay_config, chunk_size=len(patiences))(np.zeros(1, int), jaxreg.stack_hparams(
             [jaxreg.make_hparams(net, learning_rate=0.01)]))
         assert tree_equal(take(replay.params, 0), take(result.params, i))
@@ -264,10 +263,19 @@ def test_hparams_errors_name_field_allowed_and_given():
         (dict(momentum=1.0), "hparams.momentum: expected a number in [0, 1), got 1.0"),
         (dict(l2=-1e-3), "hparams.l2: expected a finite number >= 0, got -0.001"),
         (dict(patience=0), "hparams.patience: expected a number > 0 (inf: never stop), got 0.0"),
+        (dict(restore_best=0.5), "hparams.restore_best: expected 0 or 1 (or a bool), got 0.5"),
         (dict(weight_decy=0.1), "hparams: expected names among learning_rate, momentum, lr_decay, l2, "
-                                "l1, weight_decay, dropout, dropconnect, patience, min_delta, got 'weight_decy'"),
+                                "l1, weight_decay, dropout, dropconnect, patience, min_delta, restore_best, "
+                                "got 'weight_decy'"),
     ]
     for values, message in cases:
         with pytest.raises(ValueError) as info:
             jaxreg.make_hparams(net, **values)
         assert str(info.value) == message
+
+
+def test_restore_best_defaults_to_early_stopping():
+    net = jaxreg.mlp((2, 4, 1))
+    assert jaxreg.make_hparams(net).restore_best == 0
+    assert jaxreg.make_hparams(net, patience=10).restore_best == 1
+    assert jaxreg.make_hparams(net, patience=10, restore_best=False).restore_best == 0
