@@ -258,7 +258,10 @@ def cnn(
         window, pad = (1, 2, 2, 1), ((0, 0), (0, h.shape[1] % 2), (0, h.shape[2] % 2), (0, 0))
         if pool == "max":
             return jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, window, window, pad)
-        return jax.lax.reduce_window(h, 0.0, jax.lax.add, window, window, pad) / 4.0
+        # Odd-sized maps are padded at the far edge: average over the real pixels only.
+        ones = jnp.ones((1, *h.shape[1:3], 1), h.dtype)
+        count = jax.lax.reduce_window(ones, 0.0, jax.lax.add, window, window, pad)
+        return jax.lax.reduce_window(h, 0.0, jax.lax.add, window, window, pad) / count
 
     def apply_fn(params, x, *, key=None, dropout=0.0, dropconnect=0.0, logits=False):
         drop = _per_layer(dropout, n_drop, "dropout", x.dtype)

@@ -254,7 +254,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
             return data_loss, (data_loss, losses.accuracy(logits, y))
 
         def step(state, x, y, lr, step_index):
-            w, opt_state = state
+            w, opt_state, loss_sum, acc_sum = state
             step_key = jax.random.fold_in(dropout_key, step_index)
             grads, (data_loss, acc) = jax.grad(objective, has_aux=True)(w, x, y, step_key)
             # The penalty's gradient, added directly: its value is only needed at evaluations.
@@ -263,7 +263,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
             w = w - lr * (direction + hp.weight_decay * decay_mask * w)
             if proximal:
                 w = jnp.where(decay_mask > 0, soft_threshold(w, lr * hp.l1), w)
-            return (w, opt_state), (data_loss * x.shape[0], acc * x.shape[0])
+            return (w, opt_state, loss_sum + data_loss * x.shape[0], acc_sum + acc * x.shape[0])
 
         def epoch_fn(carry: _Carry, epoch):
             lr = hp.learning_rate * (1.0 - hp.lr_decay) ** epoch.astype(dtype)
@@ -275,16 +275,15 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
 
             def scan_step(state, batch_and_index):
                 xb, yb, i = batch_and_index
-                return step(state, xb, yb, lr, first_step + i)
+                return step(state, xb, yb, lr, first_step + i), None
 
             xs = (x[:n_full * batch].reshape(n_full, batch, *x.shape[1:]),
                   y[:n_full * batch].reshape(n_full, batch), jnp.arange(n_full, dtype=jnp.int32))
-            state, (loss_sums, acc_sums) = jax.lax.scan(scan_step, (carry.params, carry.opt_state), xs)
-            loss_sum, acc_sum = jnp.sum(loss_sums), jnp.sum(acc_sums)
+            zero = jnp.zeros((), dtype)
+            state, _ = jax.lax.scan(scan_step, (carry.params, carry.opt_state, zero, zero), xs)
             if remainder:
-                state, (loss_r, acc_r) = step(state, x[n_full * batch:], y[n_full * batch:], lr,
-                                              first_step + n_full)
-                loss_sum, acc_sum = loss_sum + loss_r, acc_sum + acc_r
+                state = step(state, x[n_full * batch:], y[n_full * batch:], lr, first_step + n_full)
+            _, _, loss_sum, acc_sum = state
             # Stopping and divergence are checked once per epoch, not per step: per-step masks
             # would double the kernels in the hot loop. A member that stopped keeps the params
             # it had; one whose loss or params turned non-finite during this epoch goes back to
