@@ -90,6 +90,17 @@ def _positive_ints(name: str, values: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(v) for v in values)
 
 
+def _positive_int(name: str, value) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_scale(init_scale) -> None:
+    if not isinstance(init_scale, (int, float, np.floating)) or not 0 < init_scale < np.inf:
+        raise ValueError(f"init_scale: expected a finite number > 0, got {init_scale!r}")
+
+
 def _weight_init(scheme: str, scale: float) -> Callable:
     if scheme == "uniform":
         def uniform(key, shape, dtype):
@@ -113,8 +124,12 @@ def _per_layer(rates, n: int, name: str, dtype) -> Array:
     return rates
 
 
-def _layer_keys(key: Array | None, n: int) -> list[Array | None]:
-    return [None] * n if key is None else list(jax.random.split(key, n))
+def _layer_keys(key: Array | None, n_units: int, n_weights: int):
+    """Independent keys for each layer's dropout mask and each weight array's DropConnect mask."""
+    if key is None:
+        return [None] * n_units, [None] * n_weights
+    units_key, weights_key = jax.random.split(key)
+    return list(jax.random.split(units_key, n_units)), list(jax.random.split(weights_key, n_weights))
 
 
 def _dense(key, layer, x, connect_rate):
@@ -164,6 +179,7 @@ def mlp(
     _choice("activation", activation, ACTIVATIONS)
     _choice("output", output, OUTPUTS)
     _choice("init", init, INITS)
+    _check_scale(init_scale)
     n_layers = len(sizes) - 1
     weight_init = _weight_init(init, init_scale)
     act, out_fn = _ACTIVATION_FNS[activation], _OUTPUT_FNS[output]
@@ -180,8 +196,7 @@ def mlp(
     def apply_fn(params, x, *, key=None, dropout=0.0, dropconnect=0.0, logits=False):
         drop = _per_layer(dropout, n_layers, "dropout", x.dtype)
         connect = _per_layer(dropconnect, n_layers, "dropconnect", x.dtype)
-        drop_keys, connect_keys = _layer_keys(key, n_layers), _layer_keys(
-            None if key is None else jax.random.fold_in(key, 1), n_layers)
+        drop_keys, connect_keys = _layer_keys(key, n_layers, n_layers)
         h = x
         for i, layer in enumerate(params):
             h = drop_units(drop_keys[i], h, drop[i])
@@ -228,12 +243,13 @@ def cnn(
         raise ValueError(f"input_shape: expected (height, width, channels), got {list(input_shape)}")
     channels = _positive_ints("channels", channels)
     hidden = _positive_ints("hidden", hidden)
-    num_outputs, kernel_size = _positive_ints("num_outputs", [num_outputs])[0], _positive_ints(
-        "kernel_size", [kernel_size])[0]
+    num_outputs, kernel_size = _positive_int("num_outputs", num_outputs), _positive_int(
+        "kernel_size", kernel_size)
     _choice("pool", pool, ("max", "avg"))
     _choice("activation", activation, ACTIVATIONS)
     _choice("output", output, OUTPUTS)
     _choice("init", init, INITS)
+    _check_scale(init_scale)
     weight_init = _weight_init(init, init_scale)
     act, out_fn = _ACTIVATION_FNS[activation], _OUTPUT_FNS[output]
     height, width, c_in = input_shape
@@ -266,8 +282,7 @@ def cnn(
     def apply_fn(params, x, *, key=None, dropout=0.0, dropconnect=0.0, logits=False):
         drop = _per_layer(dropout, n_drop, "dropout", x.dtype)
         connect = _per_layer(dropconnect, n_weights, "dropconnect", x.dtype)
-        drop_keys = _layer_keys(key, n_drop)
-        connect_keys = _layer_keys(None if key is None else jax.random.fold_in(key, 1), n_weights)
+        drop_keys, connect_keys = _layer_keys(key, n_drop, n_weights)
         h = drop_units(drop_keys[0], x.reshape((x.shape[0], *input_shape)), drop[0])
         for i in range(n_conv):
             kernel = drop_weights(connect_keys[i], params[i]["w"], connect[i])

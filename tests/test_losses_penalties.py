@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import functools
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax.flatten_util import ravel_pytree
 
 import jaxreg
+
+# Compile time dominates these tiny programs on a small CPU, and this file compares compiled
+# results with tolerances only, so its jitted oracles skip LLVM's optimizations.
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
 # ---------------------------------------------------------------- NumPy reference implementations
@@ -161,55 +165,65 @@ def away_from_zero(shape, rng):
     return rng.uniform(0.2, 1.0, shape) * rng.choice([-1.0, 1.0], shape)
 
 
+def flatten(params):
+    """NumPy params -> (flat vector, function rebuilding the params from a flat traced vector)."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    shapes, sizes = [leaf.shape for leaf in leaves], [leaf.size for leaf in leaves]
+    offsets = np.cumsum([0, *sizes])
+
+    def unflatten(theta):
+        return jax.tree_util.tree_unflatten(
+            treedef, [theta[o:o + n].reshape(s) for o, n, s in zip(offsets, sizes, shapes)])
+
+    return np.concatenate([leaf.ravel() for leaf in leaves]), unflatten
+
+
 @functools.cache
 def gradient_checks():
     """``{(loss, penalty, mask): (autodiff grad, central differences, flat params, flat mask)}``.
 
-    Everything is one compiled program (compiles dominate the run time on a small CPU): the
-    penalty strengths are traced and vmapped over, the finite differences vmapped over
-    the perturbed parameter vectors.
+    Everything is one compiled program, prepared in NumPy (compiles, eager ones included,
+    dominate the run time on a small CPU): the penalty strengths are traced and vmapped over,
+    the finite differences vmapped over the perturbed parameter vectors.
     """
     rng = np.random.default_rng(3)
-    table = {}
+    x = rng.normal(size=(6, 3))
+    setups = {}
+    for loss_name, (loss, units, label_kind) in GRAD_LOSSES.items():
+        net = jaxreg.mlp((3, 5, units), activation="tanh", dtype=jnp.float64)
+        params = [{"w": away_from_zero((3, 5), rng), "b": away_from_zero((5,), rng)},
+                  {"w": away_from_zero((5, units), rng), "b": away_from_zero((units,), rng)}]
+        y = rng.normal(size=(6, units)) if label_kind == "targets" else rng.integers(0, max(units, 2), size=6)
+        setups[loss_name] = (loss, net, params, y)
+
+    def checks(thetas, l2, l1):
+        out = {}
+        for loss_name, (loss, net, params, y) in setups.items():
+            theta, unflatten = thetas[loss_name], flatten(params)[1]
+            for mask_name, mask in MASKS.items():
+                def total(t, loss=loss, net=net, y=y, unflatten=unflatten, mask=mask):
+                    p = unflatten(t)
+                    return loss(net.apply(p, x, logits=True), y) + jaxreg.penalty(p, l2, l1, mask=mask)
+                steps = EPS * jnp.eye(theta.size)
+                values = jax.vmap(total)(jnp.concatenate([theta + steps, theta - steps]))
+                fd = (values[:theta.size] - values[theta.size:]) / (2 * EPS)
+                out[loss_name, mask_name] = (jax.grad(total)(theta), fd)
+        return out
+
+    thetas = {name: flatten(setup[2])[0] for name, setup in setups.items()}
+    l2s, l1s = (np.array(v) for v in zip(*PENALTIES.values()))
     with jax.enable_x64(True):
-        x = jnp.asarray(rng.normal(size=(6, 3)))
-        setups = {}
-        for loss_name, (loss, units, label_kind) in GRAD_LOSSES.items():
-            net = jaxreg.mlp((3, 5, units), activation="tanh", dtype=jnp.float64)
-            params = jax.tree_util.tree_map(lambda p: jnp.asarray(away_from_zero(p.shape, rng)),
-                                            jax.eval_shape(net.init, jax.random.key(0)))
-            if label_kind == "targets":
-                y = jnp.asarray(rng.normal(size=(6, units)))
-            else:
-                y = jnp.asarray(rng.integers(0, max(units, 2), size=6))
-            setups[loss_name] = (loss, net, params, y)
-
-        def checks(thetas, l2, l1):
-            out = {}
-            for loss_name, (loss, net, params, y) in setups.items():
-                theta = thetas[loss_name]
-                unravel = ravel_pytree(params)[1]
-                for mask_name, mask in MASKS.items():
-                    def total(t, loss=loss, net=net, y=y, unravel=unravel, mask=mask):
-                        p = unravel(t)
-                        return loss(net.apply(p, x, logits=True), y) + jaxreg.penalty(p, l2, l1, mask=mask)
-                    steps = EPS * jnp.eye(theta.size)
-                    values = jax.vmap(total)(jnp.concatenate([theta + steps, theta - steps]))
-                    fd = (values[:theta.size] - values[theta.size:]) / (2 * EPS)
-                    out[loss_name, mask_name] = (jax.grad(total)(theta), fd)
-            return out
-
-        thetas = {name: ravel_pytree(setup[2])[0] for name, setup in setups.items()}
-        l2s, l1s = (jnp.array(v) for v in zip(*PENALTIES.values()))
-        results = jax.jit(jax.vmap(checks, in_axes=(None, 0, 0)))(thetas, l2s, l1s)
-        for (loss_name, mask_name), (grads, fds) in results.items():
-            params = setups[loss_name][2]
-            selected = (MASKS[mask_name] or jaxreg.weights_mask)(params)
-            flat_mask = ravel_pytree(jax.tree_util.tree_map(
-                lambda p, m: jnp.full(p.shape, float(m)), params, selected))[0]
-            for p, penalty_name in enumerate(PENALTIES):
-                table[loss_name, penalty_name, mask_name] = (
-                    np.asarray(grads[p]), np.asarray(fds[p]), np.asarray(thetas[loss_name]), np.asarray(flat_mask))
+        results = jax.jit(jax.vmap(checks, in_axes=(None, 0, 0)), compiler_options=FAST_COMPILE)(thetas, l2s, l1s)
+        results = jax.tree_util.tree_map(np.asarray, results)
+    table = {}
+    for (loss_name, mask_name), (grads, fds) in results.items():
+        params = setups[loss_name][2]
+        if mask_name == "weights_only":
+            selected = [{"w": np.ones_like(layer["w"]), "b": np.zeros_like(layer["b"])} for layer in params]
+        else:
+            selected = jax.tree_util.tree_map(np.ones_like, params)
+        for p, penalty_name in enumerate(PENALTIES):
+            table[loss_name, penalty_name, mask_name] = (grads[p], fds[p], thetas[loss_name], flatten(selected)[0])
     return table
 
 
@@ -244,7 +258,7 @@ def test_sgd_on_squared_error_replays_the_books_backprop(x64, activation, relu2d
     params = [{"w": jnp.asarray(layer["w"])} for layer in jaxreg.numpy_uniform_init((6, 5, 3), seed=1)]
     w01, w12 = (np.array(layer["w"]) for layer in params)
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
     def sgd_step(params, image, label):
         grads = jax.grad(lambda p: jaxreg.squared_error(net.apply(p, image), label))(params)
         return jax.tree_util.tree_map(lambda w, g: w - alpha * g, params, grads)
@@ -254,13 +268,14 @@ def test_sgd_on_squared_error_replays_the_books_backprop(x64, activation, relu2d
         params = sgd_step(params, jnp.asarray(images[i:i + 1]), jnp.asarray(labels[i:i + 1]))
         # The book, chapter 8: deltas first (with the old weights), then both updates.
         layer_0 = images[i:i + 1]
-        layer_1 = np.maximum(layer_0.dot(w01), 0.0)
+        hidden_in = layer_0.dot(w01)
+        saw_negative |= bool((hidden_in < 0).any())
+        layer_1 = np.maximum(hidden_in, 0.0)
         layer_2 = layer_1.dot(w12)
         layer_2_delta = np.eye(3)[labels[i:i + 1]] - layer_2
         layer_1_delta = layer_2_delta.dot(w12.T) * relu2deriv(layer_1)
         w12 += alpha * layer_1.T.dot(layer_2_delta)
         w01 += alpha * layer_0.T.dot(layer_1_delta)
-        saw_negative |= bool((layer_0.dot(w01) < 0).any())
         np.testing.assert_allclose(params[0]["w"], w01, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(params[1]["w"], w12, rtol=1e-12, atol=1e-12)
     assert saw_negative, "no hidden unit was ever negative: relu and relu_book would agree"
@@ -304,25 +319,34 @@ def test_penalty_with_a_bool_pytree_mask_and_with_a_callable_mask(x64):
     assert jaxreg.all_params_mask(as_jnp(params)) == [{"w": True, "b": True}] * 2
 
 
-def test_weights_mask_finds_w_in_nested_dicts_and_named_tuples():
-    class Layer(tuple):
-        pass
+class Dense(NamedTuple):
+    w: jax.Array
+    b: jax.Array
 
+
+def test_weights_mask_finds_w_in_nested_dicts_and_named_tuples():
     params = {"encoder": {"w": jnp.ones(2), "b": jnp.ones(2), "scale": jnp.ones(1)},
-              "head": optax.EmptyState(), "extra": [{"w": jnp.ones(3)}]}
+              "head": Dense(w=jnp.full(3, 2.0), b=jnp.ones(3)), "extra": [{"w": jnp.ones(3)}]}
     mask = jaxreg.weights_mask(params)
-    assert mask == {"encoder": {"w": True, "b": False, "scale": False}, "head": optax.EmptyState(),
+    assert mask == {"encoder": {"w": True, "b": False, "scale": False}, "head": Dense(w=True, b=False),
                     "extra": [{"w": True}]}
-    assert float(jaxreg.penalty(params, l2=2.0)) == 5.0  # 0.5 * 2 * (2 + 3)
+    assert float(jaxreg.penalty(params, l2=2.0)) == 17.0  # 0.5 * 2 * (2 + 12 + 3)
 
 
 def test_penalty_under_jit_with_traced_strengths_equals_eager():
     params = as_jnp(penalty_params(np.float32))
-    jitted = jax.jit(jaxreg.penalty)
-    for l2, l1 in ((0.3, 0.0), (0.01, 0.5)):
+    traces = []
+
+    @jax.jit
+    def jitted(params, l2, l1):
+        traces.append(None)  # runs only while tracing
+        return jaxreg.penalty(params, l2, l1)
+
+    for l2, l1 in ((0.3, 0.0), (0.01, 0.5), (0.0, 0.0)):
         eager = jaxreg.penalty(params, l2, l1)
+        # allclose, not bitwise: XLA may fuse the sums in another order.
         np.testing.assert_allclose(jitted(params, jnp.float32(l2), jnp.float32(l1)), eager, rtol=1e-6)
-    assert jitted._cache_size() == 1  # strengths are traced, not baked in
+    assert len(traces) == 1  # the strengths are traced, not baked in
 
 
 def test_weight_norm(x64):
