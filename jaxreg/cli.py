@@ -32,16 +32,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive(name: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < 1:
-            raise UsageError(f"{name}: expected an integer >= 1, got {text!r}")
-        return value
-    return parse
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def _format_table(rows: list[dict], columns: list[str]) -> str:
@@ -98,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser("demo", help="no regularization vs L2 vs dropout vs early "
                                       "stopping on digits (no download)")
-    demo_parser.add_argument("--epochs", type=_positive("--epochs"), default=100)
-    demo_parser.add_argument("--seeds", type=_positive("--seeds"), default=3)
-    demo_parser.add_argument("--n-train", type=_positive("--n-train"), default=300)
+    demo_parser.add_argument("--epochs", type=_positive, default=100)
+    demo_parser.add_argument("--seeds", type=_positive, default=3)
+    demo_parser.add_argument("--n-train", type=_positive, default=300)
     try:
         args = parser.parse_args(argv)
         if args.command == "demo":
