@@ -22,6 +22,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from jaxreg import losses
+from jaxreg.data import Split
 from jaxreg.hparams import HParams, as_dtype
 from jaxreg.models import Model
 from jaxreg.penalties import soft_threshold, weights_mask
@@ -34,13 +35,6 @@ MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 L1_MODES = ("subgradient", "proximal")
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
            "epoch_loss", "epoch_accuracy", "penalty", "weight_norm")
-
-
-class Split(NamedTuple):
-    """Features ``x`` and integer labels ``y`` of one split (same fields as ``jaxreg.data.Split``)."""
-
-    x: Array
-    y: Array
 
 
 class Data(NamedTuple):
