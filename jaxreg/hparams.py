@@ -133,16 +133,6 @@ def stack_hparams(members) -> HParams:
     return HParams(*(np.stack(column) for column in zip(*members)))
 
 
-def num_members(hparams: HParams) -> int:
-    """The size of the leading member axis of stacked hparams."""
-    return int(np.shape(hparams.learning_rate)[0])
-
-
-def take(hparams: HParams, index) -> HParams:
-    """Selects members (an index, slice or index array) of stacked hparams."""
-    return jax.tree_util.tree_map(lambda leaf: leaf[index], hparams)
-
-
 def as_dtype(hparams: HParams, dtype) -> HParams:
     """Casts every field to ``dtype`` (the params' float type)."""
     return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), hparams)
