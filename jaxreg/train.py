@@ -392,9 +392,9 @@ def train_batch(config: TrainConfig, chunk_size: int | None = None) -> Callable[
     def run(seeds, hparams: HParams, init_params: Params = None) -> Result:
         seeds = np.asarray(seeds, np.uint32)
         members = len(seeds)
-        if jax.tree_util.tree_leaves(hparams)[0].shape[0] != members:
-            raise ValueError(f"hparams: expected {members} members (one per seed), got "
-                             f"{jax.tree_util.tree_leaves(hparams)[0].shape[0]}")
+        given = np.shape(hparams.learning_rate)[0]
+        if given != members:
+            raise ValueError(f"hparams: expected {members} members (one per seed), got {given}")
         size = chunk_size or max(members, 2)
         chunks = []
         for start in range(0, members, size):
