@@ -1,10 +1,12 @@
 """The ``jaxreg`` command line.
 
-``jaxreg demo``: a compact regularization study on scikit-learn's digits (no download):
-no regularization, L2, dropout and early stopping, each over several seeds, all trained as
-one compiled program; prints mean +- std over seeds per configuration.
+    jaxreg run SPEC [--out DIR] [--set KEY=VALUE ...] [--overwrite] [--quiet]
+    jaxreg plan SPEC [--set KEY=VALUE ...]
+    jaxreg show DIR [--top N]
+    jaxreg plot DIR
 
-Bad arguments print one line on stderr and exit with code 2, before anything is trained.
+Bad input of any kind (the spec, an override, the output folder, missing data) prints one
+line on stderr and exits with code 2, before anything is trained or written.
 """
 
 from __future__ import annotations
@@ -12,15 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-
-import numpy as np
-
-DEMO_CONFIGS = {
-    "none": {},
-    "l2": {"l2": 3e-3},
-    "dropout": {"dropout": [0.2, 0.5]},
-    "early_stopping": {"patience": 10, "restore_best": 1},
-}
+from pathlib import Path
 
 
 class UsageError(ValueError):
@@ -42,72 +36,113 @@ def _positive(text: str) -> int:
     return value
 
 
-def _format_table(rows: list[dict], columns: list[str]) -> str:
-    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
-    line = lambda r: "  ".join(r[c].ljust(widths[c]) for c in columns)
-    return "\n".join([line({c: c for c in columns}), line({c: "-" * widths[c] for c in columns}),
-                      *map(line, rows)])
+def _parser() -> _Parser:
+    parser = _Parser(prog="jaxreg", description="Study and tune regularization with JAX: whole "
+                     "sweeps of configs x seeds as one compiled program.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = commands.add_parser("run", help="train a sweep spec (resumes an interrupted one)")
+    run.add_argument("spec", help="a sweep spec (TOML), e.g. sweeps/demo.toml")
+    run.add_argument("--out", help="results folder (default: results/NAME)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a spec value with a TOML value, e.g. --set train.epochs=50")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the results in --out instead of resuming them")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    plan = commands.add_parser("plan", help="print the configs a spec expands to; trains nothing")
+    plan.add_argument("spec")
+    plan.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    show = commands.add_parser("show", help="print the summary table of a results folder")
+    show.add_argument("dir")
+    show.add_argument("--top", type=_positive, default=None, help="only the best N configs")
+    plot = commands.add_parser("plot", help="write the plots of a results folder as PNG files")
+    plot.add_argument("dir")
+    return parser
 
 
-def _mean_std(values: np.ndarray, scale: float = 1.0, digits: int = 2) -> str:
-    values = np.asarray(values, np.float64) * scale
-    return f"{values.mean():.{digits}f} +- {values.std():.{digits}f}"
+def _run(args) -> None:
+    from jaxreg import plots, results
+    from jaxreg.spec import load_spec
+    from jaxreg.sweep import run_sweep
 
-
-def demo(epochs: int, seeds: int, n_train: int) -> str:
-    """Trains the demo study and returns its table."""
-    import jax
-
-    import jaxreg
-
-    dataset = jaxreg.data.load("digits", key=0, n_train=n_train)
-    net = jaxreg.mlp((64, 128, 10))
-    config = jaxreg.TrainConfig(model=net, data=dataset, loss="cross_entropy", optimizer="adam",
-                                epochs=epochs, batch_size=32, eval_every=2, eval_test=True)
-    names = [name for name in DEMO_CONFIGS for _ in range(seeds)]
-    member_seeds = np.tile(np.arange(seeds), len(DEMO_CONFIGS))
-    hparams = jaxreg.stack_hparams(
-        jaxreg.make_hparams(net, learning_rate=3e-3, **DEMO_CONFIGS[name]) for name in names)
+    spec = load_spec(args.spec, args.set)
+    out = Path(args.out) if args.out else Path("results") / spec.name
     start = time.perf_counter()
-    result = jax.device_get(jaxreg.train_batch(config)(member_seeds, hparams))
+    records = run_sweep(spec, out, overwrite=args.overwrite, progress=not args.quiet)
+    rows = results.summarize(records, spec.search)
+    results.write_summary(out, rows)
     seconds = time.perf_counter() - start
-    rows = []
-    for name in DEMO_CONFIGS:
-        rows_of = np.array([n == name for n in names])
-        final, curves = ({k: v[rows_of] for k, v in part.items()} for part in (result.final, result.curves))
-        rows.append({
-            "config": name,
-            "val_acc %": _mean_std(final["val_accuracy"], 100),
-            "test_acc %": _mean_std(final["test_accuracy"], 100),
-            "train_acc %": _mean_std(final["train_accuracy"], 100),
-            "test_loss": _mean_std(final["test_loss"], digits=3),
-            "peak_test_acc %": _mean_std(np.nanmax(curves["test_accuracy"], axis=1), 100),
-            "best_epoch": _mean_std(result.best_epoch[rows_of], digits=0),
-        })
-    header = (f"digits, {len(dataset.train.y)} training examples, MLP 64-128-10, adam lr 3e-3, "
-              f"{epochs} epochs, {seeds} seeds x {len(DEMO_CONFIGS)} configs = {len(names)} members "
-              f"in one compiled program ({seconds:.1f} s incl. compilation)\n"
-              "metrics at the returned params: the last epoch's, or the best epoch's (early_stopping)")
-    return header + "\n\n" + _format_table(rows, list(rows[0]))
+    written = plots.plot_dir(out) if spec.output["plots"] else []
+    print(_header(spec, len(records), seconds))
+    print()
+    print(results.format_table(rows, spec.search, limit=20))
+    print()
+    print(f"results: {out}/ ({results.SUMMARY}, {results.JOURNAL}"
+          + (", " + ", ".join(p.name for p in written) if written else "") + ")")
+
+
+def _header(spec, n_trials: int, seconds: float) -> str:
+    info = spec.dataset.info
+    n = (len(spec.dataset.train.y), len(spec.dataset.val.y), len(spec.dataset.test.y))
+    return (f"{spec.name}: {info['name']} ({n[0]} train / {n[1]} val / {n[2]} test), "
+            f"{spec.resolved['model']['kind']} {spec.resolved['model']['hidden']}, "
+            f"{spec.config.optimizer}, {spec.config.epochs} epochs; {n_trials} trials "
+            f"({len(spec.seeds)} seeds per config) in {seconds:.1f} s; "
+            f"best first by {spec.search['metric']} (mean +- std over seeds), "
+            f"test metrics for the selected configs only")
+
+
+def _plan(args) -> None:
+    from jaxreg.spec import load_spec
+    from jaxreg.sweep import choose_chunk_size, config_id
+
+    spec = load_spec(args.spec, args.set)
+    configs = spec.space.configs(0)
+    s = spec.search
+    members = len(configs) * len(spec.seeds)
+    print(f"{spec.name}: {len(configs)} configs x {len(spec.seeds)} seeds = {members} trials"
+          + (f" per round, {s['rounds']} rounds ({s['round_method']}, top {s['top_k']} zoomed)"
+             if s["method"] == "coarse_to_fine" else f" ({s['method']} search)")
+          + f"; {choose_chunk_size(spec, members)} members per compiled chunk")
+    names = spec.space.varying()
+    for config in configs:
+        values = "  ".join(f"{n}={config.point[n]!r}" for n in names if n in config.point)
+        case = f"[{config.case}]  " if config.case is not None else ""
+        print(f"{config_id(config)}  {case}{values}".rstrip())
+
+
+def _show(args) -> None:
+    from jaxreg import results
+
+    manifest = results.load_manifest(args.dir)
+    records = results.read_journal(args.dir)
+    search = manifest["spec"]["search"]
+    rows = results.summarize(records, search)
+    print(f"{manifest['spec']['name']}: {len(records)} trials in {args.dir}"
+          + (f", best first by {search['metric']} (mean +- std over seeds)" if records else ""))
+    print(results.format_table(rows, search, limit=args.top))
+
+
+def _plot(args) -> None:
+    from jaxreg import plots, results
+
+    results.load_manifest(args.dir)
+    for path in plots.plot_dir(args.dir):
+        print(path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="jaxreg", description="Study and tune regularization with JAX.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help="no regularization vs L2 vs dropout vs early "
-                                      "stopping on digits (no download)")
-    demo_parser.add_argument("--epochs", type=_positive, default=100)
-    demo_parser.add_argument("--seeds", type=_positive, default=3)
-    demo_parser.add_argument("--n-train", type=_positive, default=300)
+    from jaxreg.data import DatasetError
+    from jaxreg.space import SpecError
+
     try:
-        args = parser.parse_args(argv)
-        if args.command == "demo":
-            if args.epochs % 2:
-                raise UsageError(f"--epochs: expected an even number (evaluated every 2 epochs), got {args.epochs}")
-            print(demo(args.epochs, args.seeds, args.n_train))
-    except (UsageError, ValueError) as error:
+        args = _parser().parse_args(argv)
+        {"run": _run, "plan": _plan, "show": _show, "plot": _plot}[args.command](args)
+    except (UsageError, SpecError, DatasetError) as error:
         print(f"jaxreg: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("jaxreg: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -363,7 +363,8 @@ def member_key(seed, base_key: Array | None = None) -> Array:
     return jax.random.fold_in(base_key, seed)
 
 
-def train_batch(config: TrainConfig, chunk_size: int | None = None) -> Callable[..., Result]:
+def train_batch(config: TrainConfig, chunk_size: int | None = None, *,
+                devices=None) -> Callable[..., Result]:
     """One compiled program that trains members in fixed-size chunks: ``run(seeds, hparams, init_params=None)``.
 
     ``seeds`` is an int array ``(members,)`` and ``hparams`` an :class:`HParams` stacked along the
@@ -375,19 +376,37 @@ def train_batch(config: TrainConfig, chunk_size: int | None = None) -> Callable[
     shape, so results are bitwise comparable between runs with the same ``chunk_size`` (and
     agree to about 1e-6 otherwise).
 
+    With several devices, each chunk's member axis is sharded over them (``jax.sharding``) and
+    the data are replicated; ``chunk_size`` is then rounded up to a multiple of the device count.
+
     Args:
         config: the :class:`TrainConfig`.
         chunk_size: members per compiled batch; default: all members at once (at least 2, since
             XLA simplifies a batch of one into a differently rounded program).
+        devices: the devices to shard members over; default ``jax.local_devices()``.
 
     Returns:
-        ``run(seeds, hparams, init_params=None) -> Result`` with a leading member axis.
+        ``run(seeds, hparams, init_params=None) -> Result`` of NumPy arrays with a leading member
+        axis. ``run.chunk_size(members)`` tells the chunk size used for that many members.
     """
     if chunk_size is not None:
         _positive_int("chunk_size", chunk_size)
+    devices = list(jax.local_devices() if devices is None else devices)
     train = make_train(config)
     batched = jax.jit(jax.vmap(lambda seed, hp, data, init: train(member_key(seed), hp, data, init),
                                in_axes=(0, 0, None, None)))
+    if len(devices) > 1:
+        mesh = jax.sharding.Mesh(np.array(devices), ("members",))
+        split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("members"))
+        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        data = jax.device_put(config.data, replicated)
+    else:
+        split = replicated = None
+        data = config.data
+
+    def size_for(members: int) -> int:
+        size = chunk_size or max(members, 2)
+        return -(-size // len(devices)) * len(devices)
 
     def run(seeds, hparams: HParams, init_params: Params = None) -> Result:
         seeds = np.asarray(seeds, np.uint32)
@@ -395,13 +414,17 @@ def train_batch(config: TrainConfig, chunk_size: int | None = None) -> Callable[
         given = np.shape(hparams.learning_rate)[0]
         if given != members:
             raise ValueError(f"hparams: expected {members} members (one per seed), got {given}")
-        size = chunk_size or max(members, 2)
+        size = size_for(members)
+        init = init_params if replicated is None or init_params is None else jax.device_put(init_params, replicated)
         chunks = []
         for start in range(0, members, size):
             index = np.minimum(np.arange(start, start + size), members - 1)
-            chunk_hp = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[index], hparams)
-            chunks.append(batched(seeds[index], chunk_hp, config.data, init_params))
-        stacked = jax.tree_util.tree_map(lambda *parts: jnp.concatenate(parts), *chunks)
-        return jax.tree_util.tree_map(lambda leaf: leaf[:members], stacked)
+            chunk = (seeds[index], jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[index], hparams))
+            if split is not None:
+                chunk = jax.device_put(chunk, split)
+            chunks.append(jax.device_get(batched(*chunk, data, init)))
+        # Assembled in NumPy: eager jnp ops would compile once per distinct number of chunks.
+        return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts)[:members], *chunks)
 
+    run.chunk_size = size_for
     return run

@@ -1,0 +1,5 @@
+"""Plots of a results folder (placeholder until the plotting module lands)."""
+
+
+def plot_dir(out):
+    return []

@@ -1,0 +1,316 @@
+"""Search spaces: axes over hyperparameters, and the grid, random and coarse-to-fine strategies.
+
+An axis is written as in a spec's ``[hparams]`` table::
+
+    0.1                          fixed
+    { values = [0.0, 0.003] }    a list (grid)           { choice = [...] }   one of (random)
+    { linspace = [lo, hi, n] }   n evenly spaced         { uniform = [lo, hi] }
+    { logspace = [lo, hi, n] }   n evenly spaced in log  { log_uniform = [lo, hi] }
+    { int = [lo, hi] }           integers lo..hi, inclusive
+
+``dropout`` and ``dropconnect`` take per-layer lists (input layer first); a scalar axis over
+them may name the layers it sets with ``layers = [1, 2]`` (the others stay 0), otherwise the
+scalar applies to every layer.
+
+Under ``grid`` the configs are the cartesian product of the axes (``choice`` acts as
+``values``, ``int`` lists every integer); ``uniform`` and ``log_uniform`` need ``random``.
+Under ``random`` each config is drawn independently: ``values`` acts as ``choice``,
+``linspace`` as ``uniform`` and ``logspace`` as ``log_uniform`` over the same bounds. The i-th
+draw of a round comes from its own generator, seeded by ``(seed, round, i)``, so it does not
+depend on how many are drawn or in which chunk they train.
+
+Everything here is NumPy and plain Python: sampling never touches the compiled program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+GRID_FORMS = ("values", "linspace", "logspace")
+RANDOM_FORMS = ("choice", "uniform", "log_uniform")
+FORMS = ("values", "linspace", "logspace", "int", "choice", "uniform", "log_uniform")
+LAYERED = ("dropout", "dropconnect")
+METHODS = ("grid", "random", "coarse_to_fine")
+
+
+class SpecError(ValueError):
+    """Bad input in a sweep spec or its overrides; the message names the field."""
+
+
+def _number(where: str, value, what: str = "a number") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise SpecError(f"{where}: expected {what}, got {value!r}")
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    """One hyperparameter's values: fixed, a grid, or a distribution.
+
+    Attributes:
+        name: the hparams field.
+        form: ``"fixed"`` or one of ``FORMS``.
+        values: the fixed value, or the list of ``values``/``choice``.
+        low, high, num: bounds (and grid size) of numeric forms.
+        layers: for a scalar axis over ``dropout``/``dropconnect``, the layers it sets.
+    """
+
+    name: str
+    form: str
+    values: tuple = ()
+    low: float = 0.0
+    high: float = 0.0
+    num: int = 0
+    layers: tuple | None = None
+
+    @property
+    def log(self) -> bool:
+        return self.form in ("logspace", "log_uniform")
+
+    @property
+    def numeric(self) -> bool:
+        """A range that coarse-to-fine search can shrink."""
+        return self.form in ("linspace", "logspace", "int", "uniform", "log_uniform")
+
+    @property
+    def where(self) -> str:
+        return f"hparams.{self.name}"
+
+    def grid(self) -> list:
+        if self.form == "fixed":
+            return [self.values[0]]
+        if self.form in ("values", "choice"):
+            return list(self.values)
+        if self.form == "linspace":
+            return np.linspace(self.low, self.high, self.num).tolist()
+        if self.form == "logspace":
+            return np.geomspace(self.low, self.high, self.num).tolist()
+        if self.form == "int":
+            return list(range(int(self.low), int(self.high) + 1))
+        raise SpecError(f"{self.where}: {{ {self.form} = ... }} is a distribution: expected "
+                        f"search.method 'random' or 'coarse_to_fine' with round_method 'random', "
+                        f"got a grid search")
+
+    def sample(self, rng: np.random.Generator):
+        if self.form == "fixed":
+            return self.values[0]
+        if self.form in ("values", "choice"):
+            return self.values[int(rng.integers(len(self.values)))]
+        if self.form == "int":
+            return int(rng.integers(int(self.low), int(self.high) + 1))
+        if self.log:
+            return float(np.exp(rng.uniform(np.log(self.low), np.log(self.high))))
+        return float(rng.uniform(self.low, self.high))
+
+    def resolve(self, value, num_layers: int | None):
+        """The hparams value an axis value stands for (a per-layer list for ``layers`` axes)."""
+        if self.layers is None:
+            return value
+        rates = [0.0] * num_layers
+        for layer in self.layers:
+            rates[layer] = value
+        return rates
+
+    def zoomed(self, chosen: Sequence[float], original: Axis, pad_fraction: float,
+               min_width: float) -> Axis:
+        """This axis shrunk around the ``chosen`` values (the top configs of a round).
+
+        The new range spans the chosen values padded by ``pad_fraction`` of the current width
+        on each side (in log space for log axes), widened to at least ``min_width`` of the
+        original width, and kept inside the original bounds.
+        """
+        to, back = (np.log, np.exp) if self.log else (float, float)
+        lo0, hi0 = to(original.low), to(original.high)
+        lo, hi = to(self.low), to(self.high)
+        points = [to(v) for v in chosen]
+        pad = pad_fraction * (hi - lo)
+        new_lo, new_hi = min(points) - pad, max(points) + pad
+        width = max(new_hi - new_lo, min_width * (hi0 - lo0))
+        center = (new_lo + new_hi) / 2
+        new_lo, new_hi = center - width / 2, center + width / 2
+        if new_lo < lo0:  # slide the window back inside the original bounds
+            new_lo, new_hi = lo0, min(hi0, lo0 + width)
+        if new_hi > hi0:
+            new_lo, new_hi = max(lo0, hi0 - width), hi0
+        if self.form == "int":
+            low, high = math.floor(new_lo + 0.5), math.ceil(new_hi - 0.5)
+            low, high = max(int(original.low), low), min(int(original.high), max(high, low))
+            return dataclasses.replace(self, low=float(low), high=float(high))
+        return dataclasses.replace(self, low=float(back(new_lo)), high=float(back(new_hi)))
+
+
+def parse_axis(name: str, raw: Any) -> Axis:
+    """Reads one ``[hparams]`` entry; raises :class:`SpecError` naming ``hparams.NAME``."""
+    where = f"hparams.{name}"
+    if not isinstance(raw, Mapping):
+        if isinstance(raw, str):
+            raise SpecError(f"{where}: expected a number, a list of per-layer rates or an axis table "
+                            f"{{ values | linspace | logspace | int | choice | uniform | log_uniform = ... }}, "
+                            f"got {raw!r}")
+        return Axis(name, "fixed", (raw,))
+    forms = [key for key in raw if key != "layers"]
+    unknown = [key for key in forms if key not in FORMS]
+    if unknown or len(forms) != 1:
+        got = unknown[0] if unknown else ("nothing" if not forms else " and ".join(forms))
+        raise SpecError(f"{where}: expected exactly one of {', '.join(FORMS)} (and optionally "
+                        f"layers), got {got if not unknown else repr(got)}")
+    form, args = forms[0], raw[forms[0]]
+    layers = raw.get("layers")
+    if layers is not None:
+        if name not in LAYERED:
+            raise SpecError(f"{where}.layers: expected only for {' or '.join(LAYERED)}, got {layers!r}")
+        if (not isinstance(layers, list) or not layers
+                or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers)):
+            raise SpecError(f"{where}.layers: expected a non-empty list of layer indices >= 0, got {layers!r}")
+        layers = tuple(layers)
+    if not isinstance(args, list):
+        raise SpecError(f"{where}.{form}: expected a list, got {args!r}")
+    if form in ("values", "choice"):
+        if not args:
+            raise SpecError(f"{where}.{form}: expected a non-empty list, got []")
+        return Axis(name, form, tuple(args), layers=layers)
+    arity = 3 if form in ("linspace", "logspace") else 2
+    shape = "[lo, hi, n]" if arity == 3 else "[lo, hi]"
+    if len(args) != arity:
+        raise SpecError(f"{where}.{form}: expected {shape}, got {args!r}")
+    low = _number(f"{where}.{form}", args[0], f"numbers {shape}")
+    high = _number(f"{where}.{form}", args[1], f"numbers {shape}")
+    if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+        raise SpecError(f"{where}.{form}: expected finite bounds with lo <= hi, got {args!r}")
+    num = 0
+    if arity == 3:
+        num = args[2]
+        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+            raise SpecError(f"{where}.{form}: expected a count n >= 1 in [lo, hi, n], got {num!r}")
+    if form in ("logspace", "log_uniform") and low <= 0:
+        raise SpecError(f"{where}.{form}: expected 0 < lo <= hi for a log scale, got {args!r}")
+    if form == "int" and not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+        raise SpecError(f"{where}.int: expected integers [lo, hi], got {args!r}")
+    return Axis(name, form, (), low, high, num, layers)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One point of a search: its round, the axis values drawn, and the full hparams values."""
+
+    round: int
+    point: dict          # axis name -> value drawn (the varying axes only)
+    hparams: dict        # every field given in the spec, resolved (per-layer lists filled in)
+    case: str | None = None
+
+
+class Space:
+    """A search space: axes (optionally per named case) and a strategy.
+
+    Args:
+        axes: ``{name: Axis}``: the spec's ``[hparams]``.
+        cases: ``{case name: {name: Axis}}`` overriding ``axes``, or empty: each case is
+            searched as its own space, and the configs of all cases are concatenated.
+        method: one of ``METHODS``.
+        round_method: ``"grid"`` or ``"random"``, what each coarse-to-fine round does.
+        samples: configs per random round.
+        seed: seeds random sampling.
+        layer_counts: ``{"dropout": n, "dropconnect": n}`` of the model.
+    """
+
+    def __init__(self, axes: Mapping[str, Axis], *, cases: Mapping[str, Mapping[str, Axis]] | None = None,
+                 method: str = "grid", round_method: str = "grid", samples: int = 1, seed: int = 0,
+                 layer_counts: Mapping[str, int] | None = None):
+        self.axes = dict(axes)
+        self.cases = {name: {**self.axes, **overrides} for name, overrides in (cases or {}).items()}
+        self.method, self.round_method = method, round_method
+        self.samples, self.seed = samples, seed
+        self.layer_counts = dict(layer_counts or {})
+        for name, axis in self.all_axes():
+            if axis.layers is not None:
+                n = self.layer_counts.get(name, 0)
+                if max(axis.layers) >= n:
+                    raise SpecError(f"{axis.where}.layers: expected layer indices in [0, {n - 1}] "
+                                    f"(the model has {n}), got {list(axis.layers)}")
+        if method == "grid" or (method == "coarse_to_fine" and round_method == "grid"):
+            for _, axis in self.all_axes():
+                axis.grid()  # raises for distributions
+        self.validate_count()
+
+    def all_axes(self):
+        spaces = self.cases.values() if self.cases else [self.axes]
+        for axes in spaces:
+            yield from axes.items()
+
+    def _spaces(self) -> list[tuple[str | None, dict]]:
+        return list(self.cases.items()) if self.cases else [(None, self.axes)]
+
+    def validate_count(self) -> None:
+        if self._grid_like:
+            total = sum(math.prod(len(a.grid()) for a in axes.values()) for _, axes in self._spaces())
+            if total == 0:
+                raise SpecError("hparams: expected at least one config, got an empty grid")
+
+    @property
+    def _grid_like(self) -> bool:
+        return self.method == "grid" or (self.method == "coarse_to_fine" and self.round_method == "grid")
+
+    def varying(self) -> list[str]:
+        """Names of the axes that take more than one value (in any case)."""
+        names = []
+        for _, axes in self._spaces():
+            for name, axis in axes.items():
+                if axis.form != "fixed" and name not in names:
+                    names.append(name)
+        return names
+
+    def configs(self, round: int = 0, axes_by_case: Mapping | None = None) -> list[Config]:
+        """The configs of one round; ``axes_by_case`` replaces the axes (a zoomed round)."""
+        out = []
+        for case, axes in self._spaces():
+            axes = (axes_by_case or {}).get(case, axes)
+            names = list(axes)
+            if self._grid_like:
+                points = [dict(zip(names, combo)) for combo in itertools.product(*(axes[n].grid() for n in names))]
+            else:
+                points = []
+                for i in range(self.samples):
+                    rng = np.random.default_rng(np.random.SeedSequence([self.seed, round, i]))
+                    points.append({n: axes[n].sample(rng) for n in names})
+            for point in points:
+                resolved = {n: axes[n].resolve(v, self.layer_counts.get(n)) for n, v in point.items()}
+                varying = {n: v for n, v in point.items() if axes[n].form != "fixed"}
+                out.append(Config(round, varying, resolved, case))
+        return out
+
+    def zoom(self, axes_by_case: Mapping | None, top: Sequence[Config], *, min_width: float = 0.01) -> dict:
+        """The axes of the next coarse-to-fine round, shrunk around the ``top`` configs.
+
+        Numeric axes shrink around the values of ``top`` (one grid step of padding for grid
+        rounds, a quarter of the width for random rounds); ``values``/``choice`` axes keep only
+        the values that ``top`` used. Cases that no top config came from keep their axes.
+        """
+        new = {}
+        for case, original_axes in self._spaces():
+            axes = (axes_by_case or {}).get(case, original_axes)
+            chosen = [c for c in top if c.case == case]
+            if not chosen:
+                new[case] = axes
+                continue
+            zoomed = {}
+            for name, axis in axes.items():
+                if axis.numeric:
+                    if self._grid_like:
+                        steps = max(axis.num - 1, 1) if axis.form != "int" else max(axis.high - axis.low, 1)
+                        pad = 1.0 / steps
+                    else:
+                        pad = 0.25
+                    zoomed[name] = axis.zoomed([c.point[name] for c in chosen], original_axes[name], pad, min_width)
+                elif axis.form in ("values", "choice"):
+                    kept = tuple(v for v in axis.values if any(c.point[name] == v for c in chosen))
+                    zoomed[name] = dataclasses.replace(axis, values=kept)
+                else:
+                    zoomed[name] = axis
+            new[case] = zoomed
+        return new

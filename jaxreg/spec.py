@@ -1,0 +1,375 @@
+"""Sweep specs: TOML files read with ``tomllib``, checked in full before anything runs.
+
+``load_spec(path, overrides)`` reads a spec, applies ``--set KEY=VALUE`` overrides, fills in
+every default, checks every field, loads the data and builds the model, the
+:class:`jaxreg.TrainConfig` and the :class:`jaxreg.space.Space`. Any problem raises
+:class:`SpecError` (or ``jaxreg.data.DatasetError`` for missing data) with one line naming
+the field, what is allowed and the value given. The schema is documented in the README.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxreg import data as data_lib
+from jaxreg.hparams import HParams, make_hparams
+from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
+from jaxreg.space import METHODS, Axis, Space, SpecError, parse_axis
+from jaxreg.train import MONITORS, TrainConfig
+
+__all__ = ["Spec", "SpecError", "load_spec", "parse_override", "apply_overrides"]
+
+TOP_LEVEL = ("name", "description", "data", "model", "train", "hparams", "cases", "search", "output")
+
+MODEL_DEFAULTS = {"kind": "mlp", "hidden": [128], "activation": "relu", "output": "linear",
+                  "bias": True, "init": "he_normal", "init_scale": 0.1, "init_seed": 1,
+                  "channels": [16, 32], "kernel_size": 3, "pool": "max"}
+TRAIN_DEFAULTS = {"loss": "cross_entropy", "optimizer": "sgd", "epochs": 10, "batch_size": 32,
+                  "shuffle": True, "eval_every": 1, "eval_test": True, "monitor": "val_loss",
+                  "mode": "auto", "start_epoch": 0, "l1_mode": "subgradient", "dtype": "float32"}
+SEARCH_DEFAULTS = {"method": "grid", "seeds": 1, "samples": 16, "rounds": 3, "top_k": 3,
+                   "round_method": None, "min_width": 0.01, "seed": 0, "metric": "val_loss",
+                   "goal": None, "chunk_size": None, "memory_budget_mb": 1024}
+OUTPUT_DEFAULTS = {"params": False, "plots": True}
+DATA_KEYS = ("dataset", "seed", "data_dir")
+DTYPES = ("float32", "float64")
+GOALS = ("minimize", "maximize")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Spec:
+    """A checked sweep spec and everything built from it.
+
+    Attributes:
+        resolved: the spec with every default filled in (what the manifest records and hashes).
+        name: the sweep's name (default: the file's stem).
+        dataset, model, config, space: what the spec describes.
+        seeds: the seeds every config is trained with.
+        init_params: fixed initial params shared by all members (``model.init = "book"``) or None.
+    """
+
+    resolved: dict
+    name: str
+    dataset: Any
+    model: Model
+    config: TrainConfig
+    space: Space
+    seeds: tuple
+    init_params: Any
+
+    @property
+    def search(self) -> dict:
+        return self.resolved["search"]
+
+    @property
+    def output(self) -> dict:
+        return self.resolved["output"]
+
+    @property
+    def digest(self) -> str:
+        return spec_digest(self.resolved)
+
+    @property
+    def minimize(self) -> bool:
+        return self.search["goal"] == "minimize"
+
+
+def spec_digest(resolved: dict) -> str:
+    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.epochs=50"`` -> ``(["train", "epochs"], 50)``; the value is read as TOML.
+
+    A bare word that is not TOML (``data.dataset=mnist``) is taken as a string.
+    """
+    key, sep, value = text.partition("=")
+    path = key.strip().split(".")
+    if not sep or not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part) for part in path):
+        raise SpecError(f"--set: expected KEY=VALUE with a dotted KEY such as train.epochs=50, got {text!r}")
+    try:
+        parsed = tomllib.loads(f"value = {value.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", value.strip()):
+            raise SpecError(f"--set {key.strip()}: expected a TOML value, got {value.strip()!r}") from None
+        parsed = value.strip()
+    return path, parsed
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    raw = copy.deepcopy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        table = raw
+        for i, part in enumerate(path[:-1]):
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise SpecError(f"--set {'.'.join(path)}: {'.'.join(path[:i + 1])} is not a table")
+        table[path[-1]] = value
+    return raw
+
+
+def _check_keys(table: str, given: dict, allowed) -> None:
+    for key in given:
+        if key not in allowed:
+            raise SpecError(f"{table}: expected keys among {', '.join(sorted(allowed))}, got {key!r}")
+
+
+def _table(raw: dict, name: str) -> dict:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise SpecError(f"{name}: expected a table [{name}], got {value!r}")
+    return value
+
+
+def _choice(where: str, value, allowed) -> None:
+    if value not in allowed:
+        raise SpecError(f"{where}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+
+
+def _int(where: str, value, low: int, high: float = math.inf) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        bound = f"in [{low}, {high}]" if math.isfinite(high) else f">= {low}"
+        raise SpecError(f"{where}: expected an integer {bound}, got {value!r}")
+    return value
+
+
+def _bool(where: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _prefixed(prefix: str, error: Exception) -> SpecError:
+    return SpecError(f"{prefix}.{error}")
+
+
+def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
+    """Reads, checks and builds a sweep spec; see the module docstring."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(f"spec: expected an existing TOML file, got {str(path)!r} (not found)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"spec: expected a readable TOML file, got {str(path)!r} ({error})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(f"spec: expected valid TOML in {str(path)!r}, got a syntax error: {error}") from None
+    return build_spec(apply_overrides(raw, list(overrides)), default_name=path.stem)
+
+
+def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
+    """Checks and builds a spec given as a dict (the parsed TOML)."""
+    _check_keys("spec", raw, TOP_LEVEL)
+    name = raw.get("name", default_name)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise SpecError(f"name: expected letters, digits, '.', '_' or '-' (a folder name), got {name!r}")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise SpecError(f"description: expected a string, got {description!r}")
+
+    # [data]
+    data_raw = _table(raw, "data")
+    dataset_name = data_raw.get("dataset")
+    if dataset_name is None:
+        raise SpecError("data.dataset: expected one of 'blobs', 'digits', 'mnist', got nothing")
+    _choice("data.dataset", dataset_name, tuple(data_lib._DEFAULTS))
+    options = {k: v for k, v in data_lib._DEFAULTS[dataset_name].items() if k != "opener"}
+    _check_keys("data", data_raw, DATA_KEYS + tuple(options))
+    data_seed = _int("data.seed", data_raw.get("seed", 0), 0, 2**32 - 1)
+    data_dir = data_raw.get("data_dir")
+    if data_dir is not None and not isinstance(data_dir, str):
+        raise SpecError(f"data.data_dir: expected a path string, got {data_dir!r}")
+    given = {k: v for k, v in data_raw.items() if k in options}
+    try:
+        dataset = data_lib.load(dataset_name, key=data_seed, data_dir=data_dir, **given)
+    except data_lib.DatasetError as error:
+        raise SpecError(f"data: {error}") from None
+    except ValueError as error:
+        raise _prefixed("data", error) from None
+    data_resolved = {"dataset": dataset_name, "seed": data_seed, "data_dir": data_dir,
+                     **{k: v for k, v in dataset.info["options"].items() if k != "opener"}}
+
+    # [model]
+    model_raw = _table(raw, "model")
+    _check_keys("model", model_raw, MODEL_DEFAULTS)
+    m = {**MODEL_DEFAULTS, **model_raw}
+    _choice("model.kind", m["kind"], ("mlp", "cnn"))
+    train_raw = _table(raw, "train")
+    _check_keys("train", train_raw, TRAIN_DEFAULTS)
+    t = {**TRAIN_DEFAULTS, **train_raw}
+    _choice("train.dtype", t["dtype"], DTYPES)
+    dtype = jnp.float32
+    if t["dtype"] == "float64":
+        # Float64 arrays need JAX's x64 mode, a process-wide switch: a float64 spec turns it on.
+        jax.config.update("jax_enable_x64", True)
+        dtype = jnp.float64
+    if not isinstance(m["hidden"], list):
+        raise SpecError(f"model.hidden: expected a list of layer widths, got {m['hidden']!r}")
+    n_in = int(np.prod(dataset.info["input_shape"]))
+    n_out = dataset.info["num_classes"]
+    n_out = 1 if (n_out == 2 and t["loss"] in ("bce", "mse", "squared_error")) else n_out
+    book_init = m["init"] == "book"
+    if book_init and (m["kind"] != "mlp" or m["bias"]):
+        raise SpecError(f"model.init: 'book' draws bias-free MLP weights: expected kind 'mlp' and "
+                        f"bias = false, got kind {m['kind']!r}, bias {m['bias']!r}")
+    _int("model.init_seed", m["init_seed"], 0, 2**32 - 1)
+    try:
+        if m["kind"] == "mlp":
+            model = mlp((n_in, *m["hidden"], n_out), activation=m["activation"], output=m["output"],
+                        bias=_bool("model.bias", m["bias"]), init="uniform" if book_init else m["init"],
+                        init_scale=m["init_scale"], dtype=dtype)
+        else:
+            image_shape = dataset.info["image_shape"]
+            if image_shape is None:
+                raise SpecError(f"model.kind: 'cnn' needs image data: expected dataset 'digits' or "
+                                f"'mnist', got {dataset_name!r}")
+            shape = image_shape if len(image_shape) == 3 else (*image_shape, 1)
+            model = cnn(shape, n_out, channels=m["channels"], kernel_size=m["kernel_size"], pool=m["pool"],
+                        hidden=m["hidden"], activation=m["activation"], output=m["output"],
+                        init=m["init"], init_scale=m["init_scale"], dtype=dtype)
+    except SpecError:
+        raise
+    except (ValueError, TypeError) as error:
+        message = str(error).replace("sizes: ", "hidden: ")
+        raise SpecError(f"model.{message}") from None
+    init_params = None
+    if book_init:
+        init_params = numpy_uniform_init((n_in, *m["hidden"], n_out), seed=m["init_seed"],
+                                         scale=m["init_scale"], dtype=np.dtype(t["dtype"]))
+
+    # [train]
+    batch_size = t["batch_size"]
+    if batch_size == "full":
+        batch_size = None
+    elif isinstance(batch_size, str):
+        raise SpecError(f"train.batch_size: expected an integer >= 1 or \"full\", got {batch_size!r}")
+    for flag in ("shuffle", "eval_test"):
+        _bool(f"train.{flag}", t[flag])
+
+    # [hparams] and [cases]
+    hparams_raw = _table(raw, "hparams")
+    _check_keys("hparams", hparams_raw, HParams._fields)
+    axes = {name: parse_axis(name, value) for name, value in hparams_raw.items()}
+    cases_raw = _table(raw, "cases")
+    cases = {}
+    for case, table in cases_raw.items():
+        if not isinstance(table, dict):
+            raise SpecError(f"cases.{case}: expected a table of hparams, got {table!r}")
+        _check_keys(f"cases.{case}", table, HParams._fields)
+        cases[case] = {name: parse_axis(name, value) for name, value in table.items()}
+
+    # [search]
+    search_raw = _table(raw, "search")
+    _check_keys("search", search_raw, SEARCH_DEFAULTS)
+    s = {**SEARCH_DEFAULTS, **search_raw}
+    _choice("search.method", s["method"], METHODS)
+    if s["round_method"] is None:
+        s["round_method"] = "grid" if s["method"] == "grid" else "random"
+    _choice("search.round_method", s["round_method"], ("grid", "random"))
+    if s["method"] == "grid":
+        s["round_method"] = "grid"
+    elif s["method"] == "random":
+        s["round_method"] = "random"
+    seeds = s["seeds"]
+    if isinstance(seeds, list):
+        if not seeds or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**32 for x in seeds):
+            raise SpecError(f"search.seeds: expected a count >= 1 or a non-empty list of integers in "
+                            f"[0, 2**32), got {seeds!r}")
+        if len(set(seeds)) != len(seeds):
+            raise SpecError(f"search.seeds: expected distinct seeds, got {seeds!r}")
+        seeds = tuple(seeds)
+    else:
+        seeds = tuple(range(_int("search.seeds", seeds, 1, 100_000)))
+    s["seeds"] = list(seeds)
+    _int("search.samples", s["samples"], 1, 10**6)
+    _int("search.rounds", s["rounds"], 1, 100)
+    _int("search.top_k", s["top_k"], 1, 10**6)
+    _int("search.seed", s["seed"], 0, 2**32 - 1)
+    if s["method"] != "coarse_to_fine":
+        s["rounds"] = 1
+    width = s["min_width"]
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
+        raise SpecError(f"search.min_width: expected a fraction of the original range in (0, 1], got {width!r}")
+    _choice("search.metric", s["metric"], MONITORS)
+    if s["goal"] is None:
+        s["goal"] = "minimize" if s["metric"].endswith("loss") else "maximize"
+    _choice("search.goal", s["goal"], GOALS)
+    if s["chunk_size"] is not None:
+        _int("search.chunk_size", s["chunk_size"], 1, 10**6)
+    budget = s["memory_budget_mb"]
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+        raise SpecError(f"search.memory_budget_mb: expected a number > 0, got {budget!r}")
+    if s["method"] == "coarse_to_fine" and cases:
+        raise SpecError("search.method: 'coarse_to_fine' zooms one space: expected no [cases], "
+                        f"got cases {', '.join(map(repr, cases))}")
+
+    output_raw = _table(raw, "output")
+    _check_keys("output", output_raw, OUTPUT_DEFAULTS)
+    o = {**OUTPUT_DEFAULTS, **output_raw}
+    for flag in o:
+        _bool(f"output.{flag}", o[flag])
+
+    layer_counts = {"dropout": model.num_dropout, "dropconnect": model.num_dropconnect}
+    space = Space(axes, cases=cases, method=s["method"], round_method=s["round_method"],
+                  samples=s["samples"], seed=s["seed"], layer_counts=layer_counts)
+    _check_values(space, model)
+    uses = {name: _may_be_nonzero(space, name) for name in ("dropout", "dropconnect")}
+
+    try:
+        config = TrainConfig(model=model, data=dataset, loss=t["loss"], optimizer=t["optimizer"],
+                             epochs=t["epochs"], batch_size=batch_size, shuffle=t["shuffle"],
+                             eval_every=t["eval_every"], eval_test=t["eval_test"],
+                             monitor=t["monitor"], mode=t["mode"], start_epoch=t["start_epoch"],
+                             l1_mode=t["l1_mode"], dropout=uses["dropout"],
+                             dropconnect=uses["dropconnect"])
+    except ValueError as error:
+        raise _prefixed("train", error) from None
+    if s["metric"].startswith("val") and len(dataset.val.y) == 0:
+        raise SpecError(f"search.metric: expected 'train_loss' or 'train_accuracy' when the validation "
+                        f"split is empty, got {s['metric']!r}")
+
+    resolved = {"name": name, "description": description, "data": data_resolved, "model": m,
+                "train": t, "hparams": hparams_raw, "cases": cases_raw, "search": s, "output": o}
+    return Spec(resolved=json.loads(json.dumps(resolved)), name=name, dataset=dataset, model=model,
+                config=config, space=space, seeds=seeds, init_params=init_params)
+
+
+def _endpoints(axis: Axis) -> list:
+    if axis.form in ("fixed", "values", "choice"):
+        return list(axis.values)
+    return [axis.low, axis.high]
+
+
+def _check_values(space: Space, model: Model) -> None:
+    """Every value an axis can take is a valid hparam (checked at the ends of ranges)."""
+    for _, axis in space.all_axes():
+        for value in _endpoints(axis):
+            resolved = axis.resolve(value, space.layer_counts.get(axis.name))
+            try:
+                make_hparams(model, **{axis.name: resolved})
+            except ValueError as error:
+                raise SpecError(str(error)) from None
+
+
+def _may_be_nonzero(space: Space, name: str) -> bool:
+    for _, axis in space.all_axes():
+        if axis.name == name and any(np.any(np.asarray(v, np.float64) != 0) for v in _endpoints(axis)):
+            return True
+    return False
+

@@ -1,0 +1,171 @@
+"""Running a sweep: rounds of configs x seeds through ONE compiled program, journaled as they finish.
+
+``run_sweep(spec, out_dir)`` trains every (config, seed) of a :class:`jaxreg.spec.Spec` in
+fixed-size chunks of one compiled ``train_batch`` program (the same program for every chunk
+and every coarse-to-fine round: zero recompiles), appending one line per finished trial to
+``out_dir/trials.jsonl``. Rerunning on the same folder resumes: trials already in the journal
+are never recomputed, and because a member's result depends only on its hparams, its seed
+and the chunk size, the resumed sweep gives the same numbers as an uninterrupted one.
+
+Files in ``out_dir`` (see :mod:`jaxreg.results`): ``manifest.json``, ``trials.jsonl``,
+``curves/CONFIG_SEED.npz``, ``summary.csv`` and the plots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxreg import results
+from jaxreg.hparams import make_hparams, stack_hparams
+from jaxreg.space import Config
+from jaxreg.spec import Spec, SpecError
+from jaxreg.train import METRICS, train_batch
+
+_MIN_CHUNK = 2  # XLA rounds a batch of one differently: never compile one
+
+
+def config_id(config: Config) -> str:
+    """A stable id from the config's case and hparams values: the same config, the same id."""
+    text = json.dumps({"case": config.case, "hparams": config.hparams}, sort_keys=True,
+                      default=float, allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def bytes_per_member(spec: Spec) -> int:
+    """An estimate of the device memory one member of a chunk needs while training.
+
+    Params, their best copy, gradients, updates and optimizer state; the activations of one
+    mini-batch (every intermediate of one example's forward pass, traced once, times the batch,
+    times 3 for the backward pass and dropout masks); the evaluation forward pass over every
+    evaluated split; the shuffled copy of the training set; the curves.
+    """
+    config, model = spec.config, spec.model
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    itemsize = np.dtype(jax.tree_util.tree_leaves(params)[0].dtype).itemsize
+    n_params = sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
+    states = {"sgd": 0, "momentum": 1, "ema_momentum": 1, "adam": 2, "adamw": 2}[config.optimizer]
+    x1 = jax.ShapeDtypeStruct((1, *config.data.train.x.shape[1:]), np.float32)
+    jaxpr = jax.make_jaxpr(lambda p, x: model.apply(p, x))(params, x1)
+    per_example = sum(math.prod(v.aval.shape) for eqn in jaxpr.eqns for v in eqn.outvars
+                      if hasattr(v.aval, "shape"))
+    n_train = len(config.data.train.y)
+    batch = n_train if config.batch_size is None else config.batch_size
+    n_eval = n_train + len(config.data.val.y) + (len(config.data.test.y) if config.eval_test else 0)
+    features = math.prod(config.data.train.x.shape[1:])
+    n_evals = config.epochs // config.eval_every
+    elements = (n_params * (6 + states) + 3 * batch * per_example + n_eval * per_example
+                + (n_train * features if config.shuffle else 0) + n_evals * len(METRICS))
+    return int(elements * itemsize)
+
+
+def choose_chunk_size(spec: Spec, members_per_round: int) -> int:
+    """``search.chunk_size`` if given, else as many members as fit ``search.memory_budget_mb``.
+
+    Depends on the spec alone (never on how many trials remain), so a resumed sweep runs the
+    same chunks' program and gives bitwise the same numbers.
+    """
+    if spec.search["chunk_size"] is not None:
+        return max(spec.search["chunk_size"], _MIN_CHUNK)
+    budget = spec.search["memory_budget_mb"] * 2**20
+    fit = int(budget // bytes_per_member(spec))
+    if fit < _MIN_CHUNK:
+        raise SpecError(f"search.memory_budget_mb: expected at least "
+                        f"{math.ceil(_MIN_CHUNK * bytes_per_member(spec) / 2**20)} MB "
+                        f"(2 members), got {spec.search['memory_budget_mb']}")
+    return max(_MIN_CHUNK, min(fit, members_per_round))
+
+
+def plan(spec: Spec) -> list[Config]:
+    """The configs of the first round (later coarse-to-fine rounds depend on results)."""
+    return spec.space.configs(0)
+
+
+def rank(configs: list[Config], records: dict, spec: Spec) -> list[tuple[Config, float]]:
+    """Configs with the mean of ``search.metric`` over seeds, best first; NaN (diverged) last."""
+    metric, sign = spec.search["metric"], (1.0 if spec.minimize else -1.0)
+    scored = []
+    for config in configs:
+        cid = config_id(config)
+        values = [records[(cid, seed)]["metrics"][metric] for seed in spec.seeds]
+        values = [math.nan if v is None else v for v in values]
+        scored.append((config, float(np.mean(values))))
+    return sorted(scored, key=lambda item: (math.isnan(item[1]), sign * item[1] if not math.isnan(item[1]) else 0))
+
+
+def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progress: bool = True,
+              log: Callable[[str], None] | None = None) -> list[dict]:
+    """Runs (or resumes) a sweep into ``out_dir``; returns the journal's records.
+
+    Raises :class:`SpecError` before anything is trained or written when ``out_dir`` holds the
+    results of a different spec and ``overwrite`` is False.
+    """
+    log = log or (lambda text: print(text, file=sys.stderr))
+    out = Path(out_dir)
+    store = results.Store(out)
+    store.prepare(spec, overwrite=overwrite)
+    records = store.read_journal()
+    first_round = spec.space.configs(0)
+    members_per_round = len(first_round) * len(spec.seeds)
+    chunk_size = choose_chunk_size(spec, members_per_round)
+    runner = train_batch(spec.config, chunk_size)
+    chunk_size = runner.chunk_size(members_per_round)
+    store.start_run(spec, chunk_size)
+    done_before = len(records)
+    trained = 0
+    started = time.perf_counter()
+    axes = None
+    for round_index in range(spec.search["rounds"]):
+        configs = first_round if round_index == 0 else spec.space.configs(round_index, axes)
+        pending = []
+        for config in configs:
+            cid = config_id(config)
+            pending.extend((cid, config, seed) for seed in spec.seeds if (cid, seed) not in records)
+        label = f"round {round_index + 1}/{spec.search['rounds']}"
+        if pending:
+            trained += _train_round(spec, runner, chunk_size, pending, store, records, label, progress)
+        elif progress:
+            log(f"{label}: all {len(configs) * len(spec.seeds)} trials already in the journal")
+        if round_index + 1 < spec.search["rounds"]:
+            ranked = rank(configs, records, spec)
+            top = [config for config, _ in ranked[:spec.search["top_k"]]]
+            axes = spec.space.zoom(axes, top, min_width=spec.search["min_width"])
+    store.finish_run(trained, time.perf_counter() - started)
+    if done_before and progress:
+        log(f"resumed: {done_before} trials were already in {store.journal_path}, {trained} trained now")
+    return list(records.values())
+
+
+def _train_round(spec: Spec, runner, chunk_size: int, pending: list, store, records: dict,
+                 label: str, progress: bool) -> int:
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(pending), desc=label, unit="trial", file=sys.stderr, dynamic_ncols=True)
+    try:
+        for start in range(0, len(pending), chunk_size):
+            chunk = pending[start:start + chunk_size]
+            seeds = np.array([seed for _, _, seed in chunk])
+            hparams = stack_hparams(make_hparams(spec.model, **config.hparams) for _, config, _ in chunk)
+            result = runner(seeds, hparams, spec.init_params)
+            new = [results.trial_record(spec, cid, config, seed, i, result, hparams)
+                   for i, (cid, config, seed) in enumerate(chunk)]
+            for i, record in enumerate(new):
+                store.write_curves(record, result, i, spec.output["params"])
+            store.append(new)
+            for record in new:
+                records[(record["config_id"], record["seed"])] = record
+            if bar is not None:
+                bar.update(len(chunk))
+    finally:
+        if bar is not None:
+            bar.close()
+    return len(pending)
