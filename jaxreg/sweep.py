@@ -26,7 +26,7 @@ import numpy as np
 
 from jaxreg import results
 from jaxreg.hparams import make_hparams, stack_hparams
-from jaxreg.space import Config
+from jaxreg.space import Config, Space
 from jaxreg.spec import Spec, SpecError
 from jaxreg.train import METRICS, train_batch
 
@@ -89,16 +89,26 @@ def plan(spec: Spec) -> list[Config]:
     return spec.space.configs(0)
 
 
-def rank(configs: list[Config], records: dict, spec: Spec) -> list[tuple[Config, float]]:
-    """Configs with the mean of ``search.metric`` over seeds, best first; NaN (diverged) last."""
-    metric, sign = spec.search["metric"], (1.0 if spec.minimize else -1.0)
-    scored = []
-    for config in configs:
-        cid = config_id(config)
-        values = [records[(cid, seed)]["metrics"][metric] for seed in spec.seeds]
-        values = [math.nan if v is None else v for v in values]
-        scored.append((config, float(np.mean(values))))
-    return sorted(scored, key=lambda item: (math.isnan(item[1]), sign * item[1] if not math.isnan(item[1]) else 0))
+def search_rounds(space: Space, score: Callable[[list[Config]], list[float]], *, rounds: int = 1,
+                  top_k: int = 3, min_width: float = 0.01, minimize: bool = True) -> list[tuple[Config, float]]:
+    """Runs the rounds of a search: score each round's configs, zoom around the top ``top_k``.
+
+    ``score(configs)`` returns one number per config (NaN for a failed one, ranked last). With
+    ``rounds`` 1 this is a plain grid or random search. Returns every (config, score), in order.
+    """
+    history, axes = [], None
+    for round_index in range(rounds):
+        configs = space.configs(round_index, axes)
+        scores = [float(v) for v in score(configs)]
+        history.extend(zip(configs, scores))
+        if round_index + 1 < rounds:
+            ranked = sorted(zip(configs, scores), key=lambda item: _order(item[1], minimize))
+            axes = space.zoom(axes, [config for config, _ in ranked[:top_k]], min_width=min_width)
+    return history
+
+
+def _order(value: float, minimize: bool) -> tuple:
+    return (math.isnan(value), 0.0 if math.isnan(value) else (value if minimize else -value))
 
 
 def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progress: bool = True,
@@ -109,39 +119,39 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     results of a different spec and ``overwrite`` is False.
     """
     log = log or (lambda text: print(text, file=sys.stderr))
-    out = Path(out_dir)
-    store = results.Store(out)
+    store = results.Store(Path(out_dir))
     store.prepare(spec, overwrite=overwrite)
     records = store.read_journal()
-    first_round = spec.space.configs(0)
-    members_per_round = len(first_round) * len(spec.seeds)
-    chunk_size = choose_chunk_size(spec, members_per_round)
-    runner = train_batch(spec.config, chunk_size)
+    members_per_round = len(spec.space.configs(0)) * len(spec.seeds)
+    runner = train_batch(spec.config, choose_chunk_size(spec, members_per_round))
     chunk_size = runner.chunk_size(members_per_round)
     store.start_run(spec, chunk_size)
-    done_before = len(records)
-    trained = 0
+    done_before, trained, rounds = len(records), 0, spec.search["rounds"]
     started = time.perf_counter()
-    axes = None
-    for round_index in range(spec.search["rounds"]):
-        configs = first_round if round_index == 0 else spec.space.configs(round_index, axes)
-        pending = []
-        for config in configs:
-            cid = config_id(config)
-            pending.extend((cid, config, seed) for seed in spec.seeds if (cid, seed) not in records)
-        label = f"round {round_index + 1}/{spec.search['rounds']}"
+
+    def score(configs: list[Config]) -> list[float]:
+        nonlocal trained
+        label = f"round {configs[0].round + 1}/{rounds}" if configs else ""
+        pending = [(config_id(c), c, seed) for c in configs for seed in spec.seeds
+                   if (config_id(c), seed) not in records]
         if pending:
             trained += _train_round(spec, runner, chunk_size, pending, store, records, label, progress)
         elif progress:
             log(f"{label}: all {len(configs) * len(spec.seeds)} trials already in the journal")
-        if round_index + 1 < spec.search["rounds"]:
-            ranked = rank(configs, records, spec)
-            top = [config for config, _ in ranked[:spec.search["top_k"]]]
-            axes = spec.space.zoom(axes, top, min_width=spec.search["min_width"])
+        metric = spec.search["metric"]
+        return [float(np.mean([_number(records[(config_id(c), seed)]["metrics"][metric]) for seed in spec.seeds]))
+                for c in configs]
+
+    search_rounds(spec.space, score, rounds=rounds, top_k=spec.search["top_k"],
+                  min_width=spec.search["min_width"], minimize=spec.minimize)
     store.finish_run(trained, time.perf_counter() - started)
     if done_before and progress:
         log(f"resumed: {done_before} trials were already in {store.journal_path}, {trained} trained now")
     return list(records.values())
+
+
+def _number(value) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _train_round(spec: Spec, runner, chunk_size: int, pending: list, store, records: dict,

@@ -1,1 +1,131 @@
-"""The command line end to end: run, show and plot on a tiny digits spec."""
+"""The command line end to end: plan, run, show and plot on a tiny digits spec, and a sweep
+killed with SIGKILL mid-run that resumes to the same results as an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from jaxreg import results
+
+SPEC = """
+name = "tiny-cli"
+[data]
+dataset = "digits"
+n_train = 60
+[model]
+hidden = [8]
+[train]
+optimizer = "adam"
+epochs = 4
+eval_every = 2
+batch_size = 20
+[hparams]
+learning_rate = { logspace = [1e-3, 1e-1, 3] }
+l2 = { values = [0.0, 0.001] }
+[search]
+seeds = 2
+chunk_size = 4
+"""
+
+
+def jaxreg_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jaxreg", *args], capture_output=True, text=True,
+                          timeout=600, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def spec_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("spec") / "tiny.toml"
+    path.write_text(SPEC)
+    return path
+
+
+def test_plan_lists_the_configs_and_trains_nothing(spec_file, tmp_path):
+    done = jaxreg_cli("plan", str(spec_file), "--set", "search.seeds=3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "tiny-cli: 6 configs x 3 seeds = 18 trials (grid search); 4 members per compiled chunk"
+    assert len(lines) == 7 and "learning_rate=0.001  l2=0.0" in lines[1]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_show_plot(spec_file, tmp_path):
+    done = jaxreg_cli("run", str(spec_file), "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "results" / "tiny-cli"  # the default folder: results/NAME
+    assert "12 trials (2 seeds per config)" in done.stdout
+    assert len(results.read_journal(out)) == 12
+    rows = (out / "summary.csv").read_text().splitlines()
+    assert len(rows) == 7 and rows[0].startswith("rank,config_id,case,round,learning_rate,l2,seeds")
+
+    show = jaxreg_cli("show", str(out))
+    assert show.returncode == 0, show.stderr
+    table = show.stdout.splitlines()
+    assert table[0].startswith("tiny-cli: 12 trials in")
+    assert table[1].split()[:4] == ["rank", "learning_rate", "l2", "val_loss"]
+    assert len(table) == 3 + 6 and table[3].split()[0] == "1"
+
+    (out / "curves.png").unlink(missing_ok=True)
+    plot = jaxreg_cli("plot", str(out))
+    assert plot.returncode == 0, plot.stderr
+    written = [Path(line) for line in plot.stdout.splitlines()]
+    assert written and all(p.suffix == ".png" and p.stat().st_size > 1000 for p in written)
+    assert (out / "curves.png") in written
+
+
+def test_set_overrides_and_a_different_spec_is_refused(spec_file, tmp_path):
+    out = tmp_path / "r"
+    done = jaxreg_cli("run", str(spec_file), "--out", str(out), "--quiet", "--set", "train.epochs=2",
+                      "--set", "hparams.learning_rate={ values = [0.01] }")
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["spec"]["train"]["epochs"] == 2 and len(results.read_journal(out)) == 4
+    refused = jaxreg_cli("run", str(spec_file), "--out", str(out), "--quiet")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.count("\n") == 1 and "holds results of a different spec" in refused.stderr
+
+
+def _killed_then_resumed(spec_file: Path, out: Path) -> None:
+    args = [sys.executable, "-m", "jaxreg", "run", str(spec_file), "--out", str(out), "--quiet",
+            "--set", "search.chunk_size=2"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = out / results.JOURNAL
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if journal.exists() and journal.read_text().count("\n") >= 4:
+            break
+        if process.poll() is not None:
+            break
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done_at_kill = journal.read_text().count("\n")
+    assert 4 <= done_at_kill < 12, f"the kill should land mid-sweep, {done_at_kill} trials were done"
+    resumed = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [run["trials_trained"] for run in manifest["runs"][1:]] == [12 - done_at_kill]
+    assert manifest["runs"][0]["finished"] is None  # the killed run never finished
+
+
+def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_run(spec_file, tmp_path):
+    _killed_then_resumed(spec_file, tmp_path / "killed")
+    uninterrupted = jaxreg_cli("run", str(spec_file), "--out", str(tmp_path / "once"), "--quiet",
+                               "--set", "search.chunk_size=2")
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    killed, once = results.read_journal(tmp_path / "killed"), results.read_journal(tmp_path / "once")
+    keys = [(r["config_id"], r["seed"]) for r in killed]
+    assert len(keys) == len(set(keys)) == 12  # every (config, seed) exactly once
+    by_key = {(r["config_id"], r["seed"]): r for r in once}
+    for record in killed:
+        assert record == by_key[(record["config_id"], record["seed"])]  # bitwise: metrics are floats
+    summary = lambda folder: (tmp_path / folder / results.SUMMARY).read_text()
+    assert summary("killed") == summary("once")
