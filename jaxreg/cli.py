@@ -12,6 +12,7 @@ line on stderr and exits with code 2, before anything is trained or written.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,26 @@ class UsageError(ValueError):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise UsageError(message)
+        raise UsageError(_house_style(message))
+
+
+def _house_style(message: str) -> str:
+    """Argparse's messages as ``FIELD: expected ALLOWED, got VALUE``, like every other error."""
+    if match := re.fullmatch(r"argument (.+?): invalid choice: (.+) \(choose from (.+)\)", message):
+        choices = ", ".join(repr(c.strip().strip("'\"")) for c in match[3].split(","))
+        return f"{match[1]}: expected one of {choices}, got {match[2]}"
+    if match := re.fullmatch(r"argument (.+?): expected one argument", message):
+        return f"{match[1]}: expected a value, got nothing"
+    if match := re.fullmatch(r"argument (.+?): (expected .*)", message):
+        return f"{match[1]}: {match[2]}"
+    if match := re.fullmatch(r"the following arguments are required: (.+)", message):
+        name = match[1].split(",")[0].strip()
+        allowed = {"command": "one of 'run', 'plan', 'show', 'plot'", "spec": "a sweep spec (a TOML file)",
+                   "dir": "a results folder"}.get(name, "a value")
+        return f"{name}: expected {allowed}, got nothing"
+    if match := re.fullmatch(r"unrecognized arguments: (.+)", message):
+        return f"arguments: expected only those listed by --help, got {match[1]!r}"
+    return message
 
 
 def _positive(text: str) -> int:

@@ -37,6 +37,7 @@ RANDOM_FORMS = ("choice", "uniform", "log_uniform")
 FORMS = ("values", "linspace", "logspace", "int", "choice", "uniform", "log_uniform")
 LAYERED = ("dropout", "dropconnect")
 METHODS = ("grid", "random", "coarse_to_fine")
+MAX_GRID = 10**6  # configs per grid round: beyond, listing them alone exhausts memory
 
 
 class SpecError(ValueError):
@@ -59,6 +60,7 @@ class Axis:
         values: the fixed value, or the list of ``values``/``choice``.
         low, high, num: bounds (and grid size) of numeric forms.
         layers: for a scalar axis over ``dropout``/``dropconnect``, the layers it sets.
+        path: where the spec gives it, for messages (default ``hparams.NAME``).
     """
 
     name: str
@@ -68,6 +70,7 @@ class Axis:
     high: float = 0.0
     num: int = 0
     layers: tuple | None = None
+    path: str | None = dataclasses.field(default=None, compare=False)
 
     @property
     def log(self) -> bool:
@@ -80,7 +83,18 @@ class Axis:
 
     @property
     def where(self) -> str:
-        return f"hparams.{self.name}"
+        return self.path or f"hparams.{self.name}"
+
+    @property
+    def grid_size(self) -> int:
+        """How many values :meth:`grid` lists, without listing them."""
+        if self.form == "fixed":
+            return 1
+        if self.form in ("values", "choice"):
+            return len(self.values)
+        if self.form == "int":
+            return int(self.high) - int(self.low) + 1
+        return self.num
 
     def grid(self) -> list:
         if self.form == "fixed":
@@ -145,15 +159,28 @@ class Axis:
         return dataclasses.replace(self, low=float(back(new_lo)), high=float(back(new_hi)))
 
 
-def parse_axis(name: str, raw: Any) -> Axis:
-    """Reads one ``[hparams]`` entry; raises :class:`SpecError` naming ``hparams.NAME``."""
-    where = f"hparams.{name}"
+def _no_bools(where: str, name: str, value) -> None:
+    """TOML's true and false are not numbers: only ``restore_best`` takes a bool."""
+    if name == "restore_best":
+        return
+    if isinstance(value, bool):
+        raise SpecError(f"{where}: expected a number, got {str(value).lower()}")
+    if isinstance(value, list):
+        for item in value:
+            _no_bools(where, name, item)
+
+
+def parse_axis(name: str, raw: Any, where: str | None = None) -> Axis:
+    """Reads one ``[hparams]`` entry; raises :class:`SpecError` naming ``where``
+    (default ``hparams.NAME``; ``cases.CASE.NAME`` for an entry of a case)."""
+    where = where or f"hparams.{name}"
     if not isinstance(raw, Mapping):
         if isinstance(raw, str):
             raise SpecError(f"{where}: expected a number, a list of per-layer rates or an axis table "
                             f"{{ values | linspace | logspace | int | choice | uniform | log_uniform = ... }}, "
                             f"got {raw!r}")
-        return Axis(name, "fixed", (raw,))
+        _no_bools(where, name, raw)
+        return Axis(name, "fixed", (raw,), path=where)
     forms = [key for key in raw if key != "layers"]
     unknown = [key for key in forms if key not in FORMS]
     if unknown or len(forms) != 1:
@@ -174,7 +201,8 @@ def parse_axis(name: str, raw: Any) -> Axis:
     if form in ("values", "choice"):
         if not args:
             raise SpecError(f"{where}.{form}: expected a non-empty list, got []")
-        return Axis(name, form, tuple(args), layers=layers)
+        _no_bools(where, name, args)
+        return Axis(name, form, tuple(args), layers=layers, path=where)
     arity = 3 if form in ("linspace", "logspace") else 2
     shape = "[lo, hi, n]" if arity == 3 else "[lo, hi]"
     if len(args) != arity:
@@ -192,7 +220,7 @@ def parse_axis(name: str, raw: Any) -> Axis:
         raise SpecError(f"{where}.{form}: expected 0 < lo <= hi for a log scale, got {args!r}")
     if form == "int" and not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
         raise SpecError(f"{where}.int: expected integers [lo, hi], got {args!r}")
-    return Axis(name, form, (), low, high, num, layers)
+    return Axis(name, form, (), low, high, num, layers, path=where)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,9 +261,13 @@ class Space:
                 if max(axis.layers) >= n:
                     raise SpecError(f"{axis.where}.layers: expected layer indices in [0, {n - 1}] "
                                     f"(the model has {n}), got {list(axis.layers)}")
-        if method == "grid" or (method == "coarse_to_fine" and round_method == "grid"):
+        if self._grid_like:
             for _, axis in self.all_axes():
-                axis.grid()  # raises for distributions
+                if axis.form in ("uniform", "log_uniform"):
+                    raise SpecError(f"{axis.where}: expected values, linspace, logspace, int or choice "
+                                    f"under a grid search ({axis.form} is a distribution: it needs "
+                                    f"search.method 'random', or round_method 'random' with "
+                                    f"'coarse_to_fine'), got {axis.form}")
         self.validate_count()
 
     def all_axes(self):
@@ -248,9 +280,11 @@ class Space:
 
     def validate_count(self) -> None:
         if self._grid_like:
-            total = sum(math.prod(len(a.grid()) for a in axes.values()) for _, axes in self._spaces())
+            total = sum(math.prod(a.grid_size for a in axes.values()) for _, axes in self._spaces())
             if total == 0:
                 raise SpecError("hparams: expected at least one config, got an empty grid")
+            if total > MAX_GRID:
+                raise SpecError(f"hparams: expected at most {MAX_GRID} configs in a grid, got {total}")
 
     @property
     def _grid_like(self) -> bool:

@@ -25,7 +25,8 @@ import numpy as np
 
 from jaxreg import data as data_lib
 from jaxreg.hparams import HParams, make_hparams
-from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
+from jaxreg.losses import LOSSES
+from jaxreg.models import INITS, Model, cnn, mlp, numpy_uniform_init
 from jaxreg.space import METHODS, Axis, Space, SpecError, parse_axis
 from jaxreg.train import MONITORS, TrainConfig
 
@@ -117,7 +118,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         for i, part in enumerate(path[:-1]):
             table = table.setdefault(part, {})
             if not isinstance(table, dict):
-                raise SpecError(f"--set {'.'.join(path)}: {'.'.join(path[:i + 1])} is not a table")
+                raise SpecError(f"--set {'.'.join(path)}: expected {'.'.join(path[:i + 1])} to be a table, "
+                                f"got {table!r}")
         table[path[-1]] = value
     return raw
 
@@ -199,7 +201,16 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
     try:
         dataset = data_lib.load(dataset_name, key=data_seed, data_dir=data_dir, **given)
     except data_lib.DatasetError as error:
-        raise SpecError(f"data: {error}") from None
+        # Its message spans lines (every path searched): one line, the first, with the remedy.
+        lines = [line.strip() for line in str(error).splitlines()]
+        reason = lines[0].removesuffix("; looked for:")
+        failed = [line for line in lines if line.startswith(("http://", "https://"))]
+        if failed:
+            reason += f"; downloading failed: {failed[0]}"
+        hint = ", or download = true" if data_raw.get("download") is False else ""
+        raise SpecError(f"data.data_dir: expected a folder with readable {dataset_name} files (or "
+                        f"$JAXREG_DATA_DIR{hint}), got {repr(data_dir) if data_dir else 'no data_dir'} "
+                        f"({reason})") from None
     except ValueError as error:
         raise _prefixed("data", error) from None
     data_resolved = {"dataset": dataset_name, "seed": data_seed, "data_dir": data_dir,
@@ -214,31 +225,47 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
     _check_keys("train", train_raw, TRAIN_DEFAULTS)
     t = {**TRAIN_DEFAULTS, **train_raw}
     _choice("train.dtype", t["dtype"], DTYPES)
+    _choice("train.loss", t["loss"], LOSSES)
     dtype = jnp.float32
     if t["dtype"] == "float64":
         # Float64 arrays need JAX's x64 mode, a process-wide switch: a float64 spec turns it on.
         jax.config.update("jax_enable_x64", True)
         dtype = jnp.float64
-    if not isinstance(m["hidden"], list):
-        raise SpecError(f"model.hidden: expected a list of layer widths, got {m['hidden']!r}")
+    for key in ("hidden", "channels"):
+        widths = m[key]
+        if not isinstance(widths, list) or not all(
+                isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths):
+            what = "layer widths" if key == "hidden" else "channel counts"
+            raise SpecError(f"model.{key}: expected a list of {what} (integers >= 1), got {widths!r}")
+    scale = m["init_scale"]
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
+        raise SpecError(f"model.init_scale: expected a finite number > 0, got {scale!r}")
+    _choice("model.init", m["init"], (*INITS, "book"))
+    _bool("model.bias", m["bias"])
     n_in = int(np.prod(dataset.info["input_shape"]))
     n_out = dataset.info["num_classes"]
     n_out = 1 if (n_out == 2 and t["loss"] in ("bce", "mse", "squared_error")) else n_out
     book_init = m["init"] == "book"
-    if book_init and (m["kind"] != "mlp" or m["bias"]):
-        raise SpecError(f"model.init: 'book' draws bias-free MLP weights: expected kind 'mlp' and "
-                        f"bias = false, got kind {m['kind']!r}, bias {m['bias']!r}")
+    if book_init and m["kind"] != "mlp":
+        raise SpecError(f"model.kind: expected 'mlp' with init = 'book' (it draws MLP weights), "
+                        f"got {m['kind']!r}")
+    if book_init and m["bias"]:
+        raise SpecError("model.bias: expected false with init = 'book' (it draws bias-free weights), "
+                        "got true")
+    if m["kind"] == "cnn" and not m["bias"]:
+        raise SpecError("model.bias: expected true with kind 'cnn' (its layers always have biases), "
+                        "got false")
     _int("model.init_seed", m["init_seed"], 0, 2**32 - 1)
     try:
         if m["kind"] == "mlp":
             model = mlp((n_in, *m["hidden"], n_out), activation=m["activation"], output=m["output"],
-                        bias=_bool("model.bias", m["bias"]), init="uniform" if book_init else m["init"],
+                        bias=m["bias"], init="uniform" if book_init else m["init"],
                         init_scale=m["init_scale"], dtype=dtype)
         else:
             image_shape = dataset.info["image_shape"]
             if image_shape is None:
-                raise SpecError(f"model.kind: 'cnn' needs image data: expected dataset 'digits' or "
-                                f"'mnist', got {dataset_name!r}")
+                raise SpecError(f"model.kind: expected 'mlp' with dataset {dataset_name!r} (a cnn needs "
+                                f"image data: 'digits' or 'mnist'), got 'cnn'")
             shape = image_shape if len(image_shape) == 3 else (*image_shape, 1)
             model = cnn(shape, n_out, channels=m["channels"], kernel_size=m["kernel_size"], pool=m["pool"],
                         hidden=m["hidden"], activation=m["activation"], output=m["output"],
@@ -255,10 +282,13 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
 
     # [train]
     batch_size = t["batch_size"]
+    n_train = len(dataset.train.y)
     if batch_size == "full":
         batch_size = None
-    elif isinstance(batch_size, str):
-        raise SpecError(f"train.batch_size: expected an integer >= 1 or \"full\", got {batch_size!r}")
+    elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n_train:
+        raise SpecError(f"train.batch_size: expected an integer in [1, {n_train}] (the training set size) "
+                        f"or \"full\", got {batch_size!r}")
+    _int("train.start_epoch", t["start_epoch"], 0)
     for flag in ("shuffle", "eval_test"):
         _bool(f"train.{flag}", t[flag])
 
@@ -272,7 +302,8 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
         if not isinstance(table, dict):
             raise SpecError(f"cases.{case}: expected a table of hparams, got {table!r}")
         _check_keys(f"cases.{case}", table, HParams._fields)
-        cases[case] = {name: parse_axis(name, value) for name, value in table.items()}
+        cases[case] = {name: parse_axis(name, value, f"cases.{case}.{name}")
+                       for name, value in table.items()}
 
     # [search]
     search_raw = _table(raw, "search")
@@ -287,15 +318,17 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
     elif s["method"] == "random":
         s["round_method"] = "random"
     seeds = s["seeds"]
+    seeds_allowed = "a count in [1, 100000] or a non-empty list of integers in [0, 2**32)"
     if isinstance(seeds, list):
         if not seeds or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**32 for x in seeds):
-            raise SpecError(f"search.seeds: expected a count >= 1 or a non-empty list of integers in "
-                            f"[0, 2**32), got {seeds!r}")
+            raise SpecError(f"search.seeds: expected {seeds_allowed}, got {seeds!r}")
         if len(set(seeds)) != len(seeds):
             raise SpecError(f"search.seeds: expected distinct seeds, got {seeds!r}")
         seeds = tuple(seeds)
+    elif isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 100_000:
+        raise SpecError(f"search.seeds: expected {seeds_allowed}, got {seeds!r}")
     else:
-        seeds = tuple(range(_int("search.seeds", seeds, 1, 100_000)))
+        seeds = tuple(range(seeds))
     s["seeds"] = list(seeds)
     _int("search.samples", s["samples"], 1, 10**6)
     _int("search.rounds", s["rounds"], 1, 100)
@@ -316,8 +349,8 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
         raise SpecError(f"search.memory_budget_mb: expected a number > 0, got {budget!r}")
     if s["method"] == "coarse_to_fine" and cases:
-        raise SpecError("search.method: 'coarse_to_fine' zooms one space: expected no [cases], "
-                        f"got cases {', '.join(map(repr, cases))}")
+        raise SpecError("search.method: expected 'grid' or 'random' with [cases] (coarse_to_fine zooms "
+                        f"one space), got 'coarse_to_fine' with cases {', '.join(map(repr, cases))}")
 
     output_raw = _table(raw, "output")
     _check_keys("output", output_raw, OUTPUT_DEFAULTS)
@@ -363,8 +396,8 @@ def _check_values(space: Space, model: Model) -> None:
             resolved = axis.resolve(value, space.layer_counts.get(axis.name))
             try:
                 make_hparams(model, **{axis.name: resolved})
-            except ValueError as error:
-                raise SpecError(str(error)) from None
+            except ValueError as error:  # named hparams.NAME: name where the spec gives it
+                raise SpecError(str(error).replace(f"hparams.{axis.name}", axis.where, 1)) from None
 
 
 def _may_be_nonzero(space: Space, name: str) -> bool:
