@@ -156,7 +156,9 @@ class Axis:
             low, high = math.floor(new_lo + 0.5), math.ceil(new_hi - 0.5)
             low, high = max(int(original.low), low), min(int(original.high), max(high, low))
             return dataclasses.replace(self, low=float(low), high=float(high))
-        return dataclasses.replace(self, low=float(back(new_lo)), high=float(back(new_hi)))
+        low = original.low if new_lo <= lo0 else float(back(new_lo))  # exact bounds, no exp(log) drift
+        high = original.high if new_hi >= hi0 else float(back(new_hi))
+        return dataclasses.replace(self, low=low, high=high)
 
 
 def _no_bools(where: str, name: str, value) -> None:
@@ -322,7 +324,7 @@ class Space:
         """The axes of the next coarse-to-fine round, shrunk around the ``top`` configs.
 
         Numeric axes shrink around the values of ``top`` (one grid step of padding for grid
-        rounds, a quarter of the width for random rounds); ``values``/``choice`` axes keep only
+        rounds, 5% of the current width for random rounds); ``values``/``choice`` axes keep only
         the values that ``top`` used. Cases that no top config came from keep their axes.
         """
         new = {}
@@ -339,7 +341,9 @@ class Space:
                         steps = max(axis.num - 1, 1) if axis.form != "int" else max(axis.high - axis.low, 1)
                         pad = 1.0 / steps
                     else:
-                        pad = 0.25
+                        # Little padding: the top configs' own spread sets the next width, so an
+                        # axis that matters shrinks fast and one that doesn't stays wide.
+                        pad = 0.05
                     zoomed[name] = axis.zoomed([c.point[name] for c in chosen], original_axes[name], pad, min_width)
                 elif axis.form in ("values", "choice"):
                     kept = tuple(v for v in axis.values if any(c.point[name] == v for c in chosen))
