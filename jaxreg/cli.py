@@ -116,14 +116,20 @@ def _plan(args) -> None:
     from jaxreg.sweep import choose_chunk_size, config_id
 
     spec = load_spec(args.spec, args.set)
-    configs = spec.space.configs(0)
+    configs = spec.configs(0)
     s = spec.search
     members = len(configs) * len(spec.seeds)
+    chunks = [choose_chunk_size(spec, len(v.space.configs(0)) * len(spec.seeds), v) for v in spec.variants]
+    programs = (f"{chunks[0]} members per compiled chunk" if len(chunks) == 1 else
+                f"{len(chunks)} compiled programs (cases with their own data, model or train "
+                f"settings), {', '.join(map(str, chunks))} members per chunk")
     print(f"{spec.name}: {len(configs)} configs x {len(spec.seeds)} seeds = {members} trials"
           + (f" per round, {s['rounds']} rounds ({s['round_method']}, top {s['top_k']} zoomed)"
              if s["method"] == "coarse_to_fine" else f" ({s['method']} search)")
-          + f"; {choose_chunk_size(spec, members)} members per compiled chunk")
-    names = spec.space.varying()
+          + f"; {programs}")
+    names = []
+    for variant in spec.variants:
+        names.extend(n for n in variant.space.varying() if n not in names)
     for config in configs:
         values = "  ".join(f"{n}={config.point[n]!r}" for n in names if n in config.point)
         case = f"[{config.case}]  " if config.case is not None else ""

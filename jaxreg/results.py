@@ -83,7 +83,7 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def trial_record(spec, cid: str, config, seed: int, i: int, result, hparams: HParams) -> dict:
+def trial_record(cid: str, config, seed: int, i: int, result, hparams: HParams) -> dict:
     """The journal line of member ``i`` of a chunk's ``result``."""
     diverged = bool(result.diverged[i])
     return {

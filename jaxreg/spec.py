@@ -39,36 +39,66 @@ MODEL_DEFAULTS = {"kind": "mlp", "hidden": [128], "activation": "relu", "output"
                   "channels": [16, 32], "kernel_size": 3, "pool": "max"}
 TRAIN_DEFAULTS = {"loss": "cross_entropy", "optimizer": "sgd", "epochs": 10, "batch_size": 32,
                   "shuffle": True, "eval_every": 1, "eval_test": True, "monitor": "val_loss",
-                  "mode": "auto", "start_epoch": 0, "l1_mode": "subgradient", "dtype": "float32"}
+                  "mode": "auto", "start_epoch": 0, "l1_mode": "subgradient", "dtype": "float32",
+                  "penalize_bias": False}
 SEARCH_DEFAULTS = {"method": "grid", "seeds": 1, "samples": 16, "rounds": 3, "top_k": 3,
                    "round_method": None, "min_width": 0.01, "seed": 0, "metric": "val_loss",
                    "goal": None, "chunk_size": None, "memory_budget_mb": 1024}
 OUTPUT_DEFAULTS = {"params": False, "plots": True}
 DATA_KEYS = ("dataset", "seed", "data_dir")
+STATIC = ("data", "model", "train")  # the tables a case may override
 DTYPES = ("float32", "float64")
 GOALS = ("minimize", "maximize")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Variant:
+    """The cases of a spec that share one static setup, hence one compiled program.
+
+    Attributes:
+        cases: the case names (``(None,)`` for a spec without cases).
+        dataset, model, config: the data, the model and the :class:`TrainConfig`.
+        space: the search space of these cases.
+        init_params: fixed initial params shared by all members (``model.init = "book"``) or None.
+    """
+
+    cases: tuple
+    dataset: Any
+    model: Model
+    config: TrainConfig
+    space: Space
+    init_params: Any
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Spec:
     """A checked sweep spec and everything built from it.
 
+    A case may override ``data``, ``model`` or ``train`` as well as hparams; cases with the same
+    static setup form one :class:`Variant` and train in one compiled program.
+
     Attributes:
         resolved: the spec with every default filled in (what the manifest records and hashes).
         name: the sweep's name (default: the file's stem).
-        dataset, model, config, space: what the spec describes.
+        variants: one per distinct static setup, in the order of the cases.
         seeds: the seeds every config is trained with.
-        init_params: fixed initial params shared by all members (``model.init = "book"``) or None.
     """
 
     resolved: dict
     name: str
-    dataset: Any
-    model: Model
-    config: TrainConfig
-    space: Space
+    variants: tuple
     seeds: tuple
-    init_params: Any
+
+    # The first variant's parts: a spec without static overrides in its cases has just one.
+    dataset = property(lambda self: self.variants[0].dataset)
+    model = property(lambda self: self.variants[0].model)
+    config = property(lambda self: self.variants[0].config)
+    space = property(lambda self: self.variants[0].space)
+    init_params = property(lambda self: self.variants[0].init_params)
+
+    def configs(self, round: int = 0) -> list:
+        """The first-round configs of every variant, in case order."""
+        return [c for v in self.variants for c in v.space.configs(round)]
 
     @property
     def search(self) -> dict:
@@ -175,18 +205,8 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
     return build_spec(apply_overrides(raw, list(overrides)), default_name=path.stem)
 
 
-def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
-    """Checks and builds a spec given as a dict (the parsed TOML)."""
-    _check_keys("spec", raw, TOP_LEVEL)
-    name = raw.get("name", default_name)
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise SpecError(f"name: expected letters, digits, '.', '_' or '-' (a folder name), got {name!r}")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise SpecError(f"description: expected a string, got {description!r}")
-
-    # [data]
-    data_raw = _table(raw, "data")
+def _static(data_raw: dict, model_raw: dict, train_raw: dict, datasets: dict) -> dict:
+    """Checks the static tables and builds the data set and the model from them."""
     dataset_name = data_raw.get("dataset")
     if dataset_name is None:
         raise SpecError("data.dataset: expected one of 'blobs', 'digits', 'mnist', got nothing")
@@ -199,7 +219,10 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
         raise SpecError(f"data.data_dir: expected a path string, got {data_dir!r}")
     given = {k: v for k, v in data_raw.items() if k in options}
     try:
-        dataset = data_lib.load(dataset_name, key=data_seed, data_dir=data_dir, **given)
+        cache_key = json.dumps([dataset_name, data_seed, data_dir, given], sort_keys=True)
+        if cache_key not in datasets:
+            datasets[cache_key] = data_lib.load(dataset_name, key=data_seed, data_dir=data_dir, **given)
+        dataset = datasets[cache_key]
     except data_lib.DatasetError as error:
         # Its message spans lines (every path searched): one line, the first, with the remedy.
         lines = [line.strip() for line in str(error).splitlines()]
@@ -216,12 +239,9 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
     data_resolved = {"dataset": dataset_name, "seed": data_seed, "data_dir": data_dir,
                      **{k: v for k, v in dataset.info["options"].items() if k != "opener"}}
 
-    # [model]
-    model_raw = _table(raw, "model")
     _check_keys("model", model_raw, MODEL_DEFAULTS)
     m = {**MODEL_DEFAULTS, **model_raw}
     _choice("model.kind", m["kind"], ("mlp", "cnn"))
-    train_raw = _table(raw, "train")
     _check_keys("train", train_raw, TRAIN_DEFAULTS)
     t = {**TRAIN_DEFAULTS, **train_raw}
     _choice("train.dtype", t["dtype"], DTYPES)
@@ -280,7 +300,6 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
         init_params = numpy_uniform_init((n_in, *m["hidden"], n_out), seed=m["init_seed"],
                                          scale=m["init_scale"], dtype=np.dtype(t["dtype"]))
 
-    # [train]
     batch_size = t["batch_size"]
     n_train = len(dataset.train.y)
     if batch_size == "full":
@@ -289,21 +308,47 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
         raise SpecError(f"train.batch_size: expected an integer in [1, {n_train}] (the training set size) "
                         f"or \"full\", got {batch_size!r}")
     _int("train.start_epoch", t["start_epoch"], 0)
-    for flag in ("shuffle", "eval_test"):
+    for flag in ("shuffle", "eval_test", "penalize_bias"):
         _bool(f"train.{flag}", t[flag])
+
+    return {"dataset": dataset, "data": data_resolved, "model_table": m, "train_table": t,
+            "model": model, "batch_size": batch_size, "init_params": init_params}
+
+
+def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
+    """Checks and builds a spec given as a dict (the parsed TOML)."""
+    _check_keys("spec", raw, TOP_LEVEL)
+    name = raw.get("name", default_name)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise SpecError(f"name: expected letters, digits, '.', '_' or '-' (a folder name), got {name!r}")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise SpecError(f"description: expected a string, got {description!r}")
+
+    data_raw, model_raw, train_raw = (_table(raw, key) for key in STATIC)
+    datasets: dict = {}
+    base = _static(data_raw, model_raw, train_raw, datasets)
 
     # [hparams] and [cases]
     hparams_raw = _table(raw, "hparams")
     _check_keys("hparams", hparams_raw, HParams._fields)
     axes = {name: parse_axis(name, value) for name, value in hparams_raw.items()}
     cases_raw = _table(raw, "cases")
-    cases = {}
+    cases, overrides = {}, {}
     for case, table in cases_raw.items():
         if not isinstance(table, dict):
-            raise SpecError(f"cases.{case}: expected a table of hparams, got {table!r}")
-        _check_keys(f"cases.{case}", table, HParams._fields)
+            raise SpecError(f"cases.{case}: expected a table of hparams (and data, model or train "
+                            f"overrides), got {table!r}")
+        for key in table:
+            if key not in HParams._fields + STATIC:
+                raise SpecError(f"cases.{case}: expected hparams among {', '.join(sorted(HParams._fields))} "
+                                f"or the tables {', '.join(STATIC)}, got {key!r}")
         cases[case] = {name: parse_axis(name, value, f"cases.{case}.{name}")
-                       for name, value in table.items()}
+                       for name, value in table.items() if name not in STATIC}
+        overrides[case] = {key: table[key] for key in STATIC if key in table}
+        for key, value in overrides[case].items():
+            if not isinstance(value, dict):
+                raise SpecError(f"cases.{case}.{key}: expected a table of [{key}] keys, got {value!r}")
 
     # [search]
     search_raw = _table(raw, "search")
@@ -358,29 +403,51 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
     for flag in o:
         _bool(f"output.{flag}", o[flag])
 
+    # Cases with the same static setup share a variant: one compiled program each.
+    groups: dict[str, list] = {}
+    for case in (cases or {None: None}):
+        key = json.dumps(overrides.get(case, {}), sort_keys=True)
+        groups.setdefault(key, []).append(case)
+    variants = []
+    for key, names in groups.items():
+        static = base
+        if json.loads(key):
+            merged = [{**table, **json.loads(key).get(part, {})}
+                      for part, table in zip(STATIC, (data_raw, model_raw, train_raw))]
+            try:
+                static = _static(*merged, datasets)
+            except SpecError as error:  # the base tables passed, so the case's override is at fault
+                raise SpecError(f"cases.{names[0]}.{error}") from None
+        where = "" if static is base else f"cases.{names[0]}."
+        variants.append(_variant(names, static, axes, {n: cases[n] for n in names if n is not None},
+                                 s, where))
+
+    resolved = {"name": name, "description": description, "data": base["data"],
+                "model": base["model_table"], "train": base["train_table"], "hparams": hparams_raw,
+                "cases": cases_raw, "search": s, "output": o}
+    return Spec(resolved=json.loads(json.dumps(resolved)), name=name, variants=tuple(variants), seeds=seeds)
+
+
+def _variant(names: list, static: dict, axes: dict, cases: dict, s: dict, where: str) -> Variant:
+    model, dataset, t = static["model"], static["dataset"], static["train_table"]
     layer_counts = {"dropout": model.num_dropout, "dropconnect": model.num_dropconnect}
     space = Space(axes, cases=cases, method=s["method"], round_method=s["round_method"],
                   samples=s["samples"], seed=s["seed"], layer_counts=layer_counts)
     _check_values(space, model)
     uses = {name: _may_be_nonzero(space, name) for name in ("dropout", "dropconnect")}
-
     try:
         config = TrainConfig(model=model, data=dataset, loss=t["loss"], optimizer=t["optimizer"],
-                             epochs=t["epochs"], batch_size=batch_size, shuffle=t["shuffle"],
+                             epochs=t["epochs"], batch_size=static["batch_size"], shuffle=t["shuffle"],
                              eval_every=t["eval_every"], eval_test=t["eval_test"],
                              monitor=t["monitor"], mode=t["mode"], start_epoch=t["start_epoch"],
                              l1_mode=t["l1_mode"], dropout=uses["dropout"],
-                             dropconnect=uses["dropconnect"])
+                             dropconnect=uses["dropconnect"], penalize_bias=t["penalize_bias"])
     except ValueError as error:
-        raise _prefixed("train", error) from None
+        raise SpecError(f"{where}train.{error}") from None
     if s["metric"].startswith("val") and len(dataset.val.y) == 0:
         raise SpecError(f"search.metric: expected 'train_loss' or 'train_accuracy' when the validation "
                         f"split is empty, got {s['metric']!r}")
-
-    resolved = {"name": name, "description": description, "data": data_resolved, "model": m,
-                "train": t, "hparams": hparams_raw, "cases": cases_raw, "search": s, "output": o}
-    return Spec(resolved=json.loads(json.dumps(resolved)), name=name, dataset=dataset, model=model,
-                config=config, space=space, seeds=seeds, init_params=init_params)
+    return Variant(tuple(names), dataset, model, config, space, static["init_params"])
 
 
 def _endpoints(axis: Axis) -> list:

@@ -40,15 +40,16 @@ def config_id(config: Config) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def bytes_per_member(spec: Spec) -> int:
+def bytes_per_member(variant) -> int:
     """An estimate of the device memory one member of a chunk needs while training.
 
     Params, their best copy, gradients, updates and optimizer state; the activations of one
     mini-batch (every intermediate of one example's forward pass, traced once, times the batch,
     times 3 for the backward pass and dropout masks); the evaluation forward pass over every
-    evaluated split; the shuffled copy of the training set; the curves.
+    evaluated split; the shuffled copy of the training set; the curves. ``variant`` is a
+    :class:`jaxreg.spec.Variant` (or a spec: its first variant).
     """
-    config, model = spec.config, spec.model
+    config, model = variant.config, variant.model
     params = jax.eval_shape(model.init, jax.random.key(0))
     itemsize = np.dtype(jax.tree_util.tree_leaves(params)[0].dtype).itemsize
     n_params = sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
@@ -67,7 +68,7 @@ def bytes_per_member(spec: Spec) -> int:
     return int(elements * itemsize)
 
 
-def choose_chunk_size(spec: Spec, members_per_round: int) -> int:
+def choose_chunk_size(spec: Spec, members_per_round: int, variant=None) -> int:
     """``search.chunk_size`` if given, else as many members as fit ``search.memory_budget_mb``.
 
     Depends on the spec alone (never on how many trials remain), so a resumed sweep runs the
@@ -75,18 +76,14 @@ def choose_chunk_size(spec: Spec, members_per_round: int) -> int:
     """
     if spec.search["chunk_size"] is not None:
         return max(spec.search["chunk_size"], _MIN_CHUNK)
+    per_member = bytes_per_member(variant or spec)
     budget = spec.search["memory_budget_mb"] * 2**20
-    fit = int(budget // bytes_per_member(spec))
+    fit = int(budget // per_member)
     if fit < _MIN_CHUNK:
         raise SpecError(f"search.memory_budget_mb: expected at least "
-                        f"{math.ceil(_MIN_CHUNK * bytes_per_member(spec) / 2**20)} MB "
+                        f"{math.ceil(_MIN_CHUNK * per_member / 2**20)} MB "
                         f"(2 members), got {spec.search['memory_budget_mb']}")
     return max(_MIN_CHUNK, min(fit, members_per_round))
-
-
-def plan(spec: Spec) -> list[Config]:
-    """The configs of the first round (later coarse-to-fine rounds depend on results)."""
-    return spec.space.configs(0)
 
 
 def search_rounds(space: Space, score: Callable[[list[Config]], list[float]], *, rounds: int = 1,
@@ -122,28 +119,35 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     store = results.Store(Path(out_dir))
     store.prepare(spec, overwrite=overwrite)
     records = store.read_journal()
-    members_per_round = len(spec.space.configs(0)) * len(spec.seeds)
-    runner = train_batch(spec.config, choose_chunk_size(spec, members_per_round))
-    chunk_size = runner.chunk_size(members_per_round)
-    store.start_run(spec, chunk_size)
-    done_before, trained, rounds = len(records), 0, spec.search["rounds"]
+    rounds, metric = spec.search["rounds"], spec.search["metric"]
+    # Chunk sizes first: a memory budget too small for even two members fails before any write.
+    plans = []
+    for variant in spec.variants:
+        members_per_round = len(variant.space.configs(0)) * len(spec.seeds)
+        plans.append((variant, choose_chunk_size(spec, members_per_round, variant), members_per_round))
+    runners = [(variant, train_batch(variant.config, size), members) for variant, size, members in plans]
+    chunk_sizes = [runner.chunk_size(members) for _, runner, members in runners]
+    store.start_run(spec, chunk_sizes[0] if len(chunk_sizes) == 1 else chunk_sizes)
+    done_before, trained = len(records), 0
     started = time.perf_counter()
+    for (variant, runner, _), chunk_size in zip(runners, chunk_sizes):
+        prefix = "" if len(runners) == 1 else f"{', '.join(map(str, variant.cases))}: "
 
-    def score(configs: list[Config]) -> list[float]:
-        nonlocal trained
-        label = f"round {configs[0].round + 1}/{rounds}" if configs else ""
-        pending = [(config_id(c), c, seed) for c in configs for seed in spec.seeds
-                   if (config_id(c), seed) not in records]
-        if pending:
-            trained += _train_round(spec, runner, chunk_size, pending, store, records, label, progress)
-        elif progress:
-            log(f"{label}: all {len(configs) * len(spec.seeds)} trials already in the journal")
-        metric = spec.search["metric"]
-        return [float(np.mean([_number(records[(config_id(c), seed)]["metrics"][metric]) for seed in spec.seeds]))
-                for c in configs]
+        def score(configs: list[Config]) -> list[float]:
+            nonlocal trained
+            label = prefix + (f"round {configs[0].round + 1}/{rounds}" if rounds > 1 or not prefix else "")
+            pending = [(config_id(c), c, seed) for c in configs for seed in spec.seeds
+                       if (config_id(c), seed) not in records]
+            if pending:
+                trained += _train_round(variant, runner, chunk_size, pending, store, records,
+                                        label.rstrip(": "), progress, spec.output["params"])
+            elif progress:
+                log(f"{label.rstrip(': ')}: all {len(configs) * len(spec.seeds)} trials already in the journal")
+            return [float(np.mean([_number(records[(config_id(c), seed)]["metrics"][metric])
+                                   for seed in spec.seeds])) for c in configs]
 
-    search_rounds(spec.space, score, rounds=rounds, top_k=spec.search["top_k"],
-                  min_width=spec.search["min_width"], minimize=spec.minimize)
+        search_rounds(variant.space, score, rounds=rounds, top_k=spec.search["top_k"],
+                      min_width=spec.search["min_width"], minimize=spec.minimize)
     store.finish_run(trained, time.perf_counter() - started)
     if done_before and progress:
         log(f"resumed: {done_before} trials were already in {store.journal_path}, {trained} trained now")
@@ -154,8 +158,8 @@ def _number(value) -> float:
     return math.nan if value is None else float(value)
 
 
-def _train_round(spec: Spec, runner, chunk_size: int, pending: list, store, records: dict,
-                 label: str, progress: bool) -> int:
+def _train_round(variant, runner, chunk_size: int, pending: list, store, records: dict,
+                 label: str, progress: bool, save_params: bool) -> int:
     bar = None
     if progress:
         from tqdm import tqdm
@@ -164,12 +168,12 @@ def _train_round(spec: Spec, runner, chunk_size: int, pending: list, store, reco
         for start in range(0, len(pending), chunk_size):
             chunk = pending[start:start + chunk_size]
             seeds = np.array([seed for _, _, seed in chunk])
-            hparams = stack_hparams(make_hparams(spec.model, **config.hparams) for _, config, _ in chunk)
-            result = runner(seeds, hparams, spec.init_params)
-            new = [results.trial_record(spec, cid, config, seed, i, result, hparams)
+            hparams = stack_hparams(make_hparams(variant.model, **config.hparams) for _, config, _ in chunk)
+            result = runner(seeds, hparams, variant.init_params)
+            new = [results.trial_record(cid, config, seed, i, result, hparams)
                    for i, (cid, config, seed) in enumerate(chunk)]
             for i, record in enumerate(new):
-                store.write_curves(record, result, i, spec.output["params"])
+                store.write_curves(record, result, i, save_params)
             store.append(new)
             for record in new:
                 records[(record["config_id"], record["seed"])] = record

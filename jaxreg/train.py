@@ -25,7 +25,7 @@ from jaxreg import losses
 from jaxreg.data import Split
 from jaxreg.hparams import HParams, as_dtype
 from jaxreg.models import Model
-from jaxreg.penalties import soft_threshold, weights_mask
+from jaxreg.penalties import all_params_mask, soft_threshold, weights_mask
 
 Array = jax.Array
 Params = Any
@@ -34,7 +34,7 @@ OPTIMIZERS = ("sgd", "momentum", "ema_momentum", "adam", "adamw")
 MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 L1_MODES = ("subgradient", "proximal")
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
-           "epoch_loss", "epoch_accuracy", "penalty", "weight_norm")
+           "epoch_loss", "epoch_accuracy", "penalty", "weight_norm", "zero_fraction")
 
 
 class Data(NamedTuple):
@@ -79,6 +79,8 @@ class TrainConfig:
         dropout: compile the dropout path; set False when no member drops units, to skip
             drawing masks.
         dropconnect: compile the DropConnect path; False skips drawing weight masks.
+        penalize_bias: apply L2, L1 and weight decay to every param, biases included; by
+            default they touch weights only.
     """
 
     model: Model
@@ -96,6 +98,7 @@ class TrainConfig:
     l1_mode: str = "subgradient"
     dropout: bool = True
     dropconnect: bool = False
+    penalize_bias: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "data", as_data(self.data))
@@ -229,7 +232,8 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
         flat, unravel = ravel_pytree(params)
         dtype = flat.dtype
         decay_mask, _ = ravel_pytree(jax.tree_util.tree_map(
-            lambda p, m: jnp.full(p.shape, m, dtype), params, weights_mask(params)))
+            lambda p, m: jnp.full(p.shape, m, dtype), params,
+            all_params_mask(params) if config.penalize_bias else weights_mask(params)))
         hp = as_dtype(hparams, dtype)
         optimizer = _direction(config.optimizer, hp)
         l1_in_loss = jnp.zeros((), dtype) if proximal else hp.l1
@@ -306,6 +310,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
             m["epoch_loss"], m["epoch_accuracy"] = epoch_loss, epoch_acc
             m["penalty"] = 0.5 * hp.l2 * squares + hp.l1 * jnp.sum(decay_mask * jnp.abs(w))
             m["weight_norm"] = jnp.sqrt(squares)
+            m["zero_fraction"] = jnp.sum(decay_mask * (w == 0)) / jnp.maximum(jnp.sum(decay_mask), 1)
             return jnp.stack([m[name].astype(dtype) for name in METRICS])
 
         def block_fn(carry: _Carry, block):

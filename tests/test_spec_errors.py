@@ -109,7 +109,7 @@ SPEC_CASES = [
      "got 'epochs'"),
     ("unknown-train-key", {"train": {"lr": 0.1}},
      "train: expected keys among batch_size, dtype, epochs, eval_every, eval_test, l1_mode, loss, mode, "
-     "monitor, optimizer, shuffle, start_epoch, got 'lr'"),
+     "monitor, optimizer, penalize_bias, shuffle, start_epoch, got 'lr'"),
     ("unknown-model-key", {"model": {"width": 8}},
      "model: expected keys among activation, bias, channels, hidden, init, init_scale, init_seed, "
      "kernel_size, kind, output, pool, got 'width'"),
@@ -122,8 +122,8 @@ SPEC_CASES = [
      "hparams: expected keys among dropconnect, dropout, l1, l2, learning_rate, lr_decay, min_delta, "
      "momentum, patience, restore_best, weight_decay, got 'dropuot'"),
     ("unknown-hparam-in-case", {"cases": {"a": {"lr": 0.1}}},
-     "cases.a: expected keys among dropconnect, dropout, l1, l2, learning_rate, lr_decay, min_delta, "
-     "momentum, patience, restore_best, weight_decay, got 'lr'"),
+     "cases.a: expected hparams among dropconnect, dropout, l1, l2, learning_rate, lr_decay, min_delta, "
+     "momentum, patience, restore_best, weight_decay or the tables data, model, train, got 'lr'"),
     # [data]
     ("unknown-dataset", {"data": {"dataset": "cifar10", "n_train": DELETE}},
      "data.dataset: expected one of 'blobs', 'digits', 'mnist', got 'cifar10'"),

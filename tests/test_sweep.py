@@ -278,3 +278,26 @@ def test_members_shard_over_local_devices():
     devices, alone_chunk, sharded_chunk, difference = done.stdout.split()
     assert (devices, alone_chunk, sharded_chunk) == ("2", "3", "4")  # rounded up to the devices
     assert float(difference) <= 1e-6
+
+
+def test_cases_may_override_static_settings_each_variant_compiles_once(tmp_path):
+    spec_dict = tiny(cases={"small": {}, "wide_full_batch": {"model": {"hidden": [16]},
+                                                             "train": {"batch_size": "full"}},
+                            "wide_dropout": {"model": {"hidden": [16]}, "train": {"batch_size": "full"},
+                                             "dropout": [0.0, 0.5]}})
+    spec = build_spec(spec_dict)
+    assert [v.cases for v in spec.variants] == [("small",), ("wide_full_batch", "wide_dropout")]
+    assert [v.config.batch_size for v in spec.variants] == [20, None]
+    assert [v.config.dropout for v in spec.variants] == [False, True]
+    compiles = []
+    listener = lambda event, duration, **kw: compiles.append(event) if event.endswith("backend_compile_duration") else None
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        records = run_sweep(spec, tmp_path / "all", progress=False)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert len(compiles) == 2 and len(records) == 6
+    # The overriding case run as a spec of its own gives the same numbers.
+    alone = tiny(model={"hidden": [16]}, train={"batch_size": "full"}, hparams={"dropout": [0.0, 0.5]})
+    mine = {r["seed"]: r["metrics"] for r in records if r["case"] == "wide_dropout"}
+    assert {r["seed"]: r["metrics"] for r in _run(alone, tmp_path / "alone")} == mine

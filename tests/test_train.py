@@ -279,3 +279,24 @@ def test_restore_best_defaults_to_early_stopping():
     assert jaxreg.make_hparams(net).restore_best == 0
     assert jaxreg.make_hparams(net, patience=10).restore_best == 1
     assert jaxreg.make_hparams(net, patience=10, restore_best=False).restore_best == 0
+
+
+def test_proximal_l1_makes_exact_zeros_and_penalize_bias_decays_biases():
+    data = jaxreg.data.load("digits", key=0, n_train=100)
+    net = jaxreg.mlp((64, 16, 10))
+    hp = jaxreg.stack_hparams([jaxreg.make_hparams(net, learning_rate=0.05, l1=0.02),
+                               jaxreg.make_hparams(net, learning_rate=0.05, weight_decay=1.0)])
+    out = {}
+    for mode in ("subgradient", "proximal"):
+        for penalize_bias in (False, True):
+            config = jaxreg.TrainConfig(model=net, data=data, optimizer="sgd", epochs=4, batch_size=25,
+                                        l1_mode=mode, penalize_bias=penalize_bias)
+            out[mode, penalize_bias] = jaxreg.train_batch(config)(np.zeros(2, int), hp)
+    proximal = out["proximal", False]
+    w = np.concatenate([np.ravel(layer["w"][0]) for layer in proximal.params])
+    assert proximal.final["zero_fraction"][0] == pytest.approx(np.mean(w == 0), abs=1e-7)
+    assert proximal.final["zero_fraction"][0] > 0.03
+    assert out["subgradient", False].final["zero_fraction"][0] < 0.01  # subgradient steps rarely hit 0
+    # Weight decay leaves biases alone by default and shrinks them with penalize_bias.
+    bias = lambda result: np.concatenate([np.ravel(layer["b"][1]) for layer in result.params])
+    assert np.linalg.norm(bias(out["subgradient", True])) < 0.9 * np.linalg.norm(bias(out["subgradient", False]))
