@@ -90,14 +90,17 @@ def _run(args) -> None:
     records = run_sweep(spec, out, overwrite=args.overwrite, progress=not args.quiet)
     rows = results.summarize(records, spec.search)
     results.write_summary(out, rows)
+    columns = spec.output["curves_csv"]
+    tables = [results.SUMMARY, results.JOURNAL]
+    if columns:
+        tables.append(results.write_curves_csv(out, records, columns if isinstance(columns, dict) else None).name)
     seconds = time.perf_counter() - start
     written = plots.plot_dir(out) if spec.output["plots"] else []
     print(_header(spec, len(records), seconds))
     print()
     print(results.format_table(rows, spec.search, limit=20))
     print()
-    print(f"results: {out}/ ({results.SUMMARY}, {results.JOURNAL}"
-          + (", " + ", ".join(p.name for p in written) if written else "") + ")")
+    print(f"results: {out}/ ({', '.join(tables + [p.name for p in written])})")
 
 
 def _header(spec, n_trials: int, seconds: float) -> str:

@@ -162,8 +162,9 @@ class Store:
             file.flush()
             os.fsync(file.fileno())
 
-    def write_curves(self, record: dict, result, i: int, with_params: bool) -> None:
+    def write_curves(self, record: dict, result, i: int, with_params: bool, epochs) -> None:
         arrays = {f"curve/{name}": np.asarray(result.curves[name][i]) for name in METRICS}
+        arrays["epochs"] = np.asarray(epochs)  # completed epochs at each evaluation
         if with_params:
             leaves, _ = jax.tree_util.tree_flatten_with_path(result.params)
             for path, leaf in leaves:
@@ -212,6 +213,39 @@ def load_manifest(out: str | Path) -> dict:
 def load_curves(out: str | Path, config_id: str, seed: int) -> dict:
     with np.load(Path(out) / CURVES / f"{config_id}_{seed}.npz") as file:
         return {name: file[name] for name in file.files}
+
+
+CSV_SOURCES = ("case", "config_id", "seed", "round", "epoch", "epoch_index")
+
+
+def write_curves_csv(out: str | Path, records: list[dict], columns: dict | None = None) -> Path:
+    """Writes every trial's per-evaluation curves as one long CSV, ``DIR/curves.csv``.
+
+    Args:
+        out: the results folder.
+        records: the journal's records (rows follow their order, then the evaluations).
+        columns: ``{column name: source}``; a source is one of ``CSV_SOURCES`` (``epoch``: epochs
+            completed, ``epoch_index``: the same minus one, a loop's ``j``) or a metric name.
+            Default: every source and metric under its own name. Evaluations after a member
+            stopped or diverged (all metrics NaN) are left out.
+    """
+    columns = columns or {name: name for name in ("case", "config_id", "seed", "round", "epoch", *METRICS)}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(columns))
+    for record in records:
+        curves = load_curves(out, record["config_id"], record["seed"])
+        epochs = curves["epochs"]
+        for j, epoch in enumerate(epochs):
+            values = {name: float(curves[f"curve/{name}"][j]) for name in METRICS}
+            if all(math.isnan(v) for v in values.values()):
+                continue
+            fields = {"case": record["case"], "config_id": record["config_id"], "seed": record["seed"],
+                      "round": record["round"], "epoch": int(epoch), "epoch_index": int(epoch) - 1, **values}
+            writer.writerow([_csv_value(fields[source]) for source in columns.values()])
+    path = Path(out) / "curves.csv"
+    atomic_write(path, buffer.getvalue())
+    return path
 
 
 def _float(value) -> float:

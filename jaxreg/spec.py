@@ -28,7 +28,8 @@ from jaxreg.hparams import HParams, make_hparams
 from jaxreg.losses import LOSSES
 from jaxreg.models import INITS, Model, cnn, mlp, numpy_uniform_init
 from jaxreg.space import METHODS, Axis, Space, SpecError, parse_axis
-from jaxreg.train import MONITORS, TrainConfig
+from jaxreg.results import CSV_SOURCES
+from jaxreg.train import METRICS, MONITORS, TrainConfig
 
 __all__ = ["Spec", "SpecError", "load_spec", "parse_override", "apply_overrides"]
 
@@ -44,7 +45,7 @@ TRAIN_DEFAULTS = {"loss": "cross_entropy", "optimizer": "sgd", "epochs": 10, "ba
 SEARCH_DEFAULTS = {"method": "grid", "seeds": 1, "samples": 16, "rounds": 3, "top_k": 3,
                    "round_method": None, "min_width": 0.01, "seed": 0, "metric": "val_loss",
                    "goal": None, "chunk_size": None, "memory_budget_mb": 1024}
-OUTPUT_DEFAULTS = {"params": False, "plots": True}
+OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_metrics": []}
 DATA_KEYS = ("dataset", "seed", "data_dir")
 STATIC = ("data", "model", "train")  # the tables a case may override
 DTYPES = ("float32", "float64")
@@ -400,8 +401,21 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
     output_raw = _table(raw, "output")
     _check_keys("output", output_raw, OUTPUT_DEFAULTS)
     o = {**OUTPUT_DEFAULTS, **output_raw}
-    for flag in o:
+    for flag in ("params", "plots"):
         _bool(f"output.{flag}", o[flag])
+    csv_columns = o["curves_csv"]
+    sources = CSV_SOURCES + METRICS
+    if isinstance(csv_columns, dict):
+        for column, source in csv_columns.items():
+            if source not in sources:
+                raise SpecError(f"output.curves_csv.{column}: expected one of {', '.join(sources)}, got {source!r}")
+        if not csv_columns:
+            raise SpecError("output.curves_csv: expected true, false or a table {column = source}, got {}")
+    elif not isinstance(csv_columns, bool):
+        raise SpecError(f"output.curves_csv: expected true, false or a table {{column = source}}, got {csv_columns!r}")
+    extra = o["plot_metrics"]
+    if not isinstance(extra, list) or any(m not in METRICS for m in extra):
+        raise SpecError(f"output.plot_metrics: expected a list of metrics among {', '.join(METRICS)}, got {extra!r}")
 
     # Cases with the same static setup share a variant: one compiled program each.
     groups: dict[str, list] = {}

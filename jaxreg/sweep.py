@@ -173,7 +173,7 @@ def _train_round(variant, runner, chunk_size: int, pending: list, store, records
             new = [results.trial_record(cid, config, seed, i, result, hparams)
                    for i, (cid, config, seed) in enumerate(chunk)]
             for i, record in enumerate(new):
-                store.write_curves(record, result, i, save_params)
+                store.write_curves(record, result, i, save_params, variant.config.eval_epochs)
             store.append(new)
             for record in new:
                 records[(record["config_id"], record["seed"])] = record
