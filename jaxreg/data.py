@@ -1,6 +1,7 @@
 """Data sets as NumPy arrays: the notebook's 2-D blobs, scikit-learn's 8x8 digits, and MNIST.
 
-``load(name, key=..., **options)`` returns a ``Dataset`` of float32 features and int32 labels
+``load(name, key=..., **options)`` returns a ``Dataset`` of float32 (or, with the option
+``dtype="float64"``, float64) features and int32 labels
 split into train, validation and test. Every random choice comes from ``key``, so the same key
 gives the same arrays bit for bit. Options are checked before any file is read.
 
@@ -72,10 +73,10 @@ class Dataset(NamedTuple):
 
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "blobs": {"n_val": 100, "n_test": 1000, "seed": 1234},
-    "digits": {"val_fraction": 0.2, "test_fraction": 0.2, "n_train": None},
+    "blobs": {"n_val": 100, "n_test": 1000, "seed": 1234, "dtype": "float32"},
+    "digits": {"val_fraction": 0.2, "test_fraction": 0.2, "n_train": None, "dtype": "float32"},
     "mnist": {"n_train": 1000, "n_val": 1000, "n_test": 10_000, "flatten": True,
-              "download": True, "opener": None},
+              "download": True, "opener": None, "dtype": "float32"},
 }
 
 
@@ -99,6 +100,8 @@ def load(name: str, *, key=None, data_dir: str | os.PathLike | None = None, **op
                 [10000]: the first test images; ``flatten`` [True]: (n, 784) rather than
                 (n, 28, 28); ``download`` [True]; ``opener`` [None]: ``opener(url) -> bytes``,
                 replacing the HTTP fetch.
+            all: ``dtype`` ["float32"] or "float64": the features' type, computed in it (MNIST's
+                float64 ``x / 255`` is the book's own arithmetic).
 
     Returns:
         A ``Dataset``; pixels are scaled to [0, 1].
@@ -131,6 +134,12 @@ def _check_int(name: str, value, low: int, high: int) -> int:
     if not (is_int and low <= value <= high):
         raise ValueError(f"{name}: expected an integer in [{low}, {high}], got {value!r}")
     return int(value)
+
+
+def _check_dtype(value) -> np.dtype:
+    if value not in ("float32", "float64"):
+        raise ValueError(f"dtype: expected 'float32' or 'float64', got {value!r}")
+    return np.dtype(value)
 
 
 def _check_bool(name: str, value) -> bool:
@@ -190,6 +199,7 @@ def _load_blobs(opts: dict, key_data, data_dir) -> Dataset:
     n_val = _check_int("n_val", opts["n_val"], 0, 10**6)
     n_test = _check_int("n_test", opts["n_test"], 1, 10**6)
     seed = _check_int("seed", opts["seed"], 0, 2**32 - 3)  # seed + 2 must still be valid
+    dtype = _check_dtype(opts["dtype"])
 
     train_rs = np.random.RandomState(seed)
     x, y = _blobs_points(train_rs, 100)
@@ -198,7 +208,7 @@ def _load_blobs(opts: dict, key_data, data_dir) -> Dataset:
     def rescale_and_shuffle(rs: np.random.RandomState, points, labels) -> Split:
         scaled = 2 * ((points - lo) / (hi - lo)) - 1  # the notebook's float64 arithmetic
         order = rs.permutation(np.arange(len(labels)))
-        return Split(scaled[order].astype(np.float32), labels[order])
+        return Split(scaled[order].astype(dtype), labels[order])
 
     def fresh(seed: int, n: int) -> Split:
         rs = np.random.RandomState(seed)
@@ -223,12 +233,13 @@ def _load_digits(opts: dict, key_data, data_dir) -> Dataset:
     n_train = opts["n_train"]
     if n_train is not None:
         n_train = _check_int("n_train", n_train, 1, n_rest)
+    dtype = _check_dtype(opts["dtype"])
     rng = _rng(key_data, "digits", "splits at random")
 
     from sklearn.datasets import load_digits  # imported late: it is slow and only digits needs it
 
     bunch = load_digits()
-    x = (bunch.data / 16.0).astype(np.float32)  # pixels are counts 0..16
+    x = (bunch.data / 16.0).astype(dtype)  # pixels are counts 0..16
     y = bunch.target.astype(np.int32)
 
     # Sorting a random permutation by each example's rank within its class, as a fraction of
@@ -269,6 +280,7 @@ def _load_mnist(opts: dict, key_data, data_dir) -> Dataset:
     n_test = _check_int("n_test", opts["n_test"], 1, _MNIST_TEST)
     flatten = _check_bool("flatten", opts["flatten"])
     download = _check_bool("download", opts["download"])
+    dtype = _check_dtype(opts["dtype"])
     opener = opts["opener"]
     if opener is not None and not callable(opener):
         raise ValueError("opener: expected None or a callable opener(url) -> bytes,"
@@ -285,7 +297,7 @@ def _load_mnist(opts: dict, key_data, data_dir) -> Dataset:
         val_idx = np.sort(rng.choice(np.arange(n_train, _MNIST_TRAIN), size=n_val, replace=False))
 
     def split(images: np.ndarray, labels: np.ndarray, idx) -> Split:
-        x = images[idx].astype(np.float32) / 255
+        x = images[idx].astype(dtype) / 255  # float64: the book's own x / 255
         return Split(x.reshape(len(x), 28 * 28) if flatten else x, labels[idx].astype(np.int32))
 
     train_x, train_y = arrays[_TRAIN_IMAGES], arrays[_TRAIN_LABELS]

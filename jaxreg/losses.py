@@ -12,7 +12,7 @@ import optax
 
 Array = jax.Array
 
-LOSSES = ("squared_error", "mse", "cross_entropy", "bce")
+LOSSES = ("squared_error", "sum_squared_error", "mse", "cross_entropy", "bce")
 
 
 def _targets_like(outputs: Array, labels: Array) -> Array:
@@ -98,11 +98,22 @@ def accuracy(logits: Array, labels: Array) -> Array:
         predicted = (logits[..., 0] > 0).astype(jnp.int32)
     else:
         predicted = jnp.argmax(logits, axis=-1)
-    return jnp.mean((predicted == labels.astype(jnp.int32)).astype(logits.dtype))
+    correct = (predicted == labels.astype(jnp.int32)).astype(logits.dtype)
+    return exact_ratio(jnp.sum(correct), correct.shape[0])
+
+
+def exact_ratio(count: Array, n: int) -> Array:
+    """``count / n``, correctly rounded: 7817 / 10000 is 0.7817, as Python prints it.
+
+    XLA turns a division by a constant into a multiplication by its reciprocal, which rounds
+    differently (0.7817000000000001); hiding the constant from the compiler keeps the division.
+    """
+    return count / jax.lax.optimization_barrier(jnp.asarray(n, count.dtype))
 
 
 _LOSS_FNS = {
     "squared_error": squared_error,
+    "sum_squared_error": sum_squared_error,
     "mse": mean_squared_error,
     "cross_entropy": softmax_cross_entropy,
     "bce": sigmoid_binary_cross_entropy,
@@ -112,7 +123,9 @@ _LOSS_FNS = {
 def get_loss(name: str):
     """The loss function called ``name``, one of ``LOSSES``.
 
-    ``"squared_error"`` is the book's 0.5 * sum convention, ``"mse"`` the per-element mean,
+    ``"squared_error"`` is the book's 0.5 * sum convention (SGD with its learning rate is the
+    book's update), ``"sum_squared_error"`` the error the book prints (its gradient is twice
+    as large: half the learning rate gives the same update), ``"mse"`` the per-element mean,
     ``"cross_entropy"`` softmax cross-entropy, ``"bce"`` sigmoid binary cross-entropy.
     """
     if name not in _LOSS_FNS:

@@ -219,6 +219,8 @@ def _static(data_raw: dict, model_raw: dict, train_raw: dict, datasets: dict) ->
     if data_dir is not None and not isinstance(data_dir, str):
         raise SpecError(f"data.data_dir: expected a path string, got {data_dir!r}")
     given = {k: v for k, v in data_raw.items() if k in options}
+    if train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]) in DTYPES:
+        given.setdefault("dtype", train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]))  # data in the train dtype
     try:
         cache_key = json.dumps([dataset_name, data_seed, data_dir, given], sort_keys=True)
         if cache_key not in datasets:
@@ -265,7 +267,7 @@ def _static(data_raw: dict, model_raw: dict, train_raw: dict, datasets: dict) ->
     _bool("model.bias", m["bias"])
     n_in = int(np.prod(dataset.info["input_shape"]))
     n_out = dataset.info["num_classes"]
-    n_out = 1 if (n_out == 2 and t["loss"] in ("bce", "mse", "squared_error")) else n_out
+    n_out = 1 if (n_out == 2 and t["loss"] in ("bce", "mse", "squared_error", "sum_squared_error")) else n_out
     book_init = m["init"] == "book"
     if book_init and m["kind"] != "mlp":
         raise SpecError(f"model.kind: expected 'mlp' with init = 'book' (it draws MLP weights), "

@@ -295,7 +295,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
                 frozen=keep,
                 diverged=carry.diverged | newly_diverged,
                 diverged_epoch=jnp.where(newly_diverged, epoch + 1, carry.diverged_epoch))
-            return carry, (loss_sum / n_train, acc_sum / n_train)
+            return carry, (loss_sum / n_train, losses.exact_ratio(acc_sum, n_train))
 
         nan = jnp.full((), jnp.nan, dtype)
 

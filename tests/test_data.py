@@ -136,8 +136,9 @@ def test_unknown_dataset():
     ("mnist", {"n_test": 10_001}, "n_test: expected an integer in [1, 10000], got 10001"),
     ("mnist", {"flatten": "yes"}, "flatten: expected True or False, got 'yes'"),
     ("mnist", {"opener": 3}, "opener: expected None or a callable opener(url) -> bytes, got 3"),
-    ("mnist", {"nval": 3}, "option: expected one of 'download', 'flatten', 'n_test', 'n_train',"
+    ("mnist", {"nval": 3}, "option: expected one of 'download', 'dtype', 'flatten', 'n_test', 'n_train',"
                            " 'n_val', 'opener' for dataset 'mnist', got 'nval'"),
+    ("digits", {"dtype": "float16"}, "dtype: expected 'float32' or 'float64', got 'float16'"),
     ("digits", {"val_fraction": 1.0}, "val_fraction: expected a number in [0, 1), got 1.0"),
     ("digits", {"test_fraction": 0.8},
      "test_fraction: expected a number in [0, 1 - val_fraction = 0.8), got 0.8"),
@@ -452,3 +453,11 @@ def test_mnist_opener_is_injectable(fake, monkeypatch):
 
 def test_module_imports_both_ways():
     assert jaxreg.data is data
+
+
+def test_float64_features_are_computed_in_float64():
+    low, high = data.load("blobs"), data.load("blobs", dtype="float64")
+    assert low.train.x.dtype == np.float32 and high.train.x.dtype == np.float64
+    np.testing.assert_array_equal(high.train.y, low.train.y)
+    np.testing.assert_array_equal(high.train.x.astype(np.float32), low.train.x)
+    assert np.any(high.train.x != low.train.x.astype(np.float64))  # float32 would have rounded

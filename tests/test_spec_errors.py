@@ -206,9 +206,9 @@ SPEC_CASES = [
     ("bad-optimizer", {"train": {"optimizer": "adagrad"}},
      "train.optimizer: expected one of 'sgd', 'momentum', 'ema_momentum', 'adam', 'adamw', got 'adagrad'"),
     ("bad-loss", {"train": {"loss": "hinge"}},
-     "train.loss: expected one of 'squared_error', 'mse', 'cross_entropy', 'bce', got 'hinge'"),
+     "train.loss: expected one of 'squared_error', 'sum_squared_error', 'mse', 'cross_entropy', 'bce', got 'hinge'"),
     ("loss-a-list", {"train": {"loss": []}},
-     "train.loss: expected one of 'squared_error', 'mse', 'cross_entropy', 'bce', got []"),
+     "train.loss: expected one of 'squared_error', 'sum_squared_error', 'mse', 'cross_entropy', 'bce', got []"),
     ("start-epoch-true", {"train": {"start_epoch": True}}, "train.start_epoch: expected an integer >= 0, got True"),
     # [model]
     ("bad-activation", {"model": {"activation": "gelu"}},

@@ -244,7 +244,7 @@ def test_config_errors_name_field_allowed_and_given(digits):
         (dict(epochs=10, eval_every=3), "eval_every: expected a divisor of epochs=10, got 3"),
         (dict(batch_size=5000),
          "batch_size: expected an integer in [1, 200] (the training set size) or None for full batch, got 5000"),
-        (dict(loss="hinge"), "loss: expected one of 'squared_error', 'mse', 'cross_entropy', 'bce', got 'hinge'"),
+        (dict(loss="hinge"), "loss: expected one of 'squared_error', 'sum_squared_error', 'mse', 'cross_entropy', 'bce', got 'hinge'"),
         (dict(monitor="val_f1"),
          "monitor: expected one of 'val_loss', 'val_accuracy', 'train_loss', 'train_accuracy', got 'val_f1'"),
     ]
