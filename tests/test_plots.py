@@ -44,6 +44,39 @@ learning_rate = 0.03
 l2 = 0.003
 [cases.early]
 patience = 1
+[output]
+params = true
+"""
+# Blobs (2-D, 100 points) with saved params; the dropout case evaluates on its own schedule,
+# so it compiles its own program and its curves files hold other epochs.
+BLOBS = """
+[data]
+dataset = "blobs"
+n_val = 50
+n_test = 50
+[model]
+hidden = [8, 8]
+output = "sigmoid"
+[train]
+loss = "bce"
+optimizer = "adam"
+epochs = 20
+batch_size = 25
+eval_every = 2
+[hparams]
+learning_rate = 0.03
+[cases.none]
+[cases.l2]
+l2 = { values = [0.001, 0.1] }
+[cases.dropout]
+dropout = [0.0, 0.5, 0.5]
+[cases.dropout.train]
+eval_every = 5
+[search]
+seeds = 2
+[output]
+params = true
+plot_metrics = ["weight_norm", "val_loss", "train_accuracy"]
 """
 GRID_PLOTS = ["best_so_far.png", "curves.png", "generalization_gap.png", "metric_vs_l2.png",
               "metric_vs_learning_rate.png", "search_space.png"]
@@ -65,6 +98,11 @@ def grid(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory):
     return _run(tmp_path_factory, "cases", CASES)
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    return _run(tmp_path_factory, "blobs", BLOBS)
 
 
 def _copy(out, tmp_path):
@@ -92,11 +130,90 @@ def test_grid_with_two_numeric_axes(grid):
     _assert_images(paths)
 
 
-def test_cases_get_curves_and_gap_only(cases):
-    """Three configs (too few for best_so_far) and no swept numeric axis inside any case."""
+def test_cases_get_curves_gap_and_weights(cases):
+    """Three configs (too few for best_so_far), no swept numeric axis inside any case, and
+    saved params of 64-D inputs: weight histograms, but no decision boundary."""
     paths = plots.plot_dir(cases)
-    assert [p.name for p in paths] == ["curves.png", "generalization_gap.png"]
+    assert [p.name for p in paths] == ["curves.png", "generalization_gap.png", "weights_hist.png"]
     _assert_images(paths)
+
+
+def test_blobs_with_params_and_plot_metrics(blobs):
+    """2-D data with saved params: the decision boundary; plot_metrics: one plot per extra
+    metric and numeric axis (the search metric, listed too, is plotted once)."""
+    paths = plots.plot_dir(blobs)
+    assert [p.name for p in paths] == [
+        "best_so_far.png", "curves.png", "decision_boundary.png", "generalization_gap.png",
+        "metric_vs_l2.png", "train_accuracy_vs_l2.png", "weight_norm_vs_l2.png", "weights_hist.png"]
+    _assert_images(paths)
+
+
+def _sweep(out):
+    from jaxreg import results
+    return plots._Sweep(out, results.load_manifest(out)["spec"], results.read_journal(out))
+
+
+def _line_epochs(fig) -> dict[str, list]:
+    """The x values of each labelled line of the curves figure's first panel."""
+    return {line.get_label(): line.get_xdata().tolist() for line in fig.axes[0].get_lines()
+            if not line.get_label().startswith("_")}
+
+
+def test_curves_use_each_trials_epochs(blobs, tmp_path):
+    """The dropout case evaluates every 5 epochs, the others every 2: each line has its own x."""
+    lines = _line_epochs(plots._curves(_sweep(blobs)))
+    assert lines["dropout"] == [5, 10, 15, 20]
+    assert lines["none"] == list(range(2, 21, 2))
+    # Curves files without "epochs" (written before they recorded them): the spec's eval_every.
+    out = _copy(blobs, tmp_path)
+    for path in (out / "curves").glob("*.npz"):
+        with np.load(path) as file:
+            arrays = {k: file[k] for k in file.files if k != "epochs"}
+        np.savez(path, **arrays)
+    assert _line_epochs(plots._curves(_sweep(out)))["none"] == list(range(2, 21, 2))
+
+
+def test_metric_vs_plots_the_metric_it_is_given(blobs):
+    sweep = _sweep(blobs)
+    fig = plots._metric_vs(sweep, "l2", metric="weight_norm")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "weight_norm" and "weight_norm against l2" in ax.get_title()
+    expected = {r["l2"]: sweep.mean_of(r["config_id"], "weight_norm") for r in sweep.rows if "l2" in r}
+    means = [c for c in ax.collections if c.get_label() == "l2 mean"][0].get_offsets()
+    assert {float(x): float(y) for x, y in means} == pytest.approx(expected)
+    assert expected[0.1] < expected[0.001]  # the stronger penalty leaves smaller weights
+
+
+def test_decision_boundary_from_the_saved_params(blobs):
+    """The saved params, rebuilt for the model, classify the training set as the journal says;
+    the panel covers the data and draws the 0.5 contour."""
+    from matplotlib.contour import ContourSet
+
+    sweep = _sweep(blobs)
+    fig = plots._decision_boundary(sweep)
+    row, ax = sweep.shown()[0], fig.axes[0]  # the best config's panel comes first
+    assert ax.get_title().startswith(f"{sweep.label(row)}, seed 0")
+    variant = next(v for v in sweep.built.variants if row["case"] in v.cases)
+    params = plots._rebuild_params(variant.model, sweep.params(row["config_id"], 0))
+    train = variant.dataset.train
+    predicted = np.asarray(variant.model.apply(params, train.x))[:, 0] > 0.5
+    record = next(r for r in sweep.trials[row["config_id"]] if r["seed"] == 0)
+    assert np.mean(predicted == train.y) == pytest.approx(record["metrics"]["train_accuracy"])
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    assert x0 < train.x[:, 0].min() and x1 > train.x[:, 0].max()
+    assert y0 < train.x[:, 1].min() and y1 > train.x[:, 1].max()
+    levels = [list(c.levels) for c in ax.collections if isinstance(c, ContourSet)]
+    assert [0.5] in levels
+
+
+def test_old_manifest_without_plot_metrics(blobs):
+    """Manifests written before output.plot_metrics existed have no such key: no extra plots."""
+    from jaxreg import results
+
+    spec = results.load_manifest(blobs)["spec"]
+    assert _sweep(blobs).plot_metrics == ["weight_norm", "train_accuracy"]  # val_loss: the search metric
+    del spec["output"]["plot_metrics"]
+    assert plots._Sweep(blobs, spec, results.read_journal(blobs)).plot_metrics == []
 
 
 def test_diverged_trials_are_plotted_without_a_metric(grid, tmp_path):
