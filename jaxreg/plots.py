@@ -38,6 +38,7 @@ MAX_SHOWN = 6  # configs in curves.png without cases: more lines than this are u
 MAX_CASES = 10  # the colour cycle's length
 LOG_FORMS = ("logspace", "log_uniform")
 CURVE_PANELS = (("train_loss", "val_loss"), ("train_accuracy", "val_accuracy"))
+TEST_PANELS = (("test_loss",), ("test_accuracy",))  # test_curves.png: how the book reads a run
 DPI = 120
 MAX_LAYER_PANELS = 6  # weights_hist.png: one panel per layer up to this many layers
 GRID_POINTS = 250  # decision_boundary.png: the plane is drawn from GRID_POINTS^2 predictions
@@ -59,7 +60,7 @@ def plot_dir(out) -> list[Path]:
     if not records:
         return []
     sweep = _Sweep(out, manifest["spec"], records)
-    plots = [("curves.png", _curves), ("generalization_gap.png", _gap)]
+    plots = [("curves.png", _curves), ("test_curves.png", _test_curves), ("generalization_gap.png", _gap)]
     if any(r["metrics"][sweep.metric] is not None for r in records):  # else nothing to plot against
         if len(sweep.rows) >= 4:
             plots.append(("best_so_far.png", _best_so_far))
@@ -141,7 +142,7 @@ class _Sweep:
                 continue
         if not loaded:
             return None
-        names = [name for panel in CURVE_PANELS for name in panel]
+        names = [name for panels in (CURVE_PANELS, TEST_PANELS) for panel in panels for name in panel]
         curves = {n: _finite(np.stack([c[f"curve/{n}"] for c in loaded]).astype(float)) for n in names}
         # Each file records its epochs (a case may override train.eval_every); older files don't.
         n_evals = curves[names[0]].shape[1]
@@ -243,17 +244,26 @@ def _metric_axis(ax, name: str, values) -> None:
     ax.set_ylabel(name)
 
 
-def _curves(sweep: _Sweep) -> Figure | None:
+def _test_curves(sweep: _Sweep) -> Figure | None:
+    """Test loss and accuracy per evaluation: what the book plots, never used for selection."""
+    shown = [(row, c) for row in sweep.shown() if (c := sweep.curves(row["config_id"])) is not None]
+    if not any(np.isfinite(c["test_accuracy"]).any() for _, c in shown):
+        return None
+    return _curves(sweep, TEST_PANELS, "test curves")
+
+
+def _curves(sweep: _Sweep, panels=CURVE_PANELS, what: str = "learning curves") -> Figure | None:
     shown = [(row, c) for row in sweep.shown() if (c := sweep.curves(row["config_id"])) is not None]
     if not shown:
         return None
-    fig = Figure(figsize=(11, 8), layout="constrained")
-    axes = fig.subplots(2, 2, sharex=True, sharey="row")
+    columns = len(panels[0])
+    fig = Figure(figsize=(5.5 * columns + 0.5 * (columns == 1), 8), layout="constrained")
+    axes = fig.subplots(2, columns, sharex=True, sharey="row", squeeze=False)
     handles, any_stopped = [], False
     for i, (row, curves) in enumerate(shown):
         color, epochs = f"C{i}", curves["epochs"]
         stopped = sum(r["stopped_epoch"] > 0 for r in sweep.trials[row["config_id"]])
-        for panel_names, panel_axes in zip(CURVE_PANELS, axes):
+        for panel_names, panel_axes in zip(panels, axes):
             for name, ax in zip(panel_names, panel_axes):
                 seeds = curves[name]
                 mean = _mean(seeds)
@@ -262,12 +272,12 @@ def _curves(sweep: _Sweep) -> Figure | None:
                     # fmin/fmax skip NaN without the warnings of nanmin on all-NaN columns.
                     ax.fill_between(epochs, np.fmin.reduce(seeds), np.fmax.reduce(seeds),
                                     color=color, alpha=0.15, lw=0)
-                if stopped and name.startswith("val"):
+                if stopped and not name.startswith("train"):
                     at = int(np.argmin(np.abs(epochs - row["best_epoch_mean"])))
                     ax.plot(epochs[at], mean[at], "o", color=color, ms=7, mec="black", zorder=3)
         handles.append(line)
         any_stopped |= bool(stopped)
-    for panel_names, panel_axes in zip(CURVE_PANELS, axes):
+    for panel_names, panel_axes in zip(panels, axes):
         row_values = np.concatenate([c[n].ravel() for _, c in shown for n in panel_names])
         for name, ax in zip(panel_names, panel_axes):
             ax.set_title(name.replace("_", " "))
@@ -291,7 +301,7 @@ def _curves(sweep: _Sweep) -> Figure | None:
     which = "the best config of each case" if sweep.has_case else f"the best {len(shown)} configs"
     seeds = len(sweep.trials[shown[0][0]["config_id"]])
     band = f"mean over {seeds} seeds, band: min-max" if seeds > 1 else "one seed"
-    fig.suptitle(f"{sweep.spec['name']}: learning curves of {which} ({band})")
+    fig.suptitle(f"{sweep.spec['name']}: {what} of {which} ({band})")
     return fig
 
 

@@ -79,7 +79,7 @@ params = true
 plot_metrics = ["weight_norm", "val_loss", "train_accuracy"]
 """
 GRID_PLOTS = ["best_so_far.png", "curves.png", "generalization_gap.png", "metric_vs_l2.png",
-              "metric_vs_learning_rate.png", "search_space.png"]
+              "metric_vs_learning_rate.png", "search_space.png", "test_curves.png"]
 
 
 def _run(tmp_path_factory, name: str, text: str):
@@ -134,7 +134,8 @@ def test_cases_get_curves_gap_and_weights(cases):
     """Three configs (too few for best_so_far), no swept numeric axis inside any case, and
     saved params of 64-D inputs: weight histograms, but no decision boundary."""
     paths = plots.plot_dir(cases)
-    assert [p.name for p in paths] == ["curves.png", "generalization_gap.png", "weights_hist.png"]
+    assert [p.name for p in paths] == ["curves.png", "generalization_gap.png", "test_curves.png",
+                                       "weights_hist.png"]
     _assert_images(paths)
 
 
@@ -144,7 +145,8 @@ def test_blobs_with_params_and_plot_metrics(blobs):
     paths = plots.plot_dir(blobs)
     assert [p.name for p in paths] == [
         "best_so_far.png", "curves.png", "decision_boundary.png", "generalization_gap.png",
-        "metric_vs_l2.png", "train_accuracy_vs_l2.png", "weight_norm_vs_l2.png", "weights_hist.png"]
+        "metric_vs_l2.png", "test_curves.png", "train_accuracy_vs_l2.png", "weight_norm_vs_l2.png",
+        "weights_hist.png"]
     _assert_images(paths)
 
 
