@@ -301,7 +301,8 @@ def _curves(sweep: _Sweep, panels=CURVE_PANELS, what: str = "learning curves") -
     which = "the best config of each case" if sweep.has_case else f"the best {len(shown)} configs"
     seeds = len(sweep.trials[shown[0][0]["config_id"]])
     band = f"mean over {seeds} seeds, band: min-max" if seeds > 1 else "one seed"
-    fig.suptitle(f"{sweep.spec['name']}: {what} of {which} ({band})")
+    title = f"{sweep.spec['name']}: {what} of {which} ({band})"
+    fig.suptitle(title.replace(" of ", "\nof ", 1) if columns == 1 else title)  # fit one column
     return fig
 
 

@@ -85,8 +85,7 @@ def test_dropout_keeps_test_accuracy_up(tmp_path):
 
 
 def test_minibatch_at_the_books_effective_rate_beats_alpha_as_printed(tmp_path):
-    _, records = _run("book-minibatch", tmp_path, "train.epochs=30", "search.seeds=2",
-                      "cases.per_example.train.epochs=10")
+    _, records = _run("book-minibatch", tmp_path, "train.epochs=30", "search.seeds=2")
     accuracy = {r["case"]: [] for r in records}
     for record in records:
         accuracy[record["case"]].append(record["metrics"]["test_accuracy"])
