@@ -4,6 +4,7 @@
     jaxreg plan SPEC [--set KEY=VALUE ...]
     jaxreg show DIR [--top N]
     jaxreg plot DIR
+    jaxreg compare DIR [DIR ...] --out DIR
 
 Bad input of any kind (the spec, an override, the output folder, missing data) prints one
 line on stderr and exits with code 2, before anything is trained or written.
@@ -38,7 +39,7 @@ def _house_style(message: str) -> str:
         return f"{match[1]}: {match[2]}"
     if match := re.fullmatch(r"the following arguments are required: (.+)", message):
         name = match[1].split(",")[0].strip()
-        allowed = {"command": "one of 'run', 'plan', 'show', 'plot'", "spec": "a sweep spec (a TOML file)",
+        allowed = {"command": "one of 'run', 'plan', 'show', 'plot', 'compare'", "spec": "a sweep spec (a TOML file)",
                    "dir": "a results folder"}.get(name, "a value")
         return f"{name}: expected {allowed}, got nothing"
     if match := re.fullmatch(r"unrecognized arguments: (.+)", message):
@@ -76,6 +77,10 @@ def _parser() -> _Parser:
     show.add_argument("--top", type=_positive, default=None, help="only the best N configs")
     plot = commands.add_parser("plot", help="write the plots of a results folder as PNG files")
     plot.add_argument("dir")
+    compare = commands.add_parser("compare", help="compare results folders: best so far, sampled points, "
+                                  "comparison.csv")
+    compare.add_argument("dir", nargs="+", help="results folders ranked by the same metric")
+    compare.add_argument("--out", required=True, help="folder for the comparison's files")
     return parser
 
 
@@ -159,13 +164,21 @@ def _plot(args) -> None:
         print(path)
 
 
+def _compare(args) -> None:
+    from jaxreg.compare import compare
+
+    for path in compare(args.dir, args.out):
+        print(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     from jaxreg.data import DatasetError
     from jaxreg.space import SpecError
 
     try:
         args = _parser().parse_args(argv)
-        {"run": _run, "plan": _plan, "show": _show, "plot": _plot}[args.command](args)
+        {"run": _run, "plan": _plan, "show": _show, "plot": _plot,
+         "compare": _compare}[args.command](args)
     except (UsageError, SpecError, DatasetError) as error:
         print(f"jaxreg: error: {error}", file=sys.stderr)
         return 2
