@@ -1,0 +1,218 @@
+"""Experiment 8, repeated: every search method over many sampling seeds, not one lucky draw.
+
+    python sweeps/search_repeats.py                       # momentum, as in the search-*.toml specs
+    python sweeps/search_repeats.py --set train.optimizer=adam --runs results/search-repeats-adam \
+        --name repeats-adam                               # the same with Adam
+    python sweeps/search_repeats.py --seeds 5 --methods random random-linear-lr ...   # a subset
+
+For each sampling seed s (``search.seed = s``) it runs search-random, search-random-linear-lr and
+search-coarse-to-fine, and a *shifted grid*: the 4 x 4 grid of search-grid.toml with its four
+learning rates at ``10 ** (-4 + i + u)``, i = 0..3, one per decade, ``u ~ U(0, 1)`` drawn from s
+(the fixed grid is one placement, the same for every s). Each results folder goes to
+``RUNS/METHOD/seed-S`` (rerunning resumes them: nothing is trained twice).
+
+A search's best config mean is the minimum of noisy means, biased low, the more so the more
+near-optimal configs it tried. So each draw's chosen config is also retrained on fresh seeds
+(100..109), all of them in one sweep (``RUNS/reeval``: one case per distinct config; it is
+recomputed when the set of chosen configs changes).
+
+Writes into ``--out``: ``NAME_draws.csv`` (one row per method and draw), ``NAME.csv`` and
+``NAME.md`` (per method: median and quartiles, wins), ``NAME_best_so_far.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import jax
+import numpy as np
+from matplotlib.figure import Figure
+
+from jaxreg import results
+from jaxreg.compare import load_folder, per_decade, write_csv
+from jaxreg.spec import apply_overrides, build_spec, load_spec
+from jaxreg.sweep import run_sweep
+
+SWEEPS = Path(__file__).resolve().parent
+METHODS = ("grid", "grid-shifted", "random", "coarse-to-fine", "random-linear-lr")
+FRESH_SEEDS = list(range(100, 110))
+
+
+def shifted_grid(seed: int, low: float = 1e-4, decades: int = 4) -> list[float]:
+    """One learning rate per decade of [low, low * 10**decades], all at the same offset u ~ U(0, 1)."""
+    u = np.random.default_rng(np.random.SeedSequence([seed, 8])).uniform()
+    return [float(low * 10 ** (i + u)) for i in range(decades)]
+
+
+def run_method(method: str, seed: int, overrides: list[str], runs: Path) -> Path:
+    spec_file = SWEEPS / ("search-grid.toml" if method.startswith("grid") else f"search-{method}.toml")
+    extra = ["output.plots=false"]
+    if method == "grid-shifted":
+        extra += ["name=search-grid-shifted", f"hparams.learning_rate={{ values = {shifted_grid(seed)} }}"]
+    elif method != "grid":
+        extra += [f"search.seed={seed}"]
+    out = runs / method / f"seed-{seed}"
+    start = time.perf_counter()
+    run_sweep(load_spec(spec_file, [*overrides, *extra]), out, progress=False)
+    print(f"{method} seed {seed}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    return out
+
+
+def reevaluate(draws: list[dict], overrides: list[str], runs: Path) -> dict:
+    """Retrains every distinct chosen (learning_rate, l2) on FRESH_SEEDS; returns its summary rows."""
+    chosen = sorted({(d["best_learning_rate"], d["best_l2"]) for d in draws})
+    raw = apply_overrides(tomllib.loads((SWEEPS / "search-grid.toml").read_text()), overrides)
+    raw["name"] = "search-reeval"
+    raw["description"] = "the configs chosen by the repeated searches, retrained on fresh seeds"
+    raw["hparams"] = {k: v for k, v in raw["hparams"].items() if k not in ("learning_rate", "l2")}
+    raw["cases"] = {f"c{i}": {"learning_rate": lr, "l2": l2} for i, (lr, l2) in enumerate(chosen)}
+    raw["search"] = {"method": "grid", "seeds": FRESH_SEEDS, "metric": raw["search"]["metric"]}
+    raw["output"] = {"plots": False}
+    spec = build_spec(raw)
+    start = time.perf_counter()
+    manifest = runs / "reeval" / results.MANIFEST
+    stale = manifest.exists() and results.load_manifest(runs / "reeval")["spec_sha256"] != spec.digest
+    records = run_sweep(spec, runs / "reeval", overwrite=stale, progress=False)
+    print(f"reeval of {len(chosen)} configs: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    rows = results.summarize(records, spec.search)
+    results.write_summary(runs / "reeval", rows)
+    by_case = {row["case"]: row for row in rows}
+    return {config: by_case[f"c{i}"] for i, config in enumerate(chosen)}
+
+
+def draw_row(method: str, seed: int, folder: Path) -> dict:
+    f = load_folder(folder)
+    metric, best = f.search["metric"], f.rows[0]
+    curve = f.best_so_far()
+    return {"method": method, "seed": seed, "configs": len(f.rows), "trials": len(f.records),
+            "best": best[f"{metric}_mean"], "best_at_15": float(curve[min(15, len(curve)) - 1]),
+            "best_learning_rate": best["learning_rate"], "best_l2": best["l2"],
+            "learning_rates_per_decade": per_decade([r["learning_rate"] for r in f.rows],
+                                                     min(f.extent("learning_rate")), max(f.extent("learning_rate"))),
+            "seconds": sum(r.get("seconds") or 0.0 for r in results.load_manifest(folder)["runs"]),
+            "curve": curve}
+
+
+def quartiles(values) -> str:
+    q1, q2, q3 = np.percentile(values, [25, 50, 75])
+    return f"{q2:.4f} [{q1:.4f}, {q3:.4f}]"
+
+
+def statistics(draws: list[dict], methods: list[str]) -> list[dict]:
+    seeds = sorted({d["seed"] for d in draws if d["method"] != "grid"})
+    table = {(d["method"], d["seed"]): d for d in draws}
+    get = lambda m, s, key: table[(m, s if m != "grid" else 0)][key]
+    rows = []
+    for m in methods:
+        mine = [table[(m, s if m != "grid" else 0)] for s in seeds]
+        row = {"method": m, "draws": len({d["seed"] for d in mine}), "configs": mine[0]["configs"]}
+        for key, label in (("best", "best_found"), ("reeval_val_loss", "reeval_val_loss"),
+                           ("reeval_test_accuracy", "reeval_test_accuracy")):
+            values = [d[key] for d in mine]
+            row[f"{label}_median"] = float(np.median(values))
+            row[f"{label}_q1"], row[f"{label}_q3"] = (float(v) for v in np.percentile(values, [25, 75]))
+        for key, label in (("best", "wins_best_found"), ("reeval_val_loss", "wins_reeval")):
+            # A tie (two methods chose the same config) counts for each of them.
+            row[label] = sum(get(m, s, key) == min(get(o, s, key) for o in methods) for s in seeds)
+        row["median_seconds"] = float(np.median([d["seconds"] for d in mine]))
+        rows.append(row)
+    return rows
+
+
+def pairwise(draws: list[dict], methods: list[str]) -> list[str]:
+    """'A beats B in k of n draws' for the pairs the experiment is about."""
+    seeds = sorted({d["seed"] for d in draws if d["method"] != "grid"})
+    table = {(d["method"], d["seed"]): d for d in draws}
+    get = lambda m, s, key: table[(m, s if m != "grid" else 0)][key]
+    lines = []
+    for a, b in (("random", "grid"), ("random", "grid-shifted"), ("coarse-to-fine", "random"),
+                 ("coarse-to-fine", "grid"), ("random", "random-linear-lr")):
+        if a in methods and b in methods:
+            cells = []
+            for key in ("best", "reeval_val_loss"):
+                wins = sum(get(a, s, key) < get(b, s, key) for s in seeds)
+                ties = sum(get(a, s, key) == get(b, s, key) for s in seeds)
+                cells.append(f"{wins} / {len(seeds)}" + (f" ({ties} tied: the same config)" if ties else ""))
+            lines.append(f"| {a} < {b} | {' | '.join(cells)} |")
+    return lines
+
+
+def plot_curves(draws: list[dict], methods: list[str], metric: str) -> Figure:
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.add_subplot()
+    for i, m in enumerate(methods):
+        curves = np.array([d["curve"] for d in draws if d["method"] == m])
+        n = np.arange(1, curves.shape[1] + 1)
+        q1, q2, q3 = np.percentile(curves, [25, 50, 75], axis=0)
+        draws_m = len(curves)
+        ax.step(n, q2, where="post", color=f"C{i}", lw=2, label=f"{m} ({draws_m} draw{'s' * (draws_m > 1)})")
+        if draws_m > 1:
+            ax.fill_between(n, q1, q3, step="post", color=f"C{i}", alpha=0.15, lw=0)
+    finals = [np.median([d["curve"][-1] for d in draws if d["method"] == m]) for m in methods]
+    ax.set_ylim(0.97 * min(finals), max(finals) + 2.5 * (max(finals) - min(finals)) + 0.01)
+    ax.set(xlabel="configs evaluated", ylabel=f"best config mean of {metric} so far",
+           title=f"Best so far over sampling seeds: median, band = quartiles (lower is better)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=20, help="sampling seeds 0..N-1")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override for every run, e.g. train.optimizer=adam")
+    parser.add_argument("--runs", type=Path, default=Path("results/search-repeats"))
+    parser.add_argument("--out", type=Path, default=Path("results/search-comparison"))
+    parser.add_argument("--name", default="repeats")
+    args = parser.parse_args(argv)
+    # Every run compiles the same few programs: keep them across runs of this process.
+    jax.config.update("jax_compilation_cache_dir", "/tmp/jaxreg-xla-cache")
+    started = time.perf_counter()
+    draws = []
+    for seed in range(args.seeds):
+        for method in args.methods:
+            if method == "grid" and seed > 0:
+                continue  # the fixed grid does not depend on the sampling seed
+            draws.append(draw_row(method, seed, run_method(method, seed, args.set, args.runs)))
+    fresh = reevaluate(draws, args.set, args.runs)
+    for d in draws:
+        row = fresh[(d["best_learning_rate"], d["best_l2"])]
+        d["reeval_val_loss"], d["reeval_test_accuracy"] = row["val_loss_mean"], row["test_accuracy_mean"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(args.out / f"{args.name}_draws.csv", [{k: v for k, v in d.items() if k != "curve"} for d in draws])
+    stats = statistics(draws, args.methods)
+    write_csv(args.out / f"{args.name}.csv", stats)
+    metric = load_spec(SWEEPS / "search-grid.toml").search["metric"]
+    plot_curves(draws, args.methods, metric).savefig(args.out / f"{args.name}_best_so_far.png", dpi=120)
+    lines = [f"# {args.name}: {args.seeds} sampling seeds" + (f", {' '.join(args.set)}" if args.set else ""), "",
+             f"Best {metric} found (config mean over 3 seeds) and the chosen config retrained on seeds "
+             f"{FRESH_SEEDS[0]}..{FRESH_SEEDS[-1]}: median [quartiles] over draws; wins: draws where the "
+             f"method is the best of those run (the fixed grid is one draw, counted in every one; a tie "
+             f"counts for each tied method).", "",
+             "| method | configs | best found | retrained val_loss | retrained test acc % | wins (found) | wins (retrained) |",
+             "|---|---|---|---|---|---|---|"]
+    for row in stats:
+        accuracy = f"{100 * row['reeval_test_accuracy_median']:.2f}"
+        found = [d["best"] for d in draws if d["method"] == row["method"]]
+        fresh_values = [d["reeval_val_loss"] for d in draws if d["method"] == row["method"]]
+        lines.append(f"| {row['method']} | {row['configs']} | {quartiles(found)} | {quartiles(fresh_values)} | "
+                     f"{accuracy} | {row['wins_best_found']} | {row['wins_reeval']} |")
+    pairs = pairwise(draws, args.methods)
+    if pairs:
+        lines += ["", "| lower is better | draws (best found) | draws (retrained) |", "|---|---|---|", *pairs]
+    seconds = [d["seconds"] for d in draws]
+    lines += ["", f"Run time recorded in the {len(draws)} searches' manifests: {sum(seconds):.0f} s "
+              f"(median {np.median(seconds):.1f} s a search, compiling included); this call: "
+              f"{time.perf_counter() - started:.0f} s (searches already in {args.runs} are read, not retrained)."]
+    (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
