@@ -13,6 +13,7 @@ line on stderr and exits with code 2, before anything is trained or written.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -182,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, SpecError, DatasetError) as error:
         print(f"jaxreg: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head`: stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("jaxreg: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

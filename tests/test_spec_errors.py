@@ -117,7 +117,7 @@ SPEC_CASES = [
      "search: expected keys among chunk_size, goal, memory_budget_mb, method, metric, min_width, "
      "round_method, rounds, samples, seed, seeds, top_k, got 'trials'"),
     ("unknown-data-key", {"data": {"n_val": 10}},
-     "data: expected keys among data_dir, dataset, n_train, seed, test_fraction, val_fraction, got 'n_val'"),
+     "data: expected keys among data_dir, dataset, dtype, n_train, seed, test_fraction, val_fraction, got 'n_val'"),
     ("unknown-hparam", {"hparams": {"dropuot": 0.5}},
      "hparams: expected keys among dropconnect, dropout, l1, l2, learning_rate, lr_decay, min_delta, "
      "momentum, patience, restore_best, weight_decay, got 'dropuot'"),
