@@ -155,7 +155,7 @@ def plot_curves(draws: list[dict], methods: list[str], metric: str) -> Figure:
     finals = [np.median([d["curve"][-1] for d in draws if d["method"] == m]) for m in methods]
     ax.set_ylim(0.97 * min(finals), max(finals) + 2.5 * (max(finals) - min(finals)) + 0.01)
     ax.set(xlabel="configs evaluated", ylabel=f"best config mean of {metric} so far",
-           title=f"Best so far over sampling seeds: median, band = quartiles (lower is better)")
+           title="Best so far over sampling seeds: median, band = quartiles (lower is better)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return fig
