@@ -98,17 +98,7 @@ def accuracy(logits: Array, labels: Array) -> Array:
         predicted = (logits[..., 0] > 0).astype(jnp.int32)
     else:
         predicted = jnp.argmax(logits, axis=-1)
-    correct = (predicted == labels.astype(jnp.int32)).astype(logits.dtype)
-    return exact_ratio(jnp.sum(correct), correct.shape[0])
-
-
-def exact_ratio(count: Array, n: int) -> Array:
-    """``count / n``, correctly rounded: 7817 / 10000 is 0.7817, as Python prints it.
-
-    XLA turns a division by a constant into a multiplication by its reciprocal, which rounds
-    differently (0.7817000000000001); hiding the constant from the compiler keeps the division.
-    """
-    return count / jax.lax.optimization_barrier(jnp.asarray(n, count.dtype))
+    return jnp.mean((predicted == labels.astype(jnp.int32)).astype(logits.dtype))
 
 
 _LOSS_FNS = {

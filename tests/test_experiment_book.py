@@ -55,7 +55,8 @@ def test_the_books_table_digit_for_digit_with_the_books_derivative(tmp_path):
     _, records = _run("grokking-book", tmp_path, "train.epochs=11")
     results.write_curves_csv(tmp_path, records, load_spec(ROOT / "sweeps" / "grokking-book.toml",
                                                           [f"data.data_dir={_data_dir()!r}"]).output["curves_csv"])
-    rows = {(r["variant"], int(r["epoch"])): r for r in csv.DictReader(open(tmp_path / "curves.csv"))}
+    lines = (tmp_path / "curves.csv").read_text().splitlines()
+    rows = {(r["variant"], int(r["epoch"])): r for r in csv.DictReader(lines)}
     for epoch, printed in BOOK.items():
         row = rows["book", epoch]
         ours = (str(float(row["train_err"]))[0:5], str(float(row["train_acc"])),
@@ -78,7 +79,7 @@ def test_overfitting_test_accuracy_peaks_then_declines_and_early_stopping_stops(
 
 
 def test_dropout_keeps_test_accuracy_up(tmp_path):
-    _, records = _run("book-dropout", tmp_path, "train.epochs=100", "search.seeds=2")
+    _, records = _run("book-dropout", tmp_path, "train.epochs=60", "search.seeds=2")
     last = {case: np.mean([c["test_accuracy"][-1] for c in _curves(tmp_path, records, case).values()])
             for case in ("none", "dropout")}
     assert last["dropout"] > last["none"]
