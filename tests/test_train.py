@@ -300,3 +300,18 @@ def test_proximal_l1_makes_exact_zeros_and_penalize_bias_decays_biases():
     # Weight decay leaves biases alone by default and shrinks them with penalize_bias.
     bias = lambda result: np.concatenate([np.ravel(layer["b"][1]) for layer in result.params])
     assert np.linalg.norm(bias(out["subgradient", True])) < 0.9 * np.linalg.norm(bias(out["subgradient", False]))
+
+
+def test_accuracies_are_counts_over_n_correctly_rounded():
+    data = jaxreg.data.load("digits", key=0, n_train=100)
+    net = jaxreg.mlp((64, 16, 10))
+    config = jaxreg.TrainConfig(model=net, data=data, optimizer="adam", epochs=2, batch_size=25,
+                                eval_test=True)
+    result = jaxreg.train_batch(config)(np.array([0, 1]), jaxreg.stack_hparams(
+        [jaxreg.make_hparams(net, learning_rate=1e-2)] * 2))
+    for member in range(2):
+        params = jax.tree_util.tree_map(lambda leaf: leaf[member], result.params)
+        for split in ("train", "val", "test"):
+            x, y = getattr(data, split)
+            count = int(np.sum(np.argmax(np.asarray(net.apply(params, x, logits=True)), axis=1) == y))
+            assert result.final[f"{split}_accuracy"][member] == np.float32(count / len(y))  # not 1 ulp off
