@@ -53,3 +53,18 @@ def test_notebook2d_claims(tmp_path):
     norm = np.sqrt(sum(np.sum(v.astype(float) ** 2) for k, v in saved.items()
                        if k.startswith("params/") and k.endswith("['w']")))
     assert norm == pytest.approx(by_case["none"][0]["weight_norm"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_tradeoff_regularized_corners_beat_the_unregularized_one(tmp_path):
+    """sweeps/notebook-2d-tradeoff.toml on its corners (L2 0 or 0.003, hidden dropout 0 or 0.5),
+    300 epochs, 1 seed: the unregularized config has the worst validation loss, and L2 with
+    dropout (the notebook's advice) beats it."""
+    spec = load_spec(SPEC.with_name("notebook-2d-tradeoff.toml"),
+                     ["train.epochs=300", "search.seeds=1", "hparams.l2={ values = [0.0, 0.003] }",
+                      "hparams.dropout={ values = [0.0, 0.5], layers = [1, 2] }", "output.plot_metrics=[]"])
+    records = run_sweep(spec, tmp_path, progress=False)
+    val_loss = {(r["point"]["l2"], r["point"]["dropout"]): r["metrics"]["val_loss"] for r in records}
+    assert len(val_loss) == 4
+    assert max(val_loss, key=val_loss.get) == (0.0, 0.0)
+    assert val_loss[0.003, 0.5] < 0.8 * val_loss[0.0, 0.0]

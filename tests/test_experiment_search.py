@@ -65,3 +65,20 @@ def test_coarse_to_fine_narrows_the_learning_rate(tmp_path):
     span = {k: np.ptp(v) for k, v in log_rates.items()}
     assert span[0] > 1.0 and span[2] < 0.5 * span[0], span
     assert span[1] < span[0]
+
+
+@pytest.mark.slow
+def test_landscape_learning_rate_matters_far_more_than_l2():
+    """sweeps/search-landscape.toml on 5 learning rates x its 3 L2 values, 1 seed, 5 epochs:
+    the spread of the validation loss across learning rates dwarfs the spread across L2."""
+    import tempfile
+
+    spec = load_spec(SWEEPS / "search-landscape.toml",
+                     ["train.epochs=5", "search.seeds=[100]", "hparams.learning_rate={ logspace = [1e-4, 1.0, 5] }"])
+    with tempfile.TemporaryDirectory() as out:
+        records = run_sweep(spec, out, progress=False)
+    loss = {(r["point"]["learning_rate"], r["point"]["l2"]): r["metrics"]["val_loss"] for r in records}
+    rates, l2s = sorted({k[0] for k in loss}), sorted({k[1] for k in loss})
+    across_rates = np.mean([np.ptp([loss[lr, l2] for lr in rates]) for l2 in l2s])
+    across_l2 = np.mean([np.ptp([loss[lr, l2] for l2 in l2s]) for lr in rates[:-1]])  # lr 1 may be unstable
+    assert across_rates > 20 * across_l2
