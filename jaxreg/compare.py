@@ -58,7 +58,8 @@ class Folder:
         for record in self.records:
             for name, value in record["point"].items():
                 values.setdefault(name, []).append(value)
-        return [n for n, v in values.items() if len({repr(x) for x in v}) > 1 and all(_is_number(x) for x in v)]
+        return [n for n, v in values.items()
+                if len({repr(x) for x in v}) > 1 and all(results.is_number(x) for x in v)]
 
     def axis_tables(self, name: str) -> list[dict]:
         """Axis ``name`` as the spec writes it, e.g. ``{"logspace": [lo, hi, n]}``, in [hparams] and cases."""
@@ -73,17 +74,13 @@ class Folder:
         ends = [v for axis in self.axis_tables(name) for form, args in axis.items() if form != "layers"
                 for v in (args[:2] if form in ("linspace", "logspace") else args)]  # not the count n
         drawn = [r["point"][name] for r in self.records if name in r["point"]]
-        return [float(v) for v in ends + drawn if _is_number(v)]
+        return [float(v) for v in ends + drawn if results.is_number(v)]
 
     def best_so_far(self) -> np.ndarray:
         """The running best config mean, configs in the order they first appear in the journal."""
         means = {r["config_id"]: r[f"{self.search['metric']}_mean"] for r in self.rows}
         values = np.array([means[cid] for cid in dict.fromkeys(r["config_id"] for r in self.records)])
         return (np.fmin if self.search["goal"] == "minimize" else np.fmax).accumulate(values)  # skips NaN
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_folder(path: str | Path) -> Folder:

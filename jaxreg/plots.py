@@ -99,7 +99,7 @@ class _Sweep:
                 values.setdefault(name, []).append(value)
         self.varying = [n for n, v in values.items() if len({json.dumps(x) for x in v}) > 1]
         # Lists (per-layer dropout rates) and strings are categories: labels, never an axis.
-        self.numeric = [n for n in self.varying if all(_is_number(x) for x in values[n])]
+        self.numeric = [n for n in self.varying if all(results.is_number(x) for x in values[n])]
         # Manifests written before output.plot_metrics existed lack the key.
         extra = spec.get("output", {}).get("plot_metrics", [])
         self.plot_metrics = [m for m in dict.fromkeys(extra) if m != self.metric]
@@ -154,7 +154,7 @@ class _Sweep:
 
     def mean_of(self, config_id: str, metric: str) -> float:
         """The mean of ``metric`` over a config's seeds (NaN if a seed has none), as in summary.csv."""
-        return float(np.mean([_float(r["metrics"][metric]) for r in self.trials[config_id]]))
+        return float(np.mean([results.as_float(r["metrics"][metric]) for r in self.trials[config_id]]))
 
     def params(self, config_id: str, seed: int) -> dict[str, np.ndarray] | None:
         """One trial's saved params by key path (``"[0]['w']"``); None if none were saved."""
@@ -177,20 +177,12 @@ class _Sweep:
             return None
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.2g}"
     if isinstance(value, list):
         return "[" + ",".join(_fmt(v) for v in value) + "]"
     return str(value)
-
-
-def _float(value) -> float:
-    return math.nan if value is None else float(value)
 
 
 def _finite(a: np.ndarray) -> np.ndarray:

@@ -68,13 +68,13 @@ def versions() -> dict:
     return out
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file and a rename: never half a file."""
+def atomic_write(path: Path, content: str | bytes) -> None:
+    """Writes ``content`` to ``path`` through a temporary file and a rename: never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
+        with os.fdopen(handle, "wb" if isinstance(content, bytes) else "w") as file:
+            file.write(content)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, path)
@@ -171,11 +171,7 @@ class Store:
                 arrays["params/" + jax.tree_util.keystr(path)] = np.asarray(leaf[i])
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        path = self.curves_dir / f"{record['config_id']}_{record['seed']}.npz"
-        handle, temp = tempfile.mkstemp(dir=self.curves_dir, prefix=".npz.")
-        with os.fdopen(handle, "wb") as file:
-            file.write(buffer.getvalue())
-        os.replace(temp, path)
+        atomic_write(self.curves_dir / f"{record['config_id']}_{record['seed']}.npz", buffer.getvalue())
 
 
 def read_journal(out: str | Path, *, repair: bool = False) -> list[dict]:
@@ -248,8 +244,19 @@ def write_curves_csv(out: str | Path, records: list[dict], columns: dict | None 
     return path
 
 
-def _float(value) -> float:
-    return math.nan if value is None else float(value)  # float("inf") reads the strings too
+def as_float(value) -> float:
+    """A journal value as a float: ``null`` is NaN; ``float`` reads the strings "inf" and "-inf"."""
+    return math.nan if value is None else float(value)
+
+
+def is_number(value) -> bool:
+    """A finite int or float (not a bool): a value that can sit on a numeric axis."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def rank_key(value: float, minimize: bool) -> tuple:
+    """Sort key of a metric value, best first; NaN (a diverged config) last."""
+    return (math.isnan(value), 0.0 if math.isnan(value) else (value if minimize else -value))
 
 
 def summarize(records: list[dict], search: dict) -> list[dict]:
@@ -274,7 +281,7 @@ def summarize(records: list[dict], search: dict) -> list[dict]:
         row["seeds"] = len(group)
         row["diverged"] = sum(r["status"] == "diverged" for r in group)
         for name in (metric, *[m for m in REPORTED if m != metric], *TEST):
-            values = np.array([_float(r["metrics"][name]) for r in group])
+            values = np.array([as_float(r["metrics"][name]) for r in group])
             row[f"{name}_mean"] = float(values.mean())
             row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
             if name == metric:
@@ -282,9 +289,7 @@ def summarize(records: list[dict], search: dict) -> list[dict]:
         row["best_epoch_mean"] = float(np.mean([r["best_epoch"] for r in group]))
         row["stopped"] = sum(r["stopped_epoch"] > 0 for r in group)
         rows.append(row)
-    sign = 1.0 if minimize else -1.0
-    rows.sort(key=lambda r: (math.isnan(r[f"{metric}_mean"]),
-                             0.0 if math.isnan(r[f"{metric}_mean"]) else sign * r[f"{metric}_mean"]))
+    rows.sort(key=lambda r: rank_key(r[f"{metric}_mean"], minimize))
     seen_cases = set()
     for i, row in enumerate(rows, 1):
         row["rank"] = i

@@ -99,13 +99,9 @@ def search_rounds(space: Space, score: Callable[[list[Config]], list[float]], *,
         scores = [float(v) for v in score(configs)]
         history.extend(zip(configs, scores))
         if round_index + 1 < rounds:
-            ranked = sorted(zip(configs, scores), key=lambda item: _order(item[1], minimize))
+            ranked = sorted(zip(configs, scores), key=lambda item: results.rank_key(item[1], minimize))
             axes = space.zoom(axes, [config for config, _ in ranked[:top_k]], min_width=min_width)
     return history
-
-
-def _order(value: float, minimize: bool) -> tuple:
-    return (math.isnan(value), 0.0 if math.isnan(value) else (value if minimize else -value))
 
 
 def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progress: bool = True,
@@ -143,7 +139,7 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
                                         label.rstrip(": "), progress, spec.output["params"])
             elif progress:
                 log(f"{label.rstrip(': ')}: all {len(configs) * len(spec.seeds)} trials already in the journal")
-            return [float(np.mean([_number(records[(config_id(c), seed)]["metrics"][metric])
+            return [float(np.mean([results.as_float(records[(config_id(c), seed)]["metrics"][metric])
                                    for seed in spec.seeds])) for c in configs]
 
         search_rounds(variant.space, score, rounds=rounds, top_k=spec.search["top_k"],
@@ -152,10 +148,6 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     if done_before and progress:
         log(f"resumed: {done_before} trials were already in {store.journal_path}, {trained} trained now")
     return list(records.values())
-
-
-def _number(value) -> float:
-    return math.nan if value is None else float(value)
 
 
 def _train_round(variant, runner, chunk_size: int, pending: list, store, records: dict,
