@@ -11,13 +11,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreg.errors import InputError
+
 Array = jax.Array
 
 _MODES = ("inverted", "classic")
 
 
 def check_rate(rate, name: str = "rate") -> None:
-    """Raises ``ValueError`` if a concrete rate lies outside [0, 1); traced rates pass through.
+    """Raises ``InputError`` if a concrete rate lies outside [0, 1); traced rates pass through.
 
     Args:
         rate: a Python number, a NumPy/JAX array, or a tracer.
@@ -29,12 +31,12 @@ def check_rate(rate, name: str = "rate") -> None:
     bad = values[~((values >= 0.0) & (values < 1.0))]
     if bad.size:
         given = rate if np.ndim(rate) == 0 else np.asarray(rate).tolist()
-        raise ValueError(f"{name}: expected a drop probability in [0, 1), got {given}")
+        raise InputError(f"{name}: expected a drop probability in [0, 1), got {given}")
 
 
 def _check_mode(mode: str) -> None:
     if mode not in _MODES:
-        raise ValueError(f"mode: expected one of {', '.join(map(repr, _MODES))}, got {mode!r}")
+        raise InputError(f"mode: expected one of {', '.join(map(repr, _MODES))}, got {mode!r}")
 
 
 def _keep_scale(rate: Array, dtype) -> Array:
@@ -110,7 +112,7 @@ def spatial_dropout(key: Array | None, x: Array, rate, *, mode: str = "inverted"
     check_rate(rate)
     _check_mode(mode)
     if x.ndim < 3:
-        raise ValueError(f"x: expected feature maps of rank >= 3 (..., H, W, C), got shape {x.shape}")
+        raise InputError(f"x: expected feature maps of rank >= 3 (..., H, W, C), got shape {x.shape}")
     rate = jnp.asarray(rate, dtype=x.dtype)
     if key is None:
         return x * (1.0 - rate) if mode == "classic" else x

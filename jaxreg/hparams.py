@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreg.errors import InputError
+
 Array = jax.Array
 
 
@@ -80,7 +82,7 @@ def _check(name: str, value: np.ndarray) -> None:
         ok = (value == 0.0) | (value == 1.0)
     if not np.all(ok):
         bad = value[~ok].ravel()[0]
-        raise ValueError(f"hparams.{name}: expected {allowed}, got {bad.item()}")
+        raise InputError(f"hparams.{name}: expected {allowed}, got {bad.item()}")
 
 
 def make_hparams(model, **values) -> HParams:
@@ -101,7 +103,7 @@ def make_hparams(model, **values) -> HParams:
     """
     unknown = sorted(set(values) - set(HParams._fields))
     if unknown:
-        raise ValueError(f"hparams: expected names among {', '.join(HParams._fields)}, got {unknown[0]!r}")
+        raise InputError(f"hparams: expected names among {', '.join(HParams._fields)}, got {unknown[0]!r}")
     lengths = {"dropout": model.num_dropout, "dropconnect": model.num_dropconnect}
     fields = {}
     for name in HParams._fields:
@@ -111,15 +113,18 @@ def make_hparams(model, **values) -> HParams:
         try:
             array = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"hparams.{name}: expected a number, got {value!r}") from None
+            raise InputError(f"hparams.{name}: expected a number, got {value!r}") from None
         if name in lengths:
             n = lengths[name]
             if array.ndim > 1 or (array.ndim == 1 and array.shape != (n,)):
-                raise ValueError(f"hparams.{name}: expected a scalar or {n} per-layer rates, "
+                raise InputError(f"hparams.{name}: expected a scalar or {n} per-layer rates, "
                                  f"got {array.tolist()}")
+            if n == 0 and np.any(array != 0):
+                raise InputError(f"hparams.{name}: expected 0 for a model that takes no {name} rates "
+                                 f"(num_{name} = 0), got {array.ravel()[array.ravel() != 0][0].item()}")
             array = np.broadcast_to(array, (n,))
         elif array.ndim:
-            raise ValueError(f"hparams.{name}: expected a number, got {array.tolist()}")
+            raise InputError(f"hparams.{name}: expected a number, got {array.tolist()}")
         _check(name, array)
         fields[name] = array  # float64: cast to the params dtype inside train, once
     return HParams(**fields)
@@ -129,7 +134,7 @@ def stack_hparams(members) -> HParams:
     """Stacks a sequence of :class:`HParams` along a new leading (member) axis."""
     members = list(members)
     if not members:
-        raise ValueError("hparams: expected at least one member, got an empty list")
+        raise InputError("hparams: expected at least one member, got an empty list")
     return HParams(*(np.stack(column) for column in zip(*members)))
 
 

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxreg.errors import InputError
+
 Array = jax.Array
 
 LOSSES = ("squared_error", "sum_squared_error", "mse", "cross_entropy", "bce")
@@ -119,5 +121,5 @@ def get_loss(name: str):
     ``"cross_entropy"`` softmax cross-entropy, ``"bce"`` sigmoid binary cross-entropy.
     """
     if name not in _LOSS_FNS:
-        raise ValueError(f"loss: expected one of {', '.join(map(repr, LOSSES))}, got {name!r}")
+        raise InputError(f"loss: expected one of {', '.join(map(repr, LOSSES))}, got {name!r}")
     return _LOSS_FNS[name]

@@ -1,16 +1,27 @@
-"""Models as pairs of pure functions: ``init(key) -> params`` and ``apply(params, x, ...)``.
+"""Models as pairs of pure functions, with state and named layers.
 
-Params are plain pytrees: a list with one dict per layer, leaves named ``w`` (weights or conv
-kernels) and ``b`` (biases), so penalties and decay masks can tell them apart by name.
-``apply`` trains when given a key (dropout and DropConnect active) and evaluates without one.
+The contract every model meets (jaxreg's own here; Flax, Equinox and plain function pairs
+through :mod:`jaxreg.adapters`):
+
+* ``init(key) -> (params, state)``: ``params`` are the trainable arrays, a pytree keyed by
+  layer name (``{"dense_0": {"w": ..., "b": ...}, ...}``); ``state`` holds what a layer
+  updates but does not train (batch statistics), ``{}`` when there is none.
+* ``apply(params, state, x, *, key=None, train=False, dropout=..., dropconnect=...)
+  -> (logits, state)``: ``x`` is a batch; ``train=True`` needs a ``key`` (a missing key in
+  training mode is an error, never a silent no-op) and makes dropout and DropConnect drop;
+  evaluation (``train=False``) never drops. The outputs are logits, what the losses take.
+
 Dropout and DropConnect rates are arguments, not construction-time constants, so they may be
-traced arrays that differ between the members of a vmapped sweep.
+traced arrays that differ between the members of a vmapped sweep. Penalties select weights
+by role, not by name: every leaf with two or more dimensions (see :mod:`jaxreg.penalties`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Hashable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +31,7 @@ from jaxreg.drop import check_rate
 from jaxreg.drop import dropconnect as drop_weights
 from jaxreg.drop import dropout as drop_units
 from jaxreg.drop import spatial_dropout as drop_channels
+from jaxreg.errors import InputError, check_choice, check_positive_int, check_positive_ints
 
 Array = jax.Array
 Params = Any
@@ -61,44 +73,50 @@ _OUTPUT_FNS: dict[str, Callable[[Array], Array]] = {
 }
 
 
-class Model(NamedTuple):
-    """A model: ``init(key) -> params`` and ``apply(params, x, *, key=None, ...) -> outputs``.
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
+    """A model: ``init(key) -> (params, state)`` and ``apply(params, state, x, *, key=None,
+    train=False, ...) -> (logits, state)`` (the module docstring states the contract).
 
-    ``apply(params, x, *, key=None, dropout=0.0, dropconnect=0.0, logits=False)``:
-    ``x`` is a batch; with ``key`` the dropout and DropConnect rates drop (training), without
-    it nothing is dropped (evaluation). ``logits=True`` returns the pre-activation of the
-    output layer, which the losses take for numerical stability.
+    Attributes:
+        init, apply: the two pure functions.
+        input_shape: the shape of one example.
+        output_size: the number of logits per example.
+        num_dropout: length of the per-layer dropout vector ``apply`` takes (0: it takes none).
+        num_dropconnect: length of the per-layer DropConnect vector (0: it takes none).
+        identity: a hashable description of the model (jaxreg's own models: their
+            arguments). Two models with equal identities are equal and hash alike, so equal
+            training configs share one compiled program; ``None`` compares the functions.
     """
 
-    init: Callable[..., Params]
-    apply: Callable[..., Array]
+    init: Callable[[Array], tuple[Params, Any]]
+    apply: Callable[..., tuple[Array, Any]]
     input_shape: tuple[int, ...]
     output_size: int
-    num_dropout: int  # length of the per-layer dropout vector: input layer first
-    num_dropconnect: int  # number of weight layers, the length of a per-layer DropConnect vector
+    num_dropout: int = 0
+    num_dropconnect: int = 0
+    identity: Hashable | None = None
+
+    def _key(self):
+        functions = (self.init, self.apply) if self.identity is None else (self.identity,)
+        return (*functions, self.input_shape, self.output_size, self.num_dropout, self.num_dropconnect)
+
+    def __eq__(self, other):
+        return isinstance(other, Model) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
 
 
-def _choice(name: str, value: str, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
-
-
-def _positive_ints(name: str, values: Sequence[int]) -> tuple[int, ...]:
-    values = tuple(values)
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in values):
-        raise ValueError(f"{name}: expected positive integers, got {list(values)}")
-    return tuple(int(v) for v in values)
-
-
-def _positive_int(name: str, value) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)
+def check_training_key(key, train: bool) -> None:
+    """Training mode draws masks from ``key``: without one it is an error, not a silent no-op."""
+    if train and key is None:
+        raise InputError("key: expected a jax PRNG key when train=True, got None")
 
 
 def _check_scale(init_scale) -> None:
     if not isinstance(init_scale, (int, float, np.floating)) or not 0 < init_scale < np.inf:
-        raise ValueError(f"init_scale: expected a finite number > 0, got {init_scale!r}")
+        raise InputError(f"init_scale: expected a finite number > 0, got {init_scale!r}")
 
 
 def _weight_init(scheme: str, scale: float) -> Callable:
@@ -120,16 +138,29 @@ def _per_layer(rates, n: int, name: str, dtype) -> Array:
     if rates.ndim == 0:
         return jnp.broadcast_to(rates, (n,))
     if rates.shape != (n,):
-        raise ValueError(f"{name}: expected a scalar or {n} per-layer rates, got shape {rates.shape}")
+        raise InputError(f"{name}: expected a scalar or {n} per-layer rates, got shape {rates.shape}")
     return rates
 
 
-def _layer_keys(key: Array | None, n_units: int, n_weights: int):
-    """Independent keys for each layer's dropout mask and each weight array's DropConnect mask."""
+def _layer_keys(key: Array | None, n_units: int, n_weights: int, dropout, dropconnect):
+    """Independent keys for each layer's dropout mask and each weight array's DropConnect mask.
+
+    A family whose rates are the Python number 0 gets no keys: no mask is drawn for it (the
+    same outputs, fewer kernels). The keys of the other family are the same either way.
+    """
+    units, weights = [None] * n_units, [None] * n_weights
     if key is None:
-        return [None] * n_units, [None] * n_weights
+        return units, weights
     units_key, weights_key = jax.random.split(key)
-    return list(jax.random.split(units_key, n_units)), list(jax.random.split(weights_key, n_weights))
+    if not _static_zero(dropout):
+        units = list(jax.random.split(units_key, n_units))
+    if not _static_zero(dropconnect):
+        weights = list(jax.random.split(weights_key, n_weights))
+    return units, weights
+
+
+def _static_zero(rate) -> bool:
+    return isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate == 0
 
 
 def _dense(key, layer, x, connect_rate):
@@ -162,49 +193,56 @@ def mlp(
         dtype: parameter dtype.
 
     Returns:
-        A :class:`Model`. Its dropout vector has one rate per layer that feeds a weight
+        A :class:`Model` whose layers are named ``dense_0``, ``dense_1``, ... and whose
+        ``apply(..., logits=False)`` applies the output activation. Its dropout vector has one rate per layer that feeds a weight
         matrix: the input and every hidden layer, input first (the notebook's keep
         probabilities ``(1, 0.5, 0.5, 1)`` are drop rates ``(0, 0.5, 0.5)``; the output is
         never dropped). DropConnect takes one rate per weight matrix.
 
     >>> import jax
     >>> net = mlp((2, 8, 1), output="sigmoid")
-    >>> params = net.init(jax.random.key(0))
-    >>> net.apply(params, jax.numpy.zeros((5, 2))).shape
+    >>> params, state = net.init(jax.random.key(0))
+    >>> logits, state = net.apply(params, state, jax.numpy.zeros((5, 2)))
+    >>> logits.shape
     (5, 1)
     """
-    sizes = _positive_ints("sizes", sizes)
+    sizes = check_positive_ints("sizes", sizes)
     if len(sizes) < 2:
-        raise ValueError(f"sizes: expected at least an input and an output size, got {list(sizes)}")
-    _choice("activation", activation, ACTIVATIONS)
-    _choice("output", output, OUTPUTS)
-    _choice("init", init, INITS)
+        raise InputError(f"sizes: expected at least an input and an output size, got {list(sizes)}")
+    check_choice("activation", activation, ACTIVATIONS)
+    check_choice("output", output, OUTPUTS)
+    check_choice("init", init, INITS)
     _check_scale(init_scale)
     n_layers = len(sizes) - 1
     weight_init = _weight_init(init, init_scale)
     act, out_fn = _ACTIVATION_FNS[activation], _OUTPUT_FNS[output]
 
-    def init_fn(key: Array) -> Params:
-        params = []
-        for layer_key, (n_in, n_out) in zip(jax.random.split(key, n_layers), zip(sizes[:-1], sizes[1:])):
+    names = [f"dense_{i}" for i in range(n_layers)]  # sorted as numbered for up to 10 layers
+
+    def init_fn(key: Array) -> tuple[Params, dict]:
+        params = {}
+        for name, layer_key, (n_in, n_out) in zip(names, jax.random.split(key, n_layers),
+                                                  zip(sizes[:-1], sizes[1:])):
             layer = {"w": weight_init(layer_key, (n_in, n_out), dtype)}
             if bias:
                 layer["b"] = jnp.zeros((n_out,), dtype)
-            params.append(layer)
-        return params
+            params[name] = layer
+        return params, {}
 
-    def apply_fn(params, x, *, key=None, dropout=0.0, dropconnect=0.0, logits=False):
+    def apply_fn(params, state, x, *, key=None, train=False, dropout=0.0, dropconnect=0.0, logits=True):
+        check_training_key(key, train)
         drop = _per_layer(dropout, n_layers, "dropout", x.dtype)
         connect = _per_layer(dropconnect, n_layers, "dropconnect", x.dtype)
-        drop_keys, connect_keys = _layer_keys(key, n_layers, n_layers)
+        drop_keys, connect_keys = _layer_keys(key if train else None, n_layers, n_layers, dropout, dropconnect)
         h = x
-        for i, layer in enumerate(params):
+        for i, name in enumerate(names):
             h = drop_units(drop_keys[i], h, drop[i])
-            z = _dense(connect_keys[i], layer, h, connect[i])
+            z = _dense(connect_keys[i], params[name], h, connect[i])
             h = act(z) if i < n_layers - 1 else z
-        return h if logits else out_fn(h)
+        return (h if logits else out_fn(h)), state
 
-    return Model(init_fn, apply_fn, (sizes[0],), sizes[-1], n_layers, n_layers)
+    identity = ("mlp", sizes, activation, output, bias, init, float(init_scale), jnp.dtype(dtype).name)
+    return Model(init_fn, apply_fn, (sizes[0],), sizes[-1], n_layers, n_layers, identity)
 
 
 def cnn(
@@ -238,17 +276,17 @@ def cnn(
         (spatial dropout of whole channels, applied to the block's pooled output), then one
         per hidden dense layer. DropConnect takes one rate per weight array (kernels included).
     """
-    input_shape = _positive_ints("input_shape", input_shape)
+    input_shape = check_positive_ints("input_shape", input_shape)
     if len(input_shape) != 3:
-        raise ValueError(f"input_shape: expected (height, width, channels), got {list(input_shape)}")
-    channels = _positive_ints("channels", channels)
-    hidden = _positive_ints("hidden", hidden)
-    num_outputs, kernel_size = _positive_int("num_outputs", num_outputs), _positive_int(
-        "kernel_size", kernel_size)
-    _choice("pool", pool, ("max", "avg"))
-    _choice("activation", activation, ACTIVATIONS)
-    _choice("output", output, OUTPUTS)
-    _choice("init", init, INITS)
+        raise InputError(f"input_shape: expected (height, width, channels), got {list(input_shape)}")
+    channels = check_positive_ints("channels", channels)
+    hidden = check_positive_ints("hidden", hidden)
+    num_outputs, kernel_size = check_positive_int("num_outputs", num_outputs, "a positive integer"), check_positive_int(
+        "kernel_size", kernel_size, "a positive integer")
+    check_choice("pool", pool, ("max", "avg"))
+    check_choice("activation", activation, ACTIVATIONS)
+    check_choice("output", output, OUTPUTS)
+    check_choice("init", init, INITS)
     _check_scale(init_scale)
     weight_init = _weight_init(init, init_scale)
     act, out_fn = _ACTIVATION_FNS[activation], _OUTPUT_FNS[output]
@@ -259,16 +297,18 @@ def cnn(
     n_conv, n_dense = len(channels), len(dense_sizes) - 1
     n_drop, n_weights = 1 + n_conv + n_dense - 1, n_conv + n_dense
 
-    def init_fn(key: Array) -> Params:
+    names = [f"conv_{i}" for i in range(n_conv)] + [f"dense_{j}" for j in range(n_dense)]
+
+    def init_fn(key: Array) -> tuple[Params, dict]:
         keys = jax.random.split(key, n_weights)
-        params, c_prev = [], c_in
-        for k, c_out in zip(keys[:n_conv], channels):
+        params, c_prev = {}, c_in
+        for name, k, c_out in zip(names, keys[:n_conv], channels):
             shape = (kernel_size, kernel_size, c_prev, c_out)
-            params.append({"w": weight_init(k, shape, dtype), "b": jnp.zeros((c_out,), dtype)})
+            params[name] = {"w": weight_init(k, shape, dtype), "b": jnp.zeros((c_out,), dtype)}
             c_prev = c_out
-        for k, (n_in, n_out) in zip(keys[n_conv:], zip(dense_sizes[:-1], dense_sizes[1:])):
-            params.append({"w": weight_init(k, (n_in, n_out), dtype), "b": jnp.zeros((n_out,), dtype)})
-        return params
+        for name, k, (n_in, n_out) in zip(names[n_conv:], keys[n_conv:], zip(dense_sizes[:-1], dense_sizes[1:])):
+            params[name] = {"w": weight_init(k, (n_in, n_out), dtype), "b": jnp.zeros((n_out,), dtype)}
+        return params, {}
 
     def pool_fn(h):
         window, pad = (1, 2, 2, 1), ((0, 0), (0, h.shape[1] % 2), (0, h.shape[2] % 2), (0, 0))
@@ -279,27 +319,31 @@ def cnn(
         count = jax.lax.reduce_window(ones, 0.0, jax.lax.add, window, window, pad)
         return jax.lax.reduce_window(h, 0.0, jax.lax.add, window, window, pad) / count
 
-    def apply_fn(params, x, *, key=None, dropout=0.0, dropconnect=0.0, logits=False):
+    def apply_fn(params, state, x, *, key=None, train=False, dropout=0.0, dropconnect=0.0, logits=True):
+        check_training_key(key, train)
         drop = _per_layer(dropout, n_drop, "dropout", x.dtype)
         connect = _per_layer(dropconnect, n_weights, "dropconnect", x.dtype)
-        drop_keys, connect_keys = _layer_keys(key, n_drop, n_weights)
+        drop_keys, connect_keys = _layer_keys(key if train else None, n_drop, n_weights, dropout, dropconnect)
         h = drop_units(drop_keys[0], x.reshape((x.shape[0], *input_shape)), drop[0])
         for i in range(n_conv):
-            kernel = drop_weights(connect_keys[i], params[i]["w"], connect[i])
+            layer = params[names[i]]
+            kernel = drop_weights(connect_keys[i], layer["w"], connect[i])
             h = jax.lax.conv_general_dilated(h, kernel, (1, 1), "SAME",
                                              dimension_numbers=("NHWC", "HWIO", "NHWC"))
-            h = pool_fn(act(h + params[i]["b"]))
+            h = pool_fn(act(h + layer["b"]))
             h = drop_channels(drop_keys[1 + i], h, drop[1 + i])
         h = h.reshape((h.shape[0], -1))
         for j in range(n_dense):
-            layer = params[n_conv + j]
+            layer = params[names[n_conv + j]]
             if j > 0:
                 h = drop_units(drop_keys[n_conv + j], h, drop[n_conv + j])
             z = _dense(connect_keys[n_conv + j], layer, h, connect[n_conv + j])
             h = act(z) if j < n_dense - 1 else z
-        return h if logits else out_fn(h)
+        return (h if logits else out_fn(h)), state
 
-    return Model(init_fn, apply_fn, input_shape, num_outputs, n_drop, n_weights)
+    identity = ("cnn", input_shape, num_outputs, channels, kernel_size, pool, hidden, activation, output,
+                init, float(init_scale), jnp.dtype(dtype).name)
+    return Model(init_fn, apply_fn, input_shape, num_outputs, n_drop, n_weights, identity)
 
 
 def numpy_uniform_init(sizes: Sequence[int], *, seed: int = 1, scale: float = 0.1,
@@ -316,9 +360,9 @@ def numpy_uniform_init(sizes: Sequence[int], *, seed: int = 1, scale: float = 0.
         dtype: NumPy dtype of the returned arrays.
 
     Returns:
-        A list of ``{"w": array}`` dicts, one per layer.
+        Params as :func:`mlp` names them, ``{"dense_0": {"w": array}, ...}``.
     """
-    sizes = _positive_ints("sizes", sizes)
+    sizes = check_positive_ints("sizes", sizes)
     rng = np.random.RandomState(seed)
-    return [{"w": (2 * scale * rng.random_sample((n_in, n_out)) - scale).astype(dtype)}
-            for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    return {f"dense_{i}": {"w": (2 * scale * rng.random_sample((n_in, n_out)) - scale).astype(dtype)}
+            for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))}

@@ -1,4 +1,4 @@
-"""Weight penalties: L2 / L1 / elastic-net terms for the loss, and the same as optax transforms.
+"""Weight penalties: L2 / L1 / elastic-net terms, their masks, and the same as optax transforms.
 
 Conventions, so numbers translate between tools:
 
@@ -11,8 +11,15 @@ Conventions, so numbers translate between tools:
   loss term: it shrinks weights by ``learning_rate * weight_decay * w`` every step, outside
   the adaptive scaling; for plain SGD it equals ``l2 = weight_decay``.
 
-Only weights are penalized by default: leaves named ``w``. Biases (``b``) and any norm
-scales are left alone unless a ``mask`` says otherwise.
+Which params are penalized is decided by role, never by name: by default every leaf with two
+or more dimensions (dense kernels, conv filters, whatever a framework calls them: ``w``,
+``kernel``, ``weight``) is a weight; one-dimensional leaves (biases, norm scales) are not.
+A ``mask`` overrides that: a pytree shaped like params whose leaves are bools or arrays of
+0/1 (per element), or a callable ``params -> such a pytree``.
+
+The training engine uses these same functions (:func:`add_penalty_gradient`,
+:func:`decoupled_weight_decay`, :func:`prox_l1`, :func:`penalty`), so a test of one is a
+test of both.
 """
 
 from __future__ import annotations
@@ -24,19 +31,20 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxreg.errors import InputError
+
 Array = jax.Array
 Params = Any
-Mask = Any  # a bool pytree shaped like params, or a callable params -> such a pytree
-
-
-def _leaf_name(path) -> str | None:
-    last = path[-1] if path else None
-    return getattr(last, "key", getattr(last, "name", None))
+Mask = Any  # a pytree of bools / 0-1 arrays shaped like params, or a callable params -> such a pytree
 
 
 def weights_mask(params: Params) -> Params:
-    """A bool pytree: True for the leaves named ``w`` (weights and kernels), False elsewhere."""
-    return jax.tree_util.tree_map_with_path(lambda path, _: _leaf_name(path) == "w", params)
+    """A bool pytree: True for every leaf with two or more dimensions (the weights).
+
+    Selects by role, not by name, so it finds a Flax ``kernel``, a PyTorch-style ``weight``
+    and jaxreg's ``w`` alike, and leaves biases and norm scales (one dimension) out.
+    """
+    return jax.tree_util.tree_map(lambda p: len(jnp.shape(p)) >= 2, params)
 
 
 def all_params_mask(params: Params) -> Params:
@@ -44,66 +52,109 @@ def all_params_mask(params: Params) -> Params:
     return jax.tree_util.tree_map(lambda _: True, params)
 
 
-def _resolve_mask(params: Params, mask: Mask | None) -> Params:
+def resolve_mask(params: Params, mask: Mask | None) -> Params:
+    """The mask pytree for ``params``: ``mask`` itself, ``mask(params)``, or :func:`weights_mask`."""
     if mask is None:
         return weights_mask(params)
     return mask(params) if callable(mask) else mask
 
 
+def selects_anything(mask_tree: Params) -> bool:
+    """Whether a concrete mask pytree selects at least one element."""
+    return any(bool(jnp.any(jnp.asarray(m))) for m in jax.tree_util.tree_leaves(mask_tree))
+
+
+def _masked(mask_tree: Params, params: Params) -> Params:
+    """The mask as a pytree of params-dtype arrays (a bool leaf stays a Python bool)."""
+    return jax.tree_util.tree_map(
+        lambda m, p: m if isinstance(m, bool) else jnp.asarray(m).astype(p.dtype), mask_tree, params)
+
+
 def _masked_sum(fn: Callable[[Array], Array], params: Params, mask: Params) -> Array:
-    terms = jax.tree_util.tree_map(lambda p, m: jnp.sum(fn(p)) if m else jnp.zeros((), p.dtype),
-                                   params, mask)
-    return sum(jax.tree_util.tree_leaves(terms), jnp.zeros(()))
+    terms = [jnp.sum(m * fn(p)) for p, m in zip(jax.tree_util.tree_leaves(params),
+                                                   jax.tree_util.tree_leaves(_masked(mask, params)))]
+    if not terms:
+        return jnp.zeros(())
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
 
 
 def penalty(params: Params, l2=0.0, l1=0.0, mask: Mask | None = None) -> Array:
-    """The weight-decay term ``0.5 * l2 * sum(w ** 2) + l1 * sum(|w|)`` over masked leaves.
+    """The weight-decay term ``0.5 * l2 * sum(w ** 2) + l1 * sum(|w|)`` over masked params.
 
     Args:
         params: a params pytree.
         l2: L2 strength (may be a traced array).
         l1: L1 strength (may be a traced array); ``l2`` and ``l1`` together are elastic net.
-        mask: which leaves to penalize: a bool pytree or a callable on params. Default:
-            :func:`weights_mask` (weights only, never biases).
+        mask: which params to penalize: a pytree of bools or 0/1 arrays, or a callable on
+            params. Default: :func:`weights_mask` (leaves with two or more dimensions).
 
     Returns:
         A scalar.
 
     >>> import jax.numpy as jnp
-    >>> float(penalty([{"w": jnp.array([3.0, -4.0]), "b": jnp.array([10.0])}], l2=1.0, l1=0.5))
+    >>> float(penalty({"w": jnp.array([[3.0, -4.0]]), "b": jnp.array([10.0])}, l2=1.0, l1=0.5))
     16.0
     """
-    mask = _resolve_mask(params, mask)
-    return (0.5 * l2 * _masked_sum(jnp.square, params, mask)
-            + l1 * _masked_sum(jnp.abs, params, mask))
+    mask = resolve_mask(params, mask)
+    return 0.5 * l2 * _masked_sum(jnp.square, params, mask) + l1 * _masked_sum(jnp.abs, params, mask)
 
 
 def weight_norm(params: Params, mask: Mask | None = None) -> Array:
-    """The L2 norm ``sqrt(sum(w ** 2))`` over masked leaves (weights only by default)."""
-    return jnp.sqrt(_masked_sum(jnp.square, params, _resolve_mask(params, mask)))
+    """The L2 norm ``sqrt(sum(w ** 2))`` over masked params (weights only by default)."""
+    return jnp.sqrt(_masked_sum(jnp.square, params, resolve_mask(params, mask)))
 
 
-def decoupled_weight_decay(weight_decay, mask: Mask | None = None) -> optax.GradientTransformation:
-    """Adds ``weight_decay * w`` to the updates of masked leaves (weights only by default).
+def zero_fraction(params: Params, mask: Mask | None = None) -> Array:
+    """The fraction of masked params that are exactly zero (what proximal L1 produces)."""
+    mask = resolve_mask(params, mask)
+    count = _masked_sum(lambda p: jnp.ones_like(p), params, mask)
+    return _masked_sum(lambda p: (p == 0).astype(p.dtype), params, mask) / jnp.maximum(count, 1)
 
-    Place it before the learning-rate scaling, as ``optax.adamw`` does:
-    ``optax.chain(optax.scale_by_adam(), decoupled_weight_decay(wd), optax.scale(-lr))``.
+
+def _needs_params(name: str, params) -> None:
+    if params is None:
+        raise InputError(f"{name}: params are required by update(updates, state, params)")
+
+
+def add_penalty_gradient(l2, l1=0.0, mask: Mask | None = None) -> optax.GradientTransformation:
+    """Adds the gradient of :func:`penalty`, ``mask * (l2 * w + l1 * sign(w))``, to the updates.
+
+    Put it first in a chain, on the raw gradients, so the penalty goes through the optimizer
+    like the data loss does (L2 regularization, as opposed to decoupled weight decay).
     """
-    return optax.add_decayed_weights(weight_decay, mask=weights_mask if mask is None else mask)
+    def update_fn(updates, state, params=None):
+        _needs_params("add_penalty_gradient", params)
+        masks = _masked(resolve_mask(params, mask), params)
+        updates = jax.tree_util.tree_map(lambda u, p, m: u + m * (l2 * p + l1 * jnp.sign(p)),
+                                         updates, params, masks)
+        return updates, state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
 
 
 def l1_decay(strength, mask: Mask | None = None) -> optax.GradientTransformation:
-    """Adds the L1 subgradient ``strength * sign(w)`` to the updates of masked leaves.
+    """Adds the L1 subgradient ``strength * sign(w)`` to the updates of masked params.
 
     A subgradient step oscillates around zero and rarely lands on it; for exact zeros use
     :func:`proximal_l1`.
     """
+    return add_penalty_gradient(0.0, strength, mask)
+
+
+def decoupled_weight_decay(weight_decay, mask: Mask | None = None) -> optax.GradientTransformation:
+    """Adds ``weight_decay * w`` to the updates of masked params (weights only by default).
+
+    Place it after the optimizer's scaling and before the learning rate, as ``optax.adamw``
+    does: ``optax.chain(optax.scale_by_adam(), decoupled_weight_decay(wd), optax.scale(-lr))``.
+    Unlike ``optax.add_decayed_weights`` the mask may select single elements (0/1 arrays).
+    """
     def update_fn(updates, state, params=None):
-        if params is None:
-            raise ValueError("l1_decay: params are required by update(updates, state, params)")
-        selected = _resolve_mask(params, mask)
-        updates = jax.tree_util.tree_map(
-            lambda u, p, m: u + strength * jnp.sign(p) if m else u, updates, params, selected)
+        _needs_params("decoupled_weight_decay", params)
+        masks = _masked(resolve_mask(params, mask), params)
+        updates = jax.tree_util.tree_map(lambda u, p, m: u + weight_decay * m * p, updates, params, masks)
         return updates, state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
@@ -114,25 +165,33 @@ def soft_threshold(x: Array, threshold) -> Array:
     return jnp.sign(x) * jnp.maximum(jnp.abs(x) - threshold, 0.0)
 
 
+def prox_l1(params: Params, threshold, mask: Mask | None = None) -> Params:
+    """Soft-thresholds the masked params (the proximal step of L1); the others pass through.
+
+    Applied to the params after an update with ``threshold = learning_rate * l1``, this is
+    ISTA: masked params that the update brought within ``threshold`` of zero become exactly 0.
+    """
+    masks = resolve_mask(params, mask)
+    return jax.tree_util.tree_map(
+        lambda p, m: jnp.where(jnp.asarray(m) > 0, soft_threshold(p, threshold), p), params, masks)
+
+
 class ProximalL1State(NamedTuple):
     """No state: the threshold is passed in (it may be a traced sweep hyperparameter)."""
 
 
 def proximal_l1(threshold, mask: Mask | None = None) -> optax.GradientTransformation:
-    """Proximal L1 step: after the update, soft-threshold masked params, producing exact zeros.
+    """:func:`prox_l1` as the LAST transform of an optax chain.
 
-    Put it LAST in the chain, after the learning-rate scaling, with
-    ``threshold = learning_rate * l1`` (ISTA): ``w <- soft_threshold(w + update, lr * l1)``.
-    The returned update is ``soft_threshold(w + update, t) - w``, so ``w + update`` is exactly
-    zero wherever the soft threshold is.
+    Put it after the learning-rate scaling, with ``threshold = learning_rate * l1``. The
+    returned update is ``prox_l1(w + update, threshold) - w``, so ``w + update`` is zero
+    wherever the soft threshold is. (The training engine applies :func:`prox_l1` to the
+    updated params directly, which avoids the extra rounding of ``w + (new - w)``.)
     """
     def update_fn(updates, state, params=None):
-        if params is None:
-            raise ValueError("proximal_l1: params are required by update(updates, state, params)")
-        selected = _resolve_mask(params, mask)
-        updates = jax.tree_util.tree_map(
-            lambda u, p, m: soft_threshold(p + u, threshold) - p if m else u,
-            updates, params, selected)
-        return updates, state
+        _needs_params("proximal_l1", params)
+        moved = jax.tree_util.tree_map(lambda p, u: p + u, params, updates)
+        new = prox_l1(moved, threshold, resolve_mask(params, mask))
+        return jax.tree_util.tree_map(lambda n, p: n - p, new, params), state
 
     return optax.GradientTransformation(lambda params: ProximalL1State(), update_fn)

@@ -1,0 +1,166 @@
+"""Many members, one compiled program: ``train_batch(config, data)`` trains seeds x hparams in chunks.
+
+Host-side only: keys from seeds, fixed-size chunks, sharding over devices, a memo of compiled
+programs keyed by the (hashable) config, checks of the hparams against the model before any
+compute, and accuracies recovered exactly as counts over ``n``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxreg import penalties
+from jaxreg.errors import InputError, check_positive_int
+from jaxreg.hparams import HParams
+from jaxreg.train import Data, Result, TrainConfig, as_data, check_data, make_train
+
+Array = jax.Array
+Params = Any
+
+
+def member_key(seed, base_key: Array | None = None) -> Array:
+    """The PRNG key of the member trained with ``seed``: ``fold_in(base_key, seed)``.
+
+    Derived from the seed alone, never from the member's position in a batch, so a
+    (hparams, seed) pair gives the same result alone, in any sweep, in any chunk.
+
+    Args:
+        seed: an integer seed (or an int array of seeds, under vmap).
+        base_key: defaults to ``jax.random.key(0)``.
+    """
+    base_key = jax.random.key(0) if base_key is None else base_key
+    return jax.random.fold_in(base_key, seed)
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_members(config: TrainConfig) -> Callable[..., Result]:
+    """``jit(vmap(train))`` for ``config``, memoized: equal configs get the SAME jitted function.
+
+    JAX caches the compiled program of a jitted function per argument shapes, so an equal
+    config with data of the same shapes compiles once per process; across processes JAX's
+    persistent compilation cache (which the CLI and the tests turn on) serves it from disk.
+    """
+    train = make_train(config)
+    return jax.jit(jax.vmap(lambda seed, hp, data, init: train(member_key(seed), hp, data, init),
+                            in_axes=(0, 0, None, None)))
+
+
+def check_hparams(config: TrainConfig, hparams: HParams, init_params: Params = None) -> None:
+    """Raises :class:`InputError` for hparams the model cannot honour, before any compute.
+
+    A penalty (``l2``, ``l1`` or ``weight_decay`` above 0) whose mask selects no params would
+    silently train without it; dropout or DropConnect rates above 0 for a model that takes no
+    rates, likewise.
+    """
+    model = config.model
+    for name, n, compiled in (("dropout", model.num_dropout, config.dropout),
+                              ("dropconnect", model.num_dropconnect, config.dropconnect)):
+        rates = np.asarray(getattr(hparams, name))
+        if rates.size and np.any(rates > 0):
+            if not n:
+                raise InputError(f"hparams.{name}: expected 0 for a model that takes no {name} rates "
+                                 f"(num_{name} = 0), got {rates.max().item()}")
+            if not compiled:
+                raise InputError(f"hparams.{name}: expected 0 when TrainConfig.{name} is False, "
+                                 f"got {rates.max().item()}")
+    asked = [name for name in ("l2", "l1", "weight_decay") if np.any(np.asarray(getattr(hparams, name)) > 0)]
+    if asked:
+        params = init_params if init_params is not None else jax.eval_shape(model.init, jax.random.key(0))[0]
+        if not penalties.selects_anything(config.mask(params)):
+            raise InputError(f"hparams.{asked[0]}: expected 0 when the penalty mask selects no params "
+                             f"(the model has no leaf with two or more dimensions, or penalty_mask "
+                             f"selects none), got {np.max(getattr(hparams, asked[0])).item()}")
+
+
+def exact_accuracies(result: Result, data: Data) -> Result:
+    """Accuracies as ``count / n``, correctly rounded (946 / 1000 is 0.946, as Python prints it).
+
+    In the compiled program XLA divides by a constant ``n`` as a multiplication by ``1 / n``,
+    which can land one ulp off (0.9460000000000001); an accuracy is a count of whole
+    examples, so the count is recovered exactly and divided again on the host.
+    """
+    sizes = {"train_accuracy": len(data.train.y), "epoch_accuracy": len(data.train.y),
+             "val_accuracy": len(data.val.y), "test_accuracy": len(data.test.y)}
+
+    def exact(name, values):
+        n = sizes.get(name)
+        return values if n is None or n == 0 else (np.round(values * n) / n).astype(values.dtype)
+
+    return result._replace(final={k: exact(k, v) for k, v in result.final.items()},
+                           curves={k: exact(k, v) for k, v in result.curves.items()})
+
+
+def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
+                devices=None) -> Callable[..., Result]:
+    """One compiled program that trains members in fixed-size chunks: ``run(seeds, hparams, init_params=None)``.
+
+    ``seeds`` is an int array ``(members,)`` and ``hparams`` an :class:`HParams` stacked along the
+    same axis (:func:`jaxreg.stack_hparams`); ``init_params``, if given, is shared by all. The
+    data enter as an argument. Every chunk has exactly ``chunk_size`` members (the last one is
+    padded with copies of its last member, whose results are dropped), so all chunks run the
+    same compiled program, and a member's result is bitwise the same whatever chunk, position
+    or companions it has. XLA CPU may round a few reductions differently for a different batch
+    shape, so results are bitwise comparable between runs with the same ``chunk_size`` (and
+    agree to about 1e-6 otherwise). Equal configs share one compiled program
+    (:func:`compiled_members`).
+
+    With several devices, each chunk's member axis is sharded over them (``jax.sharding``) and
+    the data are replicated; ``chunk_size`` is then rounded up to a multiple of the device count.
+
+    Args:
+        config: the :class:`TrainConfig`.
+        data: a ``jaxreg.data.Dataset`` or :class:`Data`.
+        chunk_size: members per compiled batch; default: all members at once (at least 2, since
+            XLA simplifies a batch of one into a differently rounded program).
+        devices: the devices to shard members over; default ``jax.local_devices()``.
+
+    Returns:
+        ``run(seeds, hparams, init_params=None) -> Result`` of NumPy arrays with a leading member
+        axis. ``run.chunk_size(members)`` tells the chunk size used for that many members.
+    """
+    data = as_data(data)
+    check_data(config, data)
+    if chunk_size is not None:
+        check_positive_int("chunk_size", chunk_size)
+    devices = list(jax.local_devices() if devices is None else devices)
+    batched = compiled_members(config)
+    if len(devices) > 1:
+        mesh = jax.sharding.Mesh(np.array(devices), ("members",))
+        split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("members"))
+        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        on_device = jax.device_put(data, replicated)
+    else:
+        split = replicated = None
+        on_device = data
+
+    def size_for(members: int) -> int:
+        size = chunk_size or max(members, 2)
+        return -(-size // len(devices)) * len(devices)
+
+    def run(seeds, hparams: HParams, init_params: Params = None) -> Result:
+        seeds = np.asarray(seeds, np.uint32)
+        members = len(seeds)
+        given = np.shape(hparams.learning_rate)[0]
+        if given != members:
+            raise InputError(f"hparams: expected {members} members (one per seed), got {given}")
+        check_hparams(config, hparams, init_params)
+        size = size_for(members)
+        init = init_params if replicated is None or init_params is None else jax.device_put(init_params, replicated)
+        chunks = []
+        for start in range(0, members, size):
+            index = np.minimum(np.arange(start, start + size), members - 1)
+            chunk = (seeds[index], jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[index], hparams))
+            if split is not None:
+                chunk = jax.device_put(chunk, split)
+            chunks.append(jax.device_get(batched(*chunk, on_device, init)))
+        # Assembled in NumPy: eager jnp ops would compile once per distinct number of chunks.
+        result = jax.tree_util.tree_map(lambda *parts: np.concatenate(parts)[:members], *chunks)
+        return exact_accuracies(result, data)
+
+    run.chunk_size = size_for
+    return run
