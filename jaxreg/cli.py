@@ -86,9 +86,10 @@ def _parser() -> _Parser:
 
 
 def _run(args) -> None:
-    from jaxreg import plots, results
-    from jaxreg.spec import load_spec
-    from jaxreg.sweep import run_sweep
+    from jaxreg.report import plots
+    from jaxreg.report import store as results
+    from jaxreg.sweeps.spec import load_spec
+    from jaxreg.sweeps.run import run_sweep
 
     spec = load_spec(args.spec, args.set)
     out = Path(args.out) if args.out else Path("results") / spec.name
@@ -121,8 +122,8 @@ def _header(spec, n_trials: int, seconds: float) -> str:
 
 
 def _plan(args) -> None:
-    from jaxreg.spec import load_spec
-    from jaxreg.sweep import choose_chunk_size, config_id
+    from jaxreg.sweeps.spec import load_spec
+    from jaxreg.sweeps.run import choose_chunk_size, config_id
 
     spec = load_spec(args.spec, args.set)
     configs = spec.configs(0)
@@ -146,7 +147,7 @@ def _plan(args) -> None:
 
 
 def _show(args) -> None:
-    from jaxreg import results
+    from jaxreg.report import store as results
 
     manifest = results.load_manifest(args.dir)
     records = results.read_journal(args.dir)
@@ -158,7 +159,8 @@ def _show(args) -> None:
 
 
 def _plot(args) -> None:
-    from jaxreg import plots, results
+    from jaxreg.report import plots
+    from jaxreg.report import store as results
 
     results.load_manifest(args.dir)
     for path in plots.plot_dir(args.dir):
@@ -166,7 +168,7 @@ def _plot(args) -> None:
 
 
 def _compare(args) -> None:
-    from jaxreg.compare import compare
+    from jaxreg.report.compare import compare
 
     for path in compare(args.dir, args.out):
         print(path)
@@ -174,7 +176,7 @@ def _compare(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from jaxreg.data import DatasetError
-    from jaxreg.space import SpecError
+    from jaxreg.sweeps.space import SpecError
 
     try:
         args = _parser().parse_args(argv)

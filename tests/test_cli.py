@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jaxreg import results
+from jaxreg.report import store as results
 
 SPEC = """
 name = "tiny-cli"

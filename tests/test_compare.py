@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from jaxreg import cli, results
-from jaxreg.compare import compare, load_folders, plot_best_so_far, plot_sampled_points
-from jaxreg.space import SpecError
-from jaxreg.spec import load_spec
-from jaxreg.sweep import run_sweep
+from jaxreg import cli
+from jaxreg.report import store as results
+from jaxreg.report.compare import compare, load_folders, plot_best_so_far, plot_sampled_points
+from jaxreg.sweeps.space import SpecError
+from jaxreg.sweeps.spec import load_spec
+from jaxreg.sweeps.run import run_sweep
 
 HEAD = """
 [data]

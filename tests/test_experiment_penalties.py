@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxreg.spec import load_spec
-from jaxreg.sweep import run_sweep
+from jaxreg.sweeps.spec import load_spec
+from jaxreg.sweeps.run import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxreg import results
-from jaxreg.spec import load_spec
-from jaxreg.sweep import run_sweep
+from jaxreg.report import store as results
+from jaxreg.sweeps.spec import load_spec
+from jaxreg.sweeps.run import run_sweep
 
 SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
 SHORT = ["train.epochs=5", "output.plots=false"]

@@ -14,9 +14,9 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from jaxreg import plots
-from jaxreg.spec import load_spec
-from jaxreg.sweep import run_sweep
+from jaxreg.report import plots
+from jaxreg.sweeps.spec import load_spec
+from jaxreg.sweeps.run import run_sweep
 
 HEAD = """
 [data]
@@ -151,7 +151,7 @@ def test_blobs_with_params_and_plot_metrics(blobs):
 
 
 def _sweep(out):
-    from jaxreg import results
+    from jaxreg.report import store as results
     return plots._Sweep(out, results.load_manifest(out)["spec"], results.read_journal(out))
 
 
@@ -210,7 +210,7 @@ def test_decision_boundary_from_the_saved_params(blobs):
 
 def test_old_manifest_without_plot_metrics(blobs):
     """Manifests written before output.plot_metrics existed have no such key: no extra plots."""
-    from jaxreg import results
+    from jaxreg.report import store as results
 
     spec = results.load_manifest(blobs)["spec"]
     assert _sweep(blobs).plot_metrics == ["weight_norm", "train_accuracy"]  # val_loss: the search metric

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxreg import results
-from jaxreg.space import Space, parse_axis
-from jaxreg.spec import build_spec
-from jaxreg.sweep import config_id, run_sweep, search_rounds
+from jaxreg.report import store as results
+from jaxreg.sweeps.space import Space, parse_axis
+from jaxreg.sweeps.spec import build_spec
+from jaxreg.sweeps.run import config_id, run_sweep, search_rounds
 
 TINY = {
     "name": "tiny",
@@ -243,7 +243,7 @@ def test_a_different_spec_is_refused_and_overwrite_replaces(tmp_path):
 
 
 def test_chunk_size_follows_the_memory_budget():
-    from jaxreg.sweep import bytes_per_member, choose_chunk_size
+    from jaxreg.sweeps.run import bytes_per_member, choose_chunk_size
 
     spec = build_spec(tiny(search={"chunk_size": None, "memory_budget_mb": 1}))
     per_member = bytes_per_member(spec)
@@ -256,7 +256,7 @@ def test_chunk_size_follows_the_memory_budget():
 
 SHARDED = """
 import numpy as np, jax, jaxreg
-from jaxreg.spec import build_spec
+from jaxreg.sweeps.spec import build_spec
 spec = build_spec({"data": {"dataset": "digits", "n_train": 60}, "model": {"hidden": [8]},
     "train": {"optimizer": "adam", "epochs": 4, "eval_every": 2, "batch_size": 20},
     "hparams": {"learning_rate": {"values": [0.003, 0.01, 0.03]}}, "search": {"seeds": 2}})

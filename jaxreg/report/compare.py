@@ -23,8 +23,8 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from jaxreg import results
-from jaxreg.space import SpecError
+from jaxreg.report import store as results
+from jaxreg.sweeps.space import SpecError
 
 LOG_FORMS = ("logspace", "log_uniform")
 MARKERS = "osD^vP"  # one per coarse-to-fine round

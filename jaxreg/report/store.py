@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from jaxreg.hparams import HParams
-from jaxreg.space import SpecError
+from jaxreg.sweeps.space import SpecError
 from jaxreg.train import METRICS
 
 MANIFEST, JOURNAL, SUMMARY, CURVES = "manifest.json", "trials.jsonl", "summary.csv", "curves"

@@ -24,10 +24,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxreg import results
+from jaxreg.report import store as results
 from jaxreg.hparams import make_hparams, stack_hparams
-from jaxreg.space import Config, Space
-from jaxreg.spec import Spec, SpecError
+from jaxreg.sweeps.space import Config, Space
+from jaxreg.sweeps.spec import Spec, SpecError
 from jaxreg.train import METRICS, train_batch
 
 _MIN_CHUNK = 2  # XLA rounds a batch of one differently: never compile one

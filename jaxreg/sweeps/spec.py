@@ -27,8 +27,8 @@ from jaxreg import data as data_lib
 from jaxreg.hparams import HParams, make_hparams
 from jaxreg.losses import LOSSES
 from jaxreg.models import INITS, Model, cnn, mlp, numpy_uniform_init
-from jaxreg.space import METHODS, Axis, Space, SpecError, parse_axis
-from jaxreg.results import CSV_SOURCES
+from jaxreg.sweeps.space import METHODS, Axis, Space, SpecError, parse_axis
+from jaxreg.report.store import CSV_SOURCES
 from jaxreg.train import METRICS, MONITORS, TrainConfig
 
 __all__ = ["Spec", "SpecError", "load_spec", "parse_override", "apply_overrides"]

@@ -1,9 +1,9 @@
 """Experiment 8, repeated: every search method over many sampling seeds, not one lucky draw.
 
-    python sweeps/search_repeats.py                       # momentum, as in the search-*.toml specs
-    python sweeps/search_repeats.py --set train.optimizer=adam --runs results/search-repeats-adam \
-        --name repeats-adam                               # the same with Adam
-    python sweeps/search_repeats.py --seeds 5 --methods random random-linear-lr ...   # a subset
+    python experiments/search_repeats.py                  # momentum, as in the search-*.toml specs
+    python experiments/search_repeats.py --set train.optimizer=adam --runs results/search-repeats-adam \
+        --name repeats-adam                          # the same with Adam
+    python experiments/search_repeats.py --seeds 5 --methods random random-linear-lr ...   # a subset
 
 For each sampling seed s (``search.seed = s``) it runs search-random, search-random-linear-lr and
 search-coarse-to-fine, and a *shifted grid*: the 4 x 4 grid of search-grid.toml with its four
@@ -32,12 +32,12 @@ import jax
 import numpy as np
 from matplotlib.figure import Figure
 
-from jaxreg import results
-from jaxreg.compare import load_folder, per_decade, write_csv
-from jaxreg.spec import apply_overrides, build_spec, load_spec
-from jaxreg.sweep import run_sweep
+from jaxreg.report import store as results
+from jaxreg.report.compare import load_folder, per_decade, write_csv
+from jaxreg.sweeps.spec import apply_overrides, build_spec, load_spec
+from jaxreg.sweeps.run import run_sweep
 
-SWEEPS = Path(__file__).resolve().parent
+SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"  # the TOML specs it runs
 METHODS = ("grid", "grid-shifted", "random", "coarse-to-fine", "random-linear-lr")
 FRESH_SEEDS = list(range(100, 110))
 

@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator, PercentFormatter
 
-from jaxreg import results
+from jaxreg.report import store as results
 
 MAX_SHOWN = 6  # configs in curves.png without cases: more lines than this are unreadable
 MAX_CASES = 10  # the colour cycle's length
@@ -169,7 +169,7 @@ class _Sweep:
     def built(self):
         """The spec rebuilt from the manifest (models and data), or None where it can't be
         (data files missing on this machine, a spec from another jaxreg version)."""
-        from jaxreg.spec import build_spec  # here: only the plots that apply a model need it
+        from jaxreg.sweeps.spec import build_spec  # here: only the plots that apply a model need it
 
         try:
             return build_spec(self.spec)

@@ -1,0 +1,1 @@
+"""Reports: a results folder's files, their statistics, plots and comparisons."""
