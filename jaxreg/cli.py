@@ -19,8 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+from jaxreg.errors import InputError
 
-class UsageError(ValueError):
+
+class UsageError(InputError):
     """Bad input from the command line: reported as one line and exit code 2."""
 
 
@@ -87,25 +89,25 @@ def _parser() -> _Parser:
 
 def _run(args) -> None:
     from jaxreg.report import plots
-    from jaxreg.report import store as results
-    from jaxreg.sweeps.spec import load_spec
+    from jaxreg import report
     from jaxreg.sweeps.run import run_sweep
+    from jaxreg.sweeps.spec import load_spec
 
     spec = load_spec(args.spec, args.set)
     out = Path(args.out) if args.out else Path("results") / spec.name
     start = time.perf_counter()
     records = run_sweep(spec, out, overwrite=args.overwrite, progress=not args.quiet)
-    rows = results.summarize(records, spec.search)
-    results.write_summary(out, rows)
+    rows = report.summarize(records, spec.search)
+    report.write_summary(out, rows)
     columns = spec.output["curves_csv"]
-    tables = [results.SUMMARY, results.JOURNAL]
+    tables = [report.SUMMARY, report.JOURNAL]
     if columns:
-        tables.append(results.write_curves_csv(out, records, columns if isinstance(columns, dict) else None).name)
+        tables.append(report.write_curves_csv(out, records, columns if isinstance(columns, dict) else None).name)
     seconds = time.perf_counter() - start
     written = plots.plot_dir(out) if spec.output["plots"] else []
     print(_header(spec, len(records), seconds))
     print()
-    print(results.format_table(rows, spec.search, limit=20))
+    print(report.format_table(rows, spec.search, limit=20))
     print()
     print(f"results: {out}/ ({', '.join(tables + [p.name for p in written])})")
 
@@ -122,8 +124,8 @@ def _header(spec, n_trials: int, seconds: float) -> str:
 
 
 def _plan(args) -> None:
-    from jaxreg.sweeps.spec import load_spec
     from jaxreg.sweeps.run import choose_chunk_size, config_id
+    from jaxreg.sweeps.spec import load_spec
 
     spec = load_spec(args.spec, args.set)
     configs = spec.configs(0)
@@ -147,22 +149,22 @@ def _plan(args) -> None:
 
 
 def _show(args) -> None:
-    from jaxreg.report import store as results
+    from jaxreg import report
 
-    manifest = results.load_manifest(args.dir)
-    records = results.read_journal(args.dir)
+    manifest = report.load_manifest(args.dir)
+    records = report.read_journal(args.dir)
     search = manifest["spec"]["search"]
-    rows = results.summarize(records, search)
+    rows = report.summarize(records, search)
     print(f"{manifest['spec']['name']}: {len(records)} trials in {args.dir}"
           + (f", best first by {search['metric']} (mean +- std over seeds)" if records else ""))
-    print(results.format_table(rows, search, limit=args.top))
+    print(report.format_table(rows, search, limit=args.top))
 
 
 def _plot(args) -> None:
     from jaxreg.report import plots
-    from jaxreg.report import store as results
+    from jaxreg import report
 
-    results.load_manifest(args.dir)
+    report.load_manifest(args.dir)
     for path in plots.plot_dir(args.dir):
         print(path)
 
@@ -176,13 +178,12 @@ def _compare(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from jaxreg.data import DatasetError
-    from jaxreg.sweeps.space import SpecError
 
     try:
         args = _parser().parse_args(argv)
         {"run": _run, "plan": _plan, "show": _show, "plot": _plot,
          "compare": _compare}[args.command](args)
-    except (UsageError, SpecError, DatasetError) as error:
+    except (InputError, DatasetError) as error:
         print(f"jaxreg: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head`: stop quietly, as other tools do

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxreg.sweeps.spec import load_spec
 from jaxreg.sweeps.run import run_sweep
+from jaxreg.sweeps.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from jaxreg.report import plots
-from jaxreg.sweeps.spec import load_spec
 from jaxreg.sweeps.run import run_sweep
+from jaxreg.sweeps.spec import load_spec
 
 HEAD = """
 [data]
@@ -151,8 +151,8 @@ def test_blobs_with_params_and_plot_metrics(blobs):
 
 
 def _sweep(out):
-    from jaxreg.report import store as results
-    return plots._Sweep(out, results.load_manifest(out)["spec"], results.read_journal(out))
+    from jaxreg import report
+    return plots._Sweep(out, report.load_manifest(out)["spec"], report.read_journal(out))
 
 
 def _line_epochs(fig) -> dict[str, list]:
@@ -210,12 +210,12 @@ def test_decision_boundary_from_the_saved_params(blobs):
 
 def test_old_manifest_without_plot_metrics(blobs):
     """Manifests written before output.plot_metrics existed have no such key: no extra plots."""
-    from jaxreg.report import store as results
+    from jaxreg import report
 
-    spec = results.load_manifest(blobs)["spec"]
+    spec = report.load_manifest(blobs)["spec"]
     assert _sweep(blobs).plot_metrics == ["weight_norm", "train_accuracy"]  # val_loss: the search metric
     del spec["output"]["plot_metrics"]
-    assert plots._Sweep(blobs, spec, results.read_journal(blobs)).plot_metrics == []
+    assert plots._Sweep(blobs, spec, report.read_journal(blobs)).plot_metrics == []
 
 
 def test_diverged_trials_are_plotted_without_a_metric(grid, tmp_path):

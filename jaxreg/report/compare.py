@@ -7,14 +7,12 @@ coloured by the metric on one shared scale; an axis is on a log scale in every p
 folder samples it on one, so that log and linear sampling of one range compare by eye) and
 ``comparison.csv`` (one row per folder: spec, method, configs, trials, the best config's metric
 mean +- std over seeds, its test accuracy and loss, the run time). Folders must rank configs by
-the same metric and goal; bad input raises :class:`SpecError` before anything is written.
+the same metric and goal; bad input raises :class:`InputError` before anything is written.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
 from pathlib import Path
 
@@ -23,8 +21,9 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from jaxreg.report import store as results
-from jaxreg.sweeps.space import SpecError
+from jaxreg.errors import InputError
+from jaxreg.report.store import JOURNAL, load_manifest, read_journal
+from jaxreg.report.summary import is_number, summarize, write_csv
 
 LOG_FORMS = ("logspace", "log_uniform")
 MARKERS = "osD^vP"  # one per coarse-to-fine round
@@ -59,7 +58,7 @@ class Folder:
             for name, value in record["point"].items():
                 values.setdefault(name, []).append(value)
         return [n for n, v in values.items()
-                if len({repr(x) for x in v}) > 1 and all(results.is_number(x) for x in v)]
+                if len({repr(x) for x in v}) > 1 and all(is_number(x) for x in v)]
 
     def axis_tables(self, name: str) -> list[dict]:
         """Axis ``name`` as the spec writes it, e.g. ``{"logspace": [lo, hi, n]}``, in [hparams] and cases."""
@@ -74,7 +73,7 @@ class Folder:
         ends = [v for axis in self.axis_tables(name) for form, args in axis.items() if form != "layers"
                 for v in (args[:2] if form in ("linspace", "logspace") else args)]  # not the count n
         drawn = [r["point"][name] for r in self.records if name in r["point"]]
-        return [float(v) for v in ends + drawn if results.is_number(v)]
+        return [float(v) for v in ends + drawn if is_number(v)]
 
     def best_so_far(self) -> np.ndarray:
         """The running best config mean, configs in the order they first appear in the journal."""
@@ -84,17 +83,17 @@ class Folder:
 
 
 def load_folder(path: str | Path) -> Folder:
-    """Reads one results folder; :class:`SpecError` if it is not one or holds no finished trial."""
+    """Reads one results folder; :class:`InputError` if it is not one or holds no finished trial."""
     path = Path(path)
-    manifest = results.load_manifest(path)
+    manifest = load_manifest(path)
     spec = manifest.get("spec") if isinstance(manifest, dict) else None
     if not isinstance(spec, dict) or not isinstance(spec.get("search"), dict):
-        raise SpecError(f"DIR: expected a manifest.json with the resolved spec, got {str(path)!r} without one")
-    records = results.read_journal(path)
+        raise InputError(f"DIR: expected a manifest.json with the resolved spec, got {str(path)!r} without one")
+    records = read_journal(path)
     if not records:
-        raise SpecError(f"DIR: expected a results folder with finished trials, got {str(path)!r} "
-                        f"(no trials in {results.JOURNAL})")
-    return Folder(path, spec, records, results.summarize(records, spec["search"]))
+        raise InputError(f"DIR: expected a results folder with finished trials, got {str(path)!r} "
+                        f"(no trials in {JOURNAL})")
+    return Folder(path, spec, records, summarize(records, spec["search"]))
 
 
 def load_folders(paths: list) -> list[Folder]:
@@ -103,13 +102,13 @@ def load_folders(paths: list) -> list[Folder]:
     resolved = [Path(p).resolve() for p in paths]
     for i, path in enumerate(resolved):
         if path in resolved[:i]:
-            raise SpecError(f"DIR: expected distinct results folders, got {str(paths[i])!r} twice")
+            raise InputError(f"DIR: expected distinct results folders, got {str(paths[i])!r} twice")
     folders = [load_folder(p) for p in paths]
     for key in ("metric", "goal"):
         first = folders[0].search[key]
         for folder in folders[1:]:
             if folder.search[key] != first:
-                raise SpecError(f"search.{key}: expected the same {key} in every folder, got {first!r} in "
+                raise InputError(f"search.{key}: expected the same {key} in every folder, got {first!r} in "
                                 f"{str(folders[0].path)!r} and {folder.search[key]!r} in {str(folder.path)!r}")
     for labels in ([f.spec["name"] for f in folders], [f.path.name for f in folders], list(map(str, paths))):
         if len(set(labels)) == len(labels):
@@ -131,21 +130,10 @@ def comparison_rows(folders: list[Folder]) -> list[dict]:
         row.update({f"best_{name}": best.get(name) for name in folder.numeric_axes()})
         for name in (metric, "test_accuracy", "test_loss"):
             row[f"{name}_mean"], row[f"{name}_std"] = best[f"{name}_mean"], best[f"{name}_std"]
-        runs = results.load_manifest(folder.path).get("runs") or []
+        runs = load_manifest(folder.path).get("runs") or []
         row["seconds"] = round(sum(run.get("seconds") or 0.0 for run in runs), 1)
         out.append(row)
     return out
-
-
-def write_csv(path: Path, rows: list[dict]) -> Path:
-    """Rows as a CSV, columns in order of first appearance, written atomically."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({c: results._csv_value(row.get(c)) for c in columns} for row in rows)
-    results.atomic_write(path, buffer.getvalue())
-    return path
 
 
 def _value(value: float, metric: str) -> str:
@@ -301,9 +289,9 @@ def compare(dirs, out: str | Path) -> list[Path]:
     written by :func:`jaxreg.sweep.run_sweep` (it would replace their own ``best_so_far.png``)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise SpecError(f"--out: expected a folder, got {str(out)!r} (a file)")
+        raise InputError(f"--out: expected a folder, got {str(out)!r} (a file)")
     if out.resolve() in {Path(d).resolve() for d in dirs}:
-        raise SpecError(f"--out: expected a folder other than the compared ones, got {str(out)!r}")
+        raise InputError(f"--out: expected a folder other than the compared ones, got {str(out)!r}")
     folders = load_folders(list(dirs))
     out.mkdir(parents=True, exist_ok=True)
     written = [write_csv(out / "comparison.csv", comparison_rows(folders))]

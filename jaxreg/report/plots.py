@@ -32,7 +32,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator, PercentFormatter
 
-from jaxreg.report import store as results
+from jaxreg.report.store import load_curves, load_manifest, read_journal
+from jaxreg.report.summary import as_float, is_number, summarize
 
 MAX_SHOWN = 6  # configs in curves.png without cases: more lines than this are unreadable
 MAX_CASES = 10  # the colour cycle's length
@@ -55,8 +56,8 @@ def plot_dir(out) -> list[Path]:
         The paths written, sorted; empty while the journal holds no finished trial.
     """
     out = Path(out)
-    manifest = results.load_manifest(out)
-    records = results.read_journal(out)
+    manifest = load_manifest(out)
+    records = read_journal(out)
     if not records:
         return []
     sweep = _Sweep(out, manifest["spec"], records)
@@ -87,7 +88,7 @@ class _Sweep:
         self.out, self.spec, self.records = out, spec, records
         self.metric = spec["search"]["metric"]
         self.minimize = spec["search"]["goal"] == "minimize"
-        self.rows = results.summarize(records, spec["search"])  # best first
+        self.rows = summarize(records, spec["search"])  # best first
         self.trials: dict[str, list[dict]] = {}
         for record in records:
             self.trials.setdefault(record["config_id"], []).append(record)
@@ -99,7 +100,7 @@ class _Sweep:
                 values.setdefault(name, []).append(value)
         self.varying = [n for n, v in values.items() if len({json.dumps(x) for x in v}) > 1]
         # Lists (per-layer dropout rates) and strings are categories: labels, never an axis.
-        self.numeric = [n for n in self.varying if all(results.is_number(x) for x in values[n])]
+        self.numeric = [n for n in self.varying if all(is_number(x) for x in values[n])]
         # Manifests written before output.plot_metrics existed lack the key.
         extra = spec.get("output", {}).get("plot_metrics", [])
         self.plot_metrics = [m for m in dict.fromkeys(extra) if m != self.metric]
@@ -137,7 +138,7 @@ class _Sweep:
         loaded = []
         for record in self.trials[config_id]:
             try:
-                loaded.append(results.load_curves(self.out, config_id, record["seed"]))
+                loaded.append(load_curves(self.out, config_id, record["seed"]))
             except FileNotFoundError:
                 continue
         if not loaded:
@@ -154,12 +155,12 @@ class _Sweep:
 
     def mean_of(self, config_id: str, metric: str) -> float:
         """The mean of ``metric`` over a config's seeds (NaN if a seed has none), as in summary.csv."""
-        return float(np.mean([results.as_float(r["metrics"][metric]) for r in self.trials[config_id]]))
+        return float(np.mean([as_float(r["metrics"][metric]) for r in self.trials[config_id]]))
 
     def params(self, config_id: str, seed: int) -> dict[str, np.ndarray] | None:
         """One trial's saved params by key path (``"[0]['w']"``); None if none were saved."""
         try:
-            saved = results.load_curves(self.out, config_id, seed)
+            saved = load_curves(self.out, config_id, seed)
         except FileNotFoundError:
             return None
         params = {k.removeprefix("params/"): v for k, v in saved.items() if k.startswith("params/")}
@@ -173,7 +174,7 @@ class _Sweep:
 
         try:
             return build_spec(self.spec)
-        except (ValueError, OSError):  # SpecError, or DatasetError for data not on this machine
+        except (ValueError, OSError):  # InputError, or DatasetError for data not on this machine
             return None
 
 

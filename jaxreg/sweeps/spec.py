@@ -3,7 +3,7 @@
 ``load_spec(path, overrides)`` reads a spec, applies ``--set KEY=VALUE`` overrides, fills in
 every default, checks every field, loads the data and builds the model, the
 :class:`jaxreg.TrainConfig` and the :class:`jaxreg.space.Space`. Any problem raises
-:class:`SpecError` (or ``jaxreg.data.DatasetError`` for missing data) with one line naming
+:class:`InputError` (or ``jaxreg.data.DatasetError`` for missing data) with one line naming
 the field, what is allowed and the value given. The schema is documented in the README.
 """
 
@@ -27,11 +27,12 @@ from jaxreg import data as data_lib
 from jaxreg.hparams import HParams, make_hparams
 from jaxreg.losses import LOSSES
 from jaxreg.models import INITS, Model, cnn, mlp, numpy_uniform_init
-from jaxreg.sweeps.space import METHODS, Axis, Space, SpecError, parse_axis
-from jaxreg.report.store import CSV_SOURCES
+from jaxreg.errors import InputError
+from jaxreg.report.summary import CSV_SOURCES
+from jaxreg.sweeps.space import METHODS, Axis, Space, parse_axis
 from jaxreg.train import METRICS, MONITORS, TrainConfig
 
-__all__ = ["Spec", "SpecError", "load_spec", "parse_override", "apply_overrides"]
+__all__ = ["Spec", "InputError", "load_spec", "parse_override", "apply_overrides"]
 
 TOP_LEVEL = ("name", "description", "data", "model", "train", "hparams", "cases", "search", "output")
 
@@ -131,12 +132,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, value = text.partition("=")
     path = key.strip().split(".")
     if not sep or not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part) for part in path):
-        raise SpecError(f"--set: expected KEY=VALUE with a dotted KEY such as train.epochs=50, got {text!r}")
+        raise InputError(f"--set: expected KEY=VALUE with a dotted KEY such as train.epochs=50, got {text!r}")
     try:
         parsed = tomllib.loads(f"value = {value.strip()}")["value"]
     except tomllib.TOMLDecodeError:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", value.strip()):
-            raise SpecError(f"--set {key.strip()}: expected a TOML value, got {value.strip()!r}") from None
+            raise InputError(f"--set {key.strip()}: expected a TOML value, got {value.strip()!r}") from None
         parsed = value.strip()
     return path, parsed
 
@@ -149,7 +150,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         for i, part in enumerate(path[:-1]):
             table = table.setdefault(part, {})
             if not isinstance(table, dict):
-                raise SpecError(f"--set {'.'.join(path)}: expected {'.'.join(path[:i + 1])} to be a table, "
+                raise InputError(f"--set {'.'.join(path)}: expected {'.'.join(path[:i + 1])} to be a table, "
                                 f"got {table!r}")
         table[path[-1]] = value
     return raw
@@ -158,36 +159,36 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 def _check_keys(table: str, given: dict, allowed) -> None:
     for key in given:
         if key not in allowed:
-            raise SpecError(f"{table}: expected keys among {', '.join(sorted(allowed))}, got {key!r}")
+            raise InputError(f"{table}: expected keys among {', '.join(sorted(allowed))}, got {key!r}")
 
 
 def _table(raw: dict, name: str) -> dict:
     value = raw.get(name, {})
     if not isinstance(value, dict):
-        raise SpecError(f"{name}: expected a table [{name}], got {value!r}")
+        raise InputError(f"{name}: expected a table [{name}], got {value!r}")
     return value
 
 
 def _choice(where: str, value, allowed) -> None:
     if value not in allowed:
-        raise SpecError(f"{where}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+        raise InputError(f"{where}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
 
 
 def _int(where: str, value, low: int, high: float = math.inf) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         bound = f"in [{low}, {high}]" if math.isfinite(high) else f">= {low}"
-        raise SpecError(f"{where}: expected an integer {bound}, got {value!r}")
+        raise InputError(f"{where}: expected an integer {bound}, got {value!r}")
     return value
 
 
 def _bool(where: str, value) -> bool:
     if not isinstance(value, bool):
-        raise SpecError(f"{where}: expected true or false, got {value!r}")
+        raise InputError(f"{where}: expected true or false, got {value!r}")
     return value
 
 
-def _prefixed(prefix: str, error: Exception) -> SpecError:
-    return SpecError(f"{prefix}.{error}")
+def _prefixed(prefix: str, error: Exception) -> InputError:
+    return InputError(f"{prefix}.{error}")
 
 
 def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
@@ -196,13 +197,13 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise SpecError(f"spec: expected an existing TOML file, got {str(path)!r} (not found)") from None
+        raise InputError(f"spec: expected an existing TOML file, got {str(path)!r} (not found)") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise SpecError(f"spec: expected a readable TOML file, got {str(path)!r} ({error})") from None
+        raise InputError(f"spec: expected a readable TOML file, got {str(path)!r} ({error})") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise SpecError(f"spec: expected valid TOML in {str(path)!r}, got a syntax error: {error}") from None
+        raise InputError(f"spec: expected valid TOML in {str(path)!r}, got a syntax error: {error}") from None
     return build_spec(apply_overrides(raw, list(overrides)), default_name=path.stem)
 
 
@@ -210,14 +211,14 @@ def _static(data_raw: dict, model_raw: dict, train_raw: dict, datasets: dict) ->
     """Checks the static tables and builds the data set and the model from them."""
     dataset_name = data_raw.get("dataset")
     if dataset_name is None:
-        raise SpecError("data.dataset: expected one of 'blobs', 'digits', 'mnist', got nothing")
+        raise InputError("data.dataset: expected one of 'blobs', 'digits', 'mnist', got nothing")
     _choice("data.dataset", dataset_name, tuple(data_lib._DEFAULTS))
     options = {k: v for k, v in data_lib._DEFAULTS[dataset_name].items() if k != "opener"}
     _check_keys("data", data_raw, DATA_KEYS + tuple(options))
     data_seed = _int("data.seed", data_raw.get("seed", 0), 0, 2**32 - 1)
     data_dir = data_raw.get("data_dir")
     if data_dir is not None and not isinstance(data_dir, str):
-        raise SpecError(f"data.data_dir: expected a path string, got {data_dir!r}")
+        raise InputError(f"data.data_dir: expected a path string, got {data_dir!r}")
     given = {k: v for k, v in data_raw.items() if k in options}
     if train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]) in DTYPES:
         given.setdefault("dtype", train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]))  # data in the train dtype
@@ -234,7 +235,7 @@ def _static(data_raw: dict, model_raw: dict, train_raw: dict, datasets: dict) ->
         if failed:
             reason += f"; downloading failed: {failed[0]}"
         hint = ", or download = true" if data_raw.get("download") is False else ""
-        raise SpecError(f"data.data_dir: expected a folder with readable {dataset_name} files (or "
+        raise InputError(f"data.data_dir: expected a folder with readable {dataset_name} files (or "
                         f"$JAXREG_DATA_DIR{hint}), got {repr(data_dir) if data_dir else 'no data_dir'} "
                         f"({reason})") from None
     except ValueError as error:
@@ -259,10 +260,10 @@ def _static(data_raw: dict, model_raw: dict, train_raw: dict, datasets: dict) ->
         if not isinstance(widths, list) or not all(
                 isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths):
             what = "layer widths" if key == "hidden" else "channel counts"
-            raise SpecError(f"model.{key}: expected a list of {what} (integers >= 1), got {widths!r}")
+            raise InputError(f"model.{key}: expected a list of {what} (integers >= 1), got {widths!r}")
     scale = m["init_scale"]
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
-        raise SpecError(f"model.init_scale: expected a finite number > 0, got {scale!r}")
+        raise InputError(f"model.init_scale: expected a finite number > 0, got {scale!r}")
     _choice("model.init", m["init"], (*INITS, "book"))
     _bool("model.bias", m["bias"])
     n_in = int(np.prod(dataset.info["input_shape"]))
@@ -270,13 +271,13 @@ def _static(data_raw: dict, model_raw: dict, train_raw: dict, datasets: dict) ->
     n_out = 1 if (n_out == 2 and t["loss"] in ("bce", "mse", "squared_error", "sum_squared_error")) else n_out
     book_init = m["init"] == "book"
     if book_init and m["kind"] != "mlp":
-        raise SpecError(f"model.kind: expected 'mlp' with init = 'book' (it draws MLP weights), "
+        raise InputError(f"model.kind: expected 'mlp' with init = 'book' (it draws MLP weights), "
                         f"got {m['kind']!r}")
     if book_init and m["bias"]:
-        raise SpecError("model.bias: expected false with init = 'book' (it draws bias-free weights), "
+        raise InputError("model.bias: expected false with init = 'book' (it draws bias-free weights), "
                         "got true")
     if m["kind"] == "cnn" and not m["bias"]:
-        raise SpecError("model.bias: expected true with kind 'cnn' (its layers always have biases), "
+        raise InputError("model.bias: expected true with kind 'cnn' (its layers always have biases), "
                         "got false")
     _int("model.init_seed", m["init_seed"], 0, 2**32 - 1)
     try:
@@ -287,17 +288,17 @@ def _static(data_raw: dict, model_raw: dict, train_raw: dict, datasets: dict) ->
         else:
             image_shape = dataset.info["image_shape"]
             if image_shape is None:
-                raise SpecError(f"model.kind: expected 'mlp' with dataset {dataset_name!r} (a cnn needs "
+                raise InputError(f"model.kind: expected 'mlp' with dataset {dataset_name!r} (a cnn needs "
                                 f"image data: 'digits' or 'mnist'), got 'cnn'")
             shape = image_shape if len(image_shape) == 3 else (*image_shape, 1)
             model = cnn(shape, n_out, channels=m["channels"], kernel_size=m["kernel_size"], pool=m["pool"],
                         hidden=m["hidden"], activation=m["activation"], output=m["output"],
                         init=m["init"], init_scale=m["init_scale"], dtype=dtype)
-    except SpecError:
+    except InputError:
         raise
     except (ValueError, TypeError) as error:
         message = str(error).replace("sizes: ", "hidden: ")
-        raise SpecError(f"model.{message}") from None
+        raise InputError(f"model.{message}") from None
     init_params = None
     if book_init:
         init_params = numpy_uniform_init((n_in, *m["hidden"], n_out), seed=m["init_seed"],
@@ -308,7 +309,7 @@ def _static(data_raw: dict, model_raw: dict, train_raw: dict, datasets: dict) ->
     if batch_size == "full":
         batch_size = None
     elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n_train:
-        raise SpecError(f"train.batch_size: expected an integer in [1, {n_train}] (the training set size) "
+        raise InputError(f"train.batch_size: expected an integer in [1, {n_train}] (the training set size) "
                         f"or \"full\", got {batch_size!r}")
     _int("train.start_epoch", t["start_epoch"], 0)
     for flag in ("shuffle", "eval_test", "penalize_bias"):
@@ -323,10 +324,10 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
     _check_keys("spec", raw, TOP_LEVEL)
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise SpecError(f"name: expected letters, digits, '.', '_' or '-' (a folder name), got {name!r}")
+        raise InputError(f"name: expected letters, digits, '.', '_' or '-' (a folder name), got {name!r}")
     description = raw.get("description", "")
     if not isinstance(description, str):
-        raise SpecError(f"description: expected a string, got {description!r}")
+        raise InputError(f"description: expected a string, got {description!r}")
 
     data_raw, model_raw, train_raw = (_table(raw, key) for key in STATIC)
     datasets: dict = {}
@@ -340,18 +341,18 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
     cases, overrides = {}, {}
     for case, table in cases_raw.items():
         if not isinstance(table, dict):
-            raise SpecError(f"cases.{case}: expected a table of hparams (and data, model or train "
+            raise InputError(f"cases.{case}: expected a table of hparams (and data, model or train "
                             f"overrides), got {table!r}")
         for key in table:
             if key not in HParams._fields + STATIC:
-                raise SpecError(f"cases.{case}: expected hparams among {', '.join(sorted(HParams._fields))} "
+                raise InputError(f"cases.{case}: expected hparams among {', '.join(sorted(HParams._fields))} "
                                 f"or the tables {', '.join(STATIC)}, got {key!r}")
         cases[case] = {name: parse_axis(name, value, f"cases.{case}.{name}")
                        for name, value in table.items() if name not in STATIC}
         overrides[case] = {key: table[key] for key in STATIC if key in table}
         for key, value in overrides[case].items():
             if not isinstance(value, dict):
-                raise SpecError(f"cases.{case}.{key}: expected a table of [{key}] keys, got {value!r}")
+                raise InputError(f"cases.{case}.{key}: expected a table of [{key}] keys, got {value!r}")
 
     # [search]
     search_raw = _table(raw, "search")
@@ -369,12 +370,12 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
     seeds_allowed = "a count in [1, 100000] or a non-empty list of integers in [0, 2**32)"
     if isinstance(seeds, list):
         if not seeds or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**32 for x in seeds):
-            raise SpecError(f"search.seeds: expected {seeds_allowed}, got {seeds!r}")
+            raise InputError(f"search.seeds: expected {seeds_allowed}, got {seeds!r}")
         if len(set(seeds)) != len(seeds):
-            raise SpecError(f"search.seeds: expected distinct seeds, got {seeds!r}")
+            raise InputError(f"search.seeds: expected distinct seeds, got {seeds!r}")
         seeds = tuple(seeds)
     elif isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 100_000:
-        raise SpecError(f"search.seeds: expected {seeds_allowed}, got {seeds!r}")
+        raise InputError(f"search.seeds: expected {seeds_allowed}, got {seeds!r}")
     else:
         seeds = tuple(range(seeds))
     s["seeds"] = list(seeds)
@@ -386,7 +387,7 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
         s["rounds"] = 1
     width = s["min_width"]
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
-        raise SpecError(f"search.min_width: expected a fraction of the original range in (0, 1], got {width!r}")
+        raise InputError(f"search.min_width: expected a fraction of the original range in (0, 1], got {width!r}")
     _choice("search.metric", s["metric"], MONITORS)
     if s["goal"] is None:
         s["goal"] = "minimize" if s["metric"].endswith("loss") else "maximize"
@@ -395,9 +396,9 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
         _int("search.chunk_size", s["chunk_size"], 1, 10**6)
     budget = s["memory_budget_mb"]
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
-        raise SpecError(f"search.memory_budget_mb: expected a number > 0, got {budget!r}")
+        raise InputError(f"search.memory_budget_mb: expected a number > 0, got {budget!r}")
     if s["method"] == "coarse_to_fine" and cases:
-        raise SpecError("search.method: expected 'grid' or 'random' with [cases] (coarse_to_fine zooms "
+        raise InputError("search.method: expected 'grid' or 'random' with [cases] (coarse_to_fine zooms "
                         f"one space), got 'coarse_to_fine' with cases {', '.join(map(repr, cases))}")
 
     output_raw = _table(raw, "output")
@@ -410,14 +411,14 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
     if isinstance(csv_columns, dict):
         for column, source in csv_columns.items():
             if source not in sources:
-                raise SpecError(f"output.curves_csv.{column}: expected one of {', '.join(sources)}, got {source!r}")
+                raise InputError(f"output.curves_csv.{column}: expected one of {', '.join(sources)}, got {source!r}")
         if not csv_columns:
-            raise SpecError("output.curves_csv: expected true, false or a table {column = source}, got {}")
+            raise InputError("output.curves_csv: expected true, false or a table {column = source}, got {}")
     elif not isinstance(csv_columns, bool):
-        raise SpecError(f"output.curves_csv: expected true, false or a table {{column = source}}, got {csv_columns!r}")
+        raise InputError(f"output.curves_csv: expected true, false or a table {{column = source}}, got {csv_columns!r}")
     extra = o["plot_metrics"]
     if not isinstance(extra, list) or any(m not in METRICS for m in extra):
-        raise SpecError(f"output.plot_metrics: expected a list of metrics among {', '.join(METRICS)}, got {extra!r}")
+        raise InputError(f"output.plot_metrics: expected a list of metrics among {', '.join(METRICS)}, got {extra!r}")
 
     # Cases with the same static setup share a variant: one compiled program each.
     groups: dict[str, list] = {}
@@ -432,8 +433,8 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
                       for part, table in zip(STATIC, (data_raw, model_raw, train_raw))]
             try:
                 static = _static(*merged, datasets)
-            except SpecError as error:  # the base tables passed, so the case's override is at fault
-                raise SpecError(f"cases.{names[0]}.{error}") from None
+            except InputError as error:  # the base tables passed, so the case's override is at fault
+                raise InputError(f"cases.{names[0]}.{error}") from None
         where = "" if static is base else f"cases.{names[0]}."
         variants.append(_variant(names, static, axes, {n: cases[n] for n in names if n is not None},
                                  s, where))
@@ -459,9 +460,9 @@ def _variant(names: list, static: dict, axes: dict, cases: dict, s: dict, where:
                              l1_mode=t["l1_mode"], dropout=uses["dropout"],
                              dropconnect=uses["dropconnect"], penalize_bias=t["penalize_bias"])
     except ValueError as error:
-        raise SpecError(f"{where}train.{error}") from None
+        raise InputError(f"{where}train.{error}") from None
     if s["metric"].startswith("val") and len(dataset.val.y) == 0:
-        raise SpecError(f"search.metric: expected 'train_loss' or 'train_accuracy' when the validation "
+        raise InputError(f"search.metric: expected 'train_loss' or 'train_accuracy' when the validation "
                         f"split is empty, got {s['metric']!r}")
     return Variant(tuple(names), dataset, model, config, space, static["init_params"])
 
@@ -480,7 +481,7 @@ def _check_values(space: Space, model: Model) -> None:
             try:
                 make_hparams(model, **{axis.name: resolved})
             except ValueError as error:  # named hparams.NAME: name where the spec gives it
-                raise SpecError(str(error).replace(f"hparams.{axis.name}", axis.where, 1)) from None
+                raise InputError(str(error).replace(f"hparams.{axis.name}", axis.where, 1)) from None
 
 
 def _may_be_nonzero(space: Space, name: str) -> bool:
