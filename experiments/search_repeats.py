@@ -34,8 +34,7 @@ from matplotlib.figure import Figure
 
 from jaxreg import report
 from jaxreg.report.compare import load_folder, per_decade
-from jaxreg.sweeps.spec import apply_overrides, build_spec, load_spec
-from jaxreg.sweeps.run import run_sweep
+from jaxreg.sweeps import apply_overrides, build_spec, load_spec, run_sweep
 
 SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"  # the TOML specs it runs
 METHODS = ("grid", "grid-shifted", "random", "coarse-to-fine", "random-linear-lr")

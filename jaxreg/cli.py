@@ -88,10 +88,10 @@ def _parser() -> _Parser:
 
 
 def _run(args) -> None:
-    from jaxreg.report import plots
     from jaxreg import report
+    from jaxreg.report import plots
+    from jaxreg.sweeps.build import load_spec
     from jaxreg.sweeps.run import run_sweep
-    from jaxreg.sweeps.spec import load_spec
 
     spec = load_spec(args.spec, args.set)
     out = Path(args.out) if args.out else Path("results") / spec.name
@@ -124,8 +124,8 @@ def _header(spec, n_trials: int, seconds: float) -> str:
 
 
 def _plan(args) -> None:
+    from jaxreg.sweeps.build import load_spec
     from jaxreg.sweeps.run import choose_chunk_size, config_id
-    from jaxreg.sweeps.spec import load_spec
 
     spec = load_spec(args.spec, args.set)
     configs = spec.configs(0)
@@ -161,8 +161,8 @@ def _show(args) -> None:
 
 
 def _plot(args) -> None:
-    from jaxreg.report import plots
     from jaxreg import report
+    from jaxreg.report import plots
 
     report.load_manifest(args.dir)
     for path in plots.plot_dir(args.dir):

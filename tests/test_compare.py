@@ -18,8 +18,7 @@ from matplotlib.image import imread
 from jaxreg import cli, report
 from jaxreg.errors import InputError
 from jaxreg.report.compare import compare, load_folders, plot_best_so_far, plot_sampled_points
-from jaxreg.sweeps.run import run_sweep
-from jaxreg.sweeps.spec import load_spec
+from jaxreg.sweeps import load_spec, run_sweep
 
 HEAD = """
 [data]

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from jaxreg import report
-from jaxreg.sweeps.run import run_sweep
-from jaxreg.sweeps.spec import load_spec
+from jaxreg.sweeps import load_spec, run_sweep
 
 SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
 SHORT = ["train.epochs=5", "output.plots=false"]

@@ -15,8 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from jaxreg.report import plots
-from jaxreg.sweeps.run import run_sweep
-from jaxreg.sweeps.spec import load_spec
+from jaxreg.sweeps import load_spec, run_sweep
 
 HEAD = """
 [data]

@@ -17,9 +17,7 @@ import pytest
 from scipy import stats
 
 from jaxreg import report
-from jaxreg.sweeps.space import Space, parse_axis
-from jaxreg.sweeps.spec import build_spec
-from jaxreg.sweeps.run import config_id, run_sweep, search_rounds
+from jaxreg.sweeps import Space, build_spec, config_id, parse_axis, run_sweep, search_rounds
 
 TINY = {
     "name": "tiny",
@@ -256,7 +254,7 @@ def test_chunk_size_follows_the_memory_budget():
 
 SHARDED = """
 import numpy as np, jax, jaxreg
-from jaxreg.sweeps.spec import build_spec
+from jaxreg.sweeps import build_spec
 spec = build_spec({"data": {"dataset": "digits", "n_train": 60}, "model": {"hidden": [8]},
     "train": {"optimizer": "adam", "epochs": 4, "eval_every": 2, "batch_size": 20},
     "hparams": {"learning_rate": {"values": [0.003, 0.01, 0.03]}}, "search": {"seeds": 2}})

@@ -170,7 +170,7 @@ class _Sweep:
     def built(self):
         """The spec rebuilt from the manifest (models and data), or None where it can't be
         (data files missing on this machine, a spec from another jaxreg version)."""
-        from jaxreg.sweeps.spec import build_spec  # here: only the plots that apply a model need it
+        from jaxreg.sweeps.build import build_spec  # here: only the plots that apply a model need it
 
         try:
             return build_spec(self.spec)

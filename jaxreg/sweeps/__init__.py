@@ -13,15 +13,16 @@ another name for it). ``sweeps`` imports the library and :mod:`jaxreg.report`, n
 """
 
 from jaxreg.errors import InputError
-from jaxreg.sweeps.spec import Spec, Variant, build_spec
+from jaxreg.sweeps.build import Spec, Variant, build_spec, load_spec
 from jaxreg.sweeps.run import choose_chunk_size, config_id, run_sweep, search_rounds
 from jaxreg.sweeps.space import Axis, Config, Space, parse_axis
-from jaxreg.sweeps.spec import apply_overrides, load_spec, parse_override
+from jaxreg.sweeps.spec import apply_overrides, check_spec, parse_override, read_spec
 
 SpecError = InputError  # the name this error had before InputError replaced it
 
 __all__ = [
     "Axis", "Config", "InputError", "Space", "Spec", "SpecError", "Variant", "apply_overrides",
-    "build_spec", "choose_chunk_size", "config_id", "load_spec", "parse_axis", "parse_override",
+    "build_spec", "check_spec", "choose_chunk_size", "config_id", "load_spec", "parse_axis",
+    "parse_override", "read_spec",
     "run_sweep", "search_rounds",
 ]

@@ -1,6 +1,6 @@
 """Running a sweep: rounds of configs x seeds through ONE compiled program, journaled as they finish.
 
-``run_sweep(spec, out_dir)`` trains every (config, seed) of a :class:`jaxreg.spec.Spec` in
+``run_sweep(spec, out_dir)`` trains every (config, seed) of a :class:`jaxreg.sweeps.Spec` in
 fixed-size chunks of one compiled ``train_batch`` program (the same program for every chunk
 and every coarse-to-fine round: zero recompiles), appending one line per finished trial to
 ``out_dir/trials.jsonl``. Rerunning on the same folder resumes: trials already in the journal
@@ -28,8 +28,8 @@ from jaxreg.errors import InputError
 from jaxreg.hparams import make_hparams, stack_hparams
 from jaxreg.report.store import Store, trial_record
 from jaxreg.report.summary import as_float, rank_key
+from jaxreg.sweeps.build import Spec
 from jaxreg.sweeps.space import Config, Space
-from jaxreg.sweeps.spec import Spec
 from jaxreg.train import METRICS, train_batch
 
 _MIN_CHUNK = 2  # XLA rounds a batch of one differently: never compile one
@@ -49,7 +49,7 @@ def bytes_per_member(variant) -> int:
     mini-batch (every intermediate of one example's forward pass, traced once, times the batch,
     times 3 for the backward pass and dropout masks); the evaluation forward pass over every
     evaluated split; the shuffled copy of the training set; the curves. ``variant`` is a
-    :class:`jaxreg.spec.Variant` (or a spec: its first variant).
+    :class:`jaxreg.sweeps.Variant` (or a spec: its first variant).
     """
     config, model = variant.config, variant.model
     params = jax.eval_shape(model.init, jax.random.key(0))

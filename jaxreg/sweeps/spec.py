@@ -1,17 +1,22 @@
-"""Sweep specs: TOML files read with ``tomllib``, checked in full before anything runs.
+"""Sweep specs: TOML files read with ``tomllib`` and checked in full before anything is built.
 
-``load_spec(path, overrides)`` reads a spec, applies ``--set KEY=VALUE`` overrides, fills in
-every default, checks every field, loads the data and builds the model, the
-:class:`jaxreg.TrainConfig` and the :class:`jaxreg.space.Space`. Any problem raises
-:class:`InputError` (or ``jaxreg.data.DatasetError`` for missing data) with one line naming
-the field, what is allowed and the value given. The schema is documented in the README.
+``read_spec(path, overrides)`` reads a spec and applies ``--set KEY=VALUE`` overrides;
+``check_spec(raw)`` fills in every default and checks every field that can be checked from the
+text alone, returning a :class:`CheckedSpec`. What needs the data or the model (a batch size
+against the training set, hparams values against the model's layers, the library's own checks
+of ``TrainConfig``) is checked while :mod:`jaxreg.sweeps.build` builds them. Any problem raises
+:class:`jaxreg.errors.InputError` with one line naming the field, what is allowed and the value
+given. The schema is documented in the README.
+
+Checks the library makes itself are left to it when its message names the field as the spec
+does; those kept here either read differently in the spec (``batch_size = "full"``, ``model.init
+= "book"``) or refuse what the library accepts (``true`` where a number is expected).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import math
 import re
@@ -19,20 +24,16 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
 from jaxreg import data as data_lib
-from jaxreg.hparams import HParams, make_hparams
+from jaxreg.errors import InputError, check_choice, is_int, quoted
+from jaxreg.hparams import HParams
 from jaxreg.losses import LOSSES
-from jaxreg.models import INITS, Model, cnn, mlp, numpy_uniform_init
-from jaxreg.errors import InputError
+from jaxreg.models import INITS
 from jaxreg.report.summary import CSV_SOURCES
-from jaxreg.sweeps.space import METHODS, Axis, Space, parse_axis
-from jaxreg.train import METRICS, MONITORS, TrainConfig
+from jaxreg.sweeps.space import METHODS, parse_axis
+from jaxreg.train import METRICS, MONITORS
 
-__all__ = ["Spec", "InputError", "load_spec", "parse_override", "apply_overrides"]
+__all__ = ["CheckedSpec", "Static", "apply_overrides", "check_spec", "parse_override", "read_spec"]
 
 TOP_LEVEL = ("name", "description", "data", "model", "train", "hparams", "cases", "search", "output")
 
@@ -53,75 +54,53 @@ DTYPES = ("float32", "float64")
 GOALS = ("minimize", "maximize")
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class Variant:
-    """The cases of a spec that share one static setup, hence one compiled program.
+@dataclasses.dataclass(frozen=True)
+class Static:
+    """The checked static tables of one compiled program: what :mod:`jaxreg.sweeps.build` turns
+    into the data set, the model and the ``TrainConfig``.
 
     Attributes:
-        cases: the case names (``(None,)`` for a spec without cases).
-        dataset, model, config: the data, the model and the :class:`TrainConfig`.
-        space: the search space of these cases.
-        init_params: fixed initial params shared by all members (``model.init = "book"``) or None.
+        dataset: the data set's name; ``data_seed``, ``data_dir``: as the spec gives them.
+        options: the data set's options given in the spec (``dtype`` set to the train dtype).
+        model, train: the ``[model]`` and ``[train]`` tables with every default filled in.
+        raw: the ``(data, model, train)`` tables as given, for a case to override.
     """
 
-    cases: tuple
-    dataset: Any
-    model: Model
-    config: TrainConfig
-    space: Space
-    init_params: Any
+    dataset: str
+    data_seed: int
+    data_dir: str | None
+    options: dict
+    model: dict
+    train: dict
+    raw: tuple
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class Spec:
-    """A checked sweep spec and everything built from it.
-
-    A case may override ``data``, ``model`` or ``train`` as well as hparams; cases with the same
-    static setup form one :class:`Variant` and train in one compiled program.
+@dataclasses.dataclass(frozen=True)
+class CheckedSpec:
+    """A spec whose every text-level field is checked, defaults filled in.
 
     Attributes:
-        resolved: the spec with every default filled in (what the manifest records and hashes).
-        name: the sweep's name (default: the file's stem).
-        variants: one per distinct static setup, in the order of the cases.
+        name, description: as given (the name defaults to the file's stem).
+        base: the :class:`Static` of the spec's own tables.
+        groups: ``(case names, Static or None)``: cases that share a static setup, in case order;
+            ``None`` for the base setup, ``(None,)`` as the names of a spec without cases.
+        axes: ``{name: Axis}`` of ``[hparams]``; ``cases``: ``{case: {name: Axis}}``.
+        hparams, cases_raw: the ``[hparams]`` and ``[cases]`` tables as given (for the manifest).
+        search, output: the tables with every default filled in.
         seeds: the seeds every config is trained with.
     """
 
-    resolved: dict
     name: str
-    variants: tuple
+    description: str
+    base: Static
+    groups: tuple
+    axes: dict
+    cases: dict
+    hparams: dict
+    cases_raw: dict
+    search: dict
+    output: dict
     seeds: tuple
-
-    # The first variant's parts: a spec without static overrides in its cases has just one.
-    dataset = property(lambda self: self.variants[0].dataset)
-    model = property(lambda self: self.variants[0].model)
-    config = property(lambda self: self.variants[0].config)
-    space = property(lambda self: self.variants[0].space)
-    init_params = property(lambda self: self.variants[0].init_params)
-
-    def configs(self, round: int = 0) -> list:
-        """The first-round configs of every variant, in case order."""
-        return [c for v in self.variants for c in v.space.configs(round)]
-
-    @property
-    def search(self) -> dict:
-        return self.resolved["search"]
-
-    @property
-    def output(self) -> dict:
-        return self.resolved["output"]
-
-    @property
-    def digest(self) -> str:
-        return spec_digest(self.resolved)
-
-    @property
-    def minimize(self) -> bool:
-        return self.search["goal"] == "minimize"
-
-
-def spec_digest(resolved: dict) -> str:
-    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -151,9 +130,25 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             table = table.setdefault(part, {})
             if not isinstance(table, dict):
                 raise InputError(f"--set {'.'.join(path)}: expected {'.'.join(path[:i + 1])} to be a table, "
-                                f"got {table!r}")
+                                 f"got {table!r}")
         table[path[-1]] = value
     return raw
+
+
+def read_spec(path: str | Path, overrides: list[str] = ()) -> dict:
+    """The spec in the TOML file ``path`` as a dict, ``--set`` overrides applied."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError(f"spec: expected an existing TOML file, got {str(path)!r} (not found)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"spec: expected a readable TOML file, got {str(path)!r} ({error})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"spec: expected valid TOML in {str(path)!r}, got a syntax error: {error}") from None
+    return apply_overrides(raw, list(overrides))
 
 
 def _check_keys(table: str, given: dict, allowed) -> None:
@@ -169,16 +164,12 @@ def _table(raw: dict, name: str) -> dict:
     return value
 
 
-def _choice(where: str, value, allowed) -> None:
-    if value not in allowed:
-        raise InputError(f"{where}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
-
-
 def _int(where: str, value, low: int, high: float = math.inf) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+    # TOML integers only: the library takes NumPy integers too, and some of its checks a bool.
+    if not is_int(value) or not low <= value <= high:
         bound = f"in [{low}, {high}]" if math.isfinite(high) else f">= {low}"
         raise InputError(f"{where}: expected an integer {bound}, got {value!r}")
-    return value
+    return int(value)
 
 
 def _bool(where: str, value) -> bool:
@@ -187,33 +178,13 @@ def _bool(where: str, value) -> bool:
     return value
 
 
-def _prefixed(prefix: str, error: Exception) -> InputError:
-    return InputError(f"{prefix}.{error}")
-
-
-def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
-    """Reads, checks and builds a sweep spec; see the module docstring."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise InputError(f"spec: expected an existing TOML file, got {str(path)!r} (not found)") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"spec: expected a readable TOML file, got {str(path)!r} ({error})") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(f"spec: expected valid TOML in {str(path)!r}, got a syntax error: {error}") from None
-    return build_spec(apply_overrides(raw, list(overrides)), default_name=path.stem)
-
-
-def _static(data_raw: dict, model_raw: dict, train_raw: dict, datasets: dict) -> dict:
-    """Checks the static tables and builds the data set and the model from them."""
-    dataset_name = data_raw.get("dataset")
-    if dataset_name is None:
-        raise InputError("data.dataset: expected one of 'blobs', 'digits', 'mnist', got nothing")
-    _choice("data.dataset", dataset_name, tuple(data_lib._DEFAULTS))
-    options = {k: v for k, v in data_lib._DEFAULTS[dataset_name].items() if k != "opener"}
+def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
+    """Checks the ``[data]``, ``[model]`` and ``[train]`` tables as far as the text allows."""
+    dataset = data_raw.get("dataset")
+    if dataset is None:
+        raise InputError(f"data.dataset: expected one of {quoted(data_lib._DEFAULTS)}, got nothing")
+    check_choice("data.dataset", dataset, tuple(data_lib._DEFAULTS))  # its options are needed now
+    options = {k: v for k, v in data_lib._DEFAULTS[dataset].items() if k != "opener"}
     _check_keys("data", data_raw, DATA_KEYS + tuple(options))
     data_seed = _int("data.seed", data_raw.get("seed", 0), 0, 2**32 - 1)
     data_dir = data_raw.get("data_dir")
@@ -222,105 +193,43 @@ def _static(data_raw: dict, model_raw: dict, train_raw: dict, datasets: dict) ->
     given = {k: v for k, v in data_raw.items() if k in options}
     if train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]) in DTYPES:
         given.setdefault("dtype", train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]))  # data in the train dtype
-    try:
-        cache_key = json.dumps([dataset_name, data_seed, data_dir, given], sort_keys=True)
-        if cache_key not in datasets:
-            datasets[cache_key] = data_lib.load(dataset_name, key=data_seed, data_dir=data_dir, **given)
-        dataset = datasets[cache_key]
-    except data_lib.DatasetError as error:
-        # Its message spans lines (every path searched): one line, the first, with the remedy.
-        lines = [line.strip() for line in str(error).splitlines()]
-        reason = lines[0].removesuffix("; looked for:")
-        failed = [line for line in lines if line.startswith(("http://", "https://"))]
-        if failed:
-            reason += f"; downloading failed: {failed[0]}"
-        hint = ", or download = true" if data_raw.get("download") is False else ""
-        raise InputError(f"data.data_dir: expected a folder with readable {dataset_name} files (or "
-                        f"$JAXREG_DATA_DIR{hint}), got {repr(data_dir) if data_dir else 'no data_dir'} "
-                        f"({reason})") from None
-    except ValueError as error:
-        raise _prefixed("data", error) from None
-    data_resolved = {"dataset": dataset_name, "seed": data_seed, "data_dir": data_dir,
-                     **{k: v for k, v in dataset.info["options"].items() if k != "opener"}}
 
     _check_keys("model", model_raw, MODEL_DEFAULTS)
     m = {**MODEL_DEFAULTS, **model_raw}
-    _choice("model.kind", m["kind"], ("mlp", "cnn"))
+    check_choice("model.kind", m["kind"], ("mlp", "cnn"))
     _check_keys("train", train_raw, TRAIN_DEFAULTS)
     t = {**TRAIN_DEFAULTS, **train_raw}
-    _choice("train.dtype", t["dtype"], DTYPES)
-    _choice("train.loss", t["loss"], LOSSES)
-    dtype = jnp.float32
-    if t["dtype"] == "float64":
-        # Float64 arrays need JAX's x64 mode, a process-wide switch: a float64 spec turns it on.
-        jax.config.update("jax_enable_x64", True)
-        dtype = jnp.float64
+    check_choice("train.dtype", t["dtype"], DTYPES)
+    # TrainConfig checks the loss too, but a list there fails as unhashable, not as a bad name.
+    check_choice("train.loss", t["loss"], LOSSES)
     for key in ("hidden", "channels"):
         widths = m[key]
-        if not isinstance(widths, list) or not all(
-                isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths):
+        if not isinstance(widths, list) or not all(is_int(w) and w >= 1 for w in widths):
             what = "layer widths" if key == "hidden" else "channel counts"
             raise InputError(f"model.{key}: expected a list of {what} (integers >= 1), got {widths!r}")
     scale = m["init_scale"]
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
         raise InputError(f"model.init_scale: expected a finite number > 0, got {scale!r}")
-    _choice("model.init", m["init"], (*INITS, "book"))
+    check_choice("model.init", m["init"], (*INITS, "book"))
     _bool("model.bias", m["bias"])
-    n_in = int(np.prod(dataset.info["input_shape"]))
-    n_out = dataset.info["num_classes"]
-    n_out = 1 if (n_out == 2 and t["loss"] in ("bce", "mse", "squared_error", "sum_squared_error")) else n_out
-    book_init = m["init"] == "book"
-    if book_init and m["kind"] != "mlp":
+    if m["init"] == "book" and m["kind"] != "mlp":
         raise InputError(f"model.kind: expected 'mlp' with init = 'book' (it draws MLP weights), "
-                        f"got {m['kind']!r}")
-    if book_init and m["bias"]:
+                         f"got {m['kind']!r}")
+    if m["init"] == "book" and m["bias"]:
         raise InputError("model.bias: expected false with init = 'book' (it draws bias-free weights), "
-                        "got true")
+                         "got true")
     if m["kind"] == "cnn" and not m["bias"]:
         raise InputError("model.bias: expected true with kind 'cnn' (its layers always have biases), "
-                        "got false")
+                         "got false")
     _int("model.init_seed", m["init_seed"], 0, 2**32 - 1)
-    try:
-        if m["kind"] == "mlp":
-            model = mlp((n_in, *m["hidden"], n_out), activation=m["activation"], output=m["output"],
-                        bias=m["bias"], init="uniform" if book_init else m["init"],
-                        init_scale=m["init_scale"], dtype=dtype)
-        else:
-            image_shape = dataset.info["image_shape"]
-            if image_shape is None:
-                raise InputError(f"model.kind: expected 'mlp' with dataset {dataset_name!r} (a cnn needs "
-                                f"image data: 'digits' or 'mnist'), got 'cnn'")
-            shape = image_shape if len(image_shape) == 3 else (*image_shape, 1)
-            model = cnn(shape, n_out, channels=m["channels"], kernel_size=m["kernel_size"], pool=m["pool"],
-                        hidden=m["hidden"], activation=m["activation"], output=m["output"],
-                        init=m["init"], init_scale=m["init_scale"], dtype=dtype)
-    except InputError:
-        raise
-    except (ValueError, TypeError) as error:
-        message = str(error).replace("sizes: ", "hidden: ")
-        raise InputError(f"model.{message}") from None
-    init_params = None
-    if book_init:
-        init_params = numpy_uniform_init((n_in, *m["hidden"], n_out), seed=m["init_seed"],
-                                         scale=m["init_scale"], dtype=np.dtype(t["dtype"]))
-
-    batch_size = t["batch_size"]
-    n_train = len(dataset.train.y)
-    if batch_size == "full":
-        batch_size = None
-    elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n_train:
-        raise InputError(f"train.batch_size: expected an integer in [1, {n_train}] (the training set size) "
-                        f"or \"full\", got {batch_size!r}")
     _int("train.start_epoch", t["start_epoch"], 0)
     for flag in ("shuffle", "eval_test", "penalize_bias"):
         _bool(f"train.{flag}", t[flag])
-
-    return {"dataset": dataset, "data": data_resolved, "model_table": m, "train_table": t,
-            "model": model, "batch_size": batch_size, "init_params": init_params}
+    return Static(dataset, data_seed, data_dir, given, m, t, (data_raw, model_raw, train_raw))
 
 
-def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
-    """Checks and builds a spec given as a dict (the parsed TOML)."""
+def check_spec(raw: dict, default_name: str = "sweep") -> CheckedSpec:
+    """Checks a spec given as a dict (the parsed TOML) and fills in its defaults."""
     _check_keys("spec", raw, TOP_LEVEL)
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
@@ -330,8 +239,7 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
         raise InputError(f"description: expected a string, got {description!r}")
 
     data_raw, model_raw, train_raw = (_table(raw, key) for key in STATIC)
-    datasets: dict = {}
-    base = _static(data_raw, model_raw, train_raw, datasets)
+    base = check_static(data_raw, model_raw, train_raw)
 
     # [hparams] and [cases]
     hparams_raw = _table(raw, "hparams")
@@ -342,11 +250,11 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
     for case, table in cases_raw.items():
         if not isinstance(table, dict):
             raise InputError(f"cases.{case}: expected a table of hparams (and data, model or train "
-                            f"overrides), got {table!r}")
+                             f"overrides), got {table!r}")
         for key in table:
             if key not in HParams._fields + STATIC:
                 raise InputError(f"cases.{case}: expected hparams among {', '.join(sorted(HParams._fields))} "
-                                f"or the tables {', '.join(STATIC)}, got {key!r}")
+                                 f"or the tables {', '.join(STATIC)}, got {key!r}")
         cases[case] = {name: parse_axis(name, value, f"cases.{case}.{name}")
                        for name, value in table.items() if name not in STATIC}
         overrides[case] = {key: table[key] for key in STATIC if key in table}
@@ -354,14 +262,37 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
             if not isinstance(value, dict):
                 raise InputError(f"cases.{case}.{key}: expected a table of [{key}] keys, got {value!r}")
 
-    # [search]
-    search_raw = _table(raw, "search")
+    s = _check_search(_table(raw, "search"), cases)
+    seeds = tuple(s["seeds"])
+    o = _check_output(_table(raw, "output"))
+
+    # Cases with the same static setup share a variant: one compiled program each.
+    groups: dict[str, list] = {}
+    for case in (cases or {None: None}):
+        key = json.dumps(overrides.get(case, {}), sort_keys=True)
+        groups.setdefault(key, []).append(case)
+    checked_groups = []
+    for key, names in groups.items():
+        static = None
+        if json.loads(key):
+            merged = [{**table, **json.loads(key).get(part, {})}
+                      for part, table in zip(STATIC, (data_raw, model_raw, train_raw))]
+            try:
+                static = check_static(*merged)
+            except InputError as error:  # the base tables passed, so the case's override is at fault
+                raise InputError(f"cases.{names[0]}.{error}") from None
+        checked_groups.append((tuple(names), static))
+    return CheckedSpec(name, description, base, tuple(checked_groups), axes, cases, hparams_raw,
+                       cases_raw, s, o, seeds)
+
+
+def _check_search(search_raw: dict, cases: dict) -> dict:
     _check_keys("search", search_raw, SEARCH_DEFAULTS)
     s = {**SEARCH_DEFAULTS, **search_raw}
-    _choice("search.method", s["method"], METHODS)
+    check_choice("search.method", s["method"], METHODS)
     if s["round_method"] is None:
         s["round_method"] = "grid" if s["method"] == "grid" else "random"
-    _choice("search.round_method", s["round_method"], ("grid", "random"))
+    check_choice("search.round_method", s["round_method"], ("grid", "random"))
     if s["method"] == "grid":
         s["round_method"] = "grid"
     elif s["method"] == "random":
@@ -369,16 +300,15 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
     seeds = s["seeds"]
     seeds_allowed = "a count in [1, 100000] or a non-empty list of integers in [0, 2**32)"
     if isinstance(seeds, list):
-        if not seeds or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**32 for x in seeds):
+        if not seeds or not all(is_int(x) and 0 <= x < 2**32 for x in seeds):
             raise InputError(f"search.seeds: expected {seeds_allowed}, got {seeds!r}")
         if len(set(seeds)) != len(seeds):
             raise InputError(f"search.seeds: expected distinct seeds, got {seeds!r}")
-        seeds = tuple(seeds)
-    elif isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 100_000:
+    elif not is_int(seeds) or not 1 <= seeds <= 100_000:
         raise InputError(f"search.seeds: expected {seeds_allowed}, got {seeds!r}")
     else:
-        seeds = tuple(range(seeds))
-    s["seeds"] = list(seeds)
+        seeds = list(range(seeds))
+    s["seeds"] = [int(x) for x in seeds]
     _int("search.samples", s["samples"], 1, 10**6)
     _int("search.rounds", s["rounds"], 1, 100)
     _int("search.top_k", s["top_k"], 1, 10**6)
@@ -388,10 +318,10 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
     width = s["min_width"]
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
         raise InputError(f"search.min_width: expected a fraction of the original range in (0, 1], got {width!r}")
-    _choice("search.metric", s["metric"], MONITORS)
+    check_choice("search.metric", s["metric"], MONITORS)
     if s["goal"] is None:
         s["goal"] = "minimize" if s["metric"].endswith("loss") else "maximize"
-    _choice("search.goal", s["goal"], GOALS)
+    check_choice("search.goal", s["goal"], GOALS)
     if s["chunk_size"] is not None:
         _int("search.chunk_size", s["chunk_size"], 1, 10**6)
     budget = s["memory_budget_mb"]
@@ -399,9 +329,11 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
         raise InputError(f"search.memory_budget_mb: expected a number > 0, got {budget!r}")
     if s["method"] == "coarse_to_fine" and cases:
         raise InputError("search.method: expected 'grid' or 'random' with [cases] (coarse_to_fine zooms "
-                        f"one space), got 'coarse_to_fine' with cases {', '.join(map(repr, cases))}")
+                         f"one space), got 'coarse_to_fine' with cases {quoted(cases)}")
+    return s
 
-    output_raw = _table(raw, "output")
+
+def _check_output(output_raw: dict) -> dict:
     _check_keys("output", output_raw, OUTPUT_DEFAULTS)
     o = {**OUTPUT_DEFAULTS, **output_raw}
     for flag in ("params", "plots"):
@@ -411,82 +343,15 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
     if isinstance(csv_columns, dict):
         for column, source in csv_columns.items():
             if source not in sources:
-                raise InputError(f"output.curves_csv.{column}: expected one of {', '.join(sources)}, got {source!r}")
+                raise InputError(f"output.curves_csv.{column}: expected one of {', '.join(sources)}, "
+                                 f"got {source!r}")
         if not csv_columns:
             raise InputError("output.curves_csv: expected true, false or a table {column = source}, got {}")
     elif not isinstance(csv_columns, bool):
-        raise InputError(f"output.curves_csv: expected true, false or a table {{column = source}}, got {csv_columns!r}")
+        raise InputError(f"output.curves_csv: expected true, false or a table {{column = source}}, "
+                         f"got {csv_columns!r}")
     extra = o["plot_metrics"]
     if not isinstance(extra, list) or any(m not in METRICS for m in extra):
-        raise InputError(f"output.plot_metrics: expected a list of metrics among {', '.join(METRICS)}, got {extra!r}")
-
-    # Cases with the same static setup share a variant: one compiled program each.
-    groups: dict[str, list] = {}
-    for case in (cases or {None: None}):
-        key = json.dumps(overrides.get(case, {}), sort_keys=True)
-        groups.setdefault(key, []).append(case)
-    variants = []
-    for key, names in groups.items():
-        static = base
-        if json.loads(key):
-            merged = [{**table, **json.loads(key).get(part, {})}
-                      for part, table in zip(STATIC, (data_raw, model_raw, train_raw))]
-            try:
-                static = _static(*merged, datasets)
-            except InputError as error:  # the base tables passed, so the case's override is at fault
-                raise InputError(f"cases.{names[0]}.{error}") from None
-        where = "" if static is base else f"cases.{names[0]}."
-        variants.append(_variant(names, static, axes, {n: cases[n] for n in names if n is not None},
-                                 s, where))
-
-    resolved = {"name": name, "description": description, "data": base["data"],
-                "model": base["model_table"], "train": base["train_table"], "hparams": hparams_raw,
-                "cases": cases_raw, "search": s, "output": o}
-    return Spec(resolved=json.loads(json.dumps(resolved)), name=name, variants=tuple(variants), seeds=seeds)
-
-
-def _variant(names: list, static: dict, axes: dict, cases: dict, s: dict, where: str) -> Variant:
-    model, dataset, t = static["model"], static["dataset"], static["train_table"]
-    layer_counts = {"dropout": model.num_dropout, "dropconnect": model.num_dropconnect}
-    space = Space(axes, cases=cases, method=s["method"], round_method=s["round_method"],
-                  samples=s["samples"], seed=s["seed"], layer_counts=layer_counts)
-    _check_values(space, model)
-    uses = {name: _may_be_nonzero(space, name) for name in ("dropout", "dropconnect")}
-    try:
-        config = TrainConfig(model=model, data=dataset, loss=t["loss"], optimizer=t["optimizer"],
-                             epochs=t["epochs"], batch_size=static["batch_size"], shuffle=t["shuffle"],
-                             eval_every=t["eval_every"], eval_test=t["eval_test"],
-                             monitor=t["monitor"], mode=t["mode"], start_epoch=t["start_epoch"],
-                             l1_mode=t["l1_mode"], dropout=uses["dropout"],
-                             dropconnect=uses["dropconnect"], penalize_bias=t["penalize_bias"])
-    except ValueError as error:
-        raise InputError(f"{where}train.{error}") from None
-    if s["metric"].startswith("val") and len(dataset.val.y) == 0:
-        raise InputError(f"search.metric: expected 'train_loss' or 'train_accuracy' when the validation "
-                        f"split is empty, got {s['metric']!r}")
-    return Variant(tuple(names), dataset, model, config, space, static["init_params"])
-
-
-def _endpoints(axis: Axis) -> list:
-    if axis.form in ("fixed", "values", "choice"):
-        return list(axis.values)
-    return [axis.low, axis.high]
-
-
-def _check_values(space: Space, model: Model) -> None:
-    """Every value an axis can take is a valid hparam (checked at the ends of ranges)."""
-    for _, axis in space.all_axes():
-        for value in _endpoints(axis):
-            resolved = axis.resolve(value, space.layer_counts.get(axis.name))
-            try:
-                make_hparams(model, **{axis.name: resolved})
-            except ValueError as error:  # named hparams.NAME: name where the spec gives it
-                raise InputError(str(error).replace(f"hparams.{axis.name}", axis.where, 1)) from None
-
-
-def _may_be_nonzero(space: Space, name: str) -> bool:
-    for _, axis in space.all_axes():
-        if axis.name == name and any(np.any(np.asarray(v, np.float64) != 0) for v in _endpoints(axis)):
-            return True
-    return False
-
+        raise InputError(f"output.plot_metrics: expected a list of metrics among {', '.join(METRICS)}, "
+                         f"got {extra!r}")
+    return o
