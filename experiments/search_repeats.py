@@ -33,7 +33,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from jaxreg import report
-from jaxreg.report.compare import load_folder, per_decade
+from jaxreg.report.compare import per_decade
+from jaxreg.report.folder import load_folder
 from jaxreg.sweeps import apply_overrides, build_spec, load_spec, run_sweep
 
 SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"  # the TOML specs it runs

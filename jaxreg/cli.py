@@ -90,8 +90,7 @@ def _parser() -> _Parser:
 def _run(args) -> None:
     from jaxreg import report
     from jaxreg.report import plots
-    from jaxreg.sweeps.build import load_spec
-    from jaxreg.sweeps.run import run_sweep
+    from jaxreg.sweeps import build_spec, load_spec, run_sweep
 
     spec = load_spec(args.spec, args.set)
     out = Path(args.out) if args.out else Path("results") / spec.name
@@ -104,7 +103,7 @@ def _run(args) -> None:
     if columns:
         tables.append(report.write_curves_csv(out, records, columns if isinstance(columns, dict) else None).name)
     seconds = time.perf_counter() - start
-    written = plots.plot_dir(out) if spec.output["plots"] else []
+    written = plots.plot_dir(out, build=build_spec) if spec.output["plots"] else []
     print(_header(spec, len(records), seconds))
     print()
     print(report.format_table(rows, spec.search, limit=20))
@@ -124,8 +123,7 @@ def _header(spec, n_trials: int, seconds: float) -> str:
 
 
 def _plan(args) -> None:
-    from jaxreg.sweeps.build import load_spec
-    from jaxreg.sweeps.run import choose_chunk_size, config_id
+    from jaxreg.sweeps import choose_chunk_size, config_id, load_spec
 
     spec = load_spec(args.spec, args.set)
     configs = spec.configs(0)
@@ -161,11 +159,10 @@ def _show(args) -> None:
 
 
 def _plot(args) -> None:
-    from jaxreg import report
     from jaxreg.report import plots
+    from jaxreg.sweeps import build_spec
 
-    report.load_manifest(args.dir)
-    for path in plots.plot_dir(args.dir):
+    for path in plots.plot_dir(args.dir, build=build_spec):
         print(path)
 
 
