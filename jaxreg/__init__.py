@@ -1,7 +1,17 @@
 """jaxreg: study and tune regularization of neural networks, whole sweeps as one compiled program.
 
-Layout, in the order data flows: ``data`` -> ``models`` (+ ``drop``) -> ``losses`` +
-``penalties`` -> ``hparams`` + ``train`` -> sweeps and results.
+Layout, in the order data flows, each layer importing only from those before it:
+
+- the library, re-exported here: ``data`` -> ``models`` (+ ``drop``) -> ``losses`` +
+  ``penalties`` -> ``hparams`` + ``train``, with ``errors`` (``InputError``) for all of them;
+- ``report`` (``store`` -> ``summary`` -> ``folder`` -> ``plots``, ``compare``): a results
+  folder's files, their statistics and figures;
+- ``sweeps`` (``space`` -> ``spec`` -> ``build`` -> ``run``): a TOML spec checked, built and
+  trained, written through ``report.store``;
+- ``cli``: the ``jaxreg`` command, on top.
+
+The library never imports the tooling (``sweeps``, ``report``), and ``report`` never imports
+``sweeps``; ``import jaxreg`` loads the library only.
 """
 
 from jaxreg import data
