@@ -1,9 +1,18 @@
 """jaxreg: study and tune regularization of neural networks, whole sweeps as one compiled program.
 
-Layout, in the order data flows (each module imports only from those before it):
-``errors`` -> ``data`` -> ``models`` (+ ``drop``, ``adapters``) -> ``losses`` + ``penalties``
--> ``hparams`` -> ``optimizers`` -> ``layout`` -> ``step`` + ``early_stopping`` -> ``train``
--> ``batch``; then the tooling: sweeps and their results, and the command line.
+Layout, in the order data flows, each layer importing only from those before it:
+
+- the library, re-exported here: ``errors`` (``InputError``) -> ``data`` -> ``models``
+  (+ ``drop``, ``adapters``) -> ``losses`` + ``penalties`` -> ``hparams`` -> ``optimizers``
+  -> ``layout`` -> ``step`` + ``early_stopping`` -> ``train`` -> ``batch``;
+- ``report`` (``store`` -> ``summary`` -> ``folder`` -> ``plots``, ``compare``): a results
+  folder's files, their statistics and figures;
+- ``sweeps`` (``space`` -> ``spec`` -> ``build`` -> ``run``): a TOML spec checked, built and
+  trained, written through ``report.store``;
+- ``cli``: the ``jaxreg`` command, on top.
+
+The library never imports the tooling (``sweeps``, ``report``), and ``report`` never imports
+``sweeps``; ``import jaxreg`` loads the library only.
 """
 
 from jaxreg import adapters, data, early_stopping

@@ -19,8 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+from jaxreg.errors import InputError
 
-class UsageError(ValueError):
+
+class UsageError(InputError):
     """Bad input from the command line: reported as one line and exit code 2."""
 
 
@@ -86,25 +88,25 @@ def _parser() -> _Parser:
 
 
 def _run(args) -> None:
-    from jaxreg import plots, results
-    from jaxreg.spec import load_spec
-    from jaxreg.sweep import run_sweep
+    from jaxreg import report
+    from jaxreg.report import plots
+    from jaxreg.sweeps import build_spec, load_spec, run_sweep
 
     spec = load_spec(args.spec, args.set)
     out = Path(args.out) if args.out else Path("results") / spec.name
     start = time.perf_counter()
     records = run_sweep(spec, out, overwrite=args.overwrite, progress=not args.quiet)
-    rows = results.summarize(records, spec.search)
-    results.write_summary(out, rows)
+    rows = report.summarize(records, spec.search)
+    report.write_summary(out, rows)
     columns = spec.output["curves_csv"]
-    tables = [results.SUMMARY, results.JOURNAL]
+    tables = [report.SUMMARY, report.JOURNAL]
     if columns:
-        tables.append(results.write_curves_csv(out, records, columns if isinstance(columns, dict) else None).name)
+        tables.append(report.write_curves_csv(out, records, columns if isinstance(columns, dict) else None).name)
     seconds = time.perf_counter() - start
-    written = plots.plot_dir(out) if spec.output["plots"] else []
+    written = plots.plot_dir(out, build=build_spec) if spec.output["plots"] else []
     print(_header(spec, len(records), seconds))
     print()
-    print(results.format_table(rows, spec.search, limit=20))
+    print(report.format_table(rows, spec.search, limit=20))
     print()
     print(f"results: {out}/ ({', '.join(tables + [p.name for p in written])})")
 
@@ -121,8 +123,7 @@ def _header(spec, n_trials: int, seconds: float) -> str:
 
 
 def _plan(args) -> None:
-    from jaxreg.spec import load_spec
-    from jaxreg.sweep import choose_chunk_size, config_id
+    from jaxreg.sweeps import choose_chunk_size, config_id, load_spec
 
     spec = load_spec(args.spec, args.set)
     configs = spec.configs(0)
@@ -146,27 +147,27 @@ def _plan(args) -> None:
 
 
 def _show(args) -> None:
-    from jaxreg import results
+    from jaxreg import report
 
-    manifest = results.load_manifest(args.dir)
-    records = results.read_journal(args.dir)
+    manifest = report.load_manifest(args.dir)
+    records = report.read_journal(args.dir)
     search = manifest["spec"]["search"]
-    rows = results.summarize(records, search)
+    rows = report.summarize(records, search)
     print(f"{manifest['spec']['name']}: {len(records)} trials in {args.dir}"
           + (f", best first by {search['metric']} (mean +- std over seeds)" if records else ""))
-    print(results.format_table(rows, search, limit=args.top))
+    print(report.format_table(rows, search, limit=args.top))
 
 
 def _plot(args) -> None:
-    from jaxreg import plots, results
+    from jaxreg.report import plots
+    from jaxreg.sweeps import build_spec
 
-    results.load_manifest(args.dir)
-    for path in plots.plot_dir(args.dir):
+    for path in plots.plot_dir(args.dir, build=build_spec):
         print(path)
 
 
 def _compare(args) -> None:
-    from jaxreg.compare import compare
+    from jaxreg.report.compare import compare
 
     for path in compare(args.dir, args.out):
         print(path)
@@ -174,13 +175,12 @@ def _compare(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from jaxreg.data import DatasetError
-    from jaxreg.space import SpecError
 
     try:
         args = _parser().parse_args(argv)
         {"run": _run, "plan": _plan, "show": _show, "plot": _plot,
          "compare": _compare}[args.command](args)
-    except (UsageError, SpecError, DatasetError) as error:
+    except (InputError, DatasetError) as error:
         print(f"jaxreg: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head`: stop quietly, as other tools do

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jaxreg import results
+from jaxreg import report
 
 SPEC = """
 name = "tiny-cli"
@@ -62,7 +62,7 @@ def test_run_show_plot(spec_file, tmp_path):
     assert done.returncode == 0, done.stderr
     out = tmp_path / "results" / "tiny-cli"  # the default folder: results/NAME
     assert "12 trials (2 seeds per config)" in done.stdout
-    assert len(results.read_journal(out)) == 12
+    assert len(report.read_journal(out)) == 12
     rows = (out / "summary.csv").read_text().splitlines()
     assert len(rows) == 7 and rows[0].startswith("rank,config_id,case,round,learning_rate,l2,seeds")
 
@@ -87,7 +87,7 @@ def test_set_overrides_and_a_different_spec_is_refused(spec_file, tmp_path):
                       "--set", "hparams.learning_rate={ values = [0.01] }")
     assert done.returncode == 0, done.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["spec"]["train"]["epochs"] == 2 and len(results.read_journal(out)) == 4
+    assert manifest["spec"]["train"]["epochs"] == 2 and len(report.read_journal(out)) == 4
     refused = jaxreg_cli("run", str(spec_file), "--out", str(out), "--quiet")
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.count("\n") == 1 and "holds results of a different spec" in refused.stderr
@@ -97,7 +97,7 @@ def _killed_then_resumed(spec_file: Path, out: Path) -> None:
     args = [sys.executable, "-m", "jaxreg", "run", str(spec_file), "--out", str(out), "--quiet",
             "--set", "search.chunk_size=2"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    journal = out / results.JOURNAL
+    journal = out / report.JOURNAL
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if journal.exists() and journal.read_text().count("\n") >= 4:
@@ -121,11 +121,11 @@ def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_run(spec_file, tm
     uninterrupted = jaxreg_cli("run", str(spec_file), "--out", str(tmp_path / "once"), "--quiet",
                                "--set", "search.chunk_size=2")
     assert uninterrupted.returncode == 0, uninterrupted.stderr
-    killed, once = results.read_journal(tmp_path / "killed"), results.read_journal(tmp_path / "once")
+    killed, once = report.read_journal(tmp_path / "killed"), report.read_journal(tmp_path / "once")
     keys = [(r["config_id"], r["seed"]) for r in killed]
     assert len(keys) == len(set(keys)) == 12  # every (config, seed) exactly once
     by_key = {(r["config_id"], r["seed"]): r for r in once}
     for record in killed:
         assert record == by_key[(record["config_id"], record["seed"])]  # bitwise: metrics are floats
-    summary = lambda folder: (tmp_path / folder / results.SUMMARY).read_text()
+    summary = lambda folder: (tmp_path / folder / report.SUMMARY).read_text()
     assert summary("killed") == summary("once")

@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from jaxreg import cli, results
-from jaxreg.compare import compare, load_folders, plot_best_so_far, plot_sampled_points
-from jaxreg.space import SpecError
-from jaxreg.spec import load_spec
-from jaxreg.sweep import run_sweep
+from jaxreg import cli, report
+from jaxreg.errors import InputError
+from jaxreg.report.compare import compare, load_folders, plot_best_so_far, plot_sampled_points
+from jaxreg.sweeps import load_spec, run_sweep
 
 HEAD = """
 [data]
@@ -80,7 +79,7 @@ def _copy(out, tmp_path, name="copy"):
 
 
 def _edit_manifest(folder, **search):
-    path = folder / results.MANIFEST
+    path = folder / report.MANIFEST
     manifest = json.loads(path.read_text())
     manifest["spec"]["search"].update(search)
     path.write_text(json.dumps(manifest))
@@ -99,7 +98,7 @@ def test_writes_csv_and_two_plots(grid, c2f, tmp_path):
     assert [r["method"] for r in rows] == ["grid", "coarse_to_fine (2 rounds of random, top 1)"]
     assert [r["configs"] for r in rows] == ["4", "6"] and [r["trials"] for r in rows] == ["8", "12"]
     for row, folder in zip(rows, (grid, c2f)):
-        best = results.summarize(results.read_journal(folder), results.load_manifest(folder)["spec"]["search"])[0]
+        best = report.summarize(report.read_journal(folder), report.load_manifest(folder)["spec"]["search"])[0]
         assert row["best_config_id"] == best["config_id"] and row["metric"] == "val_loss"
         assert float(row["val_loss_mean"]) == pytest.approx(best["val_loss_mean"])
         assert float(row["best_learning_rate"]) == pytest.approx(best["learning_rate"])
@@ -129,10 +128,10 @@ def test_sampled_points_share_the_log_axis_and_range(grid, c2f):
 
 def test_one_numeric_axis_is_drawn_against_the_metric(grid, tmp_path):
     copy = _copy(grid, tmp_path)
-    records = results.read_journal(copy)
+    records = report.read_journal(copy)
     for record in records:
         record["point"]["l2"] = 0.0
-    (copy / results.JOURNAL).write_text("".join(json.dumps(r) + "\n" for r in records))
+    (copy / report.JOURNAL).write_text("".join(json.dumps(r) + "\n" for r in records))
     fig = plot_sampled_points(load_folders([copy]))
     assert fig.axes[0].get_ylabel() == "val_loss"
     assert compare([copy], tmp_path / "one")
@@ -152,9 +151,9 @@ def _bad_inputs(grid, c2f, tmp_path):
     other_goal = _copy(c2f, tmp_path, "goal")
     _edit_manifest(other_goal, goal="maximize")
     empty = _copy(grid, tmp_path, "empty")
-    (empty / results.JOURNAL).write_text("")
+    (empty / report.JOURNAL).write_text("")
     no_spec = _copy(grid, tmp_path, "no-spec")
-    (no_spec / results.MANIFEST).write_text("{}")
+    (no_spec / report.MANIFEST).write_text("{}")
     a_file = tmp_path / "a-file"
     a_file.write_text("")
     (tmp_path / "plain").mkdir()
@@ -173,14 +172,14 @@ def test_bad_input_is_one_line_and_writes_nothing(grid, c2f, tmp_path, capsys):
     cases, a_file = _bad_inputs(grid, c2f, tmp_path)
     out = tmp_path / "cmp"
     for name, (dirs, message) in cases.items():
-        with pytest.raises(SpecError, match=re.escape(message)):
+        with pytest.raises(InputError, match=re.escape(message)):
             compare(dirs, out)
         assert cli.main(["compare", *map(str, dirs), "--out", str(out)]) == 2, name
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and ERROR.fullmatch(err.strip().removeprefix("jaxreg: error: ")), err
         assert not out.exists(), name
-    with pytest.raises(SpecError, match=r"^--out: expected a folder, got .* \(a file\)$"):
+    with pytest.raises(InputError, match=r"^--out: expected a folder, got .* \(a file\)$"):
         compare([grid], a_file)
-    with pytest.raises(SpecError, match=r"^--out: expected a folder other than the compared ones"):
+    with pytest.raises(InputError, match=r"^--out: expected a folder other than the compared ones"):
         compare([grid, c2f], c2f)
     assert not (c2f / "sampled_points.png").exists()

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxreg import results
-from jaxreg.spec import load_spec
-from jaxreg.sweep import run_sweep
+from jaxreg import report
+from jaxreg.sweeps import load_spec, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -48,14 +47,14 @@ def _curves(tmp_path, records, case):
     out = {}
     for record in records:
         if record["case"] == case:
-            curves = results.load_curves(tmp_path, record["config_id"], record["seed"])
+            curves = report.load_curves(tmp_path, record["config_id"], record["seed"])
             out[record["seed"]] = {k.removeprefix("curve/"): v for k, v in curves.items()}
     return out
 
 
 def test_the_books_table_digit_for_digit_with_the_books_derivative(tmp_path):
     _, records = _run("grokking-book", tmp_path, "train.epochs=31")
-    results.write_curves_csv(tmp_path, records, load_spec(ROOT / "sweeps" / "grokking-book.toml",
+    report.write_curves_csv(tmp_path, records, load_spec(ROOT / "sweeps" / "grokking-book.toml",
                                                           [f"data.data_dir={_data_dir()!r}"]).output["curves_csv"])
     lines = (tmp_path / "curves.csv").read_text().splitlines()
     rows = {(r["variant"], int(r["epoch"])): r for r in csv.DictReader(lines)}

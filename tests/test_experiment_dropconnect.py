@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from jaxreg import make_hparams, stack_hparams, train_batch
-from jaxreg.spec import load_spec
-from jaxreg.sweep import run_sweep
+from jaxreg.sweeps import load_spec, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

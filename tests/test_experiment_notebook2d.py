@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxreg import results
-from jaxreg.spec import load_spec
-from jaxreg.sweep import run_sweep
+from jaxreg import report
+from jaxreg.sweeps import load_spec, run_sweep
 
 SPEC = Path(__file__).resolve().parents[1] / "sweeps" / "notebook-2d.toml"
 
@@ -49,7 +48,7 @@ def test_notebook2d_claims(tmp_path):
 
     # The saved params are the ones measured: weight_norm is the norm of the "w" leaves.
     none_id = next(r["config_id"] for r in records if r["case"] == "none")
-    saved = results.load_curves(tmp_path, none_id, 0)
+    saved = report.load_curves(tmp_path, none_id, 0)
     norm = np.sqrt(sum(np.sum(v.astype(float) ** 2) for k, v in saved.items()
                        if k.startswith("params/") and k.endswith("['w']")))
     assert norm == pytest.approx(by_case["none"][0]["weight_norm"], rel=1e-5)

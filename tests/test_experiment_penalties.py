@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxreg.spec import load_spec
-from jaxreg.sweep import run_sweep
+from jaxreg.sweeps import load_spec, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

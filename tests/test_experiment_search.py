@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxreg import results
-from jaxreg.spec import load_spec
-from jaxreg.sweep import run_sweep
+from jaxreg import report
+from jaxreg.sweeps import load_spec, run_sweep
 
 SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
 SHORT = ["train.epochs=5", "output.plots=false"]
@@ -42,7 +41,7 @@ def test_log_scale_covers_every_decade_linear_scale_the_top_one(seed):
 @pytest.mark.slow
 def test_learning_rate_matters_far_more_than_l2(tmp_path):
     spec = load_spec(SWEEPS / "search-grid.toml", SHORT)
-    rows = results.summarize(run_sweep(spec, tmp_path, progress=False), spec.search)
+    rows = report.summarize(run_sweep(spec, tmp_path, progress=False), spec.search)
     rates, l2s = sorted({r["learning_rate"] for r in rows}), sorted({r["l2"] for r in rows})
     table = np.full((len(rates), len(l2s)), np.nan)
     for row in rows:
@@ -59,7 +58,7 @@ def test_learning_rate_matters_far_more_than_l2(tmp_path):
 def test_coarse_to_fine_narrows_the_learning_rate(tmp_path):
     spec = load_spec(SWEEPS / "search-coarse-to-fine.toml", SHORT)
     records = run_sweep(spec, tmp_path, progress=False)
-    rows = results.summarize(records, spec.search)
+    rows = report.summarize(records, spec.search)
     log_rates = {k: np.log10([r["learning_rate"] for r in rows if r["round"] == k]) for k in range(3)}
     assert [len(v) for v in log_rates.values()] == [5, 5, 5]
     span = {k: np.ptp(v) for k, v in log_rates.items()}

@@ -1,4 +1,4 @@
-"""End-to-end checks of jaxreg.plots on tiny real sweeps: which files, and that each is a real image.
+"""End-to-end checks of jaxreg.report.plots on tiny real sweeps: which files, and that each is a real image.
 
 Each sweep is trained once per module (compiling dominates); the variants (diverged trials, an
 empty journal) edit copies of its results folder instead of training again.
@@ -14,9 +14,10 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from jaxreg import plots
-from jaxreg.spec import load_spec
-from jaxreg.sweep import run_sweep
+from jaxreg import report
+from jaxreg.report import plots
+from jaxreg.report.folder import Folder, load_folder
+from jaxreg.sweeps import build_spec, load_spec, run_sweep
 
 HEAD = """
 [data]
@@ -133,7 +134,7 @@ def test_grid_with_two_numeric_axes(grid):
 def test_cases_get_curves_gap_and_weights(cases):
     """Three configs (too few for best_so_far), no swept numeric axis inside any case, and
     saved params of 64-D inputs: weight histograms, but no decision boundary."""
-    paths = plots.plot_dir(cases)
+    paths = plots.plot_dir(cases, build=build_spec)
     assert [p.name for p in paths] == ["curves.png", "generalization_gap.png", "test_curves.png",
                                        "weights_hist.png"]
     _assert_images(paths)
@@ -142,7 +143,7 @@ def test_cases_get_curves_gap_and_weights(cases):
 def test_blobs_with_params_and_plot_metrics(blobs):
     """2-D data with saved params: the decision boundary; plot_metrics: one plot per extra
     metric and numeric axis (the search metric, listed too, is plotted once)."""
-    paths = plots.plot_dir(blobs)
+    paths = plots.plot_dir(blobs, build=build_spec)
     assert [p.name for p in paths] == [
         "best_so_far.png", "curves.png", "decision_boundary.png", "generalization_gap.png",
         "metric_vs_l2.png", "test_curves.png", "train_accuracy_vs_l2.png", "weight_norm_vs_l2.png",
@@ -151,8 +152,7 @@ def test_blobs_with_params_and_plot_metrics(blobs):
 
 
 def _sweep(out):
-    from jaxreg import results
-    return plots._Sweep(out, results.load_manifest(out)["spec"], results.read_journal(out))
+    return load_folder(out, build=build_spec)
 
 
 def _line_epochs(fig) -> dict[str, list]:
@@ -194,7 +194,7 @@ def test_decision_boundary_from_the_saved_params(blobs):
     sweep = _sweep(blobs)
     fig = plots._decision_boundary(sweep)
     row, ax = sweep.shown()[0], fig.axes[0]  # the best config's panel comes first
-    assert ax.get_title().startswith(f"{sweep.label(row)}, seed 0")
+    assert ax.get_title().startswith(f"{sweep.config_label(row)}, seed 0")
     variant = next(v for v in sweep.built.variants if row["case"] in v.cases)
     params = plots._rebuild_params(variant.model, sweep.params(row["config_id"], 0))
     train = variant.dataset.train
@@ -210,12 +210,10 @@ def test_decision_boundary_from_the_saved_params(blobs):
 
 def test_old_manifest_without_plot_metrics(blobs):
     """Manifests written before output.plot_metrics existed have no such key: no extra plots."""
-    from jaxreg import results
-
-    spec = results.load_manifest(blobs)["spec"]
+    spec = report.load_manifest(blobs)["spec"]
     assert _sweep(blobs).plot_metrics == ["weight_norm", "train_accuracy"]  # val_loss: the search metric
     del spec["output"]["plot_metrics"]
-    assert plots._Sweep(blobs, spec, results.read_journal(blobs)).plot_metrics == []
+    assert Folder(blobs, spec, report.read_journal(blobs)).plot_metrics == []
 
 
 def test_diverged_trials_are_plotted_without_a_metric(grid, tmp_path):
@@ -247,6 +245,6 @@ def test_empty_journal_writes_nothing(grid, tmp_path):
 def test_axis_scale(values, log_form, expected):
     ax = Figure().add_subplot()
     ax.scatter(values, values)
-    plots._scale(ax, "x", values, log_form)
+    plots.scale_axis(ax, "x", values, log_form)
     assert ax.get_xscale() == expected
     assert ax.get_xlim()[0] < min(values) and ax.get_xlim()[1] > max(values)

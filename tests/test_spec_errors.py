@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from jaxreg.cli import main
-from jaxreg.spec import load_spec
+from jaxreg.sweeps import load_spec
 
 N_TRAIN = 40  # the base spec's training set size; its MLP 64-8-10 has 2 dropout layers
 

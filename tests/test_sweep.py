@@ -16,10 +16,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxreg import results
-from jaxreg.space import Space, parse_axis
-from jaxreg.spec import build_spec
-from jaxreg.sweep import config_id, run_sweep, search_rounds
+from jaxreg import report
+from jaxreg.sweeps import Space, build_spec, config_id, parse_axis, run_sweep, search_rounds
 
 TINY = {
     "name": "tiny",
@@ -180,7 +178,7 @@ def test_coarse_to_fine_rounds_reuse_one_compiled_program(c2f_run):
 def test_later_rounds_zoom_around_the_best_configs(c2f_run):
     spec, _, records, _ = c2f_run
     by_round = {r: [x for x in records if x["round"] == r] for r in (0, 1, 2)}
-    rows = results.summarize(by_round[0], build_spec(spec).search)
+    rows = report.summarize(by_round[0], build_spec(spec).search)
     best = [row["learning_rate"] for row in rows[:2]]
     later = [x["point"]["learning_rate"] for x in by_round[1]]
     span = math.log(max(best) / min(best))
@@ -190,12 +188,12 @@ def test_later_rounds_zoom_around_the_best_configs(c2f_run):
 
 def test_journal_has_one_line_per_trial_and_the_summary_selects_by_validation(c2f_run):
     spec, out, records, _ = c2f_run
-    journal = results.read_journal(out)
+    journal = report.read_journal(out)
     assert len({(r["config_id"], r["seed"]) for r in journal}) == len(journal) == 18
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest["runs"][0]["versions"]) >= {"jaxreg", "jax", "jaxlib", "optax"}
     assert manifest["spec"]["search"]["metric"] == "val_loss"
-    rows = results.summarize(journal, manifest["spec"]["search"])
+    rows = report.summarize(journal, manifest["spec"]["search"])
     # Oracle: mean and standard error over seeds, recomputed here from the journal.
     for row in rows:
         values = [r["metrics"]["val_loss"] for r in journal if r["config_id"] == row["config_id"]]
@@ -226,7 +224,7 @@ def test_resume_skips_finished_trials_and_tolerates_a_torn_line(tmp_path):
     (out / "trials.jsonl").write_text("".join(lines[:4]) + lines[4][: len(lines[4]) // 2])
     resumed = _run(spec, out)
     assert _comparable(resumed) == _comparable(full)
-    journal = results.read_journal(out)
+    journal = report.read_journal(out)
     assert len(journal) == 6
     assert json.loads((out / "manifest.json").read_text())["runs"][-1]["trials_trained"] == 2
 
@@ -239,11 +237,11 @@ def test_a_different_spec_is_refused_and_overwrite_replaces(tmp_path):
         _run(other, tmp_path)
     assert (tmp_path / "trials.jsonl").read_bytes() == before
     records = _run(other, tmp_path, overwrite=True)
-    assert len(results.read_journal(tmp_path)) == len(records) == 2
+    assert len(report.read_journal(tmp_path)) == len(records) == 2
 
 
 def test_chunk_size_follows_the_memory_budget():
-    from jaxreg.sweep import bytes_per_member, choose_chunk_size
+    from jaxreg.sweeps.run import bytes_per_member, choose_chunk_size
 
     spec = build_spec(tiny(search={"chunk_size": None, "memory_budget_mb": 1}))
     per_member = bytes_per_member(spec)
@@ -256,7 +254,7 @@ def test_chunk_size_follows_the_memory_budget():
 
 SHARDED = """
 import numpy as np, jax, jaxreg
-from jaxreg.spec import build_spec
+from jaxreg.sweeps import build_spec
 spec = build_spec({"data": {"dataset": "digits", "n_train": 60}, "model": {"hidden": [8]},
     "train": {"optimizer": "adam", "epochs": 4, "eval_every": 2, "batch_size": 20},
     "hparams": {"learning_rate": {"values": [0.003, 0.01, 0.03]}}, "search": {"seeds": 2}})

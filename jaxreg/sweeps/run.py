@@ -1,13 +1,13 @@
 """Running a sweep: rounds of configs x seeds through ONE compiled program, journaled as they finish.
 
-``run_sweep(spec, out_dir)`` trains every (config, seed) of a :class:`jaxreg.spec.Spec` in
+``run_sweep(spec, out_dir)`` trains every (config, seed) of a :class:`jaxreg.sweeps.Spec` in
 fixed-size chunks of one compiled ``train_batch`` program (the same program for every chunk
 and every coarse-to-fine round: zero recompiles), appending one line per finished trial to
 ``out_dir/trials.jsonl``. Rerunning on the same folder resumes: trials already in the journal
 are never recomputed, and because a member's result depends only on its hparams, its seed
 and the chunk size, the resumed sweep gives the same numbers as an uninterrupted one.
 
-Files in ``out_dir`` (see :mod:`jaxreg.results`): ``manifest.json``, ``trials.jsonl``,
+Files in ``out_dir`` (see :mod:`jaxreg.report.store`): ``manifest.json``, ``trials.jsonl``,
 ``curves/CONFIG_SEED.npz``, ``summary.csv`` and the plots.
 """
 
@@ -24,10 +24,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxreg import results
+from jaxreg.errors import InputError
 from jaxreg.hparams import make_hparams, stack_hparams
-from jaxreg.space import Config, Space
-from jaxreg.spec import Spec, SpecError
+from jaxreg.report.store import Store, trial_record
+from jaxreg.report.summary import as_float, rank_key
+from jaxreg.sweeps.build import Spec
+from jaxreg.sweeps.space import Config, Space
 from jaxreg.train import METRICS, train_batch
 
 _MIN_CHUNK = 2  # XLA rounds a batch of one differently: never compile one
@@ -47,7 +49,7 @@ def bytes_per_member(variant) -> int:
     mini-batch (every intermediate of one example's forward pass, traced once, times the batch,
     times 3 for the backward pass and dropout masks); the evaluation forward pass over every
     evaluated split; the shuffled copy of the training set; the curves. ``variant`` is a
-    :class:`jaxreg.spec.Variant` (or a spec: its first variant).
+    :class:`jaxreg.sweeps.Variant` (or a spec: its first variant).
     """
     config, model = variant.config, variant.model
     params = jax.eval_shape(model.init, jax.random.key(0))
@@ -80,7 +82,7 @@ def choose_chunk_size(spec: Spec, members_per_round: int, variant=None) -> int:
     budget = spec.search["memory_budget_mb"] * 2**20
     fit = int(budget // per_member)
     if fit < _MIN_CHUNK:
-        raise SpecError(f"search.memory_budget_mb: expected at least "
+        raise InputError(f"search.memory_budget_mb: expected at least "
                         f"{math.ceil(_MIN_CHUNK * per_member / 2**20)} MB "
                         f"(2 members), got {spec.search['memory_budget_mb']}")
     return max(_MIN_CHUNK, min(fit, members_per_round))
@@ -99,7 +101,7 @@ def search_rounds(space: Space, score: Callable[[list[Config]], list[float]], *,
         scores = [float(v) for v in score(configs)]
         history.extend(zip(configs, scores))
         if round_index + 1 < rounds:
-            ranked = sorted(zip(configs, scores), key=lambda item: results.rank_key(item[1], minimize))
+            ranked = sorted(zip(configs, scores), key=lambda item: rank_key(item[1], minimize))
             axes = space.zoom(axes, [config for config, _ in ranked[:top_k]], min_width=min_width)
     return history
 
@@ -108,11 +110,11 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
               log: Callable[[str], None] | None = None) -> list[dict]:
     """Runs (or resumes) a sweep into ``out_dir``; returns the journal's records.
 
-    Raises :class:`SpecError` before anything is trained or written when ``out_dir`` holds the
+    Raises :class:`InputError` before anything is trained or written when ``out_dir`` holds the
     results of a different spec and ``overwrite`` is False.
     """
     log = log or (lambda text: print(text, file=sys.stderr))
-    store = results.Store(Path(out_dir))
+    store = Store(Path(out_dir))
     store.prepare(spec, overwrite=overwrite)
     records = store.read_journal()
     rounds, metric = spec.search["rounds"], spec.search["metric"]
@@ -139,7 +141,7 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
                                         label.rstrip(": "), progress, spec.output["params"])
             elif progress:
                 log(f"{label.rstrip(': ')}: all {len(configs) * len(spec.seeds)} trials already in the journal")
-            return [float(np.mean([results.as_float(records[(config_id(c), seed)]["metrics"][metric])
+            return [float(np.mean([as_float(records[(config_id(c), seed)]["metrics"][metric])
                                    for seed in spec.seeds])) for c in configs]
 
         search_rounds(variant.space, score, rounds=rounds, top_k=spec.search["top_k"],
@@ -162,7 +164,7 @@ def _train_round(variant, runner, chunk_size: int, pending: list, store, records
             seeds = np.array([seed for _, _, seed in chunk])
             hparams = stack_hparams(make_hparams(variant.model, **config.hparams) for _, config, _ in chunk)
             result = runner(seeds, hparams, variant.init_params)
-            new = [results.trial_record(cid, config, seed, i, result, hparams)
+            new = [trial_record(cid, config, seed, i, result, hparams)
                    for i, (cid, config, seed) in enumerate(chunk)]
             for i, record in enumerate(new):
                 store.write_curves(record, result, i, save_params, variant.config.eval_epochs)

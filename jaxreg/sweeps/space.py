@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxreg.errors import InputError
+
 GRID_FORMS = ("values", "linspace", "logspace")
 RANDOM_FORMS = ("choice", "uniform", "log_uniform")
 FORMS = ("values", "linspace", "logspace", "int", "choice", "uniform", "log_uniform")
@@ -40,13 +42,9 @@ METHODS = ("grid", "random", "coarse_to_fine")
 MAX_GRID = 10**6  # configs per grid round: beyond, listing them alone exhausts memory
 
 
-class SpecError(ValueError):
-    """Bad input in a sweep spec or its overrides; the message names the field."""
-
-
 def _number(where: str, value, what: str = "a number") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise SpecError(f"{where}: expected {what}, got {value!r}")
+        raise InputError(f"{where}: expected {what}, got {value!r}")
     return float(value)
 
 
@@ -107,7 +105,7 @@ class Axis:
             return np.geomspace(self.low, self.high, self.num).tolist()
         if self.form == "int":
             return list(range(int(self.low), int(self.high) + 1))
-        raise SpecError(f"{self.where}: {{ {self.form} = ... }} is a distribution: expected "
+        raise InputError(f"{self.where}: {{ {self.form} = ... }} is a distribution: expected "
                         f"search.method 'random' or 'coarse_to_fine' with round_method 'random', "
                         f"got a grid search")
 
@@ -166,19 +164,19 @@ def _no_bools(where: str, name: str, value) -> None:
     if name == "restore_best":
         return
     if isinstance(value, bool):
-        raise SpecError(f"{where}: expected a number, got {str(value).lower()}")
+        raise InputError(f"{where}: expected a number, got {str(value).lower()}")
     if isinstance(value, list):
         for item in value:
             _no_bools(where, name, item)
 
 
 def parse_axis(name: str, raw: Any, where: str | None = None) -> Axis:
-    """Reads one ``[hparams]`` entry; raises :class:`SpecError` naming ``where``
+    """Reads one ``[hparams]`` entry; raises :class:`InputError` naming ``where``
     (default ``hparams.NAME``; ``cases.CASE.NAME`` for an entry of a case)."""
     where = where or f"hparams.{name}"
     if not isinstance(raw, Mapping):
         if isinstance(raw, str):
-            raise SpecError(f"{where}: expected a number, a list of per-layer rates or an axis table "
+            raise InputError(f"{where}: expected a number, a list of per-layer rates or an axis table "
                             f"{{ values | linspace | logspace | int | choice | uniform | log_uniform = ... }}, "
                             f"got {raw!r}")
         _no_bools(where, name, raw)
@@ -187,41 +185,41 @@ def parse_axis(name: str, raw: Any, where: str | None = None) -> Axis:
     unknown = [key for key in forms if key not in FORMS]
     if unknown or len(forms) != 1:
         got = unknown[0] if unknown else ("nothing" if not forms else " and ".join(forms))
-        raise SpecError(f"{where}: expected exactly one of {', '.join(FORMS)} (and optionally "
+        raise InputError(f"{where}: expected exactly one of {', '.join(FORMS)} (and optionally "
                         f"layers), got {got if not unknown else repr(got)}")
     form, args = forms[0], raw[forms[0]]
     layers = raw.get("layers")
     if layers is not None:
         if name not in LAYERED:
-            raise SpecError(f"{where}.layers: expected only for {' or '.join(LAYERED)}, got {layers!r}")
+            raise InputError(f"{where}.layers: expected only for {' or '.join(LAYERED)}, got {layers!r}")
         if (not isinstance(layers, list) or not layers
                 or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers)):
-            raise SpecError(f"{where}.layers: expected a non-empty list of layer indices >= 0, got {layers!r}")
+            raise InputError(f"{where}.layers: expected a non-empty list of layer indices >= 0, got {layers!r}")
         layers = tuple(layers)
     if not isinstance(args, list):
-        raise SpecError(f"{where}.{form}: expected a list, got {args!r}")
+        raise InputError(f"{where}.{form}: expected a list, got {args!r}")
     if form in ("values", "choice"):
         if not args:
-            raise SpecError(f"{where}.{form}: expected a non-empty list, got []")
+            raise InputError(f"{where}.{form}: expected a non-empty list, got []")
         _no_bools(where, name, args)
         return Axis(name, form, tuple(args), layers=layers, path=where)
     arity = 3 if form in ("linspace", "logspace") else 2
     shape = "[lo, hi, n]" if arity == 3 else "[lo, hi]"
     if len(args) != arity:
-        raise SpecError(f"{where}.{form}: expected {shape}, got {args!r}")
+        raise InputError(f"{where}.{form}: expected {shape}, got {args!r}")
     low = _number(f"{where}.{form}", args[0], f"numbers {shape}")
     high = _number(f"{where}.{form}", args[1], f"numbers {shape}")
     if not (math.isfinite(low) and math.isfinite(high)) or low > high:
-        raise SpecError(f"{where}.{form}: expected finite bounds with lo <= hi, got {args!r}")
+        raise InputError(f"{where}.{form}: expected finite bounds with lo <= hi, got {args!r}")
     num = 0
     if arity == 3:
         num = args[2]
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            raise SpecError(f"{where}.{form}: expected a count n >= 1 in [lo, hi, n], got {num!r}")
+            raise InputError(f"{where}.{form}: expected a count n >= 1 in [lo, hi, n], got {num!r}")
     if form in ("logspace", "log_uniform") and low <= 0:
-        raise SpecError(f"{where}.{form}: expected 0 < lo <= hi for a log scale, got {args!r}")
+        raise InputError(f"{where}.{form}: expected 0 < lo <= hi for a log scale, got {args!r}")
     if form == "int" and not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
-        raise SpecError(f"{where}.int: expected integers [lo, hi], got {args!r}")
+        raise InputError(f"{where}.int: expected integers [lo, hi], got {args!r}")
     return Axis(name, form, (), low, high, num, layers, path=where)
 
 
@@ -261,12 +259,12 @@ class Space:
             if axis.layers is not None:
                 n = self.layer_counts.get(name, 0)
                 if max(axis.layers) >= n:
-                    raise SpecError(f"{axis.where}.layers: expected layer indices in [0, {n - 1}] "
+                    raise InputError(f"{axis.where}.layers: expected layer indices in [0, {n - 1}] "
                                     f"(the model has {n}), got {list(axis.layers)}")
         if self._grid_like:
             for _, axis in self.all_axes():
                 if axis.form in ("uniform", "log_uniform"):
-                    raise SpecError(f"{axis.where}: expected values, linspace, logspace, int or choice "
+                    raise InputError(f"{axis.where}: expected values, linspace, logspace, int or choice "
                                     f"under a grid search ({axis.form} is a distribution: it needs "
                                     f"search.method 'random', or round_method 'random' with "
                                     f"'coarse_to_fine'), got {axis.form}")
@@ -284,9 +282,9 @@ class Space:
         if self._grid_like:
             total = sum(math.prod(a.grid_size for a in axes.values()) for _, axes in self._spaces())
             if total == 0:
-                raise SpecError("hparams: expected at least one config, got an empty grid")
+                raise InputError("hparams: expected at least one config, got an empty grid")
             if total > MAX_GRID:
-                raise SpecError(f"hparams: expected at most {MAX_GRID} configs in a grid, got {total}")
+                raise InputError(f"hparams: expected at most {MAX_GRID} configs in a grid, got {total}")
 
     @property
     def _grid_like(self) -> bool:

@@ -1,9 +1,9 @@
 """Experiment 8, repeated: every search method over many sampling seeds, not one lucky draw.
 
-    python sweeps/search_repeats.py                       # momentum, as in the search-*.toml specs
-    python sweeps/search_repeats.py --set train.optimizer=adam --runs results/search-repeats-adam \
-        --name repeats-adam                               # the same with Adam
-    python sweeps/search_repeats.py --seeds 5 --methods random random-linear-lr ...   # a subset
+    python experiments/search_repeats.py                  # momentum, as in the search-*.toml specs
+    python experiments/search_repeats.py --set train.optimizer=adam --runs results/search-repeats-adam \
+        --name repeats-adam                          # the same with Adam
+    python experiments/search_repeats.py --seeds 5 --methods random random-linear-lr ...   # a subset
 
 For each sampling seed s (``search.seed = s``) it runs search-random, search-random-linear-lr and
 search-coarse-to-fine, and a *shifted grid*: the 4 x 4 grid of search-grid.toml with its four
@@ -32,12 +32,12 @@ import jax
 import numpy as np
 from matplotlib.figure import Figure
 
-from jaxreg import results
-from jaxreg.compare import load_folder, per_decade, write_csv
-from jaxreg.spec import apply_overrides, build_spec, load_spec
-from jaxreg.sweep import run_sweep
+from jaxreg import report
+from jaxreg.report.compare import per_decade
+from jaxreg.report.folder import load_folder
+from jaxreg.sweeps import apply_overrides, build_spec, load_spec, run_sweep
 
-SWEEPS = Path(__file__).resolve().parent
+SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"  # the TOML specs it runs
 METHODS = ("grid", "grid-shifted", "random", "coarse-to-fine", "random-linear-lr")
 FRESH_SEEDS = list(range(100, 110))
 
@@ -74,12 +74,12 @@ def reevaluate(draws: list[dict], overrides: list[str], runs: Path) -> dict:
     raw["output"] = {"plots": False}
     spec = build_spec(raw)
     start = time.perf_counter()
-    manifest = runs / "reeval" / results.MANIFEST
-    stale = manifest.exists() and results.load_manifest(runs / "reeval")["spec_sha256"] != spec.digest
+    manifest = runs / "reeval" / report.MANIFEST
+    stale = manifest.exists() and report.load_manifest(runs / "reeval")["spec_sha256"] != spec.digest
     records = run_sweep(spec, runs / "reeval", overwrite=stale, progress=False)
     print(f"reeval of {len(chosen)} configs: {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    rows = results.summarize(records, spec.search)
-    results.write_summary(runs / "reeval", rows)
+    rows = report.summarize(records, spec.search)
+    report.write_summary(runs / "reeval", rows)
     by_case = {row["case"]: row for row in rows}
     return {config: by_case[f"c{i}"] for i, config in enumerate(chosen)}
 
@@ -93,7 +93,7 @@ def draw_row(method: str, seed: int, folder: Path) -> dict:
             "best_learning_rate": best["learning_rate"], "best_l2": best["l2"],
             "learning_rates_per_decade": per_decade([r["learning_rate"] for r in f.rows],
                                                      min(f.extent("learning_rate")), max(f.extent("learning_rate"))),
-            "seconds": sum(r.get("seconds") or 0.0 for r in results.load_manifest(folder)["runs"]),
+            "seconds": sum(r.get("seconds") or 0.0 for r in report.load_manifest(folder)["runs"]),
             "curve": curve}
 
 
@@ -185,9 +185,9 @@ def main(argv=None) -> None:
         row = fresh[(d["best_learning_rate"], d["best_l2"])]
         d["reeval_val_loss"], d["reeval_test_accuracy"] = row["val_loss_mean"], row["test_accuracy_mean"]
     args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(args.out / f"{args.name}_draws.csv", [{k: v for k, v in d.items() if k != "curve"} for d in draws])
+    report.write_csv(args.out / f"{args.name}_draws.csv", [{k: v for k, v in d.items() if k != "curve"} for d in draws])
     stats = statistics(draws, args.methods)
-    write_csv(args.out / f"{args.name}.csv", stats)
+    report.write_csv(args.out / f"{args.name}.csv", stats)
     metric = load_spec(SWEEPS / "search-grid.toml").search["metric"]
     plot_curves(draws, args.methods, metric).savefig(args.out / f"{args.name}_best_so_far.png", dpi=120)
     lines = [f"# {args.name}: {args.seeds} sampling seeds" + (f", {' '.join(args.set)}" if args.set else ""), "",

@@ -1,6 +1,7 @@
 """Plots of a results folder: cost curves, the metric against each swept axis, search progress.
 
-``plot_dir(out)`` reads what :mod:`jaxreg.results` wrote and adds the PNG files that apply:
+``plot_dir(out)`` reads a results folder through :mod:`jaxreg.report.folder` and adds the PNG
+files that apply:
 
 - ``curves.png``: train and validation loss and accuracy per epoch of the best configs (the best
   of each case when the spec has cases), mean over seeds with a min-max band.
@@ -15,7 +16,9 @@
   probability over the plane, its 0.5 contour and the training points, one panel per case.
 
 Figures are built with matplotlib's object API (``Figure``), never pyplot: no global figure
-registry to leak into, and no GUI backend, so it works headless and in threads.
+registry to leak into, and no GUI backend, so it works headless and in threads. The axis
+helpers here (``scale_axis``, ``plain_log_labels``, ``metric_axis``, ``scatter_configs``,
+``metric_colorbar``) are the ones :mod:`jaxreg.report.compare` draws with too.
 """
 
 from __future__ import annotations
@@ -24,42 +27,43 @@ import functools
 import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import numpy as np
+from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator, PercentFormatter
 
-from jaxreg import results
+from jaxreg.report.folder import Folder, distinct, load_folder
 
-MAX_SHOWN = 6  # configs in curves.png without cases: more lines than this are unreadable
-MAX_CASES = 10  # the colour cycle's length
-LOG_FORMS = ("logspace", "log_uniform")
 CURVE_PANELS = (("train_loss", "val_loss"), ("train_accuracy", "val_accuracy"))
 TEST_PANELS = (("test_loss",), ("test_accuracy",))  # test_curves.png: how the book reads a run
 DPI = 120
+MARKERS = "osD^vP"  # one per coarse-to-fine round
 MAX_LAYER_PANELS = 6  # weights_hist.png: one panel per layer up to this many layers
 GRID_POINTS = 250  # decision_boundary.png: the plane is drawn from GRID_POINTS^2 predictions
 _LAYER_INDEX = re.compile(r"\[(\d+)\]")
 
 
-def plot_dir(out) -> list[Path]:
+def plot_dir(out, *, build: Callable[[dict], object] | None = None) -> list[Path]:
     """Writes the plots of a results folder as PNG files into it.
 
     Args:
-        out: a results folder written by :func:`jaxreg.sweep.run_sweep`.
+        out: a results folder written by :func:`jaxreg.sweeps.run_sweep`.
+        build: rebuilds the spec from the manifest (:func:`jaxreg.sweeps.build_spec`), for the
+            plot that applies the model (``decision_boundary.png``); without it, that one is left out.
 
     Returns:
         The paths written, sorted; empty while the journal holds no finished trial.
     """
     out = Path(out)
-    manifest = results.load_manifest(out)
-    records = results.read_journal(out)
+    sweep = load_folder(out, build=build)
+    records = sweep.records
     if not records:
         return []
-    sweep = _Sweep(out, manifest["spec"], records)
     plots = [("curves.png", _curves), ("test_curves.png", _test_curves), ("generalization_gap.png", _gap)]
     if any(r["metrics"][sweep.metric] is not None for r in records):  # else nothing to plot against
         if len(sweep.rows) >= 4:
@@ -72,121 +76,26 @@ def plot_dir(out) -> list[Path]:
     if sweep.has_params:
         plots += [("weights_hist.png", _weights_hist), ("decision_boundary.png", _decision_boundary)]
     written = []
-    for filename, build in plots:  # one figure at a time: each is garbage once saved
-        fig = build(sweep)
+    for filename, build_figure in plots:  # one figure at a time: each is garbage once saved
+        fig = build_figure(sweep)
         if fig is not None:
             fig.savefig(out / filename, dpi=DPI)
             written.append(out / filename)
     return sorted(written)
 
 
-class _Sweep:
-    """What every plot reads: the spec, the journal and its summary, and the swept axes."""
-
-    def __init__(self, out: Path, spec: dict, records: list[dict]):
-        self.out, self.spec, self.records = out, spec, records
-        self.metric = spec["search"]["metric"]
-        self.minimize = spec["search"]["goal"] == "minimize"
-        self.rows = results.summarize(records, spec["search"])  # best first
-        self.trials: dict[str, list[dict]] = {}
-        for record in records:
-            self.trials.setdefault(record["config_id"], []).append(record)
-        self.has_case = any(r["case"] is not None for r in records)
-        self.has_rounds = len({r["round"] for r in records}) > 1
-        values: dict[str, list] = {}
-        for record in records:
-            for name, value in record["point"].items():
-                values.setdefault(name, []).append(value)
-        self.varying = [n for n, v in values.items() if len({json.dumps(x) for x in v}) > 1]
-        # Lists (per-layer dropout rates) and strings are categories: labels, never an axis.
-        self.numeric = [n for n in self.varying if all(results.is_number(x) for x in values[n])]
-        # Manifests written before output.plot_metrics existed lack the key.
-        extra = spec.get("output", {}).get("plot_metrics", [])
-        self.plot_metrics = [m for m in dict.fromkeys(extra) if m != self.metric]
-        self.has_params = bool(spec.get("output", {}).get("params"))
-
-    def label(self, row: dict) -> str:
-        parts = [str(row["case"])] if self.has_case else []
-        parts += [f"{name}={_fmt(row[name])}" for name in self.varying if name in row]
-        return ", ".join(parts) or row["config_id"]
-
-    def shown(self) -> list[dict]:
-        """The best config of each case, or the best few configs."""
-        if not self.has_case:
-            return self.rows[:MAX_SHOWN]
-        best = {}
-        for row in self.rows:
-            best.setdefault(row["case"], row)
-        return list(best.values())[:MAX_CASES]
-
-    def group(self, item: dict):
-        """What colours a trial or config: its case, else its round when there are several."""
-        return item["case"] if self.has_case else item["round"] if self.has_rounds else None
-
-    def group_label(self, key) -> str:
-        return str(key) if self.has_case else f"round {key + 1}" if self.has_rounds else "config"
-
-    def log_form(self, name: str) -> bool:
-        """Whether the spec samples axis ``name`` on a log scale, in any case."""
-        tables = [self.spec.get("hparams") or {}, *(self.spec.get("cases") or {}).values()]
-        return any(isinstance(t.get(name), dict) and set(t[name]) & set(LOG_FORMS) for t in tables)
-
-    def curves(self, config_id: str) -> dict[str, np.ndarray] | None:
-        """The curves of one config, one row per seed (NaN where not evaluated), and ``epochs``
-        (completed epochs at each evaluation); None if no curves file was found."""
-        loaded = []
-        for record in self.trials[config_id]:
-            try:
-                loaded.append(results.load_curves(self.out, config_id, record["seed"]))
-            except FileNotFoundError:
-                continue
-        if not loaded:
-            return None
-        names = [name for panels in (CURVE_PANELS, TEST_PANELS) for panel in panels for name in panel]
-        curves = {n: _finite(np.stack([c[f"curve/{n}"] for c in loaded]).astype(float)) for n in names}
-        # Each file records its epochs (a case may override train.eval_every); older files don't.
-        n_evals = curves[names[0]].shape[1]
-        epochs = loaded[0].get("epochs")
-        if epochs is None or len(epochs) != n_evals:
-            epochs = np.arange(1, n_evals + 1) * self.spec["train"]["eval_every"]
-        curves["epochs"] = np.asarray(epochs)
-        return curves
-
-    def mean_of(self, config_id: str, metric: str) -> float:
-        """The mean of ``metric`` over a config's seeds (NaN if a seed has none), as in summary.csv."""
-        return float(np.mean([results.as_float(r["metrics"][metric]) for r in self.trials[config_id]]))
-
-    def params(self, config_id: str, seed: int) -> dict[str, np.ndarray] | None:
-        """One trial's saved params by key path (``"[0]['w']"``); None if none were saved."""
-        try:
-            saved = results.load_curves(self.out, config_id, seed)
-        except FileNotFoundError:
-            return None
-        params = {k.removeprefix("params/"): v for k, v in saved.items() if k.startswith("params/")}
-        return params or None
-
-    @functools.cached_property
-    def built(self):
-        """The spec rebuilt from the manifest (models and data), or None where it can't be
-        (data files missing on this machine, a spec from another jaxreg version)."""
-        from jaxreg.spec import build_spec  # here: only the plots that apply a model need it
-
-        try:
-            return build_spec(self.spec)
-        except (ValueError, OSError):  # SpecError, or DatasetError for data not on this machine
-            return None
+def _group(sweep: Folder, item: dict):
+    """What colours a trial or config: its case, else its round when there are several."""
+    return item["case"] if sweep.has_case else item["round"] if sweep.has_rounds else None
 
 
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.2g}"
-    if isinstance(value, list):
-        return "[" + ",".join(_fmt(v) for v in value) + "]"
-    return str(value)
+def _group_label(sweep: Folder, key) -> str:
+    return str(key) if sweep.has_case else f"round {key + 1}" if sweep.has_rounds else "config"
 
 
-def _finite(a: np.ndarray) -> np.ndarray:
-    return np.where(np.isfinite(a), a, np.nan)
+def _curves_of(sweep: Folder, config_id: str) -> dict[str, np.ndarray] | None:
+    names = [name for panels in (CURVE_PANELS, TEST_PANELS) for panel in panels for name in panel]
+    return sweep.curves(config_id, names)
 
 
 def _mean(a: np.ndarray) -> np.ndarray:
@@ -195,7 +104,7 @@ def _mean(a: np.ndarray) -> np.ndarray:
     return np.where(count > 0, np.nansum(a, 0) / np.maximum(count, 1), np.nan)
 
 
-def _scale(ax, which: str, values, log_form: bool = False, factor: float = 20) -> None:
+def scale_axis(ax, which: str, values, log_form: bool = False, factor: float = 20) -> None:
     """Log scale when positive values span more than ``factor`` (or the axis was sampled on
     one); symlog when zero is among them, as in ``l2 = [0, 1e-4, 1e-3]``."""
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
@@ -205,7 +114,7 @@ def _scale(ax, which: str, values, log_form: bool = False, factor: float = 20) -
     setter, axis = (ax.set_xscale, ax.xaxis) if which == "x" else (ax.set_yscale, ax.yaxis)
     if v.min() > 0:
         setter("log")
-        _plain_log_labels(axis)
+        plain_log_labels(axis)
     else:
         setter("symlog", linthresh=positive.min(), linscale=0.5)
         axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
@@ -222,30 +131,69 @@ class _PlainLogFormatter(LogFormatter):
         return f"{x:g}" if super().__call__(x, pos) else ""
 
 
-def _plain_log_labels(axis) -> None:
+def plain_log_labels(axis) -> None:
     axis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
     axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.7)))
 
 
-def _metric_axis(ax, name: str, values) -> None:
-    """Labels an axis that shows metric ``name``: accuracies in %, losses on a log scale if wide."""
+def metric_axis(ax, name: str, values, factor: float = 20) -> None:
+    """Labels the y axis that shows metric ``name``: accuracies in %, losses on a log scale when
+    they span more than ``factor`` (see :func:`scale_axis`)."""
     if name.endswith("accuracy"):
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     else:
-        _scale(ax, "y", values)
+        scale_axis(ax, "y", values, factor=factor)
     ax.set_ylabel(name)
 
 
-def _test_curves(sweep: _Sweep) -> Figure | None:
+def scatter_configs(ax, rows: list[dict], x: str, y: str, *, metric: str, minimize: bool, norm: Normalize):
+    """Configs (summary rows, best first) at ``(row[x], row[y])``, coloured by their mean of
+    ``metric`` under ``norm``, one marker per round (labelled when there are several); configs
+    without a mean as grey crosses (unless ``y`` is that mean); the best config starred.
+
+    Returns:
+        The last scatter coloured by the metric, for a colour bar (None if no config has a mean).
+    """
+    key = f"{metric}_mean"
+    done = [r for r in rows if math.isfinite(r[key])]
+    rounds = sorted({r["round"] for r in done})
+    mappable = None
+    for k in rounds:
+        mine = [r for r in done if r["round"] == k]
+        mappable = ax.scatter([r[x] for r in mine], [r[y] for r in mine], c=[r[key] for r in mine], norm=norm,
+                              cmap="viridis_r" if minimize else "viridis", s=60, marker=MARKERS[k % len(MARKERS)],
+                              edgecolor="black", lw=0.5, label=f"round {k + 1}" if len(rounds) > 1 else None)
+    failed = [r for r in rows if not math.isfinite(r[key])]
+    if failed and y != key:
+        ax.scatter([r[x] for r in failed], [r[y] for r in failed], marker="x", color="grey", label="diverged")
+    if done:
+        ax.scatter([done[0][x]], [done[0][y]], marker="*", s=400, facecolor="none", edgecolor="red", lw=1.5,
+                   label="best", zorder=3)
+    return mappable
+
+
+def metric_colorbar(fig, mappable, ax, metric: str, minimize: bool, label: str, **kwargs):
+    """A colour bar for ``metric``: accuracies in %, a log norm with plain labels, better on top."""
+    bar = fig.colorbar(mappable, ax=ax, label=label, **kwargs)
+    if metric.endswith("accuracy"):
+        bar.ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    elif isinstance(mappable.norm, LogNorm):
+        plain_log_labels(bar.ax.yaxis)
+    if minimize:
+        bar.ax.invert_yaxis()
+    return bar
+
+
+def _test_curves(sweep: Folder) -> Figure | None:
     """Test loss and accuracy per evaluation: what the book plots, never used for selection."""
-    shown = [(row, c) for row in sweep.shown() if (c := sweep.curves(row["config_id"])) is not None]
+    shown = [(row, c) for row in sweep.shown() if (c := _curves_of(sweep, row["config_id"])) is not None]
     if not any(np.isfinite(c["test_accuracy"]).any() for _, c in shown):
         return None
     return _curves(sweep, TEST_PANELS, "test curves")
 
 
-def _curves(sweep: _Sweep, panels=CURVE_PANELS, what: str = "learning curves") -> Figure | None:
-    shown = [(row, c) for row in sweep.shown() if (c := sweep.curves(row["config_id"])) is not None]
+def _curves(sweep: Folder, panels=CURVE_PANELS, what: str = "learning curves") -> Figure | None:
+    shown = [(row, c) for row in sweep.shown() if (c := _curves_of(sweep, row["config_id"])) is not None]
     if not shown:
         return None
     columns = len(panels[0])
@@ -259,7 +207,7 @@ def _curves(sweep: _Sweep, panels=CURVE_PANELS, what: str = "learning curves") -
             for name, ax in zip(panel_names, panel_axes):
                 seeds = curves[name]
                 mean = _mean(seeds)
-                line, = ax.plot(epochs, mean, color=color, lw=1.6, label=sweep.label(row))
+                line, = ax.plot(epochs, mean, color=color, lw=1.6, label=sweep.config_label(row))
                 if len(seeds) > 1:
                     # fmin/fmax skip NaN without the warnings of nanmin on all-NaN columns.
                     ax.fill_between(epochs, np.fmin.reduce(seeds), np.fmax.reduce(seeds),
@@ -280,7 +228,7 @@ def _curves(sweep: _Sweep, panels=CURVE_PANELS, what: str = "learning curves") -
             if panel_names[0].endswith("accuracy"):
                 panel_axes[0].yaxis.set_major_formatter(PercentFormatter(1.0))
             else:  # log losses: the late, small decreases stay visible (if there are ticks to read)
-                _scale(panel_axes[0], "y", row_values, factor=5)
+                scale_axis(panel_axes[0], "y", row_values, factor=5)
         panel_axes[0].set_ylabel(panel_names[0].split("_")[1])
     for ax in axes[1]:
         ax.set_xlabel("epoch")
@@ -298,7 +246,7 @@ def _curves(sweep: _Sweep, panels=CURVE_PANELS, what: str = "learning curves") -
     return fig
 
 
-def _metric_vs(sweep: _Sweep, name: str, metric: str | None = None) -> Figure | None:
+def _metric_vs(sweep: Folder, name: str, metric: str | None = None) -> Figure | None:
     """``metric`` (default: the search metric) against swept axis ``name``: every trial, the
     mean over seeds of every config, lines through configs that differ only in ``name``."""
     metric = metric or sweep.metric
@@ -309,19 +257,19 @@ def _metric_vs(sweep: _Sweep, name: str, metric: str | None = None) -> Figure | 
     ax = fig.add_subplot()
     rows = [r for r in sweep.rows if name in r]
     means = {r["config_id"]: sweep.mean_of(r["config_id"], metric) for r in rows}
-    groups = list(dict.fromkeys(sweep.group(r) for r in rows))
+    groups = list(dict.fromkeys(_group(sweep, r) for r in rows))
     for i, key in enumerate(groups):
-        ok = [r for r in records if sweep.group(r) == key and r["metrics"][metric] is not None]
+        ok = [r for r in records if _group(sweep, r) == key and r["metrics"][metric] is not None]
         ax.scatter([r["point"][name] for r in ok], [r["metrics"][metric] for r in ok],
                    s=14, color=f"C{i}", alpha=0.4, lw=0)
-        mine = [r for r in rows if sweep.group(r) == key]
+        mine = [r for r in rows if _group(sweep, r) == key]
         ax.scatter([r[name] for r in mine], [means[r["config_id"]] for r in mine], s=45,
-                   color=f"C{i}", edgecolor="black", lw=0.6, label=sweep.group_label(key) + " mean")
+                   color=f"C{i}", edgecolor="black", lw=0.6, label=_group_label(sweep, key) + " mean")
     # In a grid, configs that differ only in this axis form a line: the axis' effect at fixed others.
-    others = [n for n in sweep.varying if n != name and len({json.dumps(r.get(n)) for r in rows}) > 1]
+    others = [n for n in sweep.varying if n != name and len(distinct(r.get(n) for r in rows)) > 1]
     lines: dict[str, list[dict]] = {}
     for row in rows:
-        lines.setdefault(json.dumps([sweep.group(row), *[row.get(n) for n in others]]), []).append(row)
+        lines.setdefault(json.dumps([_group(sweep, row), *[row.get(n) for n in others]]), []).append(row)
     handles = ax.get_legend_handles_labels()[0]
     if any(len(line) > 1 for line in lines.values()):
         for line in lines.values():
@@ -342,8 +290,8 @@ def _metric_vs(sweep: _Sweep, name: str, metric: str | None = None) -> Figure | 
         # No value to place them at: pin them to the worst edge of the plot.
         worst_on_top = sweep.minimize if searched else not metric.endswith("accuracy")
         handles.append(_pin_to_worst(ax, worst_on_top, diverged, f"diverged ({len(diverged)}, no {metric})"))
-    _scale(ax, "x", [r["point"][name] for r in records], sweep.log_form(name))
-    _metric_axis(ax, metric, [r["metrics"][metric] for r in records])
+    scale_axis(ax, "x", [r["point"][name] for r in records], sweep.log_form(name))
+    metric_axis(ax, metric, [r["metrics"][metric] for r in records])
     ax.set_xlabel(name)
     ax.grid(alpha=0.3)
     ax.legend(handles=handles, fontsize="small", loc="best")
@@ -365,48 +313,30 @@ def _pin_to_worst(ax, top: bool, x, label: str):
     return marks
 
 
-def _search_space(sweep: _Sweep) -> Figure | None:
+def _search_space(sweep: Folder) -> Figure | None:
     metric, (xname, yname) = sweep.metric, sweep.numeric[:2]
     rows = [r for r in sweep.rows if xname in r and yname in r]
-    done = [r for r in rows if not math.isnan(r[f"{metric}_mean"])]
-    if len(done) < 2:
+    means = [r[f"{metric}_mean"] for r in rows if math.isfinite(r[f"{metric}_mean"])]
+    if len(means) < 2:
         return None
     fig = Figure(figsize=(8, 6), layout="constrained")
     ax = fig.add_subplot()
-    norm = (min(r[f"{metric}_mean"] for r in done), max(r[f"{metric}_mean"] for r in done))
-    markers = "osD^vP"
-    for round_ in sorted({r["round"] for r in done}):
-        mine = [r for r in done if r["round"] == round_]
-        points = ax.scatter([r[xname] for r in mine], [r[yname] for r in mine],
-                            c=[r[f"{metric}_mean"] for r in mine], vmin=norm[0], vmax=norm[1],
-                            cmap="viridis_r" if sweep.minimize else "viridis", s=60,
-                            marker=markers[round_ % len(markers)], edgecolor="black", lw=0.5,
-                            label=f"round {round_ + 1}" if sweep.has_rounds else None)
-    bar = fig.colorbar(points, ax=ax, label=f"{metric} (mean over seeds), better on top")
-    if sweep.minimize:
-        bar.ax.invert_yaxis()
-    if metric.endswith("accuracy"):
-        bar.formatter = PercentFormatter(1.0)
-    failed = [r for r in rows if math.isnan(r[f"{metric}_mean"])]
-    if failed:
-        ax.scatter([r[xname] for r in failed], [r[yname] for r in failed], marker="x",
-                   color="grey", label="diverged")
-    ax.scatter([done[0][xname]], [done[0][yname]], marker="*", s=400, facecolor="none",
-               edgecolor="red", lw=1.5, label="best")
-    _scale(ax, "x", [r[xname] for r in rows], sweep.log_form(xname))
-    _scale(ax, "y", [r[yname] for r in rows], sweep.log_form(yname))
+    points = scatter_configs(ax, rows, xname, yname, metric=metric, minimize=sweep.minimize,
+                             norm=Normalize(min(means), max(means)))
+    metric_colorbar(fig, points, ax, metric, sweep.minimize, f"{metric} (mean over seeds), better on top")
+    scale_axis(ax, "x", [r[xname] for r in rows], sweep.log_form(xname))
+    scale_axis(ax, "y", [r[yname] for r in rows], sweep.log_form(yname))
     ax.set(xlabel=xname, ylabel=yname, title=f"{sweep.spec['name']}: configs over {xname} x {yname}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return fig
 
 
-def _best_so_far(sweep: _Sweep) -> Figure:
+def _best_so_far(sweep: Folder) -> Figure:
     metric = sweep.metric
-    by_id = {r["config_id"]: r for r in sweep.rows}
-    order = [by_id[cid] for cid in sweep.trials]  # dicts keep the journal's order
+    order = sweep.in_journal_order()
     values = np.array([r[f"{metric}_mean"] for r in order])
-    best = (np.fmin if sweep.minimize else np.fmax).accumulate(values)  # skips NaN (diverged)
+    best = sweep.best_so_far()  # skips NaN (diverged)
     n = np.arange(1, len(values) + 1)
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.add_subplot()
@@ -419,7 +349,7 @@ def _best_so_far(sweep: _Sweep) -> Figure:
             ax.axvline(i + 0.5, color="black", ls=":", lw=1)
             ax.text(i + 0.7, 0.98, f"round {order[i]['round'] + 1}", transform=ax.get_xaxis_transform(),
                     va="top", fontsize="small")
-    _metric_axis(ax, metric, values)
+    metric_axis(ax, metric, values)
     ax.set_xlabel("configs evaluated (journal order)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
@@ -428,7 +358,7 @@ def _best_so_far(sweep: _Sweep) -> Figure:
     return fig
 
 
-def _gap(sweep: _Sweep) -> Figure | None:
+def _gap(sweep: Folder) -> Figure | None:
     shown = sweep.shown()
     if not any(np.isfinite([r["train_accuracy_mean"], r["val_accuracy_mean"]]).all() for r in shown):
         return None
@@ -442,7 +372,7 @@ def _gap(sweep: _Sweep) -> Figure | None:
         gap = row["train_accuracy_mean"] - row["val_accuracy_mean"]
         ax.text(1.01, i, f"gap {100 * gap:+.1f} pts" if math.isfinite(gap) else "no accuracy",
                 va="center", fontsize="small", transform=ax.get_yaxis_transform())
-    ax.set_yticks(y, [sweep.label(r) for r in shown])
+    ax.set_yticks(y, [sweep.config_label(r) for r in shown])
     ax.invert_yaxis()  # best on top
     ax.set_xlim(0, 1.04)  # room for error bars at 100%
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
@@ -459,7 +389,7 @@ def _weight_layers(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return dict(sorted(layers.items(), key=lambda item: [int(i) for i in _LAYER_INDEX.findall(item[0])]))
 
 
-def _weights_hist(sweep: _Sweep) -> Figure | None:
+def _weights_hist(sweep: Folder) -> Figure | None:
     """Histograms of the learned weights of the best configs: every seed's weights pooled, all
     layers together (top) and layer by layer (bottom). L2 gathers them near zero."""
     shown, shapes = [], None
@@ -491,7 +421,7 @@ def _weights_hist(sweep: _Sweep) -> Figure | None:
             clipped = np.clip(w, edges[0], edges[-1])  # the rare weights beyond the range: end bins
             ax.hist(clipped, edges, weights=share, histtype="stepfilled", color=f"C{i}", alpha=0.18)
             rms = float(np.sqrt(np.mean(w.astype(float) ** 2)))
-            label = f"{sweep.label(row)}: rms {rms:.3g}"
+            label = f"{sweep.config_label(row)}: rms {rms:.3g}"
             if layer is None:
                 label += f", {len(w) // seeds} weights x {seeds} seed{'s' * (seeds > 1)}"
             ax.hist(clipped, edges, weights=share, histtype="step", color=f"C{i}", lw=1.4, label=label)
@@ -520,7 +450,7 @@ def _rebuild_params(model, saved: dict[str, np.ndarray]):
     return treedef.unflatten([saved[jax.tree_util.keystr(path)] for path, _ in shapes])
 
 
-def _decision_boundary(sweep: _Sweep) -> Figure | None:
+def _decision_boundary(sweep: Folder) -> Figure | None:
     """The predicted probability of class 1 over the plane for the best config of each case
     (its first seed), the 0.5 contour, and the training points: for 2-D binary data only."""
     shown = []
@@ -570,7 +500,7 @@ def _decision_boundary(sweep: _Sweep) -> Figure | None:
         record = next(r for r in sweep.trials[row["config_id"]] if r["seed"] == seed)
         accuracies = [f"{split} {100 * record['metrics'][f'{split}_accuracy']:.0f}%" for split in ("train", "val")
                       if record["metrics"].get(f"{split}_accuracy") is not None]
-        ax.set_title(f"{sweep.label(row)}, seed {seed}\n" + ", ".join(accuracies), fontsize="medium")
+        ax.set_title(f"{sweep.config_label(row)}, seed {seed}\n" + ", ".join(accuracies), fontsize="medium")
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
     for ax in axes[len(panels):]:

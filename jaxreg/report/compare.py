@@ -7,94 +7,25 @@ coloured by the metric on one shared scale; an axis is on a log scale in every p
 folder samples it on one, so that log and linear sampling of one range compare by eye) and
 ``comparison.csv`` (one row per folder: spec, method, configs, trials, the best config's metric
 mean +- std over seeds, its test accuracy and loss, the run time). Folders must rank configs by
-the same metric and goal; bad input raises :class:`SpecError` before anything is written.
+the same metric and goal; bad input raises :class:`jaxreg.errors.InputError` before anything is
+written. Each folder is read by :mod:`jaxreg.report.folder` and drawn with the axis helpers of
+:mod:`jaxreg.report.plots`, as a folder's own plots are.
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import io
 import math
 from pathlib import Path
 
 import numpy as np
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from jaxreg import results
-from jaxreg.space import SpecError
-
-LOG_FORMS = ("logspace", "log_uniform")
-MARKERS = "osD^vP"  # one per coarse-to-fine round
-DPI = 120
-
-
-@dataclasses.dataclass
-class Folder:
-    """One results folder, read: ``rows`` is its summary, best first."""
-
-    path: Path
-    spec: dict
-    records: list
-    rows: list
-    label: str = ""
-
-    @property
-    def search(self) -> dict:
-        return self.spec["search"]
-
-    @property
-    def method(self) -> str:
-        s = self.search
-        if s["method"] != "coarse_to_fine":
-            return s["method"]
-        return f"coarse_to_fine ({s['rounds']} rounds of {s['round_method']}, top {s['top_k']})"
-
-    def numeric_axes(self) -> list[str]:
-        """Swept axes (more than one value) whose values are all finite numbers, in spec order."""
-        values: dict[str, list] = {}
-        for record in self.records:
-            for name, value in record["point"].items():
-                values.setdefault(name, []).append(value)
-        return [n for n, v in values.items()
-                if len({repr(x) for x in v}) > 1 and all(results.is_number(x) for x in v)]
-
-    def axis_tables(self, name: str) -> list[dict]:
-        """Axis ``name`` as the spec writes it, e.g. ``{"logspace": [lo, hi, n]}``, in [hparams] and cases."""
-        tables = [self.spec.get("hparams") or {}, *(self.spec.get("cases") or {}).values()]
-        return [t[name] for t in tables if isinstance(t.get(name), dict)]
-
-    def log_form(self, name: str) -> bool:
-        return any(set(axis) & set(LOG_FORMS) for axis in self.axis_tables(name))
-
-    def extent(self, name: str) -> list[float]:
-        """The ends of axis ``name``'s range in the spec (or its listed values), and every value drawn."""
-        ends = [v for axis in self.axis_tables(name) for form, args in axis.items() if form != "layers"
-                for v in (args[:2] if form in ("linspace", "logspace") else args)]  # not the count n
-        drawn = [r["point"][name] for r in self.records if name in r["point"]]
-        return [float(v) for v in ends + drawn if results.is_number(v)]
-
-    def best_so_far(self) -> np.ndarray:
-        """The running best config mean, configs in the order they first appear in the journal."""
-        means = {r["config_id"]: r[f"{self.search['metric']}_mean"] for r in self.rows}
-        values = np.array([means[cid] for cid in dict.fromkeys(r["config_id"] for r in self.records)])
-        return (np.fmin if self.search["goal"] == "minimize" else np.fmax).accumulate(values)  # skips NaN
-
-
-def load_folder(path: str | Path) -> Folder:
-    """Reads one results folder; :class:`SpecError` if it is not one or holds no finished trial."""
-    path = Path(path)
-    manifest = results.load_manifest(path)
-    spec = manifest.get("spec") if isinstance(manifest, dict) else None
-    if not isinstance(spec, dict) or not isinstance(spec.get("search"), dict):
-        raise SpecError(f"DIR: expected a manifest.json with the resolved spec, got {str(path)!r} without one")
-    records = results.read_journal(path)
-    if not records:
-        raise SpecError(f"DIR: expected a results folder with finished trials, got {str(path)!r} "
-                        f"(no trials in {results.JOURNAL})")
-    return Folder(path, spec, records, results.summarize(records, spec["search"]))
+from jaxreg.errors import InputError
+from jaxreg.report.folder import Folder, load_folder
+from jaxreg.report.plots import DPI, metric_axis, metric_colorbar, scatter_configs
+from jaxreg.report.store import JOURNAL
+from jaxreg.report.summary import write_csv
 
 
 def load_folders(paths: list) -> list[Folder]:
@@ -103,13 +34,19 @@ def load_folders(paths: list) -> list[Folder]:
     resolved = [Path(p).resolve() for p in paths]
     for i, path in enumerate(resolved):
         if path in resolved[:i]:
-            raise SpecError(f"DIR: expected distinct results folders, got {str(paths[i])!r} twice")
-    folders = [load_folder(p) for p in paths]
+            raise InputError(f"DIR: expected distinct results folders, got {str(paths[i])!r} twice")
+    folders = []
+    for path in paths:
+        folder = load_folder(path)
+        if not folder.records:
+            raise InputError(f"DIR: expected a results folder with finished trials, got {str(path)!r} "
+                             f"(no trials in {JOURNAL})")
+        folders.append(folder)
     for key in ("metric", "goal"):
         first = folders[0].search[key]
         for folder in folders[1:]:
             if folder.search[key] != first:
-                raise SpecError(f"search.{key}: expected the same {key} in every folder, got {first!r} in "
+                raise InputError(f"search.{key}: expected the same {key} in every folder, got {first!r} in "
                                 f"{str(folders[0].path)!r} and {folder.search[key]!r} in {str(folder.path)!r}")
     for labels in ([f.spec["name"] for f in folders], [f.path.name for f in folders], list(map(str, paths))):
         if len(set(labels)) == len(labels):
@@ -123,29 +60,17 @@ def comparison_rows(folders: list[Folder]) -> list[dict]:
     """One row per folder: its best config by the search metric, with its test metrics."""
     out = []
     for folder in folders:
-        metric, best = folder.search["metric"], folder.rows[0]
+        metric, best = folder.metric, folder.rows[0]
         row = {"label": folder.label, "folder": str(folder.path), "spec": folder.spec["name"],
                "method": folder.method, "configs": len(folder.rows), "trials": len(folder.records),
                "diverged_trials": sum(r["status"] == "diverged" for r in folder.records),
                "metric": metric, "best_config_id": best["config_id"], "best_round": best["round"] + 1}
-        row.update({f"best_{name}": best.get(name) for name in folder.numeric_axes()})
+        row.update({f"best_{name}": best.get(name) for name in folder.numeric})
         for name in (metric, "test_accuracy", "test_loss"):
             row[f"{name}_mean"], row[f"{name}_std"] = best[f"{name}_mean"], best[f"{name}_std"]
-        runs = results.load_manifest(folder.path).get("runs") or []
-        row["seconds"] = round(sum(run.get("seconds") or 0.0 for run in runs), 1)
+        row["seconds"] = round(folder.seconds(), 1)
         out.append(row)
     return out
-
-
-def write_csv(path: Path, rows: list[dict]) -> Path:
-    """Rows as a CSV, columns in order of first appearance, written atomically."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({c: results._csv_value(row.get(c)) for c in columns} for row in rows)
-    results.atomic_write(path, buffer.getvalue())
-    return path
 
 
 def _value(value: float, metric: str) -> str:
@@ -154,30 +79,9 @@ def _value(value: float, metric: str) -> str:
     return f"{100 * value:.2f}%" if metric.endswith("accuracy") else f"{value:.4f}"
 
 
-def _plain_log_labels(axis) -> None:
-    """0.2, 0.3, 0.5, 1, 2 rather than 2x10^-1: a loss reads as a number."""
-    def minor(value, _=None):
-        mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
-        return f"{value:g}" if any(abs(mantissa - m) < 1e-6 for m in (2, 3, 5)) else ""
-
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.set_minor_formatter(FuncFormatter(minor))
-
-
-def _metric_y(ax, metric: str, values) -> None:
-    """Accuracies in %; losses on a log scale when they span more than a factor 5."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if metric.endswith("accuracy"):
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    elif len(v) and v.min() > 0 and v.max() / v.min() > 5:
-        ax.set_yscale("log")
-        _plain_log_labels(ax.yaxis)
-
-
 def plot_best_so_far(folders: list[Folder]) -> Figure:
     """Left: the whole search; right: zoomed on the final values, where the searches differ."""
-    metric, minimize = folders[0].search["metric"], folders[0].search["goal"] == "minimize"
+    metric, minimize = folders[0].metric, folders[0].minimize
     fig = Figure(figsize=(12, 5), layout="constrained")
     full, zoom = fig.subplots(1, 2)
     curves = [folder.best_so_far() for folder in folders]
@@ -194,8 +98,8 @@ def plot_best_so_far(folders: list[Folder]) -> Figure:
         worst = finals[-1] if abs(finals[-1] - median) <= 2 * abs(median - best) else median + 2 * (median - best)
         margin = max(abs(worst - best), 0.02 * abs(median) + 1e-12) * (1 if minimize else -1)
         zoom.set_ylim(*sorted((best - 0.5 * margin, worst + 1.5 * margin)))
-    _metric_y(full, metric, np.concatenate(curves))
-    _metric_y(zoom, metric, [])
+    metric_axis(full, metric, np.concatenate(curves), factor=5)
+    metric_axis(zoom, metric, [], factor=5)
     full.set_title(f"best {metric} so far ({'lower' if minimize else 'higher'} is better)")
     zoom.set_title("zoom on the final values")
     for ax in (full, zoom):
@@ -227,8 +131,8 @@ def _limits(set_limits, values, log: bool) -> None:
 def plot_sampled_points(folders: list[Folder]) -> Figure:
     """One panel per folder: its configs over two numeric axes (one: against the metric), coloured
     by the metric on one scale; panels that show the same axis show the same range."""
-    metric, minimize = folders[0].search["metric"], folders[0].search["goal"] == "minimize"
-    axes_of = {f.label: f.numeric_axes()[:2] for f in folders}
+    metric, minimize = folders[0].metric, folders[0].minimize
+    axes_of = {f.label: f.numeric[:2] for f in folders}
     names = {n for f in folders for n in axes_of[f.label]}
     extent = {n: [v for f in folders if n in axes_of[f.label] for v in f.extent(n)] for n in names}
     log = {n for n in names if min(extent[n]) > 0 and any(f.log_form(n) for f in folders)}
@@ -250,27 +154,15 @@ def plot_sampled_points(folders: list[Folder]) -> Figure:
             ax.set_title(folder.label, fontsize="medium")
             continue
         x_name, y_key = axis_names[0], axis_names[1] if len(axis_names) > 1 else f"{metric}_mean"
+        points = scatter_configs(ax, rows, x_name, y_key, metric=metric, minimize=minimize, norm=norm)
+        mappable = mappable if points is None else points
         done = [r for r in rows if math.isfinite(r[f"{metric}_mean"])]
-        rounds = sorted({r["round"] for r in done})
-        for k in rounds:
-            mine = [r for r in done if r["round"] == k]
-            mappable = ax.scatter([r[x_name] for r in mine], [r[y_key] for r in mine],
-                                  c=[r[f"{metric}_mean"] for r in mine], norm=norm,
-                                  cmap="viridis_r" if minimize else "viridis", s=55, marker=MARKERS[k % len(MARKERS)],
-                                  edgecolor="black", lw=0.5, label=f"round {k + 1}" if len(rounds) > 1 else None)
-        failed = [r for r in rows if not math.isfinite(r[f"{metric}_mean"])]
-        if failed and len(axis_names) > 1:
-            ax.scatter([r[x_name] for r in failed], [r[y_key] for r in failed], marker="x", color="grey",
-                       label="diverged")
-        if done:
-            ax.scatter([done[0][x_name]], [done[0][y_key]], marker="*", s=350, facecolor="none",
-                       edgecolor="red", lw=1.5, label="best", zorder=3)
         for name, set_scale, set_limits in zip(axis_names, (ax.set_xscale, ax.set_yscale), (ax.set_xlim, ax.set_ylim)):
             if name in log:
                 set_scale("log")
             _limits(set_limits, extent[name], name in log)
         if len(axis_names) == 1:
-            _metric_y(ax, metric, [r[y_key] for r in done])
+            metric_axis(ax, metric, [r[y_key] for r in done], factor=5)
         x_label = x_name
         if x_name in log:
             low, high = min(extent[x_name]), max(extent[x_name])
@@ -284,13 +176,8 @@ def plot_sampled_points(folders: list[Folder]) -> Figure:
     for ax in panels[len(folders):]:
         ax.set_visible(False)
     if mappable is not None:
-        bar = fig.colorbar(mappable, ax=list(panels[:len(folders)]), shrink=0.8, label=f"{metric} (config mean over seeds)")
-        if metric.endswith("accuracy"):
-            bar.ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        elif use_log:
-            _plain_log_labels(bar.ax.yaxis)
-        if minimize:
-            bar.ax.invert_yaxis()  # better on top
+        metric_colorbar(fig, mappable, list(panels[:len(folders)]), metric, minimize,
+                        f"{metric} (config mean over seeds)", shrink=0.8)
     fig.suptitle("Sampled configs per search (one colour scale; red star: the best config)")
     return fig
 
@@ -298,12 +185,12 @@ def plot_sampled_points(folders: list[Folder]) -> Figure:
 def compare(dirs, out: str | Path) -> list[Path]:
     """Writes ``comparison.csv``, ``best_so_far.png`` and ``sampled_points.png`` into ``out`` and
     returns their paths. ``out`` is created; it may not be one of ``dirs``, results folders
-    written by :func:`jaxreg.sweep.run_sweep` (it would replace their own ``best_so_far.png``)."""
+    written by :func:`jaxreg.sweeps.run_sweep` (it would replace their own ``best_so_far.png``)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise SpecError(f"--out: expected a folder, got {str(out)!r} (a file)")
+        raise InputError(f"--out: expected a folder, got {str(out)!r} (a file)")
     if out.resolve() in {Path(d).resolve() for d in dirs}:
-        raise SpecError(f"--out: expected a folder other than the compared ones, got {str(out)!r}")
+        raise InputError(f"--out: expected a folder other than the compared ones, got {str(out)!r}")
     folders = load_folders(list(dirs))
     out.mkdir(parents=True, exist_ok=True)
     written = [write_csv(out / "comparison.csv", comparison_rows(folders))]

@@ -1,0 +1,24 @@
+"""Reports: what a sweep leaves in its results folder, and what is read and drawn from it.
+
+In the order they build on each other:
+
+- ``store``: the folder's files (manifest, the trial journal, curves ``.npz``), written atomically.
+- ``summary``: per-config statistics of the journal, ``summary.csv`` and the text table.
+- ``folder``: the one reader of a results folder that plots and comparisons share.
+- ``plots``: the PNG files of one folder; ``compare``: several folders side by side.
+
+``report`` never imports :mod:`jaxreg.sweeps`: sweeps write through ``store``, and the one plot
+that applies a model (the decision boundary) is handed a function that rebuilds the spec.
+``plots`` and ``compare`` load matplotlib: import them as modules, they are not re-exported here.
+"""
+
+from jaxreg.report.store import (CURVES, JOURNAL, MANIFEST, SUMMARY, Store, atomic_write, load_curves,
+                                 load_manifest, read_journal)
+from jaxreg.report.summary import (CSV_SOURCES, as_float, format_table, is_number, rank_key, summarize,
+                                   write_csv, write_curves_csv, write_summary)
+
+__all__ = [
+    "CSV_SOURCES", "CURVES", "JOURNAL", "MANIFEST", "SUMMARY", "Store", "as_float", "atomic_write",
+    "format_table", "is_number", "load_curves", "load_manifest", "rank_key", "read_journal",
+    "summarize", "write_csv", "write_curves_csv", "write_summary",
+]

@@ -1,0 +1,212 @@
+"""The files of a sweep's results folder: a journal that is the source of truth, and what is derived from it.
+
+- ``manifest.json``: the resolved spec and its SHA-256, and one entry per run of the sweep
+  (start and end time, jaxreg/jax/jaxlib/optax/numpy versions, devices, chunk size, trials
+  trained). A folder holds one spec: resuming with another one is refused.
+- ``trials.jsonl``: append-only, one JSON line per finished (config, seed): ``config_id``,
+  ``seed``, ``round``, ``case``, ``point`` (the swept values), ``hparams`` (all of them),
+  ``status`` (``ok`` or ``diverged``), ``best_epoch``, ``stopped_epoch``, ``diverged_epoch``
+  and ``metrics`` at the returned params (``null`` where not evaluated). Lines are flushed and
+  fsynced as each chunk finishes; a torn last line (a crash mid-write) is dropped on resume.
+- ``curves/CONFIG_SEED.npz``: per-evaluation curves of every metric (and the params, if
+  ``output.params``), written before the trial's journal line.
+- ``summary.csv``: one row per config, best first, rewritten atomically from the journal
+  (its rows and text: :mod:`jaxreg.report.summary`).
+
+Problems with a folder (not one, another spec's, a broken file) raise
+:class:`jaxreg.errors.InputError` naming ``--out`` or ``DIR``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import math
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxreg.errors import InputError
+from jaxreg.hparams import HParams
+from jaxreg.train import METRICS
+
+MANIFEST, JOURNAL, SUMMARY, CURVES = "manifest.json", "trials.jsonl", "summary.csv", "curves"
+
+
+def _json_value(value):
+    """Strict JSON: NaN becomes null, infinities the strings "inf" and "-inf"."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+    return value
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for package in ("jaxreg", "jax", "jaxlib", "optax", "numpy"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = None
+    out["python"] = platform.python_version()
+    return out
+
+
+def atomic_write(path: Path, content: str | bytes) -> None:
+    """Writes ``content`` to ``path`` through a temporary file and a rename: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb" if isinstance(content, bytes) else "w") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def trial_record(cid: str, config, seed: int, i: int, result, hparams: HParams) -> dict:
+    """The journal line of member ``i`` of a chunk's ``result``."""
+    diverged = bool(result.diverged[i])
+    return {
+        "config_id": cid, "seed": int(seed), "round": config.round, "case": config.case,
+        "point": _json_value(config.point),
+        "hparams": {name: _json_value(np.asarray(getattr(hparams, name)[i])) for name in HParams._fields},
+        "status": "diverged" if diverged else "ok",
+        "best_epoch": int(result.best_epoch[i]), "stopped_epoch": int(result.stopped_epoch[i]),
+        "diverged_epoch": int(result.diverged_epoch[i]),
+        "metrics": {name: _json_value(float(result.final[name][i])) for name in METRICS},
+    }
+
+
+class Store:
+    """The files of one results folder."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.manifest_path = self.out / MANIFEST
+        self.journal_path = self.out / JOURNAL
+        self.summary_path = self.out / SUMMARY
+        self.curves_dir = self.out / CURVES
+
+    def prepare(self, spec, *, overwrite: bool) -> None:
+        """Checks the folder can take this spec; clears it first with ``overwrite``."""
+        if self.out.exists() and not self.out.is_dir():
+            raise InputError(f"--out: expected a folder, got {str(self.out)!r} (a file)")
+        if self.manifest_path.exists() and not overwrite:
+            try:
+                manifest = json.loads(self.manifest_path.read_text())
+                previous = manifest["spec_sha256"]
+            except (OSError, ValueError, KeyError, TypeError):
+                raise InputError(f"--out: {str(self.out)!r} has an unreadable {MANIFEST}: expected "
+                                f"a jaxreg results folder; use --overwrite to replace it") from None
+            if previous != spec.digest:
+                raise InputError(f"--out: {str(self.out)!r} holds results of a different spec "
+                                f"(sha256 {previous[:12]}, this one {spec.digest[:12]}): expected the "
+                                f"same spec to resume; use --overwrite to replace them, or another --out")
+        if overwrite:
+            for path in (self.manifest_path, self.journal_path, self.summary_path):
+                path.unlink(missing_ok=True)
+            if self.curves_dir.is_dir():
+                for path in self.curves_dir.glob("*.npz"):
+                    path.unlink()
+            for path in self.out.glob("*.png"):
+                path.unlink()
+
+    def start_run(self, spec, chunk_size: int) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.curves_dir.mkdir(exist_ok=True)
+        if self.manifest_path.exists():
+            manifest = json.loads(self.manifest_path.read_text())
+        else:
+            manifest = {"spec_sha256": spec.digest, "spec": spec.resolved, "runs": []}
+        manifest["runs"].append({
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions(), "devices": [str(d) for d in jax.local_devices()],
+            "chunk_size": chunk_size, "finished": None})
+        self._manifest = manifest
+        atomic_write(self.manifest_path, json.dumps(manifest, indent=2) + "\n")
+
+    def finish_run(self, trained: int, seconds: float) -> None:
+        run = self._manifest["runs"][-1]
+        run.update(finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                   trials_trained=trained, seconds=round(seconds, 3))
+        atomic_write(self.manifest_path, json.dumps(self._manifest, indent=2) + "\n")
+
+    def read_journal(self) -> dict:
+        """The finished trials by ``(config_id, seed)``; cuts off a torn last line first."""
+        return {(r["config_id"], r["seed"]): r for r in read_journal(self.out, repair=True)}
+
+    def append(self, records: list[dict]) -> None:
+        lines = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
+        with open(self.journal_path, "a") as file:
+            file.write(lines)
+            file.flush()
+            os.fsync(file.fileno())
+
+    def write_curves(self, record: dict, result, i: int, with_params: bool, epochs) -> None:
+        arrays = {f"curve/{name}": np.asarray(result.curves[name][i]) for name in METRICS}
+        arrays["epochs"] = np.asarray(epochs)  # completed epochs at each evaluation
+        if with_params:
+            leaves, _ = jax.tree_util.tree_flatten_with_path(result.params)
+            for path, leaf in leaves:
+                arrays["params/" + jax.tree_util.keystr(path)] = np.asarray(leaf[i])
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write(self.curves_dir / f"{record['config_id']}_{record['seed']}.npz", buffer.getvalue())
+
+
+def read_journal(out: str | Path, *, repair: bool = False) -> list[dict]:
+    """The journal's records in order. A last line without its newline is a torn write: it is
+    ignored (and cut off the file when ``repair``); a broken line elsewhere is an error."""
+    path = Path(out) / JOURNAL
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data) and repair:
+        with open(path, "r+b") as file:
+            file.truncate(end)
+    records = []
+    for number, line in enumerate(data[:end].splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            raise InputError(f"{path}: line {number}: expected a JSON trial record, got {line[:60]!r}") from None
+    return records
+
+
+def load_manifest(out: str | Path) -> dict:
+    path = Path(out) / MANIFEST
+    if not path.is_file():
+        raise InputError(f"DIR: expected a jaxreg results folder with {MANIFEST}, got {str(out)!r}")
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise InputError(f"DIR: expected valid JSON in {path}, got a broken file") from None
+
+
+def load_curves(out: str | Path, config_id: str, seed: int) -> dict:
+    with np.load(Path(out) / CURVES / f"{config_id}_{seed}.npz") as file:
+        return {name: file[name] for name in file.files}

@@ -1,0 +1,199 @@
+"""What a results folder's journal says: per-config statistics, and their CSV and text forms.
+
+``summarize(records, search)`` turns the journal's trials into one row per config, best first;
+``write_summary`` writes them as ``summary.csv``, ``format_table`` as the aligned table that
+``jaxreg run`` and ``jaxreg show`` print. ``write_csv`` is the one CSV writer of the tooling
+(``summary.csv``, ``curves.csv``, a comparison's ``comparison.csv``): columns in order of first
+appearance, NaN as an empty cell, floats by ``repr`` (they read back bit for bit).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from jaxreg.report.store import SUMMARY, atomic_write, load_curves
+from jaxreg.train import METRICS
+
+REPORTED = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
+TEST = ("test_loss", "test_accuracy")
+
+CSV_SOURCES = ("case", "config_id", "seed", "round", "epoch", "epoch_index")
+
+
+def write_curves_csv(out: str | Path, records: list[dict], columns: dict | None = None) -> Path:
+    """Writes every trial's per-evaluation curves as one long CSV, ``DIR/curves.csv``.
+
+    Args:
+        out: the results folder.
+        records: the journal's records (rows follow their order, then the evaluations).
+        columns: ``{column name: source}``; a source is one of ``CSV_SOURCES`` (``epoch``: epochs
+            completed, ``epoch_index``: the same minus one, a loop's ``j``) or a metric name.
+            Default: every source and metric under its own name. Evaluations after a member
+            stopped or diverged (all metrics NaN) are left out.
+    """
+    columns = columns or {name: name for name in ("case", "config_id", "seed", "round", "epoch", *METRICS)}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(columns))
+    for record in records:
+        curves = load_curves(out, record["config_id"], record["seed"])
+        epochs = curves["epochs"]
+        for j, epoch in enumerate(epochs):
+            values = {name: float(curves[f"curve/{name}"][j]) for name in METRICS}
+            if all(math.isnan(v) for v in values.values()):
+                continue
+            fields = {"case": record["case"], "config_id": record["config_id"], "seed": record["seed"],
+                      "round": record["round"], "epoch": int(epoch), "epoch_index": int(epoch) - 1, **values}
+            writer.writerow([csv_value(fields[source]) for source in columns.values()])
+    path = Path(out) / "curves.csv"
+    atomic_write(path, buffer.getvalue())
+    return path
+
+
+def as_float(value) -> float:
+    """A journal value as a float: ``null`` is NaN; ``float`` reads the strings "inf" and "-inf"."""
+    return math.nan if value is None else float(value)
+
+
+def is_number(value) -> bool:
+    """A finite int or float (not a bool): a value that can sit on a numeric axis."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def rank_key(value: float, minimize: bool) -> tuple:
+    """Sort key of a metric value, best first; NaN (a diverged config) last."""
+    return (math.isnan(value), 0.0 if math.isnan(value) else (value if minimize else -value))
+
+
+def summarize(records: list[dict], search: dict) -> list[dict]:
+    """One row per config, best first by the mean of ``search.metric`` over its seeds.
+
+    Each row: ``rank``, ``config_id``, ``case``, ``round``, the swept values, ``seeds``,
+    ``diverged`` (count), mean, std (ddof 1) and standard error of the metric, mean and std of
+    the other validation/train metrics, the mean best and stopped epochs, and the test metrics
+    of the selected configs only (the best of each case), so that the test set plays no part
+    in choosing them.
+    """
+    metric, minimize = search["metric"], search["goal"] == "minimize"
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        groups.setdefault(record["config_id"], []).append(record)
+    rows = []
+    for cid, group in groups.items():
+        first = group[0]
+        row = {"config_id": cid, "case": first["case"], "round": min(r["round"] for r in group)}
+        for name, value in first["point"].items():
+            row[name] = value
+        row["seeds"] = len(group)
+        row["diverged"] = sum(r["status"] == "diverged" for r in group)
+        for name in (metric, *[m for m in REPORTED if m != metric], *TEST):
+            values = np.array([as_float(r["metrics"][name]) for r in group])
+            row[f"{name}_mean"] = float(values.mean())
+            row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            if name == metric:
+                row[f"{name}_sem"] = row[f"{name}_std"] / math.sqrt(len(values))
+        row["best_epoch_mean"] = float(np.mean([r["best_epoch"] for r in group]))
+        row["stopped"] = sum(r["stopped_epoch"] > 0 for r in group)
+        rows.append(row)
+    rows.sort(key=lambda r: rank_key(r[f"{metric}_mean"], minimize))
+    seen_cases = set()
+    for i, row in enumerate(rows, 1):
+        row["rank"] = i
+        row["selected"] = row["case"] not in seen_cases and not math.isnan(row[f"{metric}_mean"])
+        if row["selected"]:
+            seen_cases.add(row["case"])
+        else:
+            for name in TEST:
+                row[f"{name}_mean"] = row[f"{name}_std"] = math.nan
+    return [{"rank": r.pop("rank"), **r} for r in rows]
+
+
+def write_csv(path: str | Path, rows: list[dict]) -> Path:
+    """Rows as a CSV, columns in order of first appearance, written atomically."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({c: csv_value(row.get(c)) for c in columns} for row in rows)
+    atomic_write(Path(path), buffer.getvalue())
+    return Path(path)
+
+
+def write_summary(out: str | Path, rows: list[dict]) -> Path:
+    """The rows of :func:`summarize` as ``DIR/summary.csv``."""
+    return write_csv(Path(out) / SUMMARY, rows)
+
+
+def csv_value(value):
+    """One CSV cell: empty for None and NaN, floats by ``repr``, lists and dicts as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return value
+
+
+def _fmt(value, digits: int) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.{digits}g}" if abs(value) < 1e-3 and value else f"{value:.{digits}f}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v, 2) if isinstance(v, float) else str(v) for v in value) + "]"
+    return "-" if value is None else str(value)
+
+
+def format_table(rows: list[dict], search: dict, limit: int | None = None) -> str:
+    """The summary as an aligned text table: mean +- std over seeds, best first."""
+    if not rows:
+        return "(no finished trials)"
+    metric = search["metric"]
+    point_names = []
+    for row in rows:
+        for key in row:
+            if (key not in ("rank", "config_id", "case", "round", "seeds", "diverged", "best_epoch_mean",
+                            "stopped", "selected") and not key.endswith(("_mean", "_std", "_sem"))
+                    and key not in point_names):
+                point_names.append(key)
+    has_case = any(r["case"] is not None for r in rows)
+    has_rounds = any(r["round"] > 0 for r in rows)
+    shown = rows if limit is None else rows[:limit]
+
+    def pm(row, name, scale=1.0, digits=4):
+        mean, std = row[f"{name}_mean"], row[f"{name}_std"]
+        if math.isnan(mean):
+            return "-"
+        if name.endswith("accuracy"):
+            return f"{100 * mean:.2f} +- {100 * std:.2f}"
+        return f"{mean:.{digits}f} +- {std:.{digits}f}"
+
+    table = []
+    for row in shown:
+        line = {"rank": str(row["rank"])}
+        if has_case:
+            line["case"] = str(row["case"])
+        if has_rounds:
+            line["round"] = str(row["round"] + 1)
+        for name in point_names:
+            line[name] = _fmt(row.get(name), 3)
+        line[f"{metric}" + (" %" if metric.endswith("accuracy") else "")] = pm(row, metric)
+        other = "val_accuracy" if metric != "val_accuracy" else "val_loss"
+        line[other + (" %" if other.endswith("accuracy") else "")] = pm(row, other)
+        line["train_acc %"] = pm(row, "train_accuracy")
+        line["test_acc %"] = pm(row, "test_accuracy")
+        line["best_epoch"] = f"{row['best_epoch_mean']:.0f}"
+        line["seeds"] = str(row["seeds"]) + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
+        table.append(line)
+    columns = list(table[0])
+    widths = {c: max(len(c), *(len(r.get(c, "")) for r in table)) for c in columns}
+    text = lambda r: "  ".join(r.get(c, "").ljust(widths[c]) for c in columns).rstrip()
+    lines = [text({c: c for c in columns}), text({c: "-" * widths[c] for c in columns}), *map(text, table)]
+    if limit is not None and len(rows) > limit:
+        lines.append(f"... {len(rows) - limit} more configs in {SUMMARY}")
+    return "\n".join(lines)

@@ -1,0 +1,249 @@
+"""Building a checked spec: the data set, the model, the ``TrainConfig`` and the search space.
+
+``load_spec(path, overrides)`` reads and checks a spec (:mod:`jaxreg.sweeps.spec`) and builds
+it; ``build_spec(raw)`` does the same for a spec given as a dict (a manifest's resolved spec).
+Building loads the data and makes the model, so the checks that need them happen here: a batch
+size against the training set, hparams values against the model's layers, and the library's
+own checks, whose messages are given the spec's field path (``train.``, ``model.``, a case's
+``cases.NAME.``). Data files that are missing raise :class:`jaxreg.errors.InputError` naming
+``data.data_dir`` with the remedy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxreg import data as data_lib
+from jaxreg.errors import InputError
+from jaxreg.hparams import make_hparams
+from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
+from jaxreg.sweeps.space import Axis, Space
+from jaxreg.sweeps.spec import CheckedSpec, Static, check_spec, read_spec
+from jaxreg.train import TrainConfig
+
+__all__ = ["Spec", "Variant", "build_spec", "load_spec", "spec_digest"]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Variant:
+    """The cases of a spec that share one static setup, hence one compiled program.
+
+    Attributes:
+        cases: the case names (``(None,)`` for a spec without cases).
+        dataset, model, config: the data, the model and the :class:`TrainConfig`.
+        space: the search space of these cases.
+        init_params: fixed initial params shared by all members (``model.init = "book"``) or None.
+    """
+
+    cases: tuple
+    dataset: Any
+    model: Model
+    config: TrainConfig
+    space: Space
+    init_params: Any
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Spec:
+    """A checked sweep spec and everything built from it.
+
+    A case may override ``data``, ``model`` or ``train`` as well as hparams; cases with the same
+    static setup form one :class:`Variant` and train in one compiled program.
+
+    Attributes:
+        resolved: the spec with every default filled in (what the manifest records and hashes).
+        name: the sweep's name (default: the file's stem).
+        variants: one per distinct static setup, in the order of the cases.
+        seeds: the seeds every config is trained with.
+    """
+
+    resolved: dict
+    name: str
+    variants: tuple
+    seeds: tuple
+
+    # The first variant's parts: a spec without static overrides in its cases has just one.
+    dataset = property(lambda self: self.variants[0].dataset)
+    model = property(lambda self: self.variants[0].model)
+    config = property(lambda self: self.variants[0].config)
+    space = property(lambda self: self.variants[0].space)
+    init_params = property(lambda self: self.variants[0].init_params)
+
+    def configs(self, round: int = 0) -> list:
+        """The first-round configs of every variant, in case order."""
+        return [c for v in self.variants for c in v.space.configs(round)]
+
+    @property
+    def search(self) -> dict:
+        return self.resolved["search"]
+
+    @property
+    def output(self) -> dict:
+        return self.resolved["output"]
+
+    @property
+    def digest(self) -> str:
+        return spec_digest(self.resolved)
+
+    @property
+    def minimize(self) -> bool:
+        return self.search["goal"] == "minimize"
+
+
+def spec_digest(resolved: dict) -> str:
+    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
+    """Reads, checks and builds a sweep spec; see the module docstring."""
+    return build_spec(read_spec(path, overrides), default_name=Path(path).stem)
+
+
+def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
+    """Checks and builds a spec given as a dict (the parsed TOML)."""
+    checked = check_spec(raw, default_name)
+    datasets: dict = {}
+    base = _build_static(checked.base, datasets)
+    variants = []
+    for names, static in checked.groups:
+        built, where = base, ""
+        if static is not None:
+            where = f"cases.{names[0]}."
+            try:
+                built = _build_static(static, datasets)
+            except InputError as error:  # the base setup built, so the case's override is at fault
+                raise InputError(f"{where}{error}") from None
+        cases = {n: checked.cases[n] for n in names if n is not None}
+        variants.append(_variant(names, built, checked, cases, where))
+    resolved = {"name": checked.name, "description": checked.description, "data": base["data"],
+                "model": checked.base.model, "train": checked.base.train, "hparams": checked.hparams,
+                "cases": checked.cases_raw, "search": checked.search, "output": checked.output}
+    return Spec(resolved=json.loads(json.dumps(resolved)), name=checked.name, variants=tuple(variants),
+                seeds=checked.seeds)
+
+
+def _load_data(static: Static, datasets: dict):
+    """The data set of ``static``, loaded once per distinct ``[data]`` (``datasets`` caches)."""
+    name, data_dir = static.dataset, static.data_dir
+    try:
+        cache_key = json.dumps([name, static.data_seed, data_dir, static.options], sort_keys=True)
+        if cache_key not in datasets:
+            datasets[cache_key] = data_lib.load(name, key=static.data_seed, data_dir=data_dir, **static.options)
+        return datasets[cache_key]
+    except data_lib.DatasetError as error:
+        # Its message spans lines (every path searched): one line, the first, with the remedy.
+        lines = [line.strip() for line in str(error).splitlines()]
+        reason = lines[0].removesuffix("; looked for:")
+        failed = [line for line in lines if line.startswith(("http://", "https://"))]
+        if failed:
+            reason += f"; downloading failed: {failed[0]}"
+        hint = ", or download = true" if static.raw[0].get("download") is False else ""
+        raise InputError(f"data.data_dir: expected a folder with readable {name} files (or "
+                         f"$JAXREG_DATA_DIR{hint}), got {repr(data_dir) if data_dir else 'no data_dir'} "
+                         f"({reason})") from None
+    except ValueError as error:  # the library names the option: data.OPTION
+        raise InputError(f"data.{error}") from None
+
+
+def _build_static(static: Static, datasets: dict) -> dict:
+    """The data set and the model of one static setup."""
+    dataset = _load_data(static, datasets)
+    data_resolved = {"dataset": static.dataset, "seed": static.data_seed, "data_dir": static.data_dir,
+                     **{k: v for k, v in dataset.info["options"].items() if k != "opener"}}
+    m, t = static.model, static.train
+    dtype = jnp.float32
+    if t["dtype"] == "float64":
+        # Float64 arrays need JAX's x64 mode, a process-wide switch: a float64 spec turns it on.
+        jax.config.update("jax_enable_x64", True)
+        dtype = jnp.float64
+    n_in = int(np.prod(dataset.info["input_shape"]))
+    n_out = dataset.info["num_classes"]
+    n_out = 1 if (n_out == 2 and t["loss"] in ("bce", "mse", "squared_error", "sum_squared_error")) else n_out
+    book_init = m["init"] == "book"
+    if m["kind"] == "cnn" and dataset.info["image_shape"] is None:
+        raise InputError(f"model.kind: expected 'mlp' with dataset {static.dataset!r} (a cnn needs "
+                         f"image data: 'digits' or 'mnist'), got 'cnn'")
+    try:
+        if m["kind"] == "mlp":
+            model = mlp((n_in, *m["hidden"], n_out), activation=m["activation"], output=m["output"],
+                        bias=m["bias"], init="uniform" if book_init else m["init"],
+                        init_scale=m["init_scale"], dtype=dtype)
+        else:
+            image_shape = dataset.info["image_shape"]
+            shape = image_shape if len(image_shape) == 3 else (*image_shape, 1)
+            model = cnn(shape, n_out, channels=m["channels"], kernel_size=m["kernel_size"], pool=m["pool"],
+                        hidden=m["hidden"], activation=m["activation"], output=m["output"],
+                        init=m["init"], init_scale=m["init_scale"], dtype=dtype)
+    except (ValueError, TypeError) as error:  # the library names the argument: model.ARGUMENT
+        message = str(error).replace("sizes: ", "hidden: ")
+        raise InputError(f"model.{message}") from None
+    init_params = None
+    if book_init:
+        init_params = numpy_uniform_init((n_in, *m["hidden"], n_out), seed=m["init_seed"],
+                                         scale=m["init_scale"], dtype=np.dtype(t["dtype"]))
+
+    batch_size = t["batch_size"]
+    n_train = len(dataset.train.y)
+    if batch_size == "full":
+        batch_size = None
+    # TrainConfig checks the range too; the spec's message says "full", not None.
+    elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n_train:
+        raise InputError(f"train.batch_size: expected an integer in [1, {n_train}] (the training set size) "
+                         f"or \"full\", got {batch_size!r}")
+    return {"dataset": dataset, "data": data_resolved, "model": model, "batch_size": batch_size,
+            "init_params": init_params, "train": t}
+
+
+def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, where: str) -> Variant:
+    model, dataset, t, s = static["model"], static["dataset"], static["train"], checked.search
+    layer_counts = {"dropout": model.num_dropout, "dropconnect": model.num_dropconnect}
+    space = Space(checked.axes, cases=cases, method=s["method"], round_method=s["round_method"],
+                  samples=s["samples"], seed=s["seed"], layer_counts=layer_counts)
+    _check_values(space, model)
+    uses = {name: _may_be_nonzero(space, name) for name in ("dropout", "dropconnect")}
+    try:
+        config = TrainConfig(model=model, data=dataset, loss=t["loss"], optimizer=t["optimizer"],
+                             epochs=t["epochs"], batch_size=static["batch_size"], shuffle=t["shuffle"],
+                             eval_every=t["eval_every"], eval_test=t["eval_test"],
+                             monitor=t["monitor"], mode=t["mode"], start_epoch=t["start_epoch"],
+                             l1_mode=t["l1_mode"], dropout=uses["dropout"],
+                             dropconnect=uses["dropconnect"], penalize_bias=t["penalize_bias"])
+    except ValueError as error:  # the library names the field: train.FIELD
+        raise InputError(f"{where}train.{error}") from None
+    if s["metric"].startswith("val") and len(dataset.val.y) == 0:
+        raise InputError(f"search.metric: expected 'train_loss' or 'train_accuracy' when the validation "
+                         f"split is empty, got {s['metric']!r}")
+    return Variant(tuple(names), dataset, model, config, space, static["init_params"])
+
+
+def _endpoints(axis: Axis) -> list:
+    if axis.form in ("fixed", "values", "choice"):
+        return list(axis.values)
+    return [axis.low, axis.high]
+
+
+def _check_values(space: Space, model: Model) -> None:
+    """Every value an axis can take is a valid hparam (checked at the ends of ranges)."""
+    for _, axis in space.all_axes():
+        for value in _endpoints(axis):
+            resolved = axis.resolve(value, space.layer_counts.get(axis.name))
+            try:
+                make_hparams(model, **{axis.name: resolved})
+            except ValueError as error:  # named hparams.NAME: name where the spec gives it
+                raise InputError(str(error).replace(f"hparams.{axis.name}", axis.where, 1)) from None
+
+
+def _may_be_nonzero(space: Space, name: str) -> bool:
+    for _, axis in space.all_axes():
+        if axis.name == name and any(np.any(np.asarray(v, np.float64) != 0) for v in _endpoints(axis)):
+            return True
+    return False

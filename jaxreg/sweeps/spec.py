@@ -1,0 +1,357 @@
+"""Sweep specs: TOML files read with ``tomllib`` and checked in full before anything is built.
+
+``read_spec(path, overrides)`` reads a spec and applies ``--set KEY=VALUE`` overrides;
+``check_spec(raw)`` fills in every default and checks every field that can be checked from the
+text alone, returning a :class:`CheckedSpec`. What needs the data or the model (a batch size
+against the training set, hparams values against the model's layers, the library's own checks
+of ``TrainConfig``) is checked while :mod:`jaxreg.sweeps.build` builds them. Any problem raises
+:class:`jaxreg.errors.InputError` with one line naming the field, what is allowed and the value
+given. The schema is documented in the README.
+
+Checks the library makes itself are left to it when its message names the field as the spec
+does; those kept here either read differently in the spec (``batch_size = "full"``, ``model.init
+= "book"``) or refuse what the library accepts (``true`` where a number is expected).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from jaxreg import data as data_lib
+from jaxreg.errors import InputError, check_choice, is_int, quoted
+from jaxreg.hparams import HParams
+from jaxreg.losses import LOSSES
+from jaxreg.models import INITS
+from jaxreg.report.summary import CSV_SOURCES
+from jaxreg.sweeps.space import METHODS, parse_axis
+from jaxreg.train import METRICS, MONITORS
+
+__all__ = ["CheckedSpec", "Static", "apply_overrides", "check_spec", "parse_override", "read_spec"]
+
+TOP_LEVEL = ("name", "description", "data", "model", "train", "hparams", "cases", "search", "output")
+
+MODEL_DEFAULTS = {"kind": "mlp", "hidden": [128], "activation": "relu", "output": "linear",
+                  "bias": True, "init": "he_normal", "init_scale": 0.1, "init_seed": 1,
+                  "channels": [16, 32], "kernel_size": 3, "pool": "max"}
+TRAIN_DEFAULTS = {"loss": "cross_entropy", "optimizer": "sgd", "epochs": 10, "batch_size": 32,
+                  "shuffle": True, "eval_every": 1, "eval_test": True, "monitor": "val_loss",
+                  "mode": "auto", "start_epoch": 0, "l1_mode": "subgradient", "dtype": "float32",
+                  "penalize_bias": False}
+SEARCH_DEFAULTS = {"method": "grid", "seeds": 1, "samples": 16, "rounds": 3, "top_k": 3,
+                   "round_method": None, "min_width": 0.01, "seed": 0, "metric": "val_loss",
+                   "goal": None, "chunk_size": None, "memory_budget_mb": 1024}
+OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_metrics": []}
+DATA_KEYS = ("dataset", "seed", "data_dir")
+STATIC = ("data", "model", "train")  # the tables a case may override
+DTYPES = ("float32", "float64")
+GOALS = ("minimize", "maximize")
+
+
+@dataclasses.dataclass(frozen=True)
+class Static:
+    """The checked static tables of one compiled program: what :mod:`jaxreg.sweeps.build` turns
+    into the data set, the model and the ``TrainConfig``.
+
+    Attributes:
+        dataset: the data set's name; ``data_seed``, ``data_dir``: as the spec gives them.
+        options: the data set's options given in the spec (``dtype`` set to the train dtype).
+        model, train: the ``[model]`` and ``[train]`` tables with every default filled in.
+        raw: the ``(data, model, train)`` tables as given, for a case to override.
+    """
+
+    dataset: str
+    data_seed: int
+    data_dir: str | None
+    options: dict
+    model: dict
+    train: dict
+    raw: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedSpec:
+    """A spec whose every text-level field is checked, defaults filled in.
+
+    Attributes:
+        name, description: as given (the name defaults to the file's stem).
+        base: the :class:`Static` of the spec's own tables.
+        groups: ``(case names, Static or None)``: cases that share a static setup, in case order;
+            ``None`` for the base setup, ``(None,)`` as the names of a spec without cases.
+        axes: ``{name: Axis}`` of ``[hparams]``; ``cases``: ``{case: {name: Axis}}``.
+        hparams, cases_raw: the ``[hparams]`` and ``[cases]`` tables as given (for the manifest).
+        search, output: the tables with every default filled in.
+        seeds: the seeds every config is trained with.
+    """
+
+    name: str
+    description: str
+    base: Static
+    groups: tuple
+    axes: dict
+    cases: dict
+    hparams: dict
+    cases_raw: dict
+    search: dict
+    output: dict
+    seeds: tuple
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.epochs=50"`` -> ``(["train", "epochs"], 50)``; the value is read as TOML.
+
+    A bare word that is not TOML (``data.dataset=mnist``) is taken as a string.
+    """
+    key, sep, value = text.partition("=")
+    path = key.strip().split(".")
+    if not sep or not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part) for part in path):
+        raise InputError(f"--set: expected KEY=VALUE with a dotted KEY such as train.epochs=50, got {text!r}")
+    try:
+        parsed = tomllib.loads(f"value = {value.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", value.strip()):
+            raise InputError(f"--set {key.strip()}: expected a TOML value, got {value.strip()!r}") from None
+        parsed = value.strip()
+    return path, parsed
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    raw = copy.deepcopy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        table = raw
+        for i, part in enumerate(path[:-1]):
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise InputError(f"--set {'.'.join(path)}: expected {'.'.join(path[:i + 1])} to be a table, "
+                                 f"got {table!r}")
+        table[path[-1]] = value
+    return raw
+
+
+def read_spec(path: str | Path, overrides: list[str] = ()) -> dict:
+    """The spec in the TOML file ``path`` as a dict, ``--set`` overrides applied."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError(f"spec: expected an existing TOML file, got {str(path)!r} (not found)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"spec: expected a readable TOML file, got {str(path)!r} ({error})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"spec: expected valid TOML in {str(path)!r}, got a syntax error: {error}") from None
+    return apply_overrides(raw, list(overrides))
+
+
+def _check_keys(table: str, given: dict, allowed) -> None:
+    for key in given:
+        if key not in allowed:
+            raise InputError(f"{table}: expected keys among {', '.join(sorted(allowed))}, got {key!r}")
+
+
+def _table(raw: dict, name: str) -> dict:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise InputError(f"{name}: expected a table [{name}], got {value!r}")
+    return value
+
+
+def _int(where: str, value, low: int, high: float = math.inf) -> int:
+    # TOML integers only: the library takes NumPy integers too, and some of its checks a bool.
+    if not is_int(value) or not low <= value <= high:
+        bound = f"in [{low}, {high}]" if math.isfinite(high) else f">= {low}"
+        raise InputError(f"{where}: expected an integer {bound}, got {value!r}")
+    return int(value)
+
+
+def _bool(where: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
+    """Checks the ``[data]``, ``[model]`` and ``[train]`` tables as far as the text allows."""
+    dataset = data_raw.get("dataset")
+    if dataset is None:
+        raise InputError(f"data.dataset: expected one of {quoted(data_lib._DEFAULTS)}, got nothing")
+    check_choice("data.dataset", dataset, tuple(data_lib._DEFAULTS))  # its options are needed now
+    options = {k: v for k, v in data_lib._DEFAULTS[dataset].items() if k != "opener"}
+    _check_keys("data", data_raw, DATA_KEYS + tuple(options))
+    data_seed = _int("data.seed", data_raw.get("seed", 0), 0, 2**32 - 1)
+    data_dir = data_raw.get("data_dir")
+    if data_dir is not None and not isinstance(data_dir, str):
+        raise InputError(f"data.data_dir: expected a path string, got {data_dir!r}")
+    given = {k: v for k, v in data_raw.items() if k in options}
+    if train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]) in DTYPES:
+        given.setdefault("dtype", train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]))  # data in the train dtype
+
+    _check_keys("model", model_raw, MODEL_DEFAULTS)
+    m = {**MODEL_DEFAULTS, **model_raw}
+    check_choice("model.kind", m["kind"], ("mlp", "cnn"))
+    _check_keys("train", train_raw, TRAIN_DEFAULTS)
+    t = {**TRAIN_DEFAULTS, **train_raw}
+    check_choice("train.dtype", t["dtype"], DTYPES)
+    # TrainConfig checks the loss too, but a list there fails as unhashable, not as a bad name.
+    check_choice("train.loss", t["loss"], LOSSES)
+    for key in ("hidden", "channels"):
+        widths = m[key]
+        if not isinstance(widths, list) or not all(is_int(w) and w >= 1 for w in widths):
+            what = "layer widths" if key == "hidden" else "channel counts"
+            raise InputError(f"model.{key}: expected a list of {what} (integers >= 1), got {widths!r}")
+    scale = m["init_scale"]
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
+        raise InputError(f"model.init_scale: expected a finite number > 0, got {scale!r}")
+    check_choice("model.init", m["init"], (*INITS, "book"))
+    _bool("model.bias", m["bias"])
+    if m["init"] == "book" and m["kind"] != "mlp":
+        raise InputError(f"model.kind: expected 'mlp' with init = 'book' (it draws MLP weights), "
+                         f"got {m['kind']!r}")
+    if m["init"] == "book" and m["bias"]:
+        raise InputError("model.bias: expected false with init = 'book' (it draws bias-free weights), "
+                         "got true")
+    if m["kind"] == "cnn" and not m["bias"]:
+        raise InputError("model.bias: expected true with kind 'cnn' (its layers always have biases), "
+                         "got false")
+    _int("model.init_seed", m["init_seed"], 0, 2**32 - 1)
+    _int("train.start_epoch", t["start_epoch"], 0)
+    for flag in ("shuffle", "eval_test", "penalize_bias"):
+        _bool(f"train.{flag}", t[flag])
+    return Static(dataset, data_seed, data_dir, given, m, t, (data_raw, model_raw, train_raw))
+
+
+def check_spec(raw: dict, default_name: str = "sweep") -> CheckedSpec:
+    """Checks a spec given as a dict (the parsed TOML) and fills in its defaults."""
+    _check_keys("spec", raw, TOP_LEVEL)
+    name = raw.get("name", default_name)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise InputError(f"name: expected letters, digits, '.', '_' or '-' (a folder name), got {name!r}")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise InputError(f"description: expected a string, got {description!r}")
+
+    data_raw, model_raw, train_raw = (_table(raw, key) for key in STATIC)
+    base = check_static(data_raw, model_raw, train_raw)
+
+    # [hparams] and [cases]
+    hparams_raw = _table(raw, "hparams")
+    _check_keys("hparams", hparams_raw, HParams._fields)
+    axes = {name: parse_axis(name, value) for name, value in hparams_raw.items()}
+    cases_raw = _table(raw, "cases")
+    cases, overrides = {}, {}
+    for case, table in cases_raw.items():
+        if not isinstance(table, dict):
+            raise InputError(f"cases.{case}: expected a table of hparams (and data, model or train "
+                             f"overrides), got {table!r}")
+        for key in table:
+            if key not in HParams._fields + STATIC:
+                raise InputError(f"cases.{case}: expected hparams among {', '.join(sorted(HParams._fields))} "
+                                 f"or the tables {', '.join(STATIC)}, got {key!r}")
+        cases[case] = {name: parse_axis(name, value, f"cases.{case}.{name}")
+                       for name, value in table.items() if name not in STATIC}
+        overrides[case] = {key: table[key] for key in STATIC if key in table}
+        for key, value in overrides[case].items():
+            if not isinstance(value, dict):
+                raise InputError(f"cases.{case}.{key}: expected a table of [{key}] keys, got {value!r}")
+
+    s = _check_search(_table(raw, "search"), cases)
+    seeds = tuple(s["seeds"])
+    o = _check_output(_table(raw, "output"))
+
+    # Cases with the same static setup share a variant: one compiled program each.
+    groups: dict[str, list] = {}
+    for case in (cases or {None: None}):
+        key = json.dumps(overrides.get(case, {}), sort_keys=True)
+        groups.setdefault(key, []).append(case)
+    checked_groups = []
+    for key, names in groups.items():
+        static = None
+        if json.loads(key):
+            merged = [{**table, **json.loads(key).get(part, {})}
+                      for part, table in zip(STATIC, (data_raw, model_raw, train_raw))]
+            try:
+                static = check_static(*merged)
+            except InputError as error:  # the base tables passed, so the case's override is at fault
+                raise InputError(f"cases.{names[0]}.{error}") from None
+        checked_groups.append((tuple(names), static))
+    return CheckedSpec(name, description, base, tuple(checked_groups), axes, cases, hparams_raw,
+                       cases_raw, s, o, seeds)
+
+
+def _check_search(search_raw: dict, cases: dict) -> dict:
+    _check_keys("search", search_raw, SEARCH_DEFAULTS)
+    s = {**SEARCH_DEFAULTS, **search_raw}
+    check_choice("search.method", s["method"], METHODS)
+    if s["round_method"] is None:
+        s["round_method"] = "grid" if s["method"] == "grid" else "random"
+    check_choice("search.round_method", s["round_method"], ("grid", "random"))
+    if s["method"] == "grid":
+        s["round_method"] = "grid"
+    elif s["method"] == "random":
+        s["round_method"] = "random"
+    seeds = s["seeds"]
+    seeds_allowed = "a count in [1, 100000] or a non-empty list of integers in [0, 2**32)"
+    if isinstance(seeds, list):
+        if not seeds or not all(is_int(x) and 0 <= x < 2**32 for x in seeds):
+            raise InputError(f"search.seeds: expected {seeds_allowed}, got {seeds!r}")
+        if len(set(seeds)) != len(seeds):
+            raise InputError(f"search.seeds: expected distinct seeds, got {seeds!r}")
+    elif not is_int(seeds) or not 1 <= seeds <= 100_000:
+        raise InputError(f"search.seeds: expected {seeds_allowed}, got {seeds!r}")
+    else:
+        seeds = list(range(seeds))
+    s["seeds"] = [int(x) for x in seeds]
+    _int("search.samples", s["samples"], 1, 10**6)
+    _int("search.rounds", s["rounds"], 1, 100)
+    _int("search.top_k", s["top_k"], 1, 10**6)
+    _int("search.seed", s["seed"], 0, 2**32 - 1)
+    if s["method"] != "coarse_to_fine":
+        s["rounds"] = 1
+    width = s["min_width"]
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
+        raise InputError(f"search.min_width: expected a fraction of the original range in (0, 1], got {width!r}")
+    check_choice("search.metric", s["metric"], MONITORS)
+    if s["goal"] is None:
+        s["goal"] = "minimize" if s["metric"].endswith("loss") else "maximize"
+    check_choice("search.goal", s["goal"], GOALS)
+    if s["chunk_size"] is not None:
+        _int("search.chunk_size", s["chunk_size"], 1, 10**6)
+    budget = s["memory_budget_mb"]
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+        raise InputError(f"search.memory_budget_mb: expected a number > 0, got {budget!r}")
+    if s["method"] == "coarse_to_fine" and cases:
+        raise InputError("search.method: expected 'grid' or 'random' with [cases] (coarse_to_fine zooms "
+                         f"one space), got 'coarse_to_fine' with cases {quoted(cases)}")
+    return s
+
+
+def _check_output(output_raw: dict) -> dict:
+    _check_keys("output", output_raw, OUTPUT_DEFAULTS)
+    o = {**OUTPUT_DEFAULTS, **output_raw}
+    for flag in ("params", "plots"):
+        _bool(f"output.{flag}", o[flag])
+    csv_columns = o["curves_csv"]
+    sources = CSV_SOURCES + METRICS
+    if isinstance(csv_columns, dict):
+        for column, source in csv_columns.items():
+            if source not in sources:
+                raise InputError(f"output.curves_csv.{column}: expected one of {', '.join(sources)}, "
+                                 f"got {source!r}")
+        if not csv_columns:
+            raise InputError("output.curves_csv: expected true, false or a table {column = source}, got {}")
+    elif not isinstance(csv_columns, bool):
+        raise InputError(f"output.curves_csv: expected true, false or a table {{column = source}}, "
+                         f"got {csv_columns!r}")
+    extra = o["plot_metrics"]
+    if not isinstance(extra, list) or any(m not in METRICS for m in extra):
+        raise InputError(f"output.plot_metrics: expected a list of metrics among {', '.join(METRICS)}, "
+                         f"got {extra!r}")
+    return o
