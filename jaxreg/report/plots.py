@@ -45,7 +45,7 @@ DPI = 120
 MARKERS = "osD^vP"  # one per coarse-to-fine round
 MAX_LAYER_PANELS = 6  # weights_hist.png: one panel per layer up to this many layers
 GRID_POINTS = 250  # decision_boundary.png: the plane is drawn from GRID_POINTS^2 predictions
-_LAYER_INDEX = re.compile(r"\[(\d+)\]")
+_LAYER_NAME = re.compile(r"\['?([^'\]]+)'?\]")  # ['dense_0'] or [0] in a key path
 
 
 def plot_dir(out, *, build: Callable[[dict], object] | None = None) -> list[Path]:
@@ -384,9 +384,10 @@ def _gap(sweep: Folder) -> Figure | None:
 
 
 def _weight_layers(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The weight arrays (leaves named ``w``) of saved params, by layer path, in layer order."""
-    layers = {path.removesuffix("['w']"): w for path, w in params.items() if path.endswith("['w']")}
-    return dict(sorted(layers.items(), key=lambda item: [int(i) for i in _LAYER_INDEX.findall(item[0])]))
+    """The weight arrays of saved params (leaves with two or more dimensions, whatever their
+    name), by layer path, in the order they were saved (the params' own order)."""
+    return {path.rsplit("[", 1)[0] if path.endswith("]") else path: w
+            for path, w in params.items() if np.ndim(w) >= 2}
 
 
 def _weights_hist(sweep: Folder) -> Figure | None:
@@ -429,8 +430,8 @@ def _weights_hist(sweep: Folder) -> Figure | None:
         ax.set_xlabel("weight")
         ax.grid(alpha=0.3)
         if layer is not None:
-            index = ".".join(_LAYER_INDEX.findall(layer)) or layer
-            ax.set_title(f"layer {index}: {' x '.join(map(str, shapes[layer]))} weights", fontsize="medium")
+            name = ".".join(_LAYER_NAME.findall(layer)) or layer
+            ax.set_title(f"{'layer ' * name.isdigit()}{name}: {' x '.join(map(str, shapes[layer]))} weights", fontsize="medium")
             ax.legend(fontsize="x-small")
     top = panels[0][0]
     top.set_ylabel("fraction of weights")
@@ -446,7 +447,7 @@ def _weights_hist(sweep: Folder) -> Figure | None:
 
 def _rebuild_params(model, saved: dict[str, np.ndarray]):
     """The params pytree ``model.apply`` takes, from saved arrays keyed by their key paths."""
-    shapes, treedef = jax.tree_util.tree_flatten_with_path(jax.eval_shape(model.init, jax.random.key(0)))
+    shapes, treedef = jax.tree_util.tree_flatten_with_path(jax.eval_shape(model.init, jax.random.key(0))[0])
     return treedef.unflatten([saved[jax.tree_util.keystr(path)] for path, _ in shapes])
 
 
@@ -482,7 +483,8 @@ def _decision_boundary(sweep: Folder) -> Figure | None:
     axes = fig.subplots(rows_n, cols, sharex=True, sharey=True, squeeze=False).ravel()
     for ax, (row, seed, variant, params) in zip(axes, panels):
         dtype = jax.tree_util.tree_leaves(params)[0].dtype
-        logits = np.asarray(variant.model.apply(params, plane.astype(dtype), logits=True), float)
+        _, state = variant.model.init(jax.random.key(0))  # jaxreg's own models: no state
+        logits = np.asarray(variant.model.apply(params, state, plane.astype(dtype))[0], float)
         # A sigmoid output's logit, or the difference of two softmax logits; tanh never overflows.
         margin = logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
         prob = (0.5 + 0.5 * np.tanh(0.5 * margin)).reshape(len(g2), len(g1))

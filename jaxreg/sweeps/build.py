@@ -27,7 +27,7 @@ from jaxreg.hparams import make_hparams
 from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
 from jaxreg.sweeps.space import Axis, Space
 from jaxreg.sweeps.spec import CheckedSpec, Static, check_spec, read_spec
-from jaxreg.train import TrainConfig
+from jaxreg.train import TrainConfig, as_data, check_data
 
 __all__ = ["Spec", "Variant", "build_spec", "load_spec", "spec_digest"]
 
@@ -211,12 +211,13 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
     _check_values(space, model)
     uses = {name: _may_be_nonzero(space, name) for name in ("dropout", "dropconnect")}
     try:
-        config = TrainConfig(model=model, data=dataset, loss=t["loss"], optimizer=t["optimizer"],
+        config = TrainConfig(model=model, loss=t["loss"], optimizer=t["optimizer"],
                              epochs=t["epochs"], batch_size=static["batch_size"], shuffle=t["shuffle"],
                              eval_every=t["eval_every"], eval_test=t["eval_test"],
                              monitor=t["monitor"], mode=t["mode"], start_epoch=t["start_epoch"],
                              l1_mode=t["l1_mode"], dropout=uses["dropout"],
                              dropconnect=uses["dropconnect"], penalize_bias=t["penalize_bias"])
+        check_data(config, as_data(dataset))
     except ValueError as error:  # the library names the field: train.FIELD
         raise InputError(f"{where}train.{error}") from None
     if s["metric"].startswith("val") and len(dataset.val.y) == 0:

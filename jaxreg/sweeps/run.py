@@ -30,7 +30,8 @@ from jaxreg.report.store import Store, trial_record
 from jaxreg.report.summary import as_float, rank_key
 from jaxreg.sweeps.build import Spec
 from jaxreg.sweeps.space import Config, Space
-from jaxreg.train import METRICS, train_batch
+from jaxreg.batch import train_batch
+from jaxreg.train import METRICS
 
 _MIN_CHUNK = 2  # XLA rounds a batch of one differently: never compile one
 
@@ -51,19 +52,19 @@ def bytes_per_member(variant) -> int:
     evaluated split; the shuffled copy of the training set; the curves. ``variant`` is a
     :class:`jaxreg.sweeps.Variant` (or a spec: its first variant).
     """
-    config, model = variant.config, variant.model
-    params = jax.eval_shape(model.init, jax.random.key(0))
+    config, model, data = variant.config, variant.model, variant.dataset
+    params, state = jax.eval_shape(model.init, jax.random.key(0))
     itemsize = np.dtype(jax.tree_util.tree_leaves(params)[0].dtype).itemsize
     n_params = sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
     states = {"sgd": 0, "momentum": 1, "ema_momentum": 1, "adam": 2, "adamw": 2}[config.optimizer]
-    x1 = jax.ShapeDtypeStruct((1, *config.data.train.x.shape[1:]), np.float32)
-    jaxpr = jax.make_jaxpr(lambda p, x: model.apply(p, x))(params, x1)
+    x1 = jax.ShapeDtypeStruct((1, *data.train.x.shape[1:]), np.float32)
+    jaxpr = jax.make_jaxpr(lambda p, s, x: model.apply(p, s, x))(params, state, x1)
     per_example = sum(math.prod(v.aval.shape) for eqn in jaxpr.eqns for v in eqn.outvars
                       if hasattr(v.aval, "shape"))
-    n_train = len(config.data.train.y)
+    n_train = len(data.train.y)
     batch = n_train if config.batch_size is None else config.batch_size
-    n_eval = n_train + len(config.data.val.y) + (len(config.data.test.y) if config.eval_test else 0)
-    features = math.prod(config.data.train.x.shape[1:])
+    n_eval = n_train + len(data.val.y) + (len(data.test.y) if config.eval_test else 0)
+    features = math.prod(data.train.x.shape[1:])
     n_evals = config.epochs // config.eval_every
     elements = (n_params * (6 + states) + 3 * batch * per_example + n_eval * per_example
                 + (n_train * features if config.shuffle else 0) + n_evals * len(METRICS))
@@ -123,7 +124,7 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     for variant in spec.variants:
         members_per_round = len(variant.space.configs(0)) * len(spec.seeds)
         plans.append((variant, choose_chunk_size(spec, members_per_round, variant), members_per_round))
-    runners = [(variant, train_batch(variant.config, size), members) for variant, size, members in plans]
+    runners = [(variant, train_batch(variant.config, variant.dataset, size), members) for variant, size, members in plans]
     chunk_sizes = [runner.chunk_size(members) for _, runner, members in runners]
     store.start_run(spec, chunk_sizes[0] if len(chunk_sizes) == 1 else chunk_sizes)
     done_before, trained = len(records), 0
