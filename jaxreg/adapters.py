@@ -169,23 +169,35 @@ def from_equinox(make, input_shape: Sequence[int]) -> Model:
     return Model(init_fn, apply_fn, input_shape, _output_size(init_fn, apply_fn, input_shape))
 
 
+def _builds_equinox(make: Callable) -> bool:
+    """Whether ``make(key)`` returns an ``equinox.Module`` (built once, on the CPU, to tell)."""
+    try:
+        made = make(jax.random.key(0))
+    except Exception:
+        return False
+    return "equinox" in {c.__module__.split(".")[0] for c in type(made).__mro__}
+
+
 def as_model(model: Any, input_shape: Sequence[int] | None = None) -> Model:
     """Whatever describes a model, as a :class:`jaxreg.Model`.
 
     Accepts a :class:`jaxreg.Model` (returned as is), a ``flax.linen.Module``, an
-    ``equinox.Module``, or an ``(init, apply)`` pair; all but the first need ``input_shape``.
+    ``equinox.Module`` or a function ``key -> equinox.Module``, or an ``(init, apply)`` pair;
+    all but the first need ``input_shape``.
     """
     if isinstance(model, Model):
         return model
     if input_shape is None:
         raise InputError(f"input_shape: expected the shape of one example to wrap a "
                          f"{type(model).__name__}, got None")
-    kind = type(model).__module__.split(".")[0]
-    if kind == "flax":
+    bases = {c.__module__.split(".")[0] for c in type(model).__mro__}
+    if "flax" in bases:
         return from_flax(model, input_shape)
-    if kind == "equinox" or any(c.__module__.startswith("equinox") for c in type(model).__mro__[1:]):
+    if "equinox" in bases:
         return from_equinox(model, input_shape)
     if isinstance(model, tuple) and len(model) == 2 and all(map(callable, model)):
         return from_functions(*model, input_shape)
+    if callable(model) and _builds_equinox(model):
+        return from_equinox(model, input_shape)
     raise InputError(f"model: expected a jaxreg.Model, a flax.linen.Module, an equinox.Module or an "
                      f"(init, apply) pair, got {type(model).__name__}")

@@ -26,7 +26,9 @@ from jaxreg.errors import InputError
 from jaxreg.hparams import make_hparams
 from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
 from jaxreg.sweeps.space import Axis, Space
-from jaxreg.sweeps.spec import CheckedSpec, Static, check_spec, read_spec
+from jaxreg.adapters import as_model
+from jaxreg.penalties import selects_anything
+from jaxreg.sweeps.spec import CheckedSpec, Static, check_spec, importable, is_factory, read_spec
 from jaxreg.train import TrainConfig, as_data, check_data
 
 __all__ = ["Spec", "Variant", "build_spec", "load_spec", "spec_digest"]
@@ -154,6 +156,26 @@ def _load_data(static: Static, datasets: dict):
         raise InputError(f"data.{error}") from None
 
 
+def _factory_model(m: dict, dataset, n_out: int) -> Model:
+    """``model.kind = "module:function"``: ``function(input_shape, num_outputs, **model.options)``,
+    whatever it returns (a jaxreg Model, a Flax or Equinox module, an (init, apply) pair) as a Model."""
+    factory = importable("model.kind", m["kind"])
+    input_shape = tuple(dataset.info["input_shape"])
+    try:
+        made = factory(input_shape=input_shape, num_outputs=n_out, **m.get("options", {}))
+        model = as_model(made, input_shape)
+    except InputError as error:
+        raise InputError(f"model.kind: {m['kind']!r} gave a model jaxreg cannot use: {error}") from None
+    except Exception as error:
+        raise InputError(f"model.kind: expected {m['kind']!r} to build a model from input_shape="
+                         f"{input_shape}, num_outputs={n_out} and model.options, got "
+                         f"{type(error).__name__}: {error}") from None
+    if model.output_size != n_out:
+        raise InputError(f"model.kind: expected {m['kind']!r} to give {n_out} outputs (the data's), "
+                         f"got {model.output_size}")
+    return model
+
+
 def _build_static(static: Static, datasets: dict) -> dict:
     """The data set and the model of one static setup."""
     dataset = _load_data(static, datasets)
@@ -169,11 +191,15 @@ def _build_static(static: Static, datasets: dict) -> dict:
     n_out = dataset.info["num_classes"]
     n_out = 1 if (n_out == 2 and t["loss"] in ("bce", "mse", "squared_error", "sum_squared_error")) else n_out
     book_init = m["init"] == "book"
-    if m["kind"] == "cnn" and dataset.info["image_shape"] is None:
+    if is_factory(m["kind"]):
+        model = _factory_model(m, dataset, n_out)
+    elif m["kind"] == "cnn" and dataset.info["image_shape"] is None:
         raise InputError(f"model.kind: expected 'mlp' with dataset {static.dataset!r} (a cnn needs "
                          f"image data: 'digits' or 'mnist'), got 'cnn'")
     try:
-        if m["kind"] == "mlp":
+        if is_factory(m["kind"]):
+            pass
+        elif m["kind"] == "mlp":
             model = mlp((n_in, *m["hidden"], n_out), activation=m["activation"], output=m["output"],
                         bias=m["bias"], init="uniform" if book_init else m["init"],
                         init_scale=m["init_scale"], dtype=dtype)
@@ -216,10 +242,19 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
                              eval_every=t["eval_every"], eval_test=t["eval_test"],
                              monitor=t["monitor"], mode=t["mode"], start_epoch=t["start_epoch"],
                              l1_mode=t["l1_mode"], dropout=uses["dropout"],
-                             dropconnect=uses["dropconnect"], penalize_bias=t["penalize_bias"])
+                             dropconnect=uses["dropconnect"], penalize_bias=t["penalize_bias"],
+                             penalty_mask=(importable("train.penalty_mask", t["penalty_mask"])
+                                           if "penalty_mask" in t else None))
         check_data(config, as_data(dataset))
     except ValueError as error:  # the library names the field: train.FIELD
         raise InputError(f"{where}train.{error}") from None
+    penalized = [name for name in ("l2", "l1", "weight_decay") if _may_be_nonzero(space, name)]
+    if penalized:
+        params = static["init_params"] or jax.eval_shape(model.init, jax.random.key(0))[0]
+        if not selects_anything(config.mask(params)):
+            raise InputError(f"{where}hparams.{penalized[0]}: expected 0 when the penalty mask selects no "
+                             f"params (the model has no leaf with two or more dimensions, or "
+                             f"train.penalty_mask selects none), got a value above 0")
     if s["metric"].startswith("val") and len(dataset.val.y) == 0:
         raise InputError(f"search.metric: expected 'train_loss' or 'train_accuracy' when the validation "
                          f"split is empty, got {s['metric']!r}")

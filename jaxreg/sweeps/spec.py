@@ -48,6 +48,8 @@ SEARCH_DEFAULTS = {"method": "grid", "seeds": 1, "samples": 16, "rounds": 3, "to
                    "round_method": None, "min_width": 0.01, "seed": 0, "metric": "val_loss",
                    "goal": None, "chunk_size": None, "memory_budget_mb": 1024}
 OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_metrics": []}
+OPTIONAL_MODEL_KEYS = ("options",)  # keyword arguments of a factory kind ("module:function")
+OPTIONAL_TRAIN_KEYS = ("penalty_mask",)  # "module:function", a callable params -> mask
 DATA_KEYS = ("dataset", "seed", "data_dir")
 STATIC = ("data", "model", "train")  # the tables a case may override
 DTYPES = ("float32", "float64")
@@ -178,6 +180,38 @@ def _bool(where: str, value) -> bool:
     return value
 
 
+def is_factory(kind) -> bool:
+    """Whether a ``model.kind`` names an importable factory (``"module:function"``)."""
+    return isinstance(kind, str) and ":" in kind
+
+
+def importable(field: str, text) -> Any:
+    """The object that ``"package.module:name"`` names, imported now; a one-line error if none.
+
+    The current folder is searched first, as ``python -m`` would, so a spec run from a project
+    folder finds that project's modules.
+    """
+    if not isinstance(text, str) or not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", text):
+        raise InputError(f"{field}: expected 'module:function' (an importable callable), got {text!r}")
+    module_name, _, attribute = text.partition(":")
+    import importlib
+    import os
+    import sys
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        target = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except Exception as error:  # any failure to import is the spec's problem, in one line
+        raise InputError(f"{field}: expected 'module:function' (an importable callable), got {text!r} "
+                         f"({type(error).__name__}: {error})") from None
+    if not callable(target):
+        raise InputError(f"{field}: expected 'module:function' (an importable callable), got {text!r} "
+                         f"(a {type(target).__name__})")
+    return target
+
+
 def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
     """Checks the ``[data]``, ``[model]`` and ``[train]`` tables as far as the text allows."""
     dataset = data_raw.get("dataset")
@@ -194,11 +228,24 @@ def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
     if train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]) in DTYPES:
         given.setdefault("dtype", train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]))  # data in the train dtype
 
-    _check_keys("model", model_raw, MODEL_DEFAULTS)
+    _check_keys("model", model_raw, (*MODEL_DEFAULTS, *OPTIONAL_MODEL_KEYS))
     m = {**MODEL_DEFAULTS, **model_raw}
-    check_choice("model.kind", m["kind"], ("mlp", "cnn"))
-    _check_keys("train", train_raw, TRAIN_DEFAULTS)
+    if is_factory(m["kind"]):
+        importable("model.kind", m["kind"])
+        if not isinstance(m.get("options", {}), dict):
+            raise InputError(f"model.options: expected a table of keyword arguments for {m['kind']!r}, "
+                             f"got {m['options']!r}")
+    else:
+        check_choice("model.kind", m["kind"], ("mlp", "cnn", "MODULE:FUNCTION"))
+        if "options" in m:
+            raise InputError(f"model.options: expected only with a factory kind ('module:function'), "
+                             f"got kind {m['kind']!r}")
+    _check_keys("train", train_raw, (*TRAIN_DEFAULTS, *OPTIONAL_TRAIN_KEYS))
     t = {**TRAIN_DEFAULTS, **train_raw}
+    if "penalty_mask" in t:
+        importable("train.penalty_mask", t["penalty_mask"])
+        if t["penalize_bias"]:
+            raise InputError("train.penalize_bias: expected false when train.penalty_mask is given, got true")
     check_choice("train.dtype", t["dtype"], DTYPES)
     # TrainConfig checks the loss too, but a list there fails as unhashable, not as a bad name.
     check_choice("train.loss", t["loss"], LOSSES)
