@@ -173,11 +173,29 @@ def _compare(args) -> None:
         print(path)
 
 
+def enable_compilation_cache() -> str | None:
+    """Turns on JAX's persistent compilation cache, so a rerun loads its programs from disk.
+
+    The folder is ``$JAXREG_CACHE_DIR``, else ``~/.cache/jaxreg/xla``; ``JAXREG_CACHE_DIR=off``
+    turns it off. A cached program is the same executable, so results do not change.
+    """
+    where = os.environ.get("JAXREG_CACHE_DIR") or str(Path.home() / ".cache" / "jaxreg" / "xla")
+    if where.lower() in ("off", "0", "none"):
+        return None
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", where)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    return where
+
+
 def main(argv: list[str] | None = None) -> int:
     from jaxreg.data import DatasetError
 
     try:
         args = _parser().parse_args(argv)
+        if args.command in ("run", "plot"):
+            enable_compilation_cache()
         {"run": _run, "plan": _plan, "show": _show, "plot": _plot,
          "compare": _compare}[args.command](args)
     except (InputError, DatasetError) as error:
