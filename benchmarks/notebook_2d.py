@@ -145,18 +145,19 @@ def main() -> None:
     hp = jaxreg.make_hparams(net, learning_rate=ALPHA, lr_decay=GAMMA, momentum=BETA)
     key = jaxreg.member_key(0)
     x, y = np.asarray(ds.train.x, np.float64), np.asarray(ds.train.y)
+    data = jaxreg.as_data(ds)
 
     # "jaxreg": what the notebook computes, the whole-set cost and accuracy after each epoch.
     # "jaxreg, all metrics": the default TrainConfig, which records every metric.
     runs, compile_s = {}, {}
     for name, metrics in (("jaxreg", ("train_loss", "train_accuracy")), ("jaxreg, all metrics", None)):
-        config = jaxreg.TrainConfig(model=net, data=ds, loss="bce", optimizer="ema_momentum",
+        config = jaxreg.TrainConfig(model=net, loss="bce", optimizer="ema_momentum",
                                     epochs=args.epochs, batch_size=BATCH, shuffle=False,
                                     dropout=False, monitor="train_loss", metrics=metrics)
         start = time.perf_counter()
-        compiled = jax.jit(jaxreg.make_train(config)).lower(key, hp, config.data, None).compile()
+        compiled = jax.jit(jaxreg.make_train(config)).lower(key, hp, data, None).compile()
         compile_s[name] = time.perf_counter() - start
-        runs[name] = functools.partial(compiled, key, hp, config.data, None)
+        runs[name] = functools.partial(compiled, key, hp, data, None)
     runs["plain JAX"], compile_s["plain JAX"] = plain_jax_notebook(x, y, args.epochs)
     runs["numpy"] = functools.partial(numpy_notebook, x, y, args.epochs)
 

@@ -30,7 +30,8 @@ def main() -> None:
 
     ds = jaxreg.data.load("blobs", n_val=0)
     net = jaxreg.mlp((2, 64, 128, 1), output="sigmoid")
-    config = jaxreg.TrainConfig(model=net, data=ds, loss="bce", optimizer="ema_momentum",
+    data = jaxreg.as_data(ds)
+    config = jaxreg.TrainConfig(model=net, loss="bce", optimizer="ema_momentum",
                                 epochs=args.epochs, batch_size=16, shuffle=True, dropout=False,
                                 monitor="train_loss")
     steps = args.epochs * -(-len(ds.train.y) // 16)
@@ -42,9 +43,9 @@ def main() -> None:
                                    l2=0.003 * (i % 2)) for i in range(size)]
         if size == 1:
             train = jax.jit(jaxreg.make_train(config))
-            run = lambda: train(jaxreg.member_key(0), hps[0], config.data, None)
+            run = lambda: train(jaxreg.member_key(0), hps[0], data, None)
         else:
-            batch = jaxreg.train_batch(config)
+            batch = jaxreg.train_batch(config, data)
             stacked = jaxreg.stack_hparams(hps)
             run = lambda: batch(np.arange(size), stacked)
         jax.block_until_ready(run())  # compile
