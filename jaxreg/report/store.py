@@ -26,6 +26,7 @@ import math
 import os
 import platform
 import tempfile
+import zipfile
 from pathlib import Path
 
 import jax
@@ -208,5 +209,15 @@ def load_manifest(out: str | Path) -> dict:
 
 
 def load_curves(out: str | Path, config_id: str, seed: int) -> dict:
-    with np.load(Path(out) / CURVES / f"{config_id}_{seed}.npz") as file:
-        return {name: file[name] for name in file.files}
+    """One trial's curves (and saved params) file; FileNotFoundError if it was never written,
+    :class:`InputError` naming the file if it is damaged (it is not skipped: a plot without it
+    would silently show fewer seeds)."""
+    path = Path(out) / CURVES / f"{config_id}_{seed}.npz"
+    try:
+        with open(path, "rb") as raw, np.load(raw) as file:
+            return {name: file[name] for name in file.files}
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise InputError(f"{path}: expected a curves file written by jaxreg, got a damaged file "
+                         f"({type(error).__name__}); rerun after deleting it and its journal line") from None
