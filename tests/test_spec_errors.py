@@ -109,10 +109,10 @@ SPEC_CASES = [
      "got 'epochs'"),
     ("unknown-train-key", {"train": {"lr": 0.1}},
      "train: expected keys among batch_size, dtype, epochs, eval_every, eval_test, l1_mode, loss, mode, "
-     "monitor, optimizer, penalize_bias, shuffle, start_epoch, got 'lr'"),
+     "monitor, optimizer, penalize_bias, penalty_mask, shuffle, start_epoch, got 'lr'"),
     ("unknown-model-key", {"model": {"width": 8}},
      "model: expected keys among activation, bias, channels, hidden, init, init_scale, init_seed, "
-     "kernel_size, kind, output, pool, got 'width'"),
+     "kernel_size, kind, options, output, pool, got 'width'"),
     ("unknown-search-key", {"search": {"trials": 8}},
      "search: expected keys among chunk_size, goal, memory_budget_mb, method, metric, min_width, "
      "round_method, rounds, samples, seed, seeds, top_k, got 'trials'"),
