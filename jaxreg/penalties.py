@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxreg.errors import InputError
@@ -60,8 +61,8 @@ def resolve_mask(params: Params, mask: Mask | None) -> Params:
 
 
 def selects_anything(mask_tree: Params) -> bool:
-    """Whether a concrete mask pytree selects at least one element."""
-    return any(bool(jnp.any(jnp.asarray(m))) for m in jax.tree_util.tree_leaves(mask_tree))
+    """Whether a concrete mask pytree selects at least one element (checked on the host)."""
+    return any(bool(np.any(np.asarray(m))) for m in jax.tree_util.tree_leaves(mask_tree))
 
 
 def _masked(mask_tree: Params, params: Params) -> Params:
@@ -119,14 +120,15 @@ def _needs_params(name: str, params) -> None:
         raise InputError(f"{name}: params are required by update(updates, state, params)")
 
 
-def add_penalty_gradient(l2, l1=0.0, mask: Mask | None = None) -> optax.GradientTransformation:
+def add_penalty_gradient(l2, l1=0.0, mask: Mask | None = None, *,
+                         name: str = "add_penalty_gradient") -> optax.GradientTransformation:
     """Adds the gradient of :func:`penalty`, ``mask * (l2 * w + l1 * sign(w))``, to the updates.
 
     Put it first in a chain, on the raw gradients, so the penalty goes through the optimizer
     like the data loss does (L2 regularization, as opposed to decoupled weight decay).
     """
     def update_fn(updates, state, params=None):
-        _needs_params("add_penalty_gradient", params)
+        _needs_params(name, params)
         masks = _masked(resolve_mask(params, mask), params)
         updates = jax.tree_util.tree_map(lambda u, p, m: u + m * (l2 * p + l1 * jnp.sign(p)),
                                          updates, params, masks)
@@ -141,7 +143,7 @@ def l1_decay(strength, mask: Mask | None = None) -> optax.GradientTransformation
     A subgradient step oscillates around zero and rarely lands on it; for exact zeros use
     :func:`proximal_l1`.
     """
-    return add_penalty_gradient(0.0, strength, mask)
+    return add_penalty_gradient(0.0, strength, mask, name="l1_decay")
 
 
 def decoupled_weight_decay(weight_decay, mask: Mask | None = None) -> optax.GradientTransformation:
@@ -190,8 +192,10 @@ def proximal_l1(threshold, mask: Mask | None = None) -> optax.GradientTransforma
     """
     def update_fn(updates, state, params=None):
         _needs_params("proximal_l1", params)
-        moved = jax.tree_util.tree_map(lambda p, u: p + u, params, updates)
-        new = prox_l1(moved, threshold, resolve_mask(params, mask))
-        return jax.tree_util.tree_map(lambda n, p: n - p, new, params), state
+        masks = resolve_mask(params, mask)
+        # Unmasked leaves keep their update as it is: (p + u) - p would round it.
+        return jax.tree_util.tree_map(
+            lambda u, p, m: jnp.where(jnp.asarray(m) > 0, soft_threshold(p + u, threshold) - p, u),
+            updates, params, masks), state
 
     return optax.GradientTransformation(lambda params: ProximalL1State(), update_fn)

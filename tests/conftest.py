@@ -5,10 +5,15 @@ test_models.py and test_common.py are compiled once per session: rates are trace
 per-layer vectors, so one trace serves every rate either file tries. Their layers are shaped
 alike (batch 8, width 8: every dense mask is 8x8, the CNN flattens to 8 features) because
 eager calls compile jax.random's sampler once per shape, at ~0.5 s a shape.
+
+``mnist_dir`` finds real MNIST where jaxreg's own setting points (``$JAXREG_DATA_DIR``), else
+in ``../shared/data`` next to the repository, and skips naming every folder it searched.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -31,27 +36,66 @@ def x64():
         yield
 
 
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def mnist_roots() -> list[Path]:
+    """Where the tests look for MNIST, in order: ``$JAXREG_DATA_DIR``, then ``../shared/data``."""
+    env = os.environ.get("JAXREG_DATA_DIR")
+    return ([Path(env).expanduser()] if env else []) + [SHARED_DATA]
+
+
+def find_mnist() -> Path | None:
+    """The first folder holding all four MNIST files (raw or ``.gz``), searched as jaxreg does:
+    ``ROOT/mnist/`` then ``ROOT/`` for each root of :func:`mnist_roots`."""
+    for root in mnist_roots():
+        for folder in (root / "mnist", root):
+            if all((folder / name).is_file() or (folder / f"{name}.gz").is_file() for name in MNIST_FILES):
+                return folder
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The folder holding real MNIST; skips, naming the folders searched, when there is none.
+
+    Session-scoped so it reads ``$JAXREG_DATA_DIR`` before any function-scoped fixture
+    (test_data.py's ``isolated``) removes it.
+    """
+    folder = find_mnist()
+    if folder is None:
+        env = os.environ.get("JAXREG_DATA_DIR")
+        searched = ", ".join(str(f) for root in mnist_roots() for f in (root / "mnist", root))
+        pytest.skip(f"real MNIST not found: JAXREG_DATA_DIR is {env or 'unset'}; looked for "
+                    f"{', '.join(MNIST_FILES)} (raw or .gz) in {searched}")
+    return folder
+
+
 class Tiny(NamedTuple):
     net: jaxreg.Model
     params: Any  # float32, drawn in NumPy with nonzero biases: init is tested on its own
     x: jax.Array
-    train: Any  # jitted (params, x, key, dropout[num_dropout], dropconnect[num_dropconnect])
+    train: Any  # jitted training-mode logits of (params, x, key, dropout[num_dropout], dropconnect[num_dropconnect])
     train_keys: Any  # the same, vmapped over a batch of keys
     traces: list  # traces[0] counts how often `train` was traced
 
 
 def _tiny(net, x, seed) -> Tiny:
     rng = np.random.default_rng(seed)
+    params_shape, state_shape = jax.eval_shape(net.init, jax.random.key(0))
+    assert state_shape == {}  # jaxreg's own models keep no state: apply gets {}
     params = jax.tree_util.tree_map(lambda p: jnp.asarray(rng.normal(0.0, 0.5, p.shape), jnp.float32),
-                                    jax.eval_shape(net.init, jax.random.key(0)))
+                                    params_shape)
     traces = [0]
 
     def train(params, x, key, dropout, dropconnect):
         traces[0] += 1  # runs only while tracing
-        return net.apply(params, x, key=key, dropout=dropout, dropconnect=dropconnect)
+        return net.apply(params, {}, x, key=key, train=True, dropout=dropout, dropconnect=dropconnect)[0]
 
     def plain(params, x, key, dropout, dropconnect):
-        return net.apply(params, x, key=key, dropout=dropout, dropconnect=dropconnect)
+        return net.apply(params, {}, x, key=key, train=True, dropout=dropout, dropconnect=dropconnect)[0]
 
     return Tiny(net, params, x, jax.jit(train, compiler_options=FAST_COMPILE),
                 jax.jit(jax.vmap(plain, in_axes=(None, None, 0, None, None)), compiler_options=FAST_COMPILE),

@@ -79,7 +79,9 @@ class ModelApply(Regularizer):
         return drop, connect
 
     def eager(self, key, rate):
-        return self.tiny.net.apply(self.tiny.params, self.tiny.x, key=key, **{self.kind: rate})
+        # A key means training mode (the regularizers' convention); None means evaluation.
+        return self.tiny.net.apply(self.tiny.params, {}, self.tiny.x, key=key, train=key is not None,
+                                   **{self.kind: rate})[0]
 
     def jit(self, key, rate):
         return self.tiny.train(self.tiny.params, self.tiny.x, key, *self._rates(rate))
@@ -99,7 +101,7 @@ def maps_like_the_cnns_pooled_output():
 TABLE = {
     "dropout_inverted": lambda mlp, cnn: Primitive(jaxreg.dropout, mlp.x),
     "dropout_classic": lambda mlp, cnn: Primitive(functools.partial(jaxreg.dropout, mode="classic"), mlp.x),
-    "dropconnect": lambda mlp, cnn: Primitive(jaxreg.dropconnect, mlp.params[0]["w"]),
+    "dropconnect": lambda mlp, cnn: Primitive(jaxreg.dropconnect, mlp.params["dense_0"]["w"]),
     "spatial_dropout": lambda mlp, cnn: Primitive(jaxreg.spatial_dropout, maps_like_the_cnns_pooled_output()),
     "mlp_apply_dropout": lambda mlp, cnn: ModelApply(mlp, "dropout"),
     "mlp_apply_dropconnect": lambda mlp, cnn: ModelApply(mlp, "dropconnect"),

@@ -1,8 +1,9 @@
 """Tests for jaxreg.data: the notebook's blobs, digits offline, MNIST from disk or a local mirror.
 
 No test touches the internet: downloads go to an HTTP server on 127.0.0.1 started here, and a
-guard fails any other URL. MNIST itself comes from ``../shared/data`` (skipped if absent) or
-from full-size fake IDX files whose hashes are patched into ``MNIST_SHA256``.
+guard fails any other URL. Real MNIST comes from ``$JAXREG_DATA_DIR``, else ``../shared/data``
+(the ``mnist_dir`` fixture of conftest.py; the tests skip, naming where they looked, without
+it), and the rest from full-size fake IDX files whose hashes are patched into ``MNIST_SHA256``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from sklearn.datasets import load_digits
 import jaxreg.data
 from jaxreg import data
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -46,10 +46,9 @@ def isolated(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def real_data():
-    if not (SHARED_DATA / "mnist").is_dir():
-        pytest.skip(f"no MNIST at {SHARED_DATA}")
-    return SHARED_DATA
+def real_data(mnist_dir):
+    """The folder holding real MNIST (read before ``isolated`` removes $JAXREG_DATA_DIR)."""
+    return mnist_dir
 
 
 def idx_bytes(name: str) -> bytes:
@@ -293,7 +292,7 @@ def test_mnist_real_files(real_data):
     assert ds.test.y[:3].tolist() == [7, 2, 1]
     assert ds.train.x.min() == 0 and ds.train.x.max() == 1
     assert ds.info["image_shape"] == (28, 28) and ds.info["input_shape"] == (784,)
-    assert ds.info["source"] == str((real_data / "mnist").resolve())
+    assert ds.info["source"] == str(real_data.resolve())
     images = data.load("mnist", data_dir=real_data, n_train=10, n_val=0, n_test=5, flatten=False)
     assert images.train.x.shape == (10, 28, 28) and images.val.x.shape == (0, 28, 28)
     np.testing.assert_array_equal(images.train.x.reshape(10, -1), ds.train.x[:10])
@@ -302,7 +301,8 @@ def test_mnist_real_files(real_data):
 def test_mnist_real_hash_is_checked(real_data, monkeypatch):
     name = "train-labels-idx1-ubyte"
     monkeypatch.setitem(data.MNIST_SHA256, name, "0" * 64)
-    path = (real_data / "mnist" / f"{name}.gz").resolve()
+    # The loader takes the raw file before the gzipped one, as the search in conftest.py does.
+    path = next(p for p in (real_data / name, real_data / f"{name}.gz") if p.is_file()).resolve()
     with pytest.raises(data.DatasetError) as err:
         data.load("mnist", data_dir=real_data, n_val=0)
     assert str(err.value).startswith(

@@ -160,7 +160,7 @@ def test_rate_outside_unit_interval_is_a_value_error(name, rate, given):
     fn = PRIMITIVES[name][0]
     message = f"rate: expected a drop probability in [0, 1), got {given}"
     for key in (jax.random.key(0), None):  # evaluation mode checks the rate too
-        with pytest.raises(ValueError) as info:
+        with pytest.raises(jaxreg.InputError) as info:
             fn(key, jnp.ones((2, 3, 3, 2)), rate)
         assert str(info.value) == message
 
@@ -169,7 +169,7 @@ def test_rate_outside_unit_interval_is_a_value_error(name, rate, given):
 def test_unknown_mode_is_a_value_error(name):
     fn = PRIMITIVES[name][0]
     for key in (jax.random.key(0), None):
-        with pytest.raises(ValueError) as info:
+        with pytest.raises(jaxreg.InputError) as info:
             fn(key, jnp.ones((2, 3, 3, 2)), 0.5, mode="keep")
         assert str(info.value) == "mode: expected one of 'inverted', 'classic', got 'keep'"
 
@@ -195,7 +195,7 @@ def test_spatial_dropout_accepts_a_single_unbatched_map():
 
 
 def test_spatial_dropout_rejects_inputs_below_rank_3():
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(jaxreg.InputError) as info:
         jaxreg.spatial_dropout(jax.random.key(0), jnp.ones((4, 5)), 0.5)
     assert str(info.value) == "x: expected feature maps of rank >= 3 (..., H, W, C), got shape (4, 5)"
 

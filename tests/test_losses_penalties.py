@@ -139,7 +139,7 @@ def test_get_loss_names_and_error():
     assert jaxreg.get_loss("mse") is jaxreg.mean_squared_error
     assert jaxreg.get_loss("cross_entropy") is jaxreg.softmax_cross_entropy
     assert jaxreg.get_loss("bce") is jaxreg.sigmoid_binary_cross_entropy
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(jaxreg.InputError) as info:
         jaxreg.get_loss("hinge")
     assert str(info.value) == "loss: expected one of 'squared_error', 'sum_squared_error', 'mse', 'cross_entropy', 'bce', got 'hinge'"
 
@@ -191,8 +191,8 @@ def gradient_checks():
     setups = {}
     for loss_name, (loss, units, label_kind) in GRAD_LOSSES.items():
         net = jaxreg.mlp((3, 5, units), activation="tanh", dtype=jnp.float64)
-        params = [{"w": away_from_zero((3, 5), rng), "b": away_from_zero((5,), rng)},
-                  {"w": away_from_zero((5, units), rng), "b": away_from_zero((units,), rng)}]
+        params = {"dense_0": {"w": away_from_zero((3, 5), rng), "b": away_from_zero((5,), rng)},
+                  "dense_1": {"w": away_from_zero((5, units), rng), "b": away_from_zero((units,), rng)}}
         y = rng.normal(size=(6, units)) if label_kind == "targets" else rng.integers(0, max(units, 2), size=6)
         setups[loss_name] = (loss, net, params, y)
 
@@ -203,7 +203,7 @@ def gradient_checks():
             for mask_name, mask in MASKS.items():
                 def total(t, loss=loss, net=net, y=y, unflatten=unflatten, mask=mask):
                     p = unflatten(t)
-                    return loss(net.apply(p, x, logits=True), y) + jaxreg.penalty(p, l2, l1, mask=mask)
+                    return loss(net.apply(p, {}, x)[0], y) + jaxreg.penalty(p, l2, l1, mask=mask)
                 steps = EPS * jnp.eye(theta.size)
                 values = jax.vmap(total)(jnp.concatenate([theta + steps, theta - steps]))
                 fd = (values[:theta.size] - values[theta.size:]) / (2 * EPS)
@@ -219,7 +219,8 @@ def gradient_checks():
     for (loss_name, mask_name), (grads, fds) in results.items():
         params = setups[loss_name][2]
         if mask_name == "weights_only":
-            selected = [{"w": np.ones_like(layer["w"]), "b": np.zeros_like(layer["b"])} for layer in params]
+            # The default mask's rule: leaves with two or more dimensions (here every "w").
+            selected = jax.tree_util.tree_map(lambda leaf: np.full(leaf.shape, float(leaf.ndim >= 2)), params)
         else:
             selected = jax.tree_util.tree_map(np.ones_like, params)
         for p, penalty_name in enumerate(PENALTIES):
@@ -255,12 +256,12 @@ def test_sgd_on_squared_error_replays_the_books_backprop(x64, activation, relu2d
     rng = np.random.default_rng(4)
     images, labels = rng.uniform(0.0, 1.0, (5, 6)), rng.integers(0, 3, 5)
     net = jaxreg.mlp((6, 5, 3), activation=activation, bias=False, dtype=jnp.float64)
-    params = [{"w": jnp.asarray(layer["w"])} for layer in jaxreg.numpy_uniform_init((6, 5, 3), seed=1)]
-    w01, w12 = (np.array(layer["w"]) for layer in params)
+    params = jax.tree_util.tree_map(jnp.asarray, jaxreg.numpy_uniform_init((6, 5, 3), seed=1))
+    w01, w12 = (np.array(params[name]["w"]) for name in ("dense_0", "dense_1"))
 
     @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
     def sgd_step(params, image, label):
-        grads = jax.grad(lambda p: jaxreg.squared_error(net.apply(p, image), label))(params)
+        grads = jax.grad(lambda p: jaxreg.squared_error(net.apply(p, {}, image)[0], label))(params)
         return jax.tree_util.tree_map(lambda w, g: w - alpha * g, params, grads)
 
     saw_negative = False
@@ -276,8 +277,8 @@ def test_sgd_on_squared_error_replays_the_books_backprop(x64, activation, relu2d
         layer_1_delta = layer_2_delta.dot(w12.T) * relu2deriv(layer_1)
         w12 += alpha * layer_1.T.dot(layer_2_delta)
         w01 += alpha * layer_0.T.dot(layer_1_delta)
-        np.testing.assert_allclose(params[0]["w"], w01, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(params[1]["w"], w12, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(params["dense_0"]["w"], w01, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(params["dense_1"]["w"], w12, rtol=1e-12, atol=1e-12)
     assert saw_negative, "no hidden unit was ever negative: relu and relu_book would agree"
 
 
@@ -285,12 +286,14 @@ def test_sgd_on_squared_error_replays_the_books_backprop(x64, activation, relu2d
 
 def penalty_params(dtype=np.float64):
     rng = np.random.default_rng(5)
-    return [{"w": rng.normal(size=(3, 4)).astype(dtype), "b": rng.normal(size=4).astype(dtype)},
-            {"w": rng.normal(size=(4, 2)).astype(dtype), "b": rng.normal(size=2).astype(dtype)}]
+    return {"dense_0": {"w": rng.normal(size=(3, 4)).astype(dtype), "b": rng.normal(size=4).astype(dtype)},
+            "dense_1": {"w": rng.normal(size=(4, 2)).astype(dtype), "b": rng.normal(size=2).astype(dtype)}}
 
 
 def np_penalty(params, l2, l1, selected):
-    leaves = [layer[name] for i, layer in enumerate(params) for name in ("w", "b") if selected(i, name)]
+    """``selected(layer_name, leaf_name, leaf) -> bool`` picks the leaves to penalize."""
+    leaves = [leaf for layer_name, layer in params.items() for name, leaf in layer.items()
+              if selected(layer_name, name, leaf)]
     return 0.5 * l2 * sum((v ** 2).sum() for v in leaves) + l1 * sum(np.abs(v).sum() for v in leaves)
 
 
@@ -302,21 +305,48 @@ def as_jnp(tree):
 def test_penalty_is_half_l2_squares_plus_l1_abs_over_weights_only(x64, l2, l1):
     params = penalty_params()
     got = jaxreg.penalty(as_jnp(params), l2, l1)
-    np.testing.assert_allclose(got, np_penalty(params, l2, l1, lambda i, name: name == "w"), rtol=1e-12)
+    # Weights by role: the leaves with two or more dimensions.
+    np.testing.assert_allclose(got, np_penalty(params, l2, l1, lambda layer, name, leaf: leaf.ndim >= 2), rtol=1e-12)
     with_biases = jaxreg.penalty(as_jnp(params), l2, l1, mask=jaxreg.all_params_mask)
-    np.testing.assert_allclose(with_biases, np_penalty(params, l2, l1, lambda i, name: True), rtol=1e-12)
+    np.testing.assert_allclose(with_biases, np_penalty(params, l2, l1, lambda layer, name, leaf: True), rtol=1e-12)
     if l2 or l1:
         assert with_biases > got
 
 
 def test_penalty_with_a_bool_pytree_mask_and_with_a_callable_mask(x64):
     params = penalty_params()
-    tree = [{"w": True, "b": False}, {"w": False, "b": True}]
-    expected = np_penalty(params, 0.3, 0.2, lambda i, name: tree[i][name])
+    tree = {"dense_0": {"w": True, "b": False}, "dense_1": {"w": False, "b": True}}
+    expected = np_penalty(params, 0.3, 0.2, lambda layer, name, leaf: tree[layer][name])
     np.testing.assert_allclose(jaxreg.penalty(as_jnp(params), 0.3, 0.2, mask=tree), expected, rtol=1e-12)
     np.testing.assert_allclose(jaxreg.penalty(as_jnp(params), 0.3, 0.2, mask=lambda p: tree), expected, rtol=1e-12)
-    assert jaxreg.weights_mask(as_jnp(params)) == [{"w": True, "b": False}] * 2
-    assert jaxreg.all_params_mask(as_jnp(params)) == [{"w": True, "b": True}] * 2
+    assert jaxreg.weights_mask(as_jnp(params)) == {"dense_0": {"w": True, "b": False}, "dense_1": {"w": True, "b": False}}
+    assert jaxreg.all_params_mask(as_jnp(params)) == {"dense_0": {"w": True, "b": True}, "dense_1": {"w": True, "b": True}}
+
+
+def test_masks_of_zero_one_arrays_select_single_elements(x64):
+    params = penalty_params()
+    rng = np.random.default_rng(8)
+    elements = jax.tree_util.tree_map(lambda leaf: rng.integers(0, 2, leaf.shape).astype(np.float64), params)
+    picked = [leaf[m == 1] for leaf, m in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(elements))]
+    assert 0 < sum(p.size for p in picked) < sum(leaf.size for leaf in jax.tree_util.tree_leaves(params))
+    expected = 0.5 * 0.3 * sum((p ** 2).sum() for p in picked) + 0.2 * sum(np.abs(p).sum() for p in picked)
+    for mask in (elements, lambda p: elements, jax.tree_util.tree_map(lambda m: m.astype(bool), elements)):
+        np.testing.assert_allclose(jaxreg.penalty(as_jnp(params), 0.3, 0.2, mask=mask), expected, rtol=1e-12)
+        np.testing.assert_allclose(jaxreg.weight_norm(as_jnp(params), mask=mask),
+                                   np.sqrt(sum((p ** 2).sum() for p in picked)), rtol=1e-12)
+    # The transforms honour the same per-element mask: unselected elements pass through.
+    updates = jax.tree_util.tree_map(np.ones_like, params)
+    tx = jaxreg.decoupled_weight_decay(0.1, mask=elements)
+    new, _ = tx.update(as_jnp(updates), tx.init(as_jnp(params)), as_jnp(params))
+    for u, p, m in zip(*(jax.tree_util.tree_leaves(t) for t in (new, params, elements))):
+        np.testing.assert_allclose(u, 1.0 + 0.1 * m * p, rtol=1e-12)
+    shrunk = jaxreg.prox_l1(as_jnp(params), 0.5, mask=elements)
+    for s, p, m in zip(*(jax.tree_util.tree_leaves(t) for t in (shrunk, params, elements))):
+        np.testing.assert_array_equal(s, np.where(m == 1, np.sign(p) * np.maximum(np.abs(p) - 0.5, 0.0), p))
+    zeros = sum(int((np.abs(p) <= 0.5).sum()) for p in picked)
+    assert zeros > 0
+    np.testing.assert_allclose(jaxreg.zero_fraction(shrunk, mask=elements), zeros / sum(p.size for p in picked),
+                               rtol=1e-12)
 
 
 class Dense(NamedTuple):
@@ -324,13 +354,19 @@ class Dense(NamedTuple):
     b: jax.Array
 
 
-def test_weights_mask_finds_w_in_nested_dicts_and_named_tuples():
-    params = {"encoder": {"w": jnp.ones(2), "b": jnp.ones(2), "scale": jnp.ones(1)},
-              "head": Dense(w=jnp.full(3, 2.0), b=jnp.ones(3)), "extra": [{"w": jnp.ones(3)}]}
+def test_weights_mask_selects_leaves_of_two_or_more_dims_in_nested_dicts_and_named_tuples():
+    # By role, not by name: a Flax "kernel", a PyTorch "weight" and a conv filter are weights;
+    # a one-dimensional leaf is not, even one named "w". A rule that looked for the name "w"
+    # would get this mask wrong in four places and the penalty (0.5 * 2 * (12 + 3) = 15) wrong too.
+    params = {"encoder": {"kernel": jnp.ones((2, 1)), "b": jnp.ones(2), "scale": jnp.ones(1)},
+              "head": Dense(w=jnp.full((3, 1), 2.0), b=jnp.ones(3)), "extra": [{"w": jnp.ones(3)}],
+              "torch": {"weight": jnp.ones((1, 3)), "bias": jnp.ones(1)},
+              "conv": {"filters": jnp.full((1, 1, 1, 2), 0.5)}}
     mask = jaxreg.weights_mask(params)
-    assert mask == {"encoder": {"w": True, "b": False, "scale": False}, "head": Dense(w=True, b=False),
-                    "extra": [{"w": True}]}
-    assert float(jaxreg.penalty(params, l2=2.0)) == 17.0  # 0.5 * 2 * (2 + 12 + 3)
+    assert mask == {"encoder": {"kernel": True, "b": False, "scale": False}, "head": Dense(w=True, b=False),
+                    "extra": [{"w": False}], "torch": {"weight": True, "bias": False},
+                    "conv": {"filters": True}}
+    assert float(jaxreg.penalty(params, l2=2.0)) == 17.5  # 0.5 * 2 * (2 + 12 + 3 + 0.5)
 
 
 def test_penalty_under_jit_with_traced_strengths_equals_eager():
@@ -351,9 +387,9 @@ def test_penalty_under_jit_with_traced_strengths_equals_eager():
 
 def test_weight_norm(x64):
     params = penalty_params()
-    expected = np.sqrt(sum((layer["w"] ** 2).sum() for layer in params))
+    expected = np.sqrt(sum((layer["w"] ** 2).sum() for layer in params.values()))
     np.testing.assert_allclose(jaxreg.weight_norm(as_jnp(params)), expected, rtol=1e-12)
-    everything = np.sqrt(sum((v ** 2).sum() for layer in params for v in layer.values()))
+    everything = np.sqrt(sum((v ** 2).sum() for layer in params.values() for v in layer.values()))
     np.testing.assert_allclose(jaxreg.weight_norm(as_jnp(params), mask=jaxreg.all_params_mask), everything,
                                rtol=1e-12)
 
@@ -362,10 +398,10 @@ def test_weight_norm(x64):
 
 def transform_inputs():
     rng = np.random.default_rng(6)
-    params = [{"w": rng.normal(size=(30, 20)).astype(np.float32), "b": rng.normal(size=20).astype(np.float32)}]
-    params[0]["w"][0, :3] = 0.0  # sign(0) = 0: no L1 pull on a weight already at zero
-    updates = [{"w": (0.3 * rng.normal(size=(30, 20))).astype(np.float32),
-                "b": (0.3 * rng.normal(size=20)).astype(np.float32)}]
+    params = {"dense_0": {"w": rng.normal(size=(30, 20)).astype(np.float32), "b": rng.normal(size=20).astype(np.float32)}}
+    params["dense_0"]["w"][0, :3] = 0.0  # sign(0) = 0: no L1 pull on a weight already at zero
+    updates = {"dense_0": {"w": (0.3 * rng.normal(size=(30, 20))).astype(np.float32),
+                           "b": (0.3 * rng.normal(size=20)).astype(np.float32)}}
     return params, updates
 
 
@@ -373,20 +409,37 @@ def test_decoupled_weight_decay_adds_decay_to_weights_only():
     params, updates = transform_inputs()
     tx = jaxreg.decoupled_weight_decay(0.1)
     new, _ = tx.update(as_jnp(updates), tx.init(as_jnp(params)), as_jnp(params))
-    np.testing.assert_allclose(new[0]["w"], updates[0]["w"] + np.float32(0.1) * params[0]["w"], rtol=1e-6)
-    np.testing.assert_array_equal(new[0]["b"], updates[0]["b"])
+    np.testing.assert_allclose(new["dense_0"]["w"], updates["dense_0"]["w"] + np.float32(0.1) * params["dense_0"]["w"], rtol=1e-6)
+    np.testing.assert_array_equal(new["dense_0"]["b"], updates["dense_0"]["b"])
     tx = jaxreg.decoupled_weight_decay(0.1, mask=jaxreg.all_params_mask)
     new, _ = tx.update(as_jnp(updates), tx.init(as_jnp(params)), as_jnp(params))
-    np.testing.assert_allclose(new[0]["b"], updates[0]["b"] + np.float32(0.1) * params[0]["b"], rtol=1e-6)
+    np.testing.assert_allclose(new["dense_0"]["b"], updates["dense_0"]["b"] + np.float32(0.1) * params["dense_0"]["b"], rtol=1e-6)
+
+
+def test_add_penalty_gradient_adds_l2_w_plus_l1_sign_to_weights_only():
+    params, updates = transform_inputs()
+    tx = jaxreg.add_penalty_gradient(0.3, 0.05)
+    new, _ = tx.update(as_jnp(updates), tx.init(as_jnp(params)), as_jnp(params))
+    w, u = params["dense_0"]["w"], updates["dense_0"]["w"]
+    # atol: float32 sums of terms that nearly cancel round to ~1e-8 absolute.
+    np.testing.assert_allclose(new["dense_0"]["w"], u + np.float32(0.3) * w + np.float32(0.05) * np.sign(w),
+                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(new["dense_0"]["w"][0, :3], (u + np.float32(0.3) * w)[0, :3])  # sign(0) = 0
+    np.testing.assert_array_equal(new["dense_0"]["b"], updates["dense_0"]["b"])
+    # It is the gradient of penalty(params, l2, l1) on the same mask, away from |w|'s kink (at
+    # w = 0 autodiff picks +1 for d|w|/dw where the transform uses sign(0) = 0, checked above).
+    penalty_grad = jax.grad(lambda p: jaxreg.penalty(p, 0.3, 0.05))(as_jnp(params))
+    for a, b, c, p in zip(*(jax.tree_util.tree_leaves(t) for t in (new, updates, penalty_grad, params))):
+        np.testing.assert_allclose(np.asarray(a)[p != 0], (b + c)[p != 0], rtol=1e-6, atol=1e-7)
 
 
 def test_l1_decay_adds_strength_times_sign_to_weights_only():
     params, updates = transform_inputs()
     tx = jaxreg.l1_decay(0.05)
     new, _ = tx.update(as_jnp(updates), tx.init(as_jnp(params)), as_jnp(params))
-    np.testing.assert_allclose(new[0]["w"], updates[0]["w"] + np.float32(0.05) * np.sign(params[0]["w"]), rtol=1e-6)
-    np.testing.assert_array_equal(new[0]["w"][0, :3], updates[0]["w"][0, :3])  # zero weights: no pull
-    np.testing.assert_array_equal(new[0]["b"], updates[0]["b"])
+    np.testing.assert_allclose(new["dense_0"]["w"], updates["dense_0"]["w"] + np.float32(0.05) * np.sign(params["dense_0"]["w"]), rtol=1e-6)
+    np.testing.assert_array_equal(new["dense_0"]["w"][0, :3], updates["dense_0"]["w"][0, :3])  # zero weights: no pull
+    np.testing.assert_array_equal(new["dense_0"]["b"], updates["dense_0"]["b"])
 
 
 def test_proximal_l1_soft_thresholds_to_exact_zeros():
@@ -394,18 +447,18 @@ def test_proximal_l1_soft_thresholds_to_exact_zeros():
     threshold = np.float32(0.4)
     tx = jaxreg.proximal_l1(threshold)
     new, _ = tx.update(as_jnp(updates), tx.init(as_jnp(params)), as_jnp(params))
-    moved = params[0]["w"] + updates[0]["w"]  # float32, as the transform computes it
+    moved = params["dense_0"]["w"] + updates["dense_0"]["w"]  # float32, as the transform computes it
     shrunk = np.sign(moved) * np.maximum(np.abs(moved) - threshold, 0.0)
     np.testing.assert_allclose(jaxreg.soft_threshold(jnp.asarray(moved), threshold), shrunk, rtol=1e-6, atol=0)
-    np.testing.assert_allclose(new[0]["w"], shrunk - params[0]["w"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(new["dense_0"]["w"], shrunk - params["dense_0"]["w"], rtol=1e-6, atol=1e-6)
     applied = optax.apply_updates(as_jnp(params), new)
-    w = np.asarray(applied[0]["w"])
+    w = np.asarray(applied["dense_0"]["w"])
     n_zero = int((np.abs(moved) <= threshold).sum())
     assert 50 < n_zero < w.size
     assert int((w == 0.0).sum()) == n_zero
     np.testing.assert_allclose(w, shrunk, rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(new[0]["b"], updates[0]["b"])  # biases: update passes through
-    np.testing.assert_array_equal(applied[0]["b"], params[0]["b"] + updates[0]["b"])
+    np.testing.assert_array_equal(new["dense_0"]["b"], updates["dense_0"]["b"])  # biases: update passes through
+    np.testing.assert_array_equal(applied["dense_0"]["b"], params["dense_0"]["b"] + updates["dense_0"]["b"])
 
 
 def test_proximal_l1_after_sgd_is_an_ista_step():
@@ -414,8 +467,8 @@ def test_proximal_l1_after_sgd_is_an_ista_step():
     lr, l1 = 0.1, 2.0
     tx = optax.chain(optax.sgd(lr), jaxreg.proximal_l1(lr * l1))
     new, _ = tx.update(as_jnp(grads), tx.init(as_jnp(params)), as_jnp(params))
-    w = np.asarray(optax.apply_updates(as_jnp(params), new)[0]["w"])
-    step = params[0]["w"] - np.float32(lr) * grads[0]["w"]
+    w = np.asarray(optax.apply_updates(as_jnp(params), new)["dense_0"]["w"])
+    step = params["dense_0"]["w"] - np.float32(lr) * grads["dense_0"]["w"]
     np.testing.assert_allclose(w, np.sign(step) * np.maximum(np.abs(step) - np.float32(lr * l1), 0), rtol=1e-5,
                                atol=1e-6)
     assert (w == 0.0).sum() == (np.abs(step) <= np.float32(lr * l1)).sum()
@@ -438,11 +491,15 @@ def test_transforms_take_traced_strengths_under_jit():
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("make, name", [(jaxreg.l1_decay, "l1_decay"), (jaxreg.proximal_l1, "proximal_l1")])
+# The message names the transform the user called, whose update needs the params.
+@pytest.mark.parametrize("make, name", [(jaxreg.l1_decay, "l1_decay"),
+                                        (jaxreg.proximal_l1, "proximal_l1"),
+                                        (lambda s: jaxreg.add_penalty_gradient(s, s), "add_penalty_gradient"),
+                                        (jaxreg.decoupled_weight_decay, "decoupled_weight_decay")])
 def test_l1_transforms_without_params_raise(make, name):
     params, updates = transform_inputs()
     tx = make(0.1)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(jaxreg.InputError) as info:
         tx.update(as_jnp(updates), tx.init(as_jnp(params)))
     assert str(info.value) == f"{name}: params are required by update(updates, state, params)"
 

@@ -1,5 +1,7 @@
-"""Tests for jaxreg.models: contract (init shapes vs apply), oracle (plain NumPy forward passes
-in float64), dropout/DropConnect plumbing, relu_book, init schemes and error messages."""
+"""Tests for jaxreg.models: contract (``init(key) -> (params, state)`` shapes and layer names vs
+``apply(params, state, x, ...) -> (logits, state)``), oracle (plain NumPy forward passes in
+float64), dropout/DropConnect plumbing (training needs ``train=True`` and a key; evaluation
+never drops), relu_book, init schemes and error messages."""
 
 from __future__ import annotations
 
@@ -36,10 +38,15 @@ NP_ACTIVATIONS = {"relu": lambda z: np.maximum(z, 0.0), "relu_book": lambda z: n
 NP_OUTPUTS = {"linear": lambda z: z, "sigmoid": np_sigmoid, "softmax": np_softmax}
 
 
-def np_dense_stack(params, h, activation, output):
-    for i, layer in enumerate(params):
+def named(params, prefix):
+    """The layers ``PREFIX_0, PREFIX_1, ...`` of a params dict, in order (a gap raises KeyError)."""
+    return [params[f"{prefix}_{i}"] for i in range(sum(name.startswith(prefix + "_") for name in params))]
+
+
+def np_dense_stack(layers, h, activation, output):
+    for i, layer in enumerate(layers):
         h = h @ layer["w"] + layer.get("b", 0.0)
-        h = NP_ACTIVATIONS[activation](h) if i < len(params) - 1 else h
+        h = NP_ACTIVATIONS[activation](h) if i < len(layers) - 1 else h
     return NP_OUTPUTS[output](h)
 
 
@@ -69,9 +76,12 @@ def np_pool_2x2(x, kind):
 
 def np_cnn(params, x, n_conv, activation, pool, output):
     h = x
-    for layer in params[:n_conv]:
+    convs = named(params, "conv")
+    assert len(convs) == n_conv and set(params) == {f"conv_{i}" for i in range(n_conv)} | {
+        f"dense_{j}" for j in range(len(params) - n_conv)}
+    for layer in convs:
         h = np_pool_2x2(NP_ACTIVATIONS[activation](np_conv2d_same(h, layer["w"]) + layer["b"]), pool)
-    return np_dense_stack(params[n_conv:], h.reshape(h.shape[0], -1), activation, output)
+    return np_dense_stack(named(params, "dense"), h.reshape(h.shape[0], -1), activation, output)
 
 
 def random_params(template, seed):
@@ -102,8 +112,19 @@ def shapes(tree):
 
 
 def trace_apply(net, params, x, **kwargs):
-    """``apply``'s output as a ShapeDtypeStruct: traced, never compiled (compiles are slow on CPU)."""
-    return jax.eval_shape(lambda p, x, key: net.apply(p, x, key=key, **kwargs), params, x, jax.random.key(1))
+    """``apply``'s logits in training mode as a ShapeDtypeStruct: traced, never compiled (compiles
+    are slow on CPU). Also checks that ``apply`` hands back the state it was given, ``{}``."""
+    out, state = jax.eval_shape(lambda p, x, key: net.apply(p, {}, x, key=key, train=True, **kwargs),
+                                params, x, jax.random.key(1))
+    assert state == {}
+    return out
+
+
+def init_shapes(net):
+    """``init``'s params as ShapeDtypeStructs, after checking that its state is ``{}``."""
+    params, state = jax.eval_shape(net.init, jax.random.key(0))
+    assert state == {}
+    return params
 
 
 @pytest.mark.parametrize("config", MLP_CONFIGS, ids=lambda c: "-".join(map(str, c["sizes"])))
@@ -112,17 +133,19 @@ def test_mlp_contract_init_shapes_and_apply_output(config):
     sizes, n_layers = config["sizes"], len(config["sizes"]) - 1
     assert (net.input_shape, net.output_size) == ((sizes[0],), sizes[-1])
     assert net.num_dropout == net.num_dropconnect == n_layers
-    params = jax.eval_shape(net.init, jax.random.key(0))
-    expected = [dict(w=((n_in, n_out), jnp.float32), **({"b": ((n_out,), jnp.float32)} if config["bias"] else {}))
-                for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    params = init_shapes(net)
+    expected = {f"dense_{i}": dict(w=((n_in, n_out), jnp.float32),
+                                   **({"b": ((n_out,), jnp.float32)} if config["bias"] else {}))
+                for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))}
     assert shapes(params) == expected
     x = jax.ShapeDtypeStruct((7, sizes[0]), jnp.float32)
     per_layer = np.linspace(0.0, 0.5, n_layers, dtype=np.float32)
-    for kwargs in ({}, dict(dropout=per_layer, dropconnect=per_layer), dict(dropout=0.2, logits=True)):
+    for kwargs in ({}, dict(dropout=per_layer, dropconnect=per_layer), dict(dropout=0.2, logits=True),
+                   dict(dropout=0.2, logits=False)):
         out = trace_apply(net, params, x, **kwargs)
         assert (out.shape, out.dtype) == ((7, sizes[-1]), jnp.float32)
     for name in ("dropout", "dropconnect"):
-        with pytest.raises(ValueError) as info:
+        with pytest.raises(jaxreg.InputError) as info:
             trace_apply(net, params, x, **{name: np.zeros(n_layers + 1)})
         assert str(info.value) == (
             f"{name}: expected a scalar or {n_layers} per-layer rates, got shape ({n_layers + 1},)")
@@ -146,17 +169,18 @@ def test_cnn_contract_init_shapes_and_apply_output(config):
     assert net.num_dropconnect == len(channels) + len(hidden) + 1
     flat = ceil_half(h, len(channels)) * ceil_half(w, len(channels)) * channels[-1]
     dense = (flat, *hidden, config["num_outputs"])
-    expected = ([((k, k, c_prev, c_out), (c_out,)) for c_prev, c_out in zip((c_in, *channels), channels)]
-                + [((n_in, n_out), (n_out,)) for n_in, n_out in zip(dense[:-1], dense[1:])])
-    params = jax.eval_shape(net.init, jax.random.key(0))
-    assert [(layer["w"].shape, layer["b"].shape) for layer in params] == expected
+    expected = ({f"conv_{i}": ((k, k, c_prev, c_out), (c_out,))
+                 for i, (c_prev, c_out) in enumerate(zip((c_in, *channels), channels))}
+                | {f"dense_{j}": ((n_in, n_out), (n_out,)) for j, (n_in, n_out) in enumerate(zip(dense[:-1], dense[1:]))})
+    params = init_shapes(net)
+    assert {name: (layer["w"].shape, layer["b"].shape) for name, layer in params.items()} == expected
     n_drop, n_connect = net.num_dropout, net.num_dropconnect
     # Flattened inputs are accepted too, so one data array serves MLPs and CNNs.
     for x in (jax.ShapeDtypeStruct((5, h, w, c_in), jnp.float32), jax.ShapeDtypeStruct((5, h * w * c_in), jnp.float32)):
         for kwargs in ({}, dict(dropout=np.full(n_drop, 0.3), dropconnect=np.full(n_connect, 0.3))):
             assert trace_apply(net, params, x, **kwargs).shape == (5, config["num_outputs"])
         for name, n in (("dropout", n_drop), ("dropconnect", n_connect)):
-            with pytest.raises(ValueError) as info:
+            with pytest.raises(jaxreg.InputError) as info:
                 trace_apply(net, params, x, **{name: np.zeros(n - 1)})
             assert str(info.value) == f"{name}: expected a scalar or {n} per-layer rates, got shape ({n - 1},)"
 
@@ -164,7 +188,7 @@ def test_cnn_contract_init_shapes_and_apply_output(config):
 def test_init_honours_dtype(x64):
     for net in (jaxreg.mlp((3, 4, 2), dtype=jnp.float64),
                 jaxreg.cnn((4, 4, 1), 2, channels=(2,), hidden=(), dtype=jnp.float64)):
-        params = jax.eval_shape(net.init, jax.random.key(0))
+        params = init_shapes(net)
         assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(params)} == {np.dtype(np.float64)}
 
 
@@ -174,19 +198,23 @@ def test_init_honours_dtype(x64):
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_mlp_forward_matches_numpy(x64, activation, output):
     net = jaxreg.mlp((4, 6, 5, 3), activation=activation, output=output, dtype=jnp.float64)
-    params = random_params(jax.eval_shape(net.init, jax.random.key(0)), seed=1)
+    params = random_params(init_shapes(net), seed=1)
     x = np.random.default_rng(2).normal(size=(8, 4))
-    out = net.apply(jax.tree_util.tree_map(jnp.asarray, params), jnp.asarray(x))
-    assert out.dtype == jnp.float64
-    np.testing.assert_allclose(out, np_dense_stack(params, x, activation, output), rtol=1e-12, atol=1e-12)
+    out, state = net.apply(jax.tree_util.tree_map(jnp.asarray, params), {}, jnp.asarray(x), logits=False)
+    assert out.dtype == jnp.float64 and state == {}
+    np.testing.assert_allclose(out, np_dense_stack(named(params, "dense"), x, activation, output),
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_mlp_without_bias_and_logits_match_numpy(x64):
     net = jaxreg.mlp((4, 6, 3), activation="tanh", output="softmax", bias=False, dtype=jnp.float64)
-    params = random_params(jax.eval_shape(net.init, jax.random.key(0)), seed=3)
+    params = random_params(init_shapes(net), seed=3)
     x = np.random.default_rng(4).normal(size=(5, 4))
-    logits = net.apply(jax.tree_util.tree_map(jnp.asarray, params), jnp.asarray(x), logits=True)
-    np.testing.assert_allclose(logits, np_dense_stack(params, x, "tanh", "linear"), rtol=1e-12, atol=1e-12)
+    expected = np_dense_stack(named(params, "dense"), x, "tanh", "linear")
+    # Logits are the default output of apply, and what logits=True asks for explicitly.
+    for kwargs in ({}, dict(logits=True)):
+        logits, _ = net.apply(jax.tree_util.tree_map(jnp.asarray, params), {}, jnp.asarray(x), **kwargs)
+        np.testing.assert_allclose(logits, expected, rtol=1e-12, atol=1e-12)
 
 
 CNN_ORACLE_CASES = [
@@ -203,9 +231,10 @@ CNN_ORACLE_CASES = [
 def test_cnn_forward_matches_numpy(x64, input_shape, channels, kernel_size, activation, pool, hidden, output):
     net = jaxreg.cnn(input_shape, 3, channels=channels, kernel_size=kernel_size, pool=pool,
                      hidden=hidden, activation=activation, output=output, dtype=jnp.float64)
-    params = random_params(jax.eval_shape(net.init, jax.random.key(0)), seed=5)
+    params = random_params(init_shapes(net), seed=5)
     x = np.random.default_rng(6).normal(size=(4, *input_shape))
-    out = jax.jit(net.apply, compiler_options=FAST_COMPILE)(jax.tree_util.tree_map(jnp.asarray, params), jnp.asarray(x))
+    apply = jax.jit(lambda p, x: net.apply(p, {}, x, logits=False)[0], compiler_options=FAST_COMPILE)
+    out = apply(jax.tree_util.tree_map(jnp.asarray, params), jnp.asarray(x))
     assert out.dtype == jnp.float64
     np.testing.assert_allclose(out, np_cnn(params, x, len(channels), activation, pool, output),
                                rtol=1e-10, atol=1e-10)
@@ -215,9 +244,10 @@ def test_cnn_avg_pool_of_a_constant_odd_sized_map_is_constant():
     # 1x1 identity conv, linear activation, dense weights of ones: the output sums the pooled map.
     # Regression: edge windows of odd-sized maps once divided by 4, counting the zero padding.
     net = jaxreg.cnn((3, 3, 1), 1, channels=(1,), kernel_size=1, hidden=(), activation="linear", pool="avg")
-    params = [{"w": jnp.ones((1, 1, 1, 1)), "b": jnp.zeros(1)}, {"w": jnp.ones((4, 1)), "b": jnp.zeros(1)}]
+    params = {"conv_0": {"w": jnp.ones((1, 1, 1, 1)), "b": jnp.zeros(1)},
+              "dense_0": {"w": jnp.ones((4, 1)), "b": jnp.zeros(1)}}
     # Pooled 3x3 ones -> 2x2 ones, sum 4 (with the padding counted: 1 + 0.5 + 0.5 + 0.25 = 2.25).
-    np.testing.assert_allclose(net.apply(params, jnp.ones((1, 3, 3, 1))), [[4.0]])
+    np.testing.assert_allclose(net.apply(params, {}, jnp.ones((1, 3, 3, 1)))[0], [[4.0]])
 
 
 # ---------------------------------------------------------------- dropout and DropConnect plumbing
@@ -226,7 +256,7 @@ def test_cnn_avg_pool_of_a_constant_odd_sized_map_is_constant():
 # conftest.py, compiled once per session with per-layer rate vectors as arguments.
 MODELS = ["tiny_mlp", "tiny_cnn"]
 # Identity weights and zero biases for tiny_mlp: float32 like its params, so no retrace.
-IDENTITY = [{"w": np.eye(8, dtype=np.float32), "b": np.zeros(8, np.float32)} for _ in range(3)]
+IDENTITY = {f"dense_{i}": {"w": np.eye(8, dtype=np.float32), "b": np.zeros(8, np.float32)} for i in range(3)}
 
 
 def one_hot_rate(n, i, rate=0.9):
@@ -239,10 +269,23 @@ def one_hot_rate(n, i, rate=0.9):
 @pytest.mark.parametrize("model", MODELS)
 def test_evaluation_without_key_ignores_rates(model, request):
     net, params, x, *_ = request.getfixturevalue(model)
-    reference = np.asarray(net.apply(params, x))
+    reference = np.asarray(net.apply(params, {}, x)[0])
     for rates in (dict(dropout=0.5), dict(dropconnect=0.5),
                   dict(dropout=np.full(net.num_dropout, 0.9), dropconnect=np.full(net.num_dropconnect, 0.3))):
-        np.testing.assert_array_equal(net.apply(params, x, **rates), reference)
+        np.testing.assert_array_equal(net.apply(params, {}, x, **rates)[0], reference)
+        # Evaluation (train=False) never drops, even when given a key.
+        np.testing.assert_array_equal(net.apply(params, {}, x, key=jax.random.key(9), **rates)[0], reference)
+        np.testing.assert_array_equal(
+            net.apply(params, {}, x, key=jax.random.key(9), train=False, **rates)[0], reference)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_training_mode_without_a_key_is_an_error(model, request):
+    net, params, x, *_ = request.getfixturevalue(model)
+    for rates in ({}, dict(dropout=0.5)):
+        with pytest.raises(jaxreg.InputError) as info:
+            net.apply(params, {}, x, train=True, **rates)
+        assert str(info.value) == "key: expected a jax PRNG key when train=True, got None"
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -251,7 +294,7 @@ def test_training_with_rates_and_a_key_changes_outputs(model, request):
     # NumPy rate vectors: building them needs no compile, and they hit the same trace.
     zeros_drop, zeros_connect = np.zeros(net.num_dropout, np.float32), np.zeros(net.num_dropconnect, np.float32)
     key = jax.random.key(2)
-    reference = np.asarray(net.apply(params, x))
+    reference = np.asarray(net.apply(params, {}, x)[0])
     np.testing.assert_allclose(train(params, x, key, zeros_drop, zeros_connect), reference, rtol=1e-6, atol=1e-6)
     for i in range(net.num_dropout):  # every entry of the per-layer vector is used
         out = train(params, x, key, one_hot_rate(net.num_dropout, i), zeros_connect)
@@ -321,17 +364,18 @@ def test_relu_book_forward_is_relu_but_its_gradient_is_the_identity():
 def variance_scaling_weights():
     """One (1000, 500) weight matrix per scheme, drawn in one compiled program."""
     nets = {init: jaxreg.mlp((1000, 500), init=init, bias=False) for init in VARIANCE_SCALING}
-    draw = jax.jit(lambda key: {init: net.init(key)[0]["w"] for init, net in nets.items()},
+    draw = jax.jit(lambda key: {init: net.init(key)[0]["dense_0"]["w"] for init, net in nets.items()},
                    compiler_options=FAST_COMPILE)
     return {init: np.asarray(w) for init, w in draw(jax.random.key(0)).items()}
 
 
 def test_uniform_init_stays_within_scale_with_uniform_std():
     net = jaxreg.mlp((1000, 500), init="uniform", init_scale=0.3)
-    params = net.init(jax.random.key(0))
-    np.testing.assert_array_equal(params[0]["b"], np.zeros(500))  # biases start at zero
-    w = np.asarray(params[0]["w"])
-    assert not np.array_equal(net.init(jax.random.key(1))[0]["w"], w)
+    params, state = net.init(jax.random.key(0))
+    assert set(params) == {"dense_0"} and state == {}
+    np.testing.assert_array_equal(params["dense_0"]["b"], np.zeros(500))  # biases start at zero
+    w = np.asarray(params["dense_0"]["w"])
+    assert not np.array_equal(net.init(jax.random.key(1))[0]["dense_0"]["w"], w)
     assert np.abs(w).max() <= 0.3 and np.abs(w).max() > 0.299
     assert abs(w.std() / (0.3 / np.sqrt(3)) - 1) < 0.05 and abs(w.mean()) < 0.01
 
@@ -357,10 +401,14 @@ def test_numpy_uniform_init_replays_the_book_exactly():
     finally:
         np.random.set_state(state)
     params = jaxreg.numpy_uniform_init((784, 40, 10), seed=1)
-    assert [set(layer) for layer in params] == [{"w"}, {"w"}]
-    np.testing.assert_array_equal(params[0]["w"], w01)
-    np.testing.assert_array_equal(params[1]["w"], w12)
-    assert params[0]["w"].dtype == np.float64
+    assert {name: set(layer) for name, layer in params.items()} == {"dense_0": {"w"}, "dense_1": {"w"}}
+    np.testing.assert_array_equal(params["dense_0"]["w"], w01)
+    np.testing.assert_array_equal(params["dense_1"]["w"], w12)
+    assert params["dense_0"]["w"].dtype == np.float64
+    # Named as mlp names its layers: the book's init fits a bias-free mlp's params as they are.
+    net = jaxreg.mlp((784, 40, 10), bias=False, dtype=jnp.float64)
+    with jax.enable_x64(True):
+        assert shapes(init_shapes(net)) == shapes(jax.tree_util.tree_map(jnp.asarray, params))
 
 
 # ---------------------------------------------------------------- bad arguments
@@ -391,7 +439,7 @@ def test_numpy_uniform_init_replays_the_book_exactly():
     (lambda: jaxreg.numpy_uniform_init((784, 0)), "sizes: expected positive integers, got [784, 0]"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_bad_arguments_give_exact_messages(make, message):
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(jaxreg.InputError) as info:
         make()
     assert str(info.value) == message
 
@@ -404,8 +452,9 @@ def test_bad_arguments_give_exact_messages(make, message):
 ])
 def test_apply_rejects_bad_rates_by_argument_name(rates, message):
     net = jaxreg.mlp((3, 4, 2))
-    params = jax.eval_shape(net.init, jax.random.key(0))
-    for key in (jax.random.key(1), None):
-        with pytest.raises(ValueError) as info:
-            jax.eval_shape(lambda p: net.apply(p, jnp.ones((2, 3)), key=key, **rates), params)
+    params = init_shapes(net)
+    for key in (jax.random.key(1), None):  # training mode and evaluation check rates alike
+        with pytest.raises(jaxreg.InputError) as info:
+            jax.eval_shape(lambda p: net.apply(p, {}, jnp.ones((2, 3)), key=key, train=key is not None, **rates),
+                           params)
         assert str(info.value) == message

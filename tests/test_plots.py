@@ -198,7 +198,7 @@ def test_decision_boundary_from_the_saved_params(blobs):
     variant = next(v for v in sweep.built.variants if row["case"] in v.cases)
     params = plots._rebuild_params(variant.model, sweep.params(row["config_id"], 0))
     train = variant.dataset.train
-    predicted = np.asarray(variant.model.apply(params, train.x))[:, 0] > 0.5
+    predicted = np.asarray(variant.model.apply(params, {}, train.x, logits=False)[0])[:, 0] > 0.5
     record = next(r for r in sweep.trials[row["config_id"]] if r["seed"] == 0)
     assert np.mean(predicted == train.y) == pytest.approx(record["metrics"]["train_accuracy"])
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import jaxreg.batch
 from jaxreg import report
 from jaxreg.sweeps import Space, build_spec, config_id, parse_axis, run_sweep, search_rounds
 
@@ -143,6 +144,12 @@ def _run(spec_dict, out, **kwargs):
     return run_sweep(build_spec(spec_dict), out, progress=False, **kwargs)
 
 
+def forget_compiled_programs():
+    """Equal configs share one compiled program across tests (the memo): forget it, so a test
+    counts the compiles of its own sweep."""
+    jaxreg.batch.compiled_members.cache_clear()
+
+
 def _comparable(records):
     return sorted((r["config_id"], r["seed"], json.dumps(r, sort_keys=True)) for r in records)
 
@@ -160,6 +167,7 @@ def c2f_run(tmp_path_factory):
                 search={"method": "coarse_to_fine", "rounds": 3, "samples": 3, "top_k": 2, "seeds": 2,
                         "chunk_size": 4})
     out = tmp_path_factory.mktemp("c2f")
+    forget_compiled_programs()
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
         records = _run(spec, out)
@@ -261,8 +269,8 @@ spec = build_spec({"data": {"dataset": "digits", "n_train": 60}, "model": {"hidd
 hp = jaxreg.stack_hparams(jaxreg.make_hparams(spec.model, **c.hparams)
                           for c in spec.space.configs(0) for seed in (0, 1))
 seeds = np.tile([0, 1], 3)
-alone = jaxreg.train_batch(spec.config, 3, devices=jax.local_devices()[:1])
-sharded = jaxreg.train_batch(spec.config, 3)
+alone = jaxreg.train_batch(spec.config, spec.dataset, 3, devices=jax.local_devices()[:1])
+sharded = jaxreg.train_batch(spec.config, spec.dataset, 3)
 a, b = alone(seeds, hp), sharded(seeds, hp)
 print(jax.device_count(), alone.chunk_size(6), sharded.chunk_size(6),
       float(np.max(np.abs(a.final["val_loss"] / b.final["val_loss"] - 1))))
@@ -289,6 +297,7 @@ def test_cases_may_override_static_settings_each_variant_compiles_once(tmp_path)
     assert [v.config.dropout for v in spec.variants] == [False, True]
     compiles = []
     listener = lambda event, duration, **kw: compiles.append(event) if event.endswith("backend_compile_duration") else None
+    forget_compiled_programs()
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
         records = run_sweep(spec, tmp_path / "all", progress=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -11,8 +11,6 @@ import pytest
 
 import jaxreg
 from jaxreg import train as train_lib
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def tree_equal(a, b) -> bool:
@@ -30,9 +28,15 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def small_config(digits):
+def data(digits):
+    """The digits arrays as the engine takes them: an argument of ``train``, not part of the config."""
+    return jaxreg.as_data(digits)
+
+
+@pytest.fixture(scope="module")
+def small_config():
     net = jaxreg.mlp((64, 32, 10))
-    return jaxreg.TrainConfig(model=net, data=digits, loss="cross_entropy", optimizer="momentum",
+    return jaxreg.TrainConfig(model=net, loss="cross_entropy", optimizer="momentum",
                               epochs=6, batch_size=32, eval_every=2, dropout=True)
 
 
@@ -54,9 +58,9 @@ def max_relative_difference(a, b) -> float:
     return worst
 
 
-def test_batch_invariance(small_config):
+def test_batch_invariance(small_config, data):
     net = small_config.model
-    run = jaxreg.train_batch(small_config, chunk_size=64)
+    run = jaxreg.train_batch(small_config, data, chunk_size=64)
     hps = [member_hparams(net, i) for i in range(64)]
     seeds = np.arange(64) % 5
     batch = run(seeds, jaxreg.stack_hparams(hps))
@@ -78,25 +82,26 @@ def test_batch_invariance(small_config):
 
     # A different batch shape (a batch of 8, or no vmap at all) lets XLA CPU round the softmax
     # cross-entropy's log-sum-exp reduction differently: equal to 1e-6 relative, not bitwise.
-    small = take(jaxreg.train_batch(small_config)(np.full(8, seeds[target]),
-                                                  jaxreg.stack_hparams([hps[target]] * 8)), 5)
+    small = take(jaxreg.train_batch(small_config, data)(np.full(8, seeds[target]),
+                                                        jaxreg.stack_hparams([hps[target]] * 8)), 5)
     single = jax.jit(jaxreg.make_train(small_config))(
-        jaxreg.member_key(int(seeds[target])), hps[target], small_config.data, None)
+        jaxreg.member_key(int(seeds[target])), hps[target], data, None)
     for result in (small, single):
         assert max_relative_difference(result, reference) < 1e-6
         assert int(result.best_epoch) == int(reference.best_epoch)
 
 
-def test_shared_seed_shares_initial_weights(small_config):
+def test_shared_seed_shares_initial_weights(small_config, data):
     net = small_config.model
     train = jaxreg.make_train(small_config)
-    init = net.init(jax.random.split(jaxreg.member_key(3), 3)[0])
-    a = jax.jit(train)(jaxreg.member_key(3), member_hparams(net, 1), small_config.data, None)
-    b = jax.jit(train)(jaxreg.member_key(3), member_hparams(net, 1), small_config.data, init)
+    init, state = net.init(jax.random.split(jaxreg.member_key(3), 3)[0])
+    assert state == {}
+    a = jax.jit(train)(jaxreg.member_key(3), member_hparams(net, 1), data, None)
+    b = jax.jit(train)(jaxreg.member_key(3), member_hparams(net, 1), data, init)
     assert tree_equal(a.params, b.params)
 
 
-def test_changing_hparams_values_does_not_retrace(small_config):
+def test_changing_hparams_values_does_not_retrace(small_config, data):
     traces = []
     train = jaxreg.make_train(small_config)
 
@@ -108,26 +113,26 @@ def test_changing_hparams_values_does_not_retrace(small_config):
     net = small_config.model
     for offset in (0, 10, 20):
         hp = jaxreg.stack_hparams([member_hparams(net, offset + i) for i in range(4)])
-        jax.block_until_ready(batched(jnp.arange(4), hp, small_config.data, None))
+        jax.block_until_ready(batched(jnp.arange(4), hp, data, None))
     assert len(traces) == 1
 
 
-def test_last_smaller_batch_is_trained_on(digits):
+def test_last_smaller_batch_is_trained_on(digits, data):
     # 200 examples in batches of 64: three full batches and one of 8, all of them used.
     net = jaxreg.mlp((64, 10))
-    config = jaxreg.TrainConfig(model=net, data=digits, loss="squared_error", optimizer="sgd",
+    config = jaxreg.TrainConfig(model=net, loss="squared_error", optimizer="sgd",
                                 epochs=1, batch_size=64, shuffle=False, dropout=False)
     hp = jaxreg.make_hparams(net, learning_rate=0.1)
-    result = jax.jit(jaxreg.make_train(config))(jaxreg.member_key(0), hp, config.data, None)
-    w = np.asarray(net.init(jax.random.split(jaxreg.member_key(0), 3)[0])[0]["w"], np.float64)
+    result = jax.jit(jaxreg.make_train(config))(jaxreg.member_key(0), hp, data, None)
+    w = np.asarray(net.init(jax.random.split(jaxreg.member_key(0), 3)[0])[0]["dense_0"]["w"], np.float64)
     b = np.zeros(10)
     x, y = np.asarray(digits.train.x, np.float64), np.eye(10)[digits.train.y]
     for start in range(0, 200, 64):
         xb, yb = x[start:start + 64], y[start:start + 64]
         delta = (xb @ w + b - yb) / len(xb)
         w, b = w - 0.1 * xb.T @ delta, b - 0.1 * delta.sum(0)
-    np.testing.assert_allclose(result.params[0]["w"], w, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(result.params[0]["b"], b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.params["dense_0"]["w"], w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.params["dense_0"]["b"], b, rtol=1e-5, atol=1e-6)
 
 
 def book_numpy(images, labels, weights, alpha, epochs, book_derivative=False):
@@ -161,16 +166,16 @@ def book_numpy(images, labels, weights, alpha, epochs, book_derivative=False):
     return history
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "mnist").exists(), reason="needs ../shared/data/mnist")
+# mnist_dir (conftest.py): $JAXREG_DATA_DIR, then ../shared/data; skips naming where it looked.
 @pytest.mark.parametrize("activation", ["relu", "relu_book"])
-def test_book_replay_matches_numpy_epoch_by_epoch(activation):
-    ds = jaxreg.data.load("mnist", data_dir=SHARED_DATA, n_train=200, n_val=0, n_test=100)
+def test_book_replay_matches_numpy_epoch_by_epoch(activation, mnist_dir):
+    ds = jaxreg.data.load("mnist", data_dir=mnist_dir, n_train=200, n_val=0, n_test=100)
     init = jaxreg.numpy_uniform_init((784, 40, 10), seed=1)
     with jax.enable_x64(True):
-        data = train_lib.Data(*(train_lib.Split(np.asarray(s.x, np.float64), s.y)
-                                for s in (ds.train, ds.val, ds.test)))
+        data = jaxreg.Data(*(jaxreg.data.Split(np.asarray(s.x, np.float64), s.y)
+                             for s in (ds.train, ds.val, ds.test)))
         net = jaxreg.mlp((784, 40, 10), activation=activation, bias=False, dtype=jnp.float64)
-        config = jaxreg.TrainConfig(model=net, data=data, loss="squared_error", optimizer="sgd",
+        config = jaxreg.TrainConfig(model=net, loss="squared_error", optimizer="sgd",
                                     epochs=1, batch_size=1, shuffle=False, dropout=False,
                                     monitor="train_loss")
         train = jax.jit(jaxreg.make_train(config))
@@ -180,11 +185,11 @@ def test_book_replay_matches_numpy_epoch_by_epoch(activation):
             result = train(jaxreg.member_key(0), hp, data, params)
             params = result.params
             replay.append(result)
-    expected = book_numpy(data.train.x, np.asarray(ds.train.y), [p["w"] for p in init], 0.005, 3,
-                          book_derivative=activation == "relu_book")
+    expected = book_numpy(data.train.x, np.asarray(ds.train.y), [init["dense_0"]["w"], init["dense_1"]["w"]],
+                          0.005, 3, book_derivative=activation == "relu_book")
     for got, want in zip(replay, expected):
-        np.testing.assert_allclose(got.params[0]["w"], want["w01"], rtol=0, atol=1e-9)
-        np.testing.assert_allclose(got.params[1]["w"], want["w12"], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(got.params["dense_0"]["w"], want["w01"], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(got.params["dense_1"]["w"], want["w12"], rtol=0, atol=1e-9)
         # The book prints the summed squared error; jaxreg's loss is half of it.
         np.testing.assert_allclose(2 * np.asarray(got.curves["epoch_loss"])[-1], want["epoch_err"], atol=1e-9)
         np.testing.assert_allclose(got.curves["epoch_accuracy"][-1], want["epoch_acc"], atol=1e-12)
@@ -192,15 +197,15 @@ def test_book_replay_matches_numpy_epoch_by_epoch(activation):
         np.testing.assert_allclose(got.curves["train_accuracy"][-1], want["train_acc"], atol=1e-12)
 
 
-def test_early_stopping_restores_each_members_own_best(digits):
+def test_early_stopping_restores_each_members_own_best(data):
     net = jaxreg.mlp((64, 64, 10))
-    base = dict(model=net, data=digits, loss="cross_entropy", optimizer="adam", epochs=40,
+    base = dict(model=net, loss="cross_entropy", optimizer="adam", epochs=40,
                 batch_size=20, eval_every=1, dropout=False)
     config = jaxreg.TrainConfig(**base)
     patiences = [1, 2, 3, 5, 8, np.inf]
     hps = jaxreg.stack_hparams([jaxreg.make_hparams(net, learning_rate=0.01, patience=p, restore_best=1)
                                 for p in patiences])
-    result = jaxreg.train_batch(config)(np.zeros(len(patiences), int), hps)
+    result = jaxreg.train_batch(config, data)(np.zeros(len(patiences), int), hps)
     best, stopped = np.asarray(result.best_epoch), np.asarray(result.stopped_epoch)
     assert (best > 0).all()
     assert stopped[0] > 0 and stopped[-1] == 0  # patience 1 fires, patience inf never does
@@ -211,17 +216,17 @@ def test_early_stopping_restores_each_members_own_best(digits):
             assert np.isnan(result.curves["val_loss"][i, stopped[i]:]).all()
         # Replaying the member for exactly its best epoch count gives its returned params.
         replay_config = jaxreg.TrainConfig(**{**base, "epochs": int(best[i])})
-        replay = jaxreg.train_batch(replay_config, chunk_size=len(patiences))(np.zeros(1, int), jaxreg.stack_hparams(
+        replay = jaxreg.train_batch(replay_config, data, chunk_size=len(patiences))(np.zeros(1, int), jaxreg.stack_hparams(
             [jaxreg.make_hparams(net, learning_rate=0.01)]))
         assert tree_equal(take(replay.params, 0), take(result.params, i))
         assert float(result.final["val_loss"][i]) == float(result.curves["val_loss"][i, best[i] - 1])
 
 
-def test_divergent_member_is_isolated(small_config):
+def test_divergent_member_is_isolated(small_config, data):
     net = small_config.model
     # Squared error on a linear output: a learning rate of 50 overflows within a few steps.
-    config = jaxreg.TrainConfig(**{**vars(small_config), "loss": "squared_error"})
-    run = jaxreg.train_batch(config, chunk_size=16)
+    config = dataclasses.replace(small_config, loss="squared_error")
+    run = jaxreg.train_batch(config, data, chunk_size=16)
     hps = [member_hparams(net, i) for i in range(16)]
     seeds = np.arange(16)
     blown = list(hps)
@@ -235,14 +240,14 @@ def test_divergent_member_is_isolated(small_config):
     assert tree_equal(take(with_bad, np.array(keep)), without)
 
 
-def test_leaving_metrics_out_changes_nothing_but_those_metrics(small_config):
+def test_leaving_metrics_out_changes_nothing_but_those_metrics(small_config, data):
     net = small_config.model
     hps = [member_hparams(net, i) for i in range(4)]
     hps[3] = jaxreg.make_hparams(net, learning_rate=50.0, momentum=0.9)  # diverges
     kept = ("train_loss", "train_accuracy", "val_accuracy", "test_loss")  # + the monitor, val_loss
-    configs = [jaxreg.TrainConfig(**{**vars(small_config), "loss": "squared_error", "eval_test": True,
-                                     "metrics": metrics}) for metrics in (None, kept)]
-    every, few = (jaxreg.train_batch(config, chunk_size=4)(np.arange(4), jaxreg.stack_hparams(hps))
+    configs = [dataclasses.replace(small_config, loss="squared_error", eval_test=True, metrics=metrics)
+               for metrics in (None, kept)]
+    every, few = (jaxreg.train_batch(config, data, chunk_size=4)(np.arange(4), jaxreg.stack_hparams(hps))
                   for config in configs)
     computed = set(kept) | {"val_loss"}
     for name in train_lib.METRICS:
@@ -261,15 +266,13 @@ def test_leaving_metrics_out_changes_nothing_but_those_metrics(small_config):
     assert all(np.isfinite(leaf[3]).all() for leaf in jax.tree_util.tree_leaves(few.params))
 
 
-def test_config_errors_name_field_allowed_and_given(digits):
+def test_config_errors_name_field_allowed_and_given(digits, data):
     net = jaxreg.mlp((64, 10))
     cases = [
         (dict(optimizer="rmsprop"),
          "optimizer: expected one of 'sgd', 'momentum', 'ema_momentum', 'adam', 'adamw', got 'rmsprop'"),
         (dict(epochs=0), "epochs: expected an integer >= 1, got 0"),
         (dict(epochs=10, eval_every=3), "eval_every: expected a divisor of epochs=10, got 3"),
-        (dict(batch_size=5000),
-         "batch_size: expected an integer in [1, 200] (the training set size) or None for full batch, got 5000"),
         (dict(loss="hinge"), "loss: expected one of 'squared_error', 'sum_squared_error', 'mse', 'cross_entropy', 'bce', got 'hinge'"),
         (dict(monitor="val_f1"),
          "monitor: expected one of 'val_loss', 'val_accuracy', 'train_loss', 'train_accuracy', got 'val_f1'"),
@@ -279,9 +282,33 @@ def test_config_errors_name_field_allowed_and_given(digits):
          "metrics: expected names among " + ", ".join(train_lib.METRICS) + ", got 'val_loss'"),
     ]
     for overrides, message in cases:
-        with pytest.raises(ValueError) as info:
-            jaxreg.TrainConfig(model=net, data=digits, **overrides)
+        with pytest.raises(jaxreg.InputError) as info:
+            jaxreg.TrainConfig(model=net, **overrides)
         assert str(info.value) == message
+
+    # What depends on the data is checked against the data: by train_batch before any compute,
+    # and by train itself when it is traced. The config alone is fine.
+    no_val = jaxreg.Data(data.train, jaxreg.data.Split(data.val.x[:0], data.val.y[:0]), data.test)
+    data_cases = [
+        (dict(batch_size=5000), data,
+         "batch_size: expected an integer in [1, 200] (the training set size) or None for full batch, got 5000"),
+        (dict(monitor="val_loss"), no_val,
+         "monitor: expected 'train_loss' or 'train_accuracy' when the validation split is empty, got 'val_loss'"),
+        (dict(monitor="val_accuracy"), no_val,
+         "monitor: expected 'train_loss' or 'train_accuracy' when the validation split is empty, got 'val_accuracy'"),
+    ]
+    for overrides, given, message in data_cases:
+        config = jaxreg.TrainConfig(model=net, **overrides)
+        with pytest.raises(jaxreg.InputError) as info:
+            jaxreg.train_batch(config, given)
+        assert str(info.value) == message
+        with pytest.raises(jaxreg.InputError) as info:
+            jax.eval_shape(jaxreg.make_train(config), jaxreg.member_key(0), jaxreg.make_hparams(net), given)
+        assert str(info.value) == message
+    # Given a Dataset rather than Data, train_batch checks it the same way.
+    with pytest.raises(jaxreg.InputError) as info:
+        jaxreg.train_batch(jaxreg.TrainConfig(model=net, batch_size=5000), digits)
+    assert str(info.value) == data_cases[0][2]
 
 
 def test_hparams_errors_name_field_allowed_and_given():
@@ -299,9 +326,22 @@ def test_hparams_errors_name_field_allowed_and_given():
                                 "got 'weight_decy'"),
     ]
     for values, message in cases:
-        with pytest.raises(ValueError) as info:
+        with pytest.raises(jaxreg.InputError) as info:
             jaxreg.make_hparams(net, **values)
         assert str(info.value) == message
+
+
+def test_dropout_rates_for_a_model_that_takes_none_are_an_error():
+    # A plain function pair through the adapter takes no rates (num_dropout = num_dropconnect = 0).
+    net = jaxreg.from_functions(lambda key: {"w": jax.random.normal(key, (3, 2))},
+                                lambda params, x: x @ params["w"], input_shape=(3,))
+    assert net.num_dropout == net.num_dropconnect == 0
+    assert jaxreg.make_hparams(net, dropout=0.0).dropout.shape == (0,)
+    for name in ("dropout", "dropconnect"):
+        with pytest.raises(jaxreg.InputError) as info:
+            jaxreg.make_hparams(net, **{name: 0.5})
+        assert str(info.value) == (f"hparams.{name}: expected 0 for a model that takes no {name} rates "
+                                   f"(num_{name} = 0), got 0.5")
 
 
 def test_restore_best_defaults_to_early_stopping():
@@ -319,29 +359,29 @@ def test_proximal_l1_makes_exact_zeros_and_penalize_bias_decays_biases():
     out = {}
     for mode in ("subgradient", "proximal"):
         for penalize_bias in (False, True):
-            config = jaxreg.TrainConfig(model=net, data=data, optimizer="sgd", epochs=4, batch_size=25,
+            config = jaxreg.TrainConfig(model=net, optimizer="sgd", epochs=4, batch_size=25,
                                         l1_mode=mode, penalize_bias=penalize_bias)
-            out[mode, penalize_bias] = jaxreg.train_batch(config)(np.zeros(2, int), hp)
+            out[mode, penalize_bias] = jaxreg.train_batch(config, data)(np.zeros(2, int), hp)
     proximal = out["proximal", False]
-    w = np.concatenate([np.ravel(layer["w"][0]) for layer in proximal.params])
+    w = np.concatenate([np.ravel(layer["w"][0]) for layer in proximal.params.values()])
     assert proximal.final["zero_fraction"][0] == pytest.approx(np.mean(w == 0), abs=1e-7)
     assert proximal.final["zero_fraction"][0] > 0.03
     assert out["subgradient", False].final["zero_fraction"][0] < 0.01  # subgradient steps rarely hit 0
     # Weight decay leaves biases alone by default and shrinks them with penalize_bias.
-    bias = lambda result: np.concatenate([np.ravel(layer["b"][1]) for layer in result.params])
+    bias = lambda result: np.concatenate([np.ravel(layer["b"][1]) for layer in result.params.values()])
     assert np.linalg.norm(bias(out["subgradient", True])) < 0.9 * np.linalg.norm(bias(out["subgradient", False]))
 
 
 def test_accuracies_are_counts_over_n_correctly_rounded():
     data = jaxreg.data.load("digits", key=0, n_train=100)
     net = jaxreg.mlp((64, 16, 10))
-    config = jaxreg.TrainConfig(model=net, data=data, optimizer="adam", epochs=2, batch_size=25,
+    config = jaxreg.TrainConfig(model=net, optimizer="adam", epochs=2, batch_size=25,
                                 eval_test=True)
-    result = jaxreg.train_batch(config)(np.array([0, 1]), jaxreg.stack_hparams(
+    result = jaxreg.train_batch(config, data)(np.array([0, 1]), jaxreg.stack_hparams(
         [jaxreg.make_hparams(net, learning_rate=1e-2)] * 2))
     for member in range(2):
         params = jax.tree_util.tree_map(lambda leaf: leaf[member], result.params)
         for split in ("train", "val", "test"):
             x, y = getattr(data, split)
-            count = int(np.sum(np.argmax(np.asarray(net.apply(params, x, logits=True)), axis=1) == y))
+            count = int(np.sum(np.argmax(np.asarray(net.apply(params, {}, x)[0]), axis=1) == y))
             assert result.final[f"{split}_accuracy"][member] == np.float32(count / len(y))  # not 1 ulp off
