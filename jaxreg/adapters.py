@@ -199,5 +199,5 @@ def as_model(model: Any, input_shape: Sequence[int] | None = None) -> Model:
         return from_functions(*model, input_shape)
     if callable(model) and _builds_equinox(model):
         return from_equinox(model, input_shape)
-    raise InputError(f"model: expected a jaxreg.Model, a flax.linen.Module, an equinox.Module or an "
-                     f"(init, apply) pair, got {type(model).__name__}")
+    raise InputError(f"model: expected a jaxreg.Model, a flax.linen.Module, an equinox.Module (or a "
+                     f"function key -> equinox.Module) or an (init, apply) pair, got {type(model).__name__}")

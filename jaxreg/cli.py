@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args = _parser().parse_args(argv)
-        if args.command in ("run", "plot"):
+        if argv is None and args.command in ("run", "plot"):  # the command line, not a caller's main([...])
             enable_compilation_cache()
         {"run": _run, "plan": _plan, "show": _show, "plot": _plot,
          "compare": _compare}[args.command](args)

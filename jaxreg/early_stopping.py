@@ -8,7 +8,8 @@ in the tests), counted in epochs at evaluations:
   metric to maximize); an improvement resets the wait, anything else adds the epochs since
   the last evaluation to it;
 * the member stops when, without improvement, the wait reaches ``patience``;
-* evaluations before ``start_epoch`` neither count as best nor use up patience;
+* evaluations before ``start_epoch`` neither count as best nor use up patience (epochs count
+  from 1 here and from 0 in Keras: ``start_epoch = N + 1`` is Keras' ``start_from_epoch=N``);
 * the engine returns the best evaluation's params when ``restore_best`` is on, also when
   stopping never fired (where Keras restores only on stopping).
 """
@@ -66,6 +67,7 @@ def update(state: EarlyStoppingState, value, epoch, *, patience, min_delta=0.0, 
         ``(state, improved)``; ``state.stopped_epoch`` is ``epoch`` if stopping fired now.
     """
     value = value if minimize else -value
+    epoch = jnp.asarray(epoch, state.best_epoch.dtype)
     active = valid & (epoch >= start_epoch)
     improved = active & (value < state.best_value - min_delta)
     wait = jnp.where(improved, 0.0, jnp.where(active, state.wait + epochs_since_last, state.wait))

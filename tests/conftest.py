@@ -13,6 +13,7 @@ in ``../shared/data`` next to the repository, and skips naming every folder it s
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -22,6 +23,12 @@ import numpy as np
 import pytest
 
 import jaxreg
+
+# `jaxreg` commands run by the tests share one persistent compilation cache, new for each test
+# session: equal programs compile once across the subprocesses of a run, and no test reads a
+# program cached by another run. (In-process calls of cli.main([...]) leave the cache off, so
+# the tests that count compilations count real ones.)
+os.environ["JAXREG_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxreg-test-xla-")
 
 # XLA's default LLVM level (3) triples compile time, which dominates these tiny programs on a
 # small CPU; level 2 gives bitwise the same results here (the jit == eager checks compare
