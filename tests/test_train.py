@@ -385,3 +385,27 @@ def test_accuracies_are_counts_over_n_correctly_rounded():
             x, y = getattr(data, split)
             count = int(np.sum(np.argmax(np.asarray(net.apply(params, {}, x)[0]), axis=1) == y))
             assert result.final[f"{split}_accuracy"][member] == np.float32(count / len(y))  # not 1 ulp off
+
+
+def test_the_tree_layout_trains_like_the_flat_one(x64):
+    """The params layout is one seam: the per-layer ("tree") layout gives the flat layout's
+    results up to the rounding of its reductions (float64: 1e-12), with every optimizer path
+    that touches the layout: momentum, L2, proximal L1, weight decay, penalize_bias, early
+    stopping's best copy and the divergence guard's restore."""
+    digits = jaxreg.as_data(jaxreg.data.load("digits", key=0, n_train=120, dtype="float64"))
+    net = jaxreg.mlp((64, 16, 10), dtype="float64")
+    hps = jaxreg.stack_hparams([
+        jaxreg.make_hparams(net, learning_rate=0.05, momentum=0.9, l2=1e-3, l1=1e-3, weight_decay=1e-3,
+                            patience=2),
+        jaxreg.make_hparams(net, learning_rate=1e200)])  # overflows in its first epoch
+    results = {}
+    for layout in jaxreg.LAYOUTS:
+        config = jaxreg.TrainConfig(model=net, optimizer="momentum", epochs=6, batch_size=40, eval_every=2,
+                                    l1_mode="proximal", penalize_bias=True, layout=layout, dropout=False)
+        results[layout] = jaxreg.train_batch(config, digits)(np.array([0, 1]), hps)
+    flat, tree = results["flat"], results["tree"]
+    assert flat.diverged.tolist() == tree.diverged.tolist() == [False, True]
+    assert flat.best_epoch.tolist() == tree.best_epoch.tolist()
+    assert max_relative_difference(tree.params, flat.params) < 1e-12
+    assert max_relative_difference(tree.curves, flat.curves) < 1e-12
+    assert jax.tree_util.tree_structure(tree.params) == jax.tree_util.tree_structure(net.init(jax.random.key(0))[0])
