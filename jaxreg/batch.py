@@ -17,7 +17,7 @@ import numpy as np
 from jaxreg import penalties
 from jaxreg.errors import InputError, check_positive_int
 from jaxreg.hparams import HParams
-from jaxreg.train import Data, Result, TrainConfig, as_data, check_data, make_train
+from jaxreg.train import Data, Result, TrainConfig, as_data, check_values, make_train
 
 Array = jax.Array
 Params = Any
@@ -124,7 +124,7 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         axis. ``run.chunk_size(members)`` tells the chunk size used for that many members.
     """
     data = as_data(data)
-    check_data(config, data)
+    check_values(config, data)
     if chunk_size is not None:
         check_positive_int("chunk_size", chunk_size)
     devices = list(jax.local_devices() if devices is None else devices)

@@ -13,6 +13,7 @@ its own, through masks: no Python control flow depends on traced values.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
@@ -36,7 +37,7 @@ MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
            "epoch_loss", "epoch_accuracy", "penalty", "weight_norm", "zero_fraction")
 
-__all__ = ["Data", "Result", "TrainConfig", "as_data", "check_data", "make_train", "METRICS", "MONITORS",
+__all__ = ["Data", "Result", "TrainConfig", "as_data", "check_data", "check_values", "make_train", "METRICS", "MONITORS",
            "OPTIMIZERS", "L1_MODES"]
 
 
@@ -49,15 +50,23 @@ class Data(NamedTuple):
 
 
 def as_data(dataset) -> Data:
-    """Takes the train/val/test arrays of a ``jaxreg.data.Dataset`` (or anything with those splits)."""
+    """Takes the train/val/test arrays of a ``jaxreg.data.Dataset`` (or anything with those splits).
+
+    Integer labels become int32 class ids; float targets stay floats (regression: ``mse`` on
+    targets ``[0.06, -1.3]`` trains on those values, not on their integer parts).
+    """
     if isinstance(dataset, Data):
         return dataset
     for name in ("train", "val", "test"):
         if not hasattr(dataset, name):
             raise InputError(f"data: expected a jaxreg.data.Dataset or Data with train, val and test "
                              f"splits, got {type(dataset).__name__} without {name!r}")
-    return Data(*(Split(np.asarray(s.x), np.asarray(s.y, dtype=np.int32))
-                  for s in (dataset.train, dataset.val, dataset.test)))
+
+    def labels(y):
+        y = np.asarray(y)
+        return y.astype(np.int32) if y.dtype.kind in "biu" else y
+
+    return Data(*(Split(np.asarray(s.x), labels(s.y)) for s in (dataset.train, dataset.val, dataset.test)))
 
 
 class FrozenMask:
@@ -192,7 +201,20 @@ class TrainConfig:
 
 
 def check_data(config: TrainConfig, data: Data) -> None:
-    """Raises :class:`InputError` if ``data`` cannot train under ``config`` (before any compute)."""
+    """Raises :class:`InputError` if the shapes of ``data`` cannot train under ``config``.
+
+    Shapes only, so it also runs while tracing; :func:`check_values` checks the values.
+    """
+    model = config.model
+    for name, split in zip(Data._fields, data):
+        rows, labels = np.shape(split.x)[0] if np.ndim(split.x) else 0, np.shape(split.y)[0] if np.ndim(split.y) else 0
+        if rows != labels:
+            raise InputError(f"data.{name}.y: expected one label per example ({rows} examples in "
+                             f"data.{name}.x), got {labels}")
+        example = tuple(np.shape(split.x)[1:])
+        if rows and math.prod(example) != math.prod(model.input_shape):
+            raise InputError(f"data.{name}.x: expected examples of shape {tuple(model.input_shape)} (or "
+                             f"{math.prod(model.input_shape)} values) for the model, got {example}")
     n_train = len(data.train.y)
     if n_train == 0:
         raise InputError("data.train: expected at least one example, got 0")
@@ -202,6 +224,43 @@ def check_data(config: TrainConfig, data: Data) -> None:
     if config.monitor.startswith("val") and len(data.val.y) == 0:
         raise InputError(f"monitor: expected 'train_loss' or 'train_accuracy' when the validation "
                          f"split is empty, got {config.monitor!r}")
+
+
+def check_values(config: TrainConfig, data: Data) -> None:
+    """Raises :class:`InputError` for values that would train silently wrong, before any compute.
+
+    Features must be finite. Labels must fit the loss and the model's outputs: class ids in
+    ``[0, outputs)`` for ``cross_entropy`` (and for a squared error on several outputs, which
+    one-hot encodes them), 0 or 1 (or a probability) for ``bce``; float targets must be finite.
+    Without these checks a NaN feature or a label of -1 shows up as a "diverging"
+    hyperparameter or a plausible but wrong loss.
+    """
+    check_data(config, data)
+    outputs = config.model.output_size
+    for name, split in zip(Data._fields, data):
+        x, y = np.asarray(split.x), np.asarray(split.y)
+        if x.size and not np.all(np.isfinite(x)):
+            row, column = np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0]
+            raise InputError(f"data.{name}.x: expected finite features, got {x.reshape(len(x), -1)[row, column]} "
+                             f"in row {row}")
+        if not y.size:
+            continue
+        if y.dtype.kind == "f":
+            if not np.all(np.isfinite(y)):
+                raise InputError(f"data.{name}.y: expected finite targets, got {y[~np.isfinite(y)][0]}")
+            if config.loss == "cross_entropy":
+                raise InputError(f"data.{name}.y: expected integer class labels for loss 'cross_entropy', "
+                                 f"got float targets")
+            if config.loss == "bce" and (y.min() < 0 or y.max() > 1):
+                bad = y[(y < 0) | (y > 1)][0]
+                raise InputError(f"data.{name}.y: expected targets in [0, 1] for loss 'bce', got {bad}")
+            continue
+        high = 2 if config.loss == "bce" else outputs
+        if config.loss in ("cross_entropy", "bce") or (y.ndim == 1 and outputs > 1):
+            bad = y[(y < 0) | (y >= high)]
+            if bad.size:
+                raise InputError(f"data.{name}.y: expected class labels in [0, {high}) for loss "
+                                 f"{config.loss!r} and {outputs} output{'s' * (outputs > 1)}, got {bad[0]}")
 
 
 class Result(NamedTuple):

@@ -29,7 +29,7 @@ from jaxreg.sweeps.space import Axis, Space
 from jaxreg.adapters import as_model
 from jaxreg.penalties import selects_anything
 from jaxreg.sweeps.spec import CheckedSpec, Static, check_spec, importable, is_factory, read_spec
-from jaxreg.train import TrainConfig, as_data, check_data
+from jaxreg.train import TrainConfig, as_data, check_data, check_values
 
 __all__ = ["Spec", "Variant", "build_spec", "load_spec", "spec_digest"]
 
@@ -248,6 +248,7 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
         check_data(config, as_data(dataset))
     except ValueError as error:  # the library names the field: train.FIELD
         raise InputError(f"{where}train.{error}") from None
+    check_values(config, as_data(dataset))  # names data.SPLIT.x or .y
     penalized = [name for name in ("l2", "l1", "weight_decay") if _may_be_nonzero(space, name)]
     if penalized:
         params = static["init_params"] or jax.eval_shape(model.init, jax.random.key(0))[0]
