@@ -448,7 +448,15 @@ def _weights_hist(sweep: Folder) -> Figure | None:
 def _rebuild_params(model, saved: dict[str, np.ndarray]):
     """The params pytree ``model.apply`` takes, from saved arrays keyed by their key paths."""
     shapes, treedef = jax.tree_util.tree_flatten_with_path(jax.eval_shape(model.init, jax.random.key(0))[0])
-    return treedef.unflatten([saved[jax.tree_util.keystr(path)] for path, _ in shapes])
+    keys = [jax.tree_util.keystr(path) for path, _ in shapes]
+    if all(key in saved for key in keys):
+        return treedef.unflatten([saved[key] for key in keys])
+    # Folders written before layers had names keyed params by position ("[0]['w']"); they
+    # were saved in the same leaf order, so shapes matching in order rebuild them.
+    values = list(saved.values())
+    if [np.shape(v) for v in values] != [tuple(s.shape) for _, s in shapes]:
+        return None
+    return treedef.unflatten(values)
 
 
 def _decision_boundary(sweep: Folder) -> Figure | None:
@@ -471,7 +479,10 @@ def _decision_boundary(sweep: Folder) -> Figure | None:
         variant = next(v for v in spec.variants if row["case"] in v.cases)
         if variant.model.input_shape != (2,) or variant.model.output_size > 2:
             return None
-        panels.append((row, seed, variant, _rebuild_params(variant.model, saved)))
+        params = _rebuild_params(variant.model, saved)
+        if params is None:
+            return None
+        panels.append((row, seed, variant, params))
     x = np.asarray(panels[0][2].dataset.train.x, float)
     lo, hi = x.min(0), x.max(0)
     lo, hi = lo - 0.125 * (hi - lo), hi + 0.125 * (hi - lo)  # the notebook: [-1.25, 1.25] for [-1, 1]
