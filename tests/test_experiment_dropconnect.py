@@ -39,7 +39,7 @@ def runs(tmp_path_factory):
     plain = dataclasses.replace(spec.config, dropout=False, dropconnect=False)
     seeds = np.array(spec.seeds)
     hparams = stack_hparams([make_hparams(spec.model, **spec.resolved["hparams"])] * len(seeds))
-    result = train_batch(plain)(seeds, hparams)
+    result = train_batch(plain, spec.dataset)(seeds, hparams)
     out["none", None] = {name: np.asarray(value) for name, value in result.final.items()}
     return {key: {name: np.array(v, float) for name, v in m.items()} for key, m in out.items()}
 
