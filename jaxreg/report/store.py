@@ -20,11 +20,13 @@ Problems with a folder (not one, another spec's, a broken file) raise
 from __future__ import annotations
 
 import datetime
+import fcntl
 import io
 import json
 import math
 import os
 import platform
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -37,6 +39,13 @@ from jaxreg.hparams import HParams
 from jaxreg.train import METRICS
 
 MANIFEST, JOURNAL, SUMMARY, CURVES = "manifest.json", "trials.jsonl", "summary.csv", "curves"
+CURVES_CSV, LOCK = "curves.csv", ".jaxreg.lock"
+# The files jaxreg writes in a results folder (atomic writes leave ".NAME.XXXX" while writing):
+# --overwrite removes these and nothing else.
+_OURS = re.compile(r"\.?(manifest\.json|trials\.jsonl|summary\.csv|curves\.csv|\.jaxreg\.lock|"
+                   r"(curves|test_curves|generalization_gap|best_so_far|search_space|weights_hist|"
+                   r"decision_boundary|[a-z0-9_]+_vs_[a-z0-9_]+)\.png)(\.[A-Za-z0-9_]+)?")
+_OUR_CURVES = re.compile(r"\.?[0-9a-f]{10}_\d+\.npz(\.[A-Za-z0-9_]+)?")
 
 
 def _json_value(value):
@@ -70,11 +79,22 @@ def versions() -> dict:
     return out
 
 
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: Path, content: str | bytes) -> None:
-    """Writes ``content`` to ``path`` through a temporary file and a rename: never half a file."""
+    """Writes ``content`` to ``path`` through a temporary file and a rename: never half a file.
+
+    The file gets the mode a plain ``open`` would give it (group-readable under the usual umask),
+    not the temporary file's 0600, so a teammate can read the results.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(handle, _file_mode())
         with os.fdopen(handle, "wb" if isinstance(content, bytes) else "w") as file:
             file.write(content)
             file.flush()
@@ -110,28 +130,90 @@ class Store:
         self.curves_dir = self.out / CURVES
 
     def prepare(self, spec, *, overwrite: bool) -> None:
-        """Checks the folder can take this spec; clears it first with ``overwrite``."""
+        """Checks the folder can take this spec, takes its lock, and clears it with ``overwrite``.
+
+        A folder is jaxreg's when it holds a manifest; any other existing folder must be empty
+        (``--overwrite`` included: jaxreg never touches files it did not write). With
+        ``overwrite``, only the files jaxreg writes are removed. The lock (:meth:`lock`) is
+        held from here until the process ends or :meth:`unlock`.
+        """
         if self.out.exists() and not self.out.is_dir():
             raise InputError(f"--out: expected a folder, got {str(self.out)!r} (a file)")
+        foreign = self.foreign_entries()
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise InputError(f"--out: expected a new or empty folder, or a jaxreg results folder (with "
+                             f"{MANIFEST}), got {str(self.out)!r} holding {len(foreign)} "
+                             f"entr{'y' if len(foreign) == 1 else 'ies'} jaxreg did not write ({shown}); "
+                             f"choose another --out")
         if self.manifest_path.exists() and not overwrite:
-            try:
-                manifest = json.loads(self.manifest_path.read_text())
-                previous = manifest["spec_sha256"]
-            except (OSError, ValueError, KeyError, TypeError):
-                raise InputError(f"--out: {str(self.out)!r} has an unreadable {MANIFEST}: expected "
-                                f"a jaxreg results folder; use --overwrite to replace it") from None
-            if previous != spec.digest:
-                raise InputError(f"--out: {str(self.out)!r} holds results of a different spec "
-                                f"(sha256 {previous[:12]}, this one {spec.digest[:12]}): expected the "
-                                f"same spec to resume; use --overwrite to replace them, or another --out")
+            self._check_same_spec(spec)
+        self.lock()
+        try:
+            if self.manifest_path.exists() and not overwrite:
+                self._check_same_spec(spec)  # again under the lock: another run may have replaced it
+        except BaseException:
+            self.unlock()
+            raise
         if overwrite:
-            for path in (self.manifest_path, self.journal_path, self.summary_path):
-                path.unlink(missing_ok=True)
-            if self.curves_dir.is_dir():
-                for path in self.curves_dir.glob("*.npz"):
+            for path in self.out.iterdir() if self.out.is_dir() else ():
+                if path.is_file() and _OURS.fullmatch(path.name) and path.name != LOCK:
                     path.unlink()
-            for path in self.out.glob("*.png"):
-                path.unlink()
+            if self.curves_dir.is_dir():
+                for path in self.curves_dir.iterdir():
+                    if path.is_file() and _OUR_CURVES.fullmatch(path.name):
+                        path.unlink()
+
+    def foreign_entries(self) -> list[str]:
+        """The entries of an existing folder without a manifest (not jaxreg's), sorted; an empty
+        ``curves`` folder and the lock file are jaxreg's own leftovers of an interrupted start."""
+        if not self.out.is_dir() or self.manifest_path.exists():
+            return []
+        leftovers = {LOCK}
+        if self.curves_dir.is_dir() and not any(self.curves_dir.iterdir()):
+            leftovers.add(CURVES)
+        return sorted(path.name for path in self.out.iterdir() if path.name not in leftovers)
+
+    def _check_same_spec(self, spec) -> None:
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+            previous = manifest["spec_sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InputError(f"--out: {str(self.out)!r} has an unreadable {MANIFEST}: expected "
+                             f"a jaxreg results folder; use --overwrite to replace it") from None
+        if previous != spec.digest:
+            raise InputError(f"--out: {str(self.out)!r} holds results of a different spec "
+                             f"(sha256 {previous[:12]}, this one {spec.digest[:12]}): expected the "
+                             f"same spec to resume; use --overwrite to replace them, or another --out")
+
+    def lock(self) -> None:
+        """Takes the folder's exclusive lock, or raises naming the run that holds it.
+
+        ``fcntl.flock`` on ``.jaxreg.lock``: the system releases it when the process ends, even
+        on SIGKILL, so a stale lock never blocks; the file records who holds it, for the message.
+        Readers (``show``, ``plot``) never need it.
+        """
+        if getattr(self, "_lock", None) is not None:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        handle = os.open(self.out / LOCK, os.O_RDWR | os.O_CREAT, _file_mode())
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(handle, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(handle)
+            raise InputError(f"--out: expected a folder no other jaxreg run is writing, got {str(self.out)!r} "
+                             f"(locked by {holder}); wait for that run or choose another --out") from None
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"jaxreg run, pid {os.getpid()} on {platform.node()}\n".encode(), 0)
+        self._lock = handle
+
+    def unlock(self) -> None:
+        """Releases the lock (the process ending releases it too)."""
+        handle, self._lock = getattr(self, "_lock", None), None
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            os.close(handle)
 
     def start_run(self, spec, chunk_size: int) -> None:
         self.out.mkdir(parents=True, exist_ok=True)

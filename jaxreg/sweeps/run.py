@@ -116,38 +116,42 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     """
     log = log or (lambda text: print(text, file=sys.stderr))
     store = Store(Path(out_dir))
-    store.prepare(spec, overwrite=overwrite)
-    records = store.read_journal()
-    rounds, metric = spec.search["rounds"], spec.search["metric"]
     # Chunk sizes first: a memory budget too small for even two members fails before any write.
     plans = []
     for variant in spec.variants:
         members_per_round = len(variant.space.configs(0)) * len(spec.seeds)
         plans.append((variant, choose_chunk_size(spec, members_per_round, variant), members_per_round))
-    runners = [(variant, train_batch(variant.config, variant.dataset, size), members) for variant, size, members in plans]
+    runners = [(variant, train_batch(variant.config, variant.dataset, size), members)
+               for variant, size, members in plans]
     chunk_sizes = [runner.chunk_size(members) for _, runner, members in runners]
-    store.start_run(spec, chunk_sizes[0] if len(chunk_sizes) == 1 else chunk_sizes)
-    done_before, trained = len(records), 0
-    started = time.perf_counter()
-    for (variant, runner, _), chunk_size in zip(runners, chunk_sizes):
-        prefix = "" if len(runners) == 1 else f"{', '.join(map(str, variant.cases))}: "
+    rounds, metric = spec.search["rounds"], spec.search["metric"]
+    store.prepare(spec, overwrite=overwrite)
+    try:
+        records = store.read_journal()
+        store.start_run(spec, chunk_sizes[0] if len(chunk_sizes) == 1 else chunk_sizes)
+        done_before, trained = len(records), 0
+        started = time.perf_counter()
+        for (variant, runner, _), chunk_size in zip(runners, chunk_sizes):
+            prefix = "" if len(runners) == 1 else f"{', '.join(map(str, variant.cases))}: "
 
-        def score(configs: list[Config]) -> list[float]:
-            nonlocal trained
-            label = prefix + (f"round {configs[0].round + 1}/{rounds}" if rounds > 1 or not prefix else "")
-            pending = [(config_id(c), c, seed) for c in configs for seed in spec.seeds
-                       if (config_id(c), seed) not in records]
-            if pending:
-                trained += _train_round(variant, runner, chunk_size, pending, store, records,
-                                        label.rstrip(": "), progress, spec.output["params"])
-            elif progress:
-                log(f"{label.rstrip(': ')}: all {len(configs) * len(spec.seeds)} trials already in the journal")
-            return [float(np.mean([as_float(records[(config_id(c), seed)]["metrics"][metric])
-                                   for seed in spec.seeds])) for c in configs]
+            def score(configs: list[Config]) -> list[float]:
+                nonlocal trained
+                label = prefix + (f"round {configs[0].round + 1}/{rounds}" if rounds > 1 or not prefix else "")
+                pending = [(config_id(c), c, seed) for c in configs for seed in spec.seeds
+                           if (config_id(c), seed) not in records]
+                if pending:
+                    trained += _train_round(variant, runner, chunk_size, pending, store, records,
+                                            label.rstrip(": "), progress, spec.output["params"])
+                elif progress:
+                    log(f"{label.rstrip(': ')}: all {len(configs) * len(spec.seeds)} trials already in the journal")
+                return [float(np.mean([as_float(records[(config_id(c), seed)]["metrics"][metric])
+                                       for seed in spec.seeds])) for c in configs]
 
-        search_rounds(variant.space, score, rounds=rounds, top_k=spec.search["top_k"],
-                      min_width=spec.search["min_width"], minimize=spec.minimize)
-    store.finish_run(trained, time.perf_counter() - started)
+            search_rounds(variant.space, score, rounds=rounds, top_k=spec.search["top_k"],
+                          min_width=spec.search["min_width"], minimize=spec.minimize)
+        store.finish_run(trained, time.perf_counter() - started)
+    finally:
+        store.unlock()
     if done_before and progress:
         log(f"resumed: {done_before} trials were already in {store.journal_path}, {trained} trained now")
     return list(records.values())

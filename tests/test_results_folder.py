@@ -1,0 +1,103 @@
+"""A results folder owns itself: no foreign file is ever touched, one writer at a time,
+files readable by the group."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from jaxreg.errors import InputError
+from jaxreg.report import store
+from jaxreg.sweeps import build_spec, run_sweep
+
+SPEC = {"name": "owned", "data": {"dataset": "blobs"}, "model": {"hidden": [4]},
+        "train": {"loss": "bce", "epochs": 2, "batch_size": 25}, "hparams": {"learning_rate": 0.1},
+        "output": {"plots": False}}
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return build_spec(SPEC)
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_overwrite_removes_only_what_jaxreg_wrote(tmp_path, spec):
+    out = tmp_path / "out"
+    run_sweep(spec, out, progress=False)
+    (out / "logo.png").write_bytes(b"a user's image")
+    (out / "notes.txt").write_text("mine")
+    (out / store.CURVES / "mine.npz").write_bytes(b"mine too")
+    (out / "curves.png").write_bytes(b"jaxreg's plot, stale")
+    run_sweep(spec, out, overwrite=True, progress=False)
+    assert (out / "logo.png").read_bytes() == b"a user's image"
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / store.CURVES / "mine.npz").read_bytes() == b"mine too"
+    assert not (out / "curves.png").exists()  # ours: removed (plots are off in this spec)
+    assert len(store.read_journal(out)) == 1
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_folder_jaxreg_did_not_create_is_refused_and_left_as_it_was(tmp_path, spec, overwrite):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "summary.csv").write_text("a,b\n")
+    (project / "logo.png").write_bytes(b"logo")
+    before = snapshot(project)
+    with pytest.raises(InputError) as error:
+        run_sweep(spec, project, overwrite=overwrite, progress=False)
+    assert str(error.value) == (f"--out: expected a new or empty folder, or a jaxreg results folder (with "
+                                f"manifest.json), got {str(project)!r} holding 2 entries jaxreg did not "
+                                f"write (logo.png, summary.csv); choose another --out")
+    assert snapshot(project) == before and sorted(p.name for p in project.iterdir()) == ["logo.png", "summary.csv"]
+
+
+def test_an_empty_folder_is_used(tmp_path, spec):
+    out = tmp_path / "empty"
+    out.mkdir()
+    run_sweep(spec, out, progress=False)
+    assert len(store.read_journal(out)) == 1
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path, spec):
+    out = tmp_path / "out"
+    run_sweep(spec, out, progress=False)
+    first = store.Store(out)
+    first.lock()
+    try:
+        before = snapshot(out)
+        with pytest.raises(InputError) as error:
+            run_sweep(spec, out, overwrite=True, progress=False)
+        assert str(error.value) == (f"--out: expected a folder no other jaxreg run is writing, got {str(out)!r} "
+                                    f"(locked by jaxreg run, pid {os.getpid()} on {os.uname().nodename}); "
+                                    f"wait for that run or choose another --out")
+        assert snapshot(out) == before
+    finally:
+        first.unlock()
+    run_sweep(spec, out, overwrite=True, progress=False)  # free again
+    assert len(store.read_journal(out)) == 1
+
+
+def test_a_lock_file_left_by_a_killed_run_does_not_block(tmp_path, spec):
+    out = tmp_path / "out"
+    run_sweep(spec, out, progress=False)
+    (out / store.LOCK).write_text("jaxreg run, pid 999999 on elsewhere\n")  # no process holds it
+    run_sweep(spec, out, overwrite=True, progress=False)
+    assert len(store.read_journal(out)) == 1
+
+
+def test_results_files_are_readable_by_the_group(tmp_path, spec):
+    old = os.umask(0o022)
+    try:
+        run_sweep(spec, tmp_path / "out", progress=False)
+    finally:
+        os.umask(old)
+    for name in (store.MANIFEST, store.JOURNAL):
+        mode = stat.S_IMODE((tmp_path / "out" / name).stat().st_mode)
+        assert mode == 0o644, (name, oct(mode))
+    curves = next((tmp_path / "out" / store.CURVES).iterdir())
+    assert stat.S_IMODE(curves.stat().st_mode) == 0o644
