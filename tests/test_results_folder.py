@@ -101,3 +101,20 @@ def test_results_files_are_readable_by_the_group(tmp_path, spec):
         assert mode == 0o644, (name, oct(mode))
     curves = next((tmp_path / "out" / store.CURVES).iterdir())
     assert stat.S_IMODE(curves.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_journal_without_its_manifest_is_never_resumed_nor_deleted(tmp_path, spec, overwrite):
+    """Without the manifest nothing says which spec the journal ran: a different spec (fewer
+    epochs) must not "resume" from it and print its numbers under its own name."""
+    out = tmp_path / "out"
+    run_sweep(spec, out, progress=False)
+    (out / store.MANIFEST).unlink()
+    before = snapshot(out)
+    shorter = build_spec({**SPEC, "train": {**SPEC["train"], "epochs": 1}})
+    with pytest.raises(InputError) as error:
+        run_sweep(shorter, out, overwrite=overwrite, progress=False)
+    assert str(error.value) == (f"--out: expected a jaxreg results folder with its manifest.json, got "
+                                f"{str(out)!r} holding trials.jsonl without one; restore the manifest, "
+                                f"or choose another --out")
+    assert snapshot(out) == before

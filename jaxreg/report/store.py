@@ -140,6 +140,12 @@ class Store:
         if self.out.exists() and not self.out.is_dir():
             raise InputError(f"--out: expected a folder, got {str(self.out)!r} (a file)")
         foreign = self.foreign_entries()
+        if JOURNAL in foreign:
+            # Without the manifest nothing says which spec the journal's trials ran: resuming
+            # from it could mix results of another spec under this one's name.
+            raise InputError(f"--out: expected a jaxreg results folder with its {MANIFEST}, got "
+                             f"{str(self.out)!r} holding {JOURNAL} without one; restore the manifest, "
+                             f"or choose another --out")
         if foreign:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise InputError(f"--out: expected a new or empty folder, or a jaxreg results folder (with "
