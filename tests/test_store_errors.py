@@ -13,7 +13,7 @@ import pytest
 from jaxreg.errors import InputError
 from jaxreg.report import store
 
-RECORD = {"config_id": "abc", "seed": 0, "metrics": {"val_loss": 0.5}}
+RECORD = {"config_id": "abc", "seed": 0, "metrics": {"val_loss": 0.5}, "hparams": {"l2": 0.0}}
 
 
 def write_journal(folder: Path, lines: list[str]) -> Path:
@@ -81,3 +81,22 @@ def test_show_on_a_folder_with_a_corrupt_middle_line_exits_2_with_one_line(tmp_p
                            capture_output=True, text=True)
     assert shown.returncode == 2 and shown.stdout == ""
     assert shown.stderr == f"jaxreg: error: {journal}: line 2: expected a JSON trial record, got b'garbage'\n"
+
+
+@pytest.mark.parametrize("line", ["{}", "null", "[1, 2]", '{"config_id": "abc", "seed": 0}',
+                                  '{"config_id": "abc", "seed": "0", "metrics": {}, "hparams": {}}'])
+def test_a_json_line_that_is_not_a_trial_record_is_refused(tmp_path, line):
+    good = json.dumps(RECORD) + "\n"
+    path = write_journal(tmp_path, [good, line + "\n", good])
+    with pytest.raises(InputError) as error:
+        store.read_journal(tmp_path)
+    assert str(error.value) == f"{path}: line 2: expected a JSON trial record, got {line.encode()[:60]!r}"
+
+
+@pytest.mark.parametrize("manifest", ["{}", "[]", '{"spec": {}, "spec_sha256": "x"}'])
+def test_a_manifest_without_its_fields_is_refused(tmp_path, manifest):
+    (tmp_path / store.MANIFEST).write_text(manifest)
+    with pytest.raises(InputError) as error:
+        store.load_manifest(tmp_path)
+    assert str(error.value) == (f"DIR: expected a manifest with spec, spec_sha256 and runs in "
+                                f"{tmp_path / store.MANIFEST}, got {str(json.loads(manifest))[:60]!r}")

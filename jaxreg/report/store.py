@@ -280,10 +280,20 @@ def read_journal(out: str | Path, *, repair: bool = False) -> list[dict]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:
-            raise InputError(f"{path}: line {number}: expected a JSON trial record, got {line[:60]!r}") from None
+            record = None
+        if not _is_record(record):
+            raise InputError(f"{path}: line {number}: expected a JSON trial record, got {line[:60]!r}")
+        records.append(record)
     return records
+
+
+def _is_record(record) -> bool:
+    """A journal line's shape: what every reader of the journal relies on."""
+    return (isinstance(record, dict) and isinstance(record.get("config_id"), str)
+            and isinstance(record.get("seed"), int) and isinstance(record.get("metrics"), dict)
+            and isinstance(record.get("hparams"), dict))
 
 
 def load_manifest(out: str | Path) -> dict:
@@ -291,9 +301,14 @@ def load_manifest(out: str | Path) -> dict:
     if not path.is_file():
         raise InputError(f"DIR: expected a jaxreg results folder with {MANIFEST}, got {str(out)!r}")
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
     except ValueError:
         raise InputError(f"DIR: expected valid JSON in {path}, got a broken file") from None
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("spec"), dict)
+            and isinstance(manifest.get("spec_sha256"), str) and isinstance(manifest.get("runs"), list)):
+        raise InputError(f"DIR: expected a manifest with spec, spec_sha256 and runs in {path}, got "
+                         f"{str(manifest)[:60]!r}")
+    return manifest
 
 
 def load_curves(out: str | Path, config_id: str, seed: int) -> dict:
