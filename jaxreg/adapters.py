@@ -144,7 +144,10 @@ def from_equinox(make, input_shape: Sequence[int]) -> Model:
 
     The trained params are the module's floating-point arrays; everything else is static.
     """
-    import equinox as eqx
+    try:
+        import equinox as eqx
+    except ImportError:
+        raise ImportError("from_equinox needs Equinox: pip install 'jaxreg[equinox]'") from None
 
     input_shape = check_positive_ints("input_shape", input_shape)
     build = (lambda key: make) if isinstance(make, eqx.Module) else make
