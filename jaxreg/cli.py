@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -189,9 +190,35 @@ def enable_compilation_cache() -> str | None:
     return where
 
 
+_SIGNALS: list[int] = []  # the signals that interrupted this command
+
+
+def _interrupt(signum, frame):
+    """SIGINT and SIGTERM alike: remember which, and unwind as a KeyboardInterrupt."""
+    _SIGNALS.append(signum)
+    raise KeyboardInterrupt
+
+
+def _interrupted_exit() -> int:
+    """One line saying what was kept, then the shell's code for the signal (130, 143).
+
+    The process ends with ``os._exit``: XLA may still be compiling on its own threads, and
+    tearing the interpreter down under them can crash; the journal is already on disk.
+    """
+    signum = _SIGNALS[-1] if _SIGNALS else signal.SIGINT
+    print(f"jaxreg: interrupted ({signal.Signals(signum).name}); every trial in the journal is kept: "
+          f"rerun the same command to resume", file=sys.stderr)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     from jaxreg.data import DatasetError
 
+    if argv is None:  # the command line: a caller's main([...]) keeps its own signal handling
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         args = _parser().parse_args(argv)
         if argv is None and args.command in ("run", "plot"):  # the command line, not a caller's main([...])
@@ -205,8 +232,12 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
+        if argv is None:
+            _interrupted_exit()
         print("jaxreg: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    if _SIGNALS and argv is None:  # a signal whose KeyboardInterrupt a callback swallowed
+        _interrupted_exit()
     return 0
 
 

@@ -118,3 +118,30 @@ def test_a_journal_without_its_manifest_is_never_resumed_nor_deleted(tmp_path, s
                                 f"{str(out)!r} holding trials.jsonl without one; restore the manifest, "
                                 f"or choose another --out")
     assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("signum, code", [(2, 130), (15, 143)])
+def test_sigint_and_sigterm_mid_run_exit_with_one_line_and_the_signals_code(tmp_path, signum, code):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    spec = tmp_path / "slow.toml"
+    spec.write_text('name = "slow"\n[data]\ndataset = "blobs"\n[model]\nhidden = [64, 64]\n'
+                    '[train]\nloss = "bce"\nepochs = 4000\nbatch_size = 1\n[output]\nplots = false\n')
+    out = tmp_path / "out"
+    run = subprocess.Popen([sys.executable, "-m", "jaxreg", "run", str(spec), "--out", str(out), "--quiet"],
+                           cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not (out / store.MANIFEST).exists() and time.monotonic() < deadline:  # training has started
+        time.sleep(0.05)
+    time.sleep(0.5)
+    run.send_signal(signum)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == code
+    assert err.strip().splitlines()[-1] == (f"jaxreg: interrupted ({signal.Signals(signum).name}); every trial "
+                                            f"in the journal is kept: rerun the same command to resume")
