@@ -231,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head`: stop quietly, as other tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as error:  # an unwritable --out, a full disk, a name too long: the system's word
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"jaxreg: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         if argv is None:
             _interrupted_exit()

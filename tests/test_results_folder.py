@@ -145,3 +145,24 @@ def test_sigint_and_sigterm_mid_run_exit_with_one_line_and_the_signals_code(tmp_
     assert run.returncode == code
     assert err.strip().splitlines()[-1] == (f"jaxreg: interrupted ({signal.Signals(signum).name}); every trial "
                                             f"in the journal is kept: rerun the same command to resume")
+
+
+def test_a_fifo_as_the_spec_is_refused_instead_of_hanging(tmp_path, capsys):
+    from jaxreg import cli
+
+    fifo = tmp_path / "spec.toml"
+    os.mkfifo(fifo)
+    assert cli.main(["run", str(fifo)]) == 2
+    assert capsys.readouterr().err == f"jaxreg: error: spec: expected a TOML file, got {str(fifo)!r} (not a regular file)\n"
+
+
+def test_an_out_the_system_cannot_create_is_one_line_and_exit_2(tmp_path, capsys):
+    from jaxreg import cli
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text('[data]\ndataset = "blobs"\n[model]\nhidden = [4]\n[train]\nloss = "bce"\nepochs = 1\n'
+                    '[output]\nplots = false\n')
+    out = tmp_path / ("a" * 300)  # longer than a file name may be
+    assert cli.main(["run", str(spec), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"jaxreg: error: {out}: File name too long\n"

@@ -141,6 +141,8 @@ def read_spec(path: str | Path, overrides: list[str] = ()) -> dict:
     """The spec in the TOML file ``path`` as a dict, ``--set`` overrides applied."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_file():  # a folder, a FIFO (reading one would hang), a device
+            raise InputError(f"spec: expected a TOML file, got {str(path)!r} (not a regular file)")
         text = path.read_text()
     except FileNotFoundError:
         raise InputError(f"spec: expected an existing TOML file, got {str(path)!r} (not found)") from None
