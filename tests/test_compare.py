@@ -159,7 +159,7 @@ def _bad_inputs(grid, c2f, tmp_path):
     (tmp_path / "plain").mkdir()
     return {
         "not a results folder": ([tmp_path / "plain"], "DIR: expected a jaxreg results folder"),
-        "no spec in the manifest": ([no_spec], "DIR: expected a manifest.json with the resolved spec"),
+        "no spec in the manifest": ([no_spec], "DIR: expected a manifest with spec, spec_sha256 and runs in"),
         "no trials": ([grid, empty], "DIR: expected a results folder with finished trials"),
         "other metric": ([grid, other_metric], "search.metric: expected the same metric in every folder, "
                          "got 'val_loss'"),

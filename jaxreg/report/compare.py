@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from jaxreg.errors import InputError
 from jaxreg.report.folder import Folder, load_folder
-from jaxreg.report.plots import DPI, metric_axis, metric_colorbar, scatter_configs
+from jaxreg.report.plots import metric_axis, metric_colorbar, save_figure, scatter_configs
 from jaxreg.report.store import JOURNAL
 from jaxreg.report.summary import write_csv
 
@@ -195,6 +195,6 @@ def compare(dirs, out: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = [write_csv(out / "comparison.csv", comparison_rows(folders))]
     for filename, build in (("best_so_far.png", plot_best_so_far), ("sampled_points.png", plot_sampled_points)):
-        build(folders).savefig(out / filename, dpi=DPI)
+        save_figure(build(folders), out / filename)
         written.append(out / filename)
     return written

@@ -24,6 +24,7 @@ helpers here (``scale_axis``, ``plain_log_labels``, ``metric_axis``, ``scatter_c
 from __future__ import annotations
 
 import functools
+import io
 import json
 import math
 import re
@@ -38,6 +39,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator, PercentFormatter
 
 from jaxreg.report.folder import Folder, distinct, load_folder
+from jaxreg.report.store import atomic_write
 
 CURVE_PANELS = (("train_loss", "val_loss"), ("train_accuracy", "val_accuracy"))
 TEST_PANELS = (("test_loss",), ("test_accuracy",))  # test_curves.png: how the book reads a run
@@ -79,9 +81,16 @@ def plot_dir(out, *, build: Callable[[dict], object] | None = None) -> list[Path
     for filename, build_figure in plots:  # one figure at a time: each is garbage once saved
         fig = build_figure(sweep)
         if fig is not None:
-            fig.savefig(out / filename, dpi=DPI)
+            save_figure(fig, out / filename)
             written.append(out / filename)
     return sorted(written)
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    """Saves a PNG atomically: a kill mid-write never leaves a 0-byte or half-drawn file."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=DPI, format="png")
+    atomic_write(path, buffer.getvalue())
 
 
 def _group(sweep: Folder, item: dict):
