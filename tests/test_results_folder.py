@@ -134,8 +134,7 @@ def test_sigint_and_sigterm_mid_run_exit_with_one_line_and_the_signals_code(tmp_
     out = tmp_path / "out"
     run = subprocess.Popen([sys.executable, "-m", "jaxreg", "run", str(spec), "--out", str(out), "--quiet"],
                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True,
-                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                           stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out / store.MANIFEST).exists() and time.monotonic() < deadline:  # training has started
         time.sleep(0.05)
@@ -166,3 +165,15 @@ def test_an_out_the_system_cannot_create_is_one_line_and_exit_2(tmp_path, capsys
     assert cli.main(["run", str(spec), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err == f"jaxreg: error: {out}: File name too long\n"
+
+
+def test_temporaries_a_killed_run_left_are_removed_at_the_next_run(tmp_path, spec):
+    out = tmp_path / "out"
+    run_sweep(spec, out, progress=False)
+    strays = [out / ".summary.csv.k3j2x9", out / ".manifest.json.a8b7c6", out / store.CURVES / ".0123456789_0.npz.q1w2e3"]
+    for path in strays:
+        path.write_bytes(b"half a file")
+    (out / ".my-own-dotfile").write_text("kept")
+    run_sweep(spec, out, progress=False)  # resumes: nothing to train
+    assert not any(path.exists() for path in strays)
+    assert (out / ".my-own-dotfile").read_text() == "kept"

@@ -161,6 +161,7 @@ class Store:
         except BaseException:
             self.unlock()
             raise
+        self._remove_stray_temporaries()
         if overwrite:
             for path in self.out.iterdir() if self.out.is_dir() else ():
                 if path.is_file() and _OURS.fullmatch(path.name) and path.name != LOCK:
@@ -169,6 +170,15 @@ class Store:
                 for path in self.curves_dir.iterdir():
                     if path.is_file() and _OUR_CURVES.fullmatch(path.name):
                         path.unlink()
+
+    def _remove_stray_temporaries(self) -> None:
+        """Temporary files of atomic writes that a killed run left (``.summary.csv.x1y2``): under
+        the lock no other run is writing, so any of jaxreg's temporaries is stray."""
+        for folder in (self.out, self.curves_dir):
+            for path in folder.iterdir() if folder.is_dir() else ():
+                if (path.name.startswith(".") and path.is_file() and path.name != LOCK
+                        and (_OURS.fullmatch(path.name) or _OUR_CURVES.fullmatch(path.name))):
+                    path.unlink()
 
     def foreign_entries(self) -> list[str]:
         """The entries of an existing folder without a manifest (not jaxreg's), sorted; an empty
