@@ -268,7 +268,7 @@ CLI_CASES = [
     ("missing-spec-file", ["run", "TMP/nope.toml"], None,
      "spec: expected an existing TOML file, got 'TMP/nope.toml' (not found)"),
     ("spec-is-a-folder", ["plan", "TMP"], None,
-     "spec: expected a readable TOML file, got 'TMP' ([Errno 21] Is a directory: 'TMP')"),
+     "spec: expected a TOML file, got 'TMP' (not a regular file)"),
     ("invalid-toml", ["run", "SPEC"], 'name = "base"\n[data\ndataset = "digits"\n',
      "spec: expected valid TOML in 'TMP/spec.toml', got a syntax error: Expected ']' at the end of a table "
      "declaration (at line 2, column 6)"),
