@@ -332,10 +332,10 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
 
     def train(key: Array, hparams: HParams, data: Data, init_params: Params = None) -> Result:
         check_data(config, data)
+        data = jax.tree_util.tree_map(jnp.asarray, data)  # NumPy arrays, when called without jit
         n_train = len(data.train.y)
         batch = n_train if config.batch_size is None else config.batch_size
         n_full, remainder = divmod(n_train, batch)
-        steps_per_epoch = n_full + (remainder > 0)
         init_key, order_key, dropout_key = jax.random.split(key, 3)
         params, model_state = model.init(init_key)
         if init_params is not None:

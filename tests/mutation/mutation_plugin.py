@@ -1,0 +1,52 @@
+"""A pytest plugin for the mutation run: each mutant runs only its module's tests, fastest first.
+
+mutmut already passes a mutant only the tests that called its function while it recorded
+them, but nearly every training test calls the penalty, optimizer and layout functions, so a
+mutant of ``penalties.py`` would also run every slow engine test. ``TESTS`` narrows that to
+the tests aimed at each module. Sorting by the recorded durations lets ``-x`` stop at the
+first, cheapest test that kills. Outside a mutant (mutmut's stats, clean and forced-fail
+runs) it does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+# Module -> the test files that judge its mutants.
+ENGINE = ["tests/test_engine_oracle.py", "tests/test_step.py"]
+TESTS = {
+    "jaxreg.step": ENGINE + ["tests/test_mutation_kills.py"],
+    "jaxreg.layout": ENGINE + ["tests/test_mutation_kills.py"],
+    "jaxreg.optimizers": ENGINE + ["tests/test_mutation_kills.py"],
+    "jaxreg.early_stopping": ["tests/test_early_stopping.py", "tests/test_engine_oracle.py",
+                              "tests/test_mutation_kills.py"],
+    "jaxreg.penalties": ["tests/test_losses_penalties.py", "tests/test_engine_oracle.py",
+                         "tests/test_mutation_kills.py"],
+    "jaxreg.drop": ["tests/test_drop.py", "tests/test_mutation_kills.py"],
+    "jaxreg.train": ["tests/test_engine_oracle.py", "tests/test_train.py", "tests/test_mutation_kills.py"],
+    "jaxreg.sweeps.space": ["tests/test_sweep.py", "tests/test_space_more.py", "tests/test_spec_errors.py"],
+    "jaxreg.report.store": ["tests/test_store_errors.py", "tests/test_results_folder.py"],
+}
+
+
+def _module_of(mutant: str) -> str | None:
+    # "jaxreg.train.x_make_train__mutmut_12" or "jaxreg.sweeps.space.xǁAxisǁgrid__mutmut_3"
+    module, _, function = mutant.rpartition(".")
+    return module if function.startswith("x") and "__mutmut_" in function else None
+
+
+def pytest_collection_modifyitems(session, config, items):
+    module = _module_of(os.environ.get("MUTANT_UNDER_TEST", ""))
+    if module is None:
+        return
+    allowed = tuple(TESTS.get(module, ()))
+    kept = [item for item in items if item.nodeid.startswith(allowed)]
+    dropped = [item for item in items if not item.nodeid.startswith(allowed)]
+    stats = Path("mutmut-stats.json")
+    durations = json.loads(stats.read_text()).get("duration_by_test", {}) if stats.exists() else {}
+    kept.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
