@@ -1,0 +1,283 @@
+"""The results folder's writer, piece by piece, against what its files must hold byte for byte."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+import types
+
+import numpy as np
+import pytest
+
+from jaxreg.errors import InputError
+from jaxreg.hparams import HParams
+from jaxreg.report import store
+from jaxreg.train import METRICS
+
+SPEC = types.SimpleNamespace(digest="a" * 64, resolved={"name": "s", "train": {"epochs": 2}})
+OTHER = types.SimpleNamespace(digest="b" * 64, resolved={"name": "t"})
+
+
+def test_json_value_is_strict_json():
+    value = {"a": [np.float32(1.5), float("nan"), float("inf"), -math.inf],
+             "b": (np.int64(3), np.bool_(True)), "c": np.array([[0.25, np.nan]]), "d": "x", "e": None}
+    assert store._json_value(value) == {"a": [1.5, None, "inf", "-inf"], "b": [3, True],
+                                        "c": [[0.25, None]], "d": "x", "e": None}
+    assert type(store._json_value(np.int64(3))) is int
+    assert type(store._json_value(np.float64(2.0))) is float
+    assert json.dumps(store._json_value([math.nan, math.inf]), allow_nan=False) == '[null, "inf"]'
+
+
+def test_versions_names_every_package_and_python():
+    versions = store.versions()
+    assert list(versions) == ["jaxreg", "jax", "jaxlib", "optax", "numpy", "python"]
+    assert versions["numpy"] == np.__version__
+    assert all(isinstance(v, str) for v in versions.values())
+
+
+def test_atomic_write_makes_parents_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "a" / "b" / "file.txt"
+    store.atomic_write(path, "text\n")
+    assert path.read_text() == "text\n"
+    store.atomic_write(path, b"\x00bytes")
+    assert path.read_bytes() == b"\x00bytes"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["file.txt"]
+
+
+def test_atomic_write_gives_the_mode_of_a_plain_open(tmp_path):
+    old = os.umask(0o027)
+    try:
+        store.atomic_write(tmp_path / "x.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o640
+
+
+def test_atomic_write_that_fails_keeps_the_old_file_and_removes_its_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "summary.csv"
+    path.write_text("old\n")
+    seen = []
+
+    def failing_fsync(fd):
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.os, "fsync", failing_fsync)
+    with pytest.raises(OSError):
+        store.atomic_write(path, "new\n")
+    # While writing, the temporary sat beside the file, hidden, named after it.
+    assert len(seen) == 1 and len(seen[0]) == 2 and seen[0][1] == "summary.csv"
+    assert seen[0][0].startswith(".summary.csv.") and store._OURS.fullmatch(seen[0][0])
+    assert path.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.csv"]
+
+
+def test_start_and_finish_run_write_the_manifest(tmp_path):
+    out = tmp_path / "deep" / "out"
+    s = store.Store(out)
+    s.start_run(SPEC, chunk_size=7)
+    assert (out / store.CURVES).is_dir()
+    text = (out / store.MANIFEST).read_text()
+    manifest = json.loads(text)
+    assert text == json.dumps(manifest, indent=2) + "\n"
+    assert manifest["spec_sha256"] == SPEC.digest and manifest["spec"] == SPEC.resolved
+    (run,) = manifest["runs"]
+    assert run["chunk_size"] == 7 and run["finished"] is None and run["versions"] == store.versions()
+    assert run["devices"] and run["started"].endswith("+00:00")
+    s.finish_run(trained=5, seconds=1.23456)
+    run = json.loads((out / store.MANIFEST).read_text())["runs"][0]
+    assert run["trials_trained"] == 5 and run["seconds"] == 1.235 and run["finished"] is not None
+    again = store.Store(out)
+    again.start_run(SPEC, chunk_size=3)
+    runs = json.loads((out / store.MANIFEST).read_text())["runs"]
+    assert [r["chunk_size"] for r in runs] == [7, 3] and runs[0]["trials_trained"] == 5
+
+
+def test_append_writes_one_line_per_record_and_refuses_nan(tmp_path):
+    s = store.Store(tmp_path)
+    records = [{"config_id": "c", "seed": i, "metrics": {}, "hparams": {}} for i in range(3)]
+    s.append(records[:2])
+    s.append(records[2:])
+    assert (tmp_path / store.JOURNAL).read_text() == "".join(json.dumps(r) + "\n" for r in records)
+    assert store.read_journal(tmp_path) == records
+    assert s.read_journal() == {("c", i): r for i, r in enumerate(records)}
+    with pytest.raises(ValueError):
+        s.append([{"config_id": "c", "seed": 3, "metrics": {"x": float("nan")}, "hparams": {}}])
+    assert store.read_journal(tmp_path) == records
+
+
+def test_blank_journal_lines_are_skipped_and_a_long_bad_line_is_cut_to_60_characters(tmp_path):
+    record = {"config_id": "c", "seed": 0, "metrics": {}, "hparams": {}}
+    path = tmp_path / store.JOURNAL
+    path.write_text("\n" + json.dumps(record) + "\n  \n")
+    assert store.read_journal(tmp_path) == [record]
+    bad = "x" * 100
+    path.write_text(json.dumps(record) + "\n\n" + bad + "\n")
+    with pytest.raises(InputError) as error:
+        store.read_journal(tmp_path)
+    assert str(error.value) == f"{path}: line 3: expected a JSON trial record, got {('x' * 60).encode()!r}"
+
+
+@pytest.mark.parametrize("record", [
+    {"config_id": 1, "seed": 0, "metrics": {}, "hparams": {}},
+    {"config_id": "c", "seed": "0", "metrics": {}, "hparams": {}},
+    {"config_id": "c", "seed": 0, "metrics": [], "hparams": {}},
+    {"config_id": "c", "seed": 0, "metrics": {}, "hparams": None},
+    {"seed": 0, "metrics": {}, "hparams": {}},
+])
+def test_every_field_of_a_record_is_checked(tmp_path, record):
+    (tmp_path / store.JOURNAL).write_text(json.dumps(record) + "\n")
+    with pytest.raises(InputError, match="line 1: expected a JSON trial record"):
+        store.read_journal(tmp_path)
+
+
+def test_a_journal_ending_on_a_whole_line_is_not_truncated(tmp_path):
+    record = {"config_id": "c", "seed": 0, "metrics": {}, "hparams": {}}
+    path = tmp_path / store.JOURNAL
+    path.write_text(json.dumps(record) + "\n")
+    assert store.read_journal(tmp_path, repair=True) == [record]
+    assert path.read_text() == json.dumps(record) + "\n"
+
+
+def test_trial_record_reads_member_i():
+    n = 3
+    hparams = HParams(**{name: np.arange(n, dtype=np.float32) + 0.5 for name in HParams._fields})
+    result = types.SimpleNamespace(
+        diverged=np.array([False, True, False]), best_epoch=np.array([4, 5, 6]),
+        stopped_epoch=np.array([7, 8, 9]), diverged_epoch=np.array([0, 3, 0]),
+        final={name: np.array([0.1, float("nan"), float("inf")]) + k for k, name in enumerate(METRICS)})
+    config = types.SimpleNamespace(round=2, case="a", point={"l2": np.float32(0.25)})
+    record = store.trial_record("cid", config, np.int64(11), 1, result, hparams)
+    assert record == {
+        "config_id": "cid", "seed": 11, "round": 2, "case": "a", "point": {"l2": 0.25},
+        "hparams": {name: 1.5 for name in HParams._fields}, "status": "diverged",
+        "best_epoch": 5, "stopped_epoch": 8, "diverged_epoch": 3,
+        "metrics": {name: None for name in METRICS}}
+    assert type(record["seed"]) is int and type(record["best_epoch"]) is int
+    ok = store.trial_record("cid", config, 0, 2, result, hparams)
+    assert ok["status"] == "ok" and ok["metrics"] == {name: "inf" for name in METRICS}
+    assert store.trial_record("cid", config, 0, 0, result, hparams)["metrics"] == {
+        name: 0.1 + k for k, name in enumerate(METRICS)}
+
+
+def test_write_curves_holds_every_metric_the_epochs_and_the_params(tmp_path):
+    s = store.Store(tmp_path)
+    s.curves_dir.mkdir()
+    result = types.SimpleNamespace(
+        curves={name: np.arange(6.0).reshape(2, 3) + k for k, name in enumerate(METRICS)},
+        params={"dense_0": {"w": np.arange(8.0).reshape(2, 2, 2), "b": np.zeros((2, 2))}})
+    s.write_curves({"config_id": "0123456789", "seed": 4}, result, 1, True, [5, 10, 15])
+    loaded = store.load_curves(tmp_path, "0123456789", 4)
+    assert sorted(loaded) == sorted([f"curve/{n}" for n in METRICS] + ["epochs", "params/['dense_0']['b']",
+                                                                      "params/['dense_0']['w']"])
+    np.testing.assert_array_equal(loaded["epochs"], [5, 10, 15])
+    np.testing.assert_array_equal(loaded[f"curve/{METRICS[1]}"], [4.0, 5.0, 6.0])
+    np.testing.assert_array_equal(loaded["params/['dense_0']['w']"], [[4.0, 5.0], [6.0, 7.0]])
+    s.write_curves({"config_id": "0123456789", "seed": 5}, result, 0, False, [5, 10, 15])
+    assert not any(k.startswith("params/") for k in store.load_curves(tmp_path, "0123456789", 5))
+    assert all(store._OUR_CURVES.fullmatch(p.name) for p in s.curves_dir.iterdir())
+
+
+def test_a_file_as_out_is_refused(tmp_path):
+    path = tmp_path / "results"
+    path.write_text("mine")
+    with pytest.raises(InputError) as error:
+        store.Store(path).prepare(SPEC, overwrite=True)
+    assert str(error.value) == f"--out: expected a folder, got {str(path)!r} (a file)"
+    assert path.read_text() == "mine"
+
+
+def test_foreign_entries_are_counted_and_the_first_three_shown(tmp_path):
+    for name in ["d.txt", "a.txt", "c.txt", "b.txt"]:
+        (tmp_path / name).write_text("")
+    with pytest.raises(InputError) as error:
+        store.Store(tmp_path).prepare(SPEC, overwrite=False)
+    assert str(error.value).endswith(f"got {str(tmp_path)!r} holding 4 entries jaxreg did not write "
+                                     f"(a.txt, b.txt, c.txt, ...); choose another --out")
+    for name in ["b.txt", "c.txt", "d.txt"]:
+        (tmp_path / name).unlink()
+    with pytest.raises(InputError) as error:
+        store.Store(tmp_path).prepare(SPEC, overwrite=False)
+    assert "holding 1 entry jaxreg did not write (a.txt); " in str(error.value)
+
+
+def test_an_empty_curves_folder_and_the_lock_are_leftovers_not_foreign(tmp_path):
+    s = store.Store(tmp_path)
+    (tmp_path / store.CURVES).mkdir()
+    (tmp_path / store.LOCK).write_text("")
+    assert s.foreign_entries() == []
+    (tmp_path / store.CURVES / "x").write_text("")
+    assert s.foreign_entries() == ["curves"]
+    (tmp_path / store.MANIFEST).write_text("{}")
+    assert s.foreign_entries() == []
+
+
+def test_resuming_checks_the_spec_and_overwrite_clears_only_ours(tmp_path):
+    s = store.Store(tmp_path)
+    s.prepare(SPEC, overwrite=False)
+    s.start_run(SPEC, 1)
+    s.unlock()
+    (tmp_path / "summary.csv").write_text("x")
+    (tmp_path / store.CURVES / "0123456789_0.npz").write_bytes(b"x")
+    (tmp_path / store.CURVES / "keep.npz").write_bytes(b"x")
+    (tmp_path / "notes.md").write_text("mine")
+    (tmp_path / ".hidden").write_text("mine")
+    with pytest.raises(InputError) as error:
+        store.Store(tmp_path).prepare(OTHER, overwrite=False)
+    assert str(error.value) == (f"--out: {str(tmp_path)!r} holds results of a different spec (sha256 "
+                                f"aaaaaaaaaaaa, this one bbbbbbbbbbbb): expected the same spec to resume; "
+                                f"use --overwrite to replace them, or another --out")
+    same = store.Store(tmp_path)
+    same.prepare(SPEC, overwrite=False)  # the same spec resumes, nothing removed
+    same.unlock()
+    assert (tmp_path / "summary.csv").exists()
+    o = store.Store(tmp_path)
+    o.prepare(OTHER, overwrite=True)
+    o.unlock()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", store.LOCK, "curves", "notes.md"]
+    assert [p.name for p in (tmp_path / store.CURVES).iterdir()] == ["keep.npz"]
+
+
+def test_an_unreadable_manifest_is_named_when_resuming(tmp_path):
+    (tmp_path / store.MANIFEST).write_text('{"runs": []}')
+    with pytest.raises(InputError) as error:
+        store.Store(tmp_path).prepare(SPEC, overwrite=False)
+    assert str(error.value) == (f"--out: {str(tmp_path)!r} has an unreadable manifest.json: expected a jaxreg "
+                                f"results folder; use --overwrite to replace it")
+    assert not (tmp_path / store.LOCK).exists()  # refused before taking the lock
+
+
+def test_the_lock_names_its_holder_and_is_released(tmp_path):
+    first = store.Store(tmp_path)
+    first.lock()
+    first.lock()  # taking it twice in one process is a no-op
+    assert (tmp_path / store.LOCK).read_text() == f"jaxreg run, pid {os.getpid()} on {store.platform.node()}\n"
+    with pytest.raises(InputError) as error:
+        store.Store(tmp_path).lock()
+    assert str(error.value) == (f"--out: expected a folder no other jaxreg run is writing, got {str(tmp_path)!r} "
+                                f"(locked by jaxreg run, pid {os.getpid()} on {store.platform.node()}); wait "
+                                f"for that run or choose another --out")
+    first.unlock()
+    first.unlock()
+    second = store.Store(tmp_path)
+    second.lock()
+    second.unlock()
+
+
+def test_stray_temporaries_are_removed_but_not_a_users_dotfiles(tmp_path):
+    s = store.Store(tmp_path)
+    s.prepare(SPEC, overwrite=False)
+    s.start_run(SPEC, 1)
+    s.unlock()
+    strays = [tmp_path / ".summary.csv.ab12_x", tmp_path / ".trials.jsonl.q9",
+              tmp_path / store.CURVES / ".0123456789_3.npz.zz1"]
+    mine = [tmp_path / ".gitignore", tmp_path / store.CURVES / ".keep"]
+    for path in strays + mine:
+        path.write_text("x")
+    again = store.Store(tmp_path)
+    again.prepare(SPEC, overwrite=False)
+    again.unlock()
+    assert not any(p.exists() for p in strays)
+    assert all(p.exists() for p in mine)
