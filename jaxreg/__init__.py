@@ -13,36 +13,55 @@ Layout, in the order data flows, each layer importing only from those before it:
 
 The library never imports the tooling (``sweeps``, ``report``), and ``report`` never imports
 ``sweeps``; ``import jaxreg`` loads the library only.
+
+Names load on first use (:pep:`562`): ``import jaxreg`` itself imports neither JAX nor NumPy's
+heavier users, so the ``jaxreg`` command answers ``--help`` at once and takes a Ctrl-C cleanly
+while JAX is still loading. ``jaxreg.layout`` is the module of the params layout (its function
+is ``jaxreg.make_layout``).
 """
 
-from jaxreg import adapters, data, early_stopping
-from jaxreg.adapters import as_model, from_equinox, from_flax, from_functions
-from jaxreg.batch import check_hparams, compiled_members, member_key, train_batch
-from jaxreg.drop import dropconnect, dropout, spatial_dropout
-from jaxreg.errors import InputError
-from jaxreg.hparams import DEFAULTS, HParams, make_hparams, stack_hparams
-from jaxreg.layout import LAYOUTS, Layout, layout
-from jaxreg.losses import (accuracy, get_loss, mean_squared_error, sigmoid_binary_cross_entropy,
-                           softmax_cross_entropy, squared_error, sum_squared_error)
-from jaxreg.models import Model, cnn, mlp, numpy_uniform_init, relu_book
-from jaxreg.optimizers import OPTIMIZERS, learning_rate, optimizer
-from jaxreg.penalties import (add_penalty_gradient, all_params_mask, decoupled_weight_decay, l1_decay,
-                              penalty, prox_l1, proximal_l1, soft_threshold, weight_norm, weights_mask,
-                              zero_fraction)
-from jaxreg.step import TrainState, divergence_guard, evaluate, objective, train_step
-from jaxreg.train import METRICS, Data, Result, TrainConfig, as_data, make_train
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DEFAULTS", "Data", "HParams", "InputError", "LAYOUTS", "Layout", "METRICS", "Model", "OPTIMIZERS",
-    "Result", "TrainConfig", "TrainState", "accuracy", "adapters", "add_penalty_gradient",
-    "all_params_mask", "as_data", "as_model", "check_hparams", "cnn", "compiled_members", "data",
-    "decoupled_weight_decay", "divergence_guard", "dropconnect", "dropout", "early_stopping",
-    "evaluate", "from_equinox", "from_flax", "from_functions", "get_loss", "l1_decay", "layout",
-    "learning_rate", "make_hparams", "make_train", "mean_squared_error", "member_key", "mlp",
-    "numpy_uniform_init", "objective", "optimizer", "penalty", "prox_l1", "proximal_l1", "relu_book",
-    "sigmoid_binary_cross_entropy", "soft_threshold", "softmax_cross_entropy", "spatial_dropout",
-    "squared_error", "stack_hparams", "sum_squared_error", "train_batch", "train_step", "weight_norm",
-    "weights_mask", "zero_fraction",
-]
+# Where each public name lives; the modules themselves (``jaxreg.data``, ...) load on use too.
+_EXPORTS = {
+    "jaxreg.adapters": ("as_model", "from_equinox", "from_flax", "from_functions"),
+    "jaxreg.batch": ("Checkpoint", "ChunkState", "check_hparams", "compiled_members", "compiled_segments",
+                     "member_key", "segment_blocks", "train_batch"),
+    "jaxreg.drop": ("dropconnect", "dropout", "spatial_dropout"),
+    "jaxreg.errors": ("InputError",),
+    "jaxreg.hparams": ("DEFAULTS", "HParams", "make_hparams", "stack_hparams"),
+    "jaxreg.layout": ("LAYOUTS", "Layout", "make_layout"),
+    "jaxreg.losses": ("accuracy", "get_loss", "mean_squared_error", "sigmoid_binary_cross_entropy",
+                      "softmax_cross_entropy", "squared_error", "sum_squared_error"),
+    "jaxreg.models": ("Model", "cnn", "mlp", "numpy_uniform_init", "relu_book"),
+    "jaxreg.optimizers": ("OPTIMIZERS", "learning_rate", "optimizer"),
+    "jaxreg.penalties": ("add_penalty_gradient", "all_params_mask", "decoupled_weight_decay", "l1_decay",
+                         "penalty", "prox_l1", "proximal_l1", "soft_threshold", "weight_norm", "weights_mask",
+                         "zero_fraction"),
+    "jaxreg.step": ("TrainState", "divergence_guard", "evaluate", "objective", "train_step"),
+    "jaxreg.train": ("METRICS", "Data", "Result", "TrainConfig", "as_data", "make_train"),
+}
+_SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}
+_RENAMED = {"make_layout": "layout"}
+
+__all__ = sorted([*_SOURCE, "adapters", "data", "early_stopping", "layout"])
+
+
+def __getattr__(name: str):
+    module = _SOURCE.get(name)
+    if module is None:
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import numpy as np
@@ -48,6 +48,54 @@ def compiled_members(config: TrainConfig) -> Callable[..., Result]:
     train = make_train(config)
     return jax.jit(jax.vmap(lambda seed, hp, data, init: train(member_key(seed), hp, data, init),
                             in_axes=(0, 0, None, None)))
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_segments(config: TrainConfig) -> Callable[..., tuple[Any, Result]]:
+    """``jit(vmap(train.segment))`` for ``config``, memoized like :func:`compiled_members`:
+    ``(seeds, hparams, data, init_params, carry, blocks) -> (carry, result)``."""
+    segment = make_train(config).segment
+    return jax.jit(jax.vmap(lambda seed, hp, data, init, carry, blocks:
+                            segment(member_key(seed), hp, data, init, carry, blocks),
+                            in_axes=(0, 0, None, None, 0, None)))
+
+
+def segment_blocks(n_evals: int, segments: int = 8) -> int:
+    """Evaluation blocks per segment: the largest divisor of ``n_evals`` not above
+    ``ceil(n_evals / segments)``, so that every segment runs the same compiled program."""
+    target = -(-n_evals // segments)
+    return max(k for k in range(1, target + 1) if n_evals % k == 0)
+
+
+class ChunkState(NamedTuple):
+    """A chunk's training between two segments: what a checkpoint keeps.
+
+    ``start`` is the chunk's first member, ``next_block`` the evaluation block to run next,
+    ``carry`` the loop state of every member (NumPy arrays, member axis first) and ``curves``
+    the metrics of the blocks run so far (``(members, next_block)`` each).
+    """
+
+    start: int
+    next_block: int
+    carry: Any
+    curves: dict
+
+
+class Checkpoint(Protocol):
+    """Where :func:`train_batch` keeps a chunk's training between segments (the sweep runner
+    keeps it in the results folder).
+
+    ``load(like)`` returns the kept :class:`ChunkState` of the chunk starting at ``like.start``,
+    or None; ``like`` holds the shapes and dtypes (``jax.ShapeDtypeStruct``) the state must
+    have (the curves' second axis, 0 in ``like``, is the kept state's ``next_block``). ``due()`` says whether to keep the state now (after a segment), ``save(state)``
+    keeps it.
+    """
+
+    def load(self, like: ChunkState) -> ChunkState | None: ...
+
+    def due(self) -> bool: ...
+
+    def save(self, state: ChunkState) -> None: ...
 
 
 def check_hparams(config: TrainConfig, hparams: HParams, init_params: Params = None) -> None:
@@ -107,7 +155,12 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
     or companions it has. XLA CPU may round a few reductions differently for a different batch
     shape, so results are bitwise comparable between runs with the same ``chunk_size`` (and
     agree to about 1e-6 otherwise). Equal configs share one compiled program
-    (:func:`compiled_members`).
+    (:func:`compiled_segments`).
+
+    A chunk trains in segments of evaluation blocks (:func:`segment_blocks`: at most about 8
+    per chunk, all of one length), each a call of the same program, so that its training can
+    be kept between segments and resumed mid-chunk (``checkpoint``). Segments give bitwise the
+    numbers of one uninterrupted ``train`` (``make_train(config).segment``).
 
     With several devices, each chunk's member axis is sharded over them (``jax.sharding``) and
     the data are replicated; ``chunk_size`` is then rounded up to a multiple of the device count.
@@ -120,15 +173,17 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         devices: the devices to shard members over; default ``jax.local_devices()``.
 
     Returns:
-        ``run(seeds, hparams, init_params=None) -> Result`` of NumPy arrays with a leading member
-        axis. ``run.chunk_size(members)`` tells the chunk size used for that many members.
+        ``run(seeds, hparams, init_params=None, *, checkpoint=None) -> Result`` of NumPy arrays
+        with a leading member axis. ``checkpoint`` (a :class:`Checkpoint`) keeps each chunk's
+        training between segments when it says so, and a chunk resumes from what it kept.
+        ``run.chunk_size(members)`` tells the chunk size used for that many members.
     """
     data = as_data(data)
     check_values(config, data)
     if chunk_size is not None:
         check_positive_int("chunk_size", chunk_size)
     devices = list(jax.local_devices() if devices is None else devices)
-    batched = compiled_members(config)
+    segmented = compiled_segments(config)
     if len(devices) > 1:
         mesh = jax.sharding.Mesh(np.array(devices), ("members",))
         split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("members"))
@@ -142,7 +197,7 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         size = chunk_size or max(members, 2)
         return -(-size // len(devices)) * len(devices)
 
-    def run(seeds, hparams: HParams, init_params: Params = None) -> Result:
+    def run(seeds, hparams: HParams, init_params: Params = None, *, checkpoint: Checkpoint | None = None) -> Result:
         seeds = np.asarray(seeds, np.uint32)
         members = len(seeds)
         given = np.shape(hparams.learning_rate)[0]
@@ -157,10 +212,36 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
             chunk = (seeds[index], jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[index], hparams))
             if split is not None:
                 chunk = jax.device_put(chunk, split)
-            chunks.append(jax.device_get(batched(*chunk, on_device, init)))
+            chunks.append(run_chunk(start, *chunk, init, checkpoint))
         # Assembled in NumPy: eager jnp ops would compile once per distinct number of chunks.
         result = jax.tree_util.tree_map(lambda *parts: np.concatenate(parts)[:members], *chunks)
         return exact_accuracies(result, data)
+
+    def run_chunk(start: int, seeds, hparams: HParams, init, checkpoint: Checkpoint | None) -> Result:
+        """One chunk, segment by segment; from its kept state when ``checkpoint`` has one."""
+        n_evals, per = config.n_evals, segment_blocks(config.n_evals)
+        carry_like, result_like = jax.eval_shape(segmented, seeds, hparams, on_device, init, None,
+                                                 np.arange(per, dtype=np.int32))
+        state = None
+        if checkpoint is not None:
+            curves_like = {name: jax.ShapeDtypeStruct((len(seeds), 0), c.dtype)
+                           for name, c in result_like.curves.items()}
+            state = checkpoint.load(ChunkState(start, None, carry_like, curves_like))
+        if state is None or not (0 < state.next_block < n_evals and state.next_block % per == 0):
+            state = ChunkState(start, 0, jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), carry_like),
+                               {name: np.zeros((len(seeds), 0), c.dtype) for name, c in result_like.curves.items()})
+        carry = state.carry if split is None else jax.device_put(state.carry, split)
+        curves = [state.curves]
+        for block in range(state.next_block, n_evals, per):
+            carry, result = segmented(seeds, hparams, on_device, init, carry,
+                                      np.arange(block, block + per, dtype=np.int32))
+            curves.append(result.curves)
+            if checkpoint is not None and block + per < n_evals and checkpoint.due():
+                curves = [jax.tree_util.tree_map(lambda *c: np.concatenate(c, axis=1), *jax.device_get(curves))]
+                checkpoint.save(ChunkState(start, block + per, jax.device_get(carry), curves[0]))
+        result = jax.device_get(result)
+        return result._replace(curves=jax.tree_util.tree_map(lambda *c: np.concatenate(c, axis=1),
+                                                              *jax.device_get(curves)))
 
     run.chunk_size = size_for
     return run

@@ -13,6 +13,7 @@ line on stderr and exits with code 2, before anything is trained or written.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import signal
@@ -61,6 +62,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="jaxreg", description="Study and tune regularization with JAX: whole "
                      "sweeps of configs x seeds as one compiled program.")
@@ -73,6 +84,9 @@ def _parser() -> _Parser:
     run.add_argument("--overwrite", action="store_true",
                      help="replace the results in --out instead of resuming them")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--checkpoint-every", type=_seconds, default=10.0, metavar="SECONDS",
+                     help="keep the chunk in training at most this often (default 10; 0: after every "
+                          "segment); a rerun resumes it")
     plan = commands.add_parser("plan", help="print the configs a spec expands to; trains nothing")
     plan.add_argument("spec")
     plan.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -96,8 +110,9 @@ def _run(args) -> None:
     spec = load_spec(args.spec, args.set)
     out = Path(args.out) if args.out else Path("results") / spec.name
     start = time.perf_counter()
-    records = run_sweep(spec, out, overwrite=args.overwrite, progress=not args.quiet)
-    rows = report.summarize(records, spec.search)
+    records = run_sweep(spec, out, overwrite=args.overwrite, progress=not args.quiet,
+                        checkpoint_seconds=args.checkpoint_every)
+    rows = report.summarize(records, spec.search, report.load_manifest(out).get("chance"))
     report.write_summary(out, rows)
     columns = spec.output["curves_csv"]
     tables = [report.SUMMARY, report.JOURNAL]
@@ -125,6 +140,7 @@ def _header(spec, n_trials: int, seconds: float) -> str:
 
 def _plan(args) -> None:
     from jaxreg.sweeps import choose_chunk_size, config_id, load_spec
+    from jaxreg.sweeps.cost import describe, estimate
 
     spec = load_spec(args.spec, args.set)
     configs = spec.configs(0)
@@ -138,6 +154,9 @@ def _plan(args) -> None:
           + (f" per round, {s['rounds']} rounds ({s['round_method']}, top {s['top_k']} zoomed)"
              if s["method"] == "coarse_to_fine" else f" ({s['method']} search)")
           + f"; {programs}")
+    costs = [estimate(v, len(v.space.configs(0)) * len(spec.seeds), size) for v, size in zip(spec.variants, chunks)]
+    for line in describe(costs, s["rounds"] if s["method"] == "coarse_to_fine" else 1):
+        print(line)
     names = []
     for variant in spec.variants:
         names.extend(n for n in variant.space.varying() if n not in names)
@@ -153,7 +172,7 @@ def _show(args) -> None:
     manifest = report.load_manifest(args.dir)
     records = report.read_journal(args.dir)
     search = manifest["spec"]["search"]
-    rows = report.summarize(records, search)
+    rows = report.summarize(records, search, manifest.get("chance"))
     print(f"{manifest['spec']['name']}: {len(records)} trials in {args.dir}"
           + (f", best first by {search['metric']} (mean +- std over seeds)" if records else ""))
     print(report.format_table(rows, search, limit=args.top))
@@ -194,9 +213,16 @@ _SIGNALS: list[int] = []  # the signals that interrupted this command
 
 
 def _interrupt(signum, frame):
-    """SIGINT and SIGTERM alike: remember which, and unwind as a KeyboardInterrupt."""
+    """SIGINT and SIGTERM alike: end the command now, with one line (:func:`_interrupted_exit`).
+
+    Nothing is unwound: an exception raised at an arbitrary moment can land inside JAX's own
+    import or a garbage-collection callback (which swallows it, so training would go on) or
+    leave a C extension half-initialised (a crash). Ending at once is safe for the results
+    folder, because every file in it is written atomically or appended as whole lines: what a
+    write in flight leaves (a temporary, a torn last journal line) the next run removes.
+    """
     _SIGNALS.append(signum)
-    raise KeyboardInterrupt
+    _interrupted_exit()
 
 
 def _interrupted_exit() -> int:
@@ -206,19 +232,25 @@ def _interrupted_exit() -> int:
     tearing the interpreter down under them can crash; the journal is already on disk.
     """
     signum = _SIGNALS[-1] if _SIGNALS else signal.SIGINT
-    print(f"jaxreg: interrupted ({signal.Signals(signum).name}); every trial in the journal is kept: "
-          f"rerun the same command to resume", file=sys.stderr)
+    running = sys.modules.get("jaxreg.sweeps.run")
+    kept = running.kept() if running is not None else "nothing was trained yet"
+    print(f"jaxreg: interrupted ({signal.Signals(signum).name}); {kept}: rerun the same command "
+          f"to resume", file=sys.stderr)
     sys.stderr.flush()
     sys.stdout.flush()
     os._exit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jaxreg.data import DatasetError
-
     if argv is None:  # the command line: a caller's main([...]) keeps its own signal handling
         signal.signal(signal.SIGINT, _interrupt)
         signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        from jaxreg.data import DatasetError  # JAX loads here: a Ctrl-C is already ours
+    except KeyboardInterrupt:
+        if argv is None:
+            _interrupted_exit()
+        raise
     try:
         args = _parser().parse_args(argv)
         if argv is None and args.command in ("run", "plot"):  # the command line, not a caller's main([...])

@@ -189,6 +189,11 @@ class TrainConfig:
         return frozenset(METRICS if self.metrics is None else self.metrics) | {self.monitor}
 
     @property
+    def n_evals(self) -> int:
+        """How many evaluations training makes (one per ``eval_every`` epochs)."""
+        return self.epochs // self.eval_every
+
+    @property
     def eval_epochs(self) -> np.ndarray:
         """The epochs (counted from 1) after which each evaluation happens."""
         return np.arange(self.eval_every, self.epochs + 1, self.eval_every)
@@ -330,7 +335,8 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
     epoch_metrics = bool({"epoch_loss", "epoch_accuracy"} & config.computed)
     weight_metrics = bool({"penalty", "weight_norm", "zero_fraction"} & config.computed)
 
-    def train(key: Array, hparams: HParams, data: Data, init_params: Params = None) -> Result:
+    def program(key: Array, hparams: HParams, data: Data, init_params: Params):
+        """The start carry, the evaluation block and the final step, for one member."""
         check_data(config, data)
         data = jax.tree_util.tree_map(jnp.asarray, data)  # NumPy arrays, when called without jit
         n_train = len(data.train.y)
@@ -425,13 +431,35 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
         carry = _Carry(train=start, frozen=jnp.zeros((), bool), diverged=jnp.zeros((), bool),
                        diverged_epoch=zero, stopping=early_stopping.init(dtype),
                        best=(carried, model_state), best_metrics=no_metrics, last_metrics=no_metrics)
-        n_evals = config.epochs // config.eval_every
-        carry, curves = jax.lax.scan(block_fn, carry, jnp.arange(n_evals, dtype=jnp.int32))
-        restore = (hp.restore_best > 0) & (carry.stopping.best_epoch > 0)
-        final_params, final_state = tree_where(restore, carry.best, (carry.train.params, carry.train.model_state))
-        return Result(params=seam.unpack(final_params), model_state=final_state,
-                      final=tree_where(restore, carry.best_metrics, carry.last_metrics), curves=curves,
-                      best_epoch=carry.stopping.best_epoch, stopped_epoch=carry.stopping.stopped_epoch,
-                      diverged=carry.diverged, diverged_epoch=carry.diverged_epoch)
 
+        def finish(carry: _Carry, curves: dict) -> Result:
+            restore = (hp.restore_best > 0) & (carry.stopping.best_epoch > 0)
+            final_params, final_state = tree_where(restore, carry.best, (carry.train.params, carry.train.model_state))
+            return Result(params=seam.unpack(final_params), model_state=final_state,
+                          final=tree_where(restore, carry.best_metrics, carry.last_metrics), curves=curves,
+                          best_epoch=carry.stopping.best_epoch, stopped_epoch=carry.stopping.stopped_epoch,
+                          diverged=carry.diverged, diverged_epoch=carry.diverged_epoch)
+
+        return carry, block_fn, finish
+
+    def train(key: Array, hparams: HParams, data: Data, init_params: Params = None) -> Result:
+        carry, block_fn, finish = program(key, hparams, data, init_params)
+        carry, curves = jax.lax.scan(block_fn, carry, jnp.arange(config.n_evals, dtype=jnp.int32))
+        return finish(carry, curves)
+
+    def segment(key: Array, hparams: HParams, data: Data, init_params: Params, carry, blocks: Array):
+        """Evaluation blocks ``blocks`` (consecutive, counted from 0) of the same training job.
+
+        Returns ``(carry, result)``: the loop state after the last of ``blocks``, and the
+        :class:`Result` as if training ended there, with the curves of these blocks only. When
+        ``blocks`` starts at 0, the ``carry`` given is ignored (zeros of its shape will do) and
+        training starts afresh. Running every block in consecutive segments gives bitwise what
+        ``train`` gives; the carry between segments is what a checkpoint keeps.
+        """
+        start, block_fn, finish = program(key, hparams, data, init_params)
+        carry = start if carry is None else tree_where(blocks[0] == 0, start, carry)
+        carry, curves = jax.lax.scan(block_fn, carry, blocks)
+        return carry, finish(carry, curves)
+
+    train.segment = segment
     return train

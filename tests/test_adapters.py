@@ -199,7 +199,7 @@ def test_penalty_with_empty_mask_is_an_error_before_any_compute(case):
         name = case.removeprefix("no_weights_")
         config, values = jaxreg.TrainConfig(model=no_weights(), batch_size=None), {name: 0.03}
     hps = jaxreg.stack_hparams([jaxreg.make_hparams(config.model, **values)] * 2)
-    program = f"jit({jaxreg.compiled_members(config).__name__})"
+    program = f"jit({jaxreg.compiled_segments(config).__name__})"
     compiled = []
 
     def listener(event, duration, **kwargs):

@@ -4,6 +4,7 @@ killed with SIGKILL mid-run that resumes to the same results as an uninterrupted
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -53,7 +54,10 @@ def test_plan_lists_the_configs_and_trains_nothing(spec_file, tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "tiny-cli: 6 configs x 3 seeds = 18 trials (grid search); 4 members per compiled chunk"
-    assert len(lines) == 7 and "learning_rate=0.001  l2=0.0" in lines[1]
+    assert re.fullmatch(r"cost per round: 5 chunks of 4 members, about [0-9.]+ MB and [0-9.]+ s each", lines[1])
+    assert re.fullmatch(r"estimated training time: [0-9.]+ s for 1 round, compilation not included "
+                        r"\(measured on this machine: a chunk's steps, and \d+ GFLOP/s for evaluations\)", lines[2])
+    assert len(lines) == 9 and "learning_rate=0.001  l2=0.0" in lines[3]
     assert list(tmp_path.iterdir()) == []
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 
+import numpy as np
 import pytest
 
 from jaxreg.errors import InputError
@@ -142,8 +143,8 @@ def test_sigint_and_sigterm_mid_run_exit_with_one_line_and_the_signals_code(tmp_
     run.send_signal(signum)
     _, err = run.communicate(timeout=120)
     assert run.returncode == code
-    assert err.strip().splitlines()[-1] == (f"jaxreg: interrupted ({signal.Signals(signum).name}); every trial "
-                                            f"in the journal is kept: rerun the same command to resume")
+    assert err.strip().splitlines()[-1] == (f"jaxreg: interrupted ({signal.Signals(signum).name}); kept 0 "
+                                            f"trials in the journal: rerun the same command to resume")
 
 
 def test_a_fifo_as_the_spec_is_refused_instead_of_hanging(tmp_path, capsys):
@@ -177,3 +178,69 @@ def test_temporaries_a_killed_run_left_are_removed_at_the_next_run(tmp_path, spe
     run_sweep(spec, out, progress=False)  # resumes: nothing to train
     assert not any(path.exists() for path in strays)
     assert (out / ".my-own-dotfile").read_text() == "kept"
+
+
+def test_a_damaged_or_missing_curves_file_is_trained_again_bitwise_at_the_next_run(tmp_path):
+    spec = build_spec({**SPEC, "hparams": {"learning_rate": {"values": [0.05, 0.1, 0.2]}}, "search": {"seeds": 2}})
+    out = tmp_path / "out"
+    run_sweep(spec, out, progress=False)
+    before = {(r["config_id"], r["seed"]): r for r in store.read_journal(out)}
+    files = {p.name: p.read_bytes() for p in (out / store.CURVES).iterdir()}
+    damaged, missing = sorted(files)[1], sorted(files)[4]
+    (out / store.CURVES / damaged).write_bytes(files[damaged][:100])
+    (out / store.CURVES / missing).unlink()
+    logged = []
+    records = run_sweep(spec, out, log=logged.append)
+    assert logged[0] == (f"{out / store.CURVES}: 2 curves files missing or damaged ({damaged}, {missing}): "
+                         f"their trials are trained again")
+    journal = store.read_journal(out)
+    assert len(journal) == 6 and {(r["config_id"], r["seed"]): r for r in journal} == before
+    assert [f"{r['config_id']}_{r['seed']}.npz" for r in journal[-2:]] == [damaged, missing]
+    assert {p.name: p.read_bytes() for p in (out / store.CURVES).iterdir()} == files
+    assert len(records) == 6
+
+
+def test_a_finite_trial_at_chance_is_flagged_not_passed_as_ok(tmp_path):
+    from jaxreg import report
+
+    spec = build_spec({**SPEC, "model": {"hidden": [8]}, "train": {"loss": "bce", "epochs": 20, "batch_size": 10},
+                       "hparams": {"learning_rate": {"values": [1e3, 0.1]}}, "search": {"seeds": 2}})
+    records = run_sweep(spec, tmp_path / "out", progress=False)
+    manifest = report.load_manifest(tmp_path / "out")
+    labels = np.asarray(spec.dataset.train.y)
+    rate = max(np.mean(labels == 0), np.mean(labels == 1))
+    assert manifest["chance"] == {"": rate}
+    wild = [r for r in records if r["point"]["learning_rate"] == 1e3]
+    assert all(r["status"] == "ok" and np.isfinite(r["metrics"]["train_loss"]) for r in wild)  # finite...
+    assert all(r["metrics"]["train_accuracy"] <= rate + 0.01 for r in wild)                   # ...at chance
+    rows = report.summarize(records, spec.search, manifest["chance"])
+    assert {r["learning_rate"]: r["at_chance"] for r in rows} == {1e3: 2, 0.1: 0}
+    table = report.format_table(rows, spec.search)
+    assert "2 (2 at chance)" in table
+    assert table.splitlines()[-1] == ("1 config with trials at chance: their train accuracy is within 1 point of "
+                                      "always predicting the most frequent class, though finite (a learning rate "
+                                      "far too large, or a penalty far too strong?)")
+    assert "at_chance" not in report.summarize(records, spec.search)[0]  # a manifest without rates: no column
+
+
+def test_ctrl_c_while_jax_is_still_loading_is_one_line_and_exit_130(tmp_path):
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text('name = "early"\n[data]\ndataset = "blobs"\n[model]\nhidden = [4]\n[train]\nloss = "bce"\n')
+    run = subprocess.Popen([sys.executable, "-m", "jaxreg", "run", str(spec), "--out", str(tmp_path / "out")],
+                           cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    maps, deadline = Path(f"/proc/{run.pid}/maps"), time.monotonic() + 60
+    # The command's handlers are in place before JAX loads: wait until jaxlib's library is mapped.
+    while "jaxlib" not in maps.read_text() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    run.send_signal(2)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130
+    assert err.splitlines() == ["jaxreg: interrupted (SIGINT); nothing was trained yet: rerun the same command "
+                                "to resume"]
+    assert not (tmp_path / "out").exists()

@@ -242,7 +242,7 @@ def test_step_works_on_the_flat_layout():
     hp = as_dtype(jaxreg.make_hparams(model, **values), jnp.float64)
     x, y = tiny_batch()
     params = tiny_params()
-    seam = jaxreg.layout("flat", as_jax(params))
+    seam = jaxreg.make_layout("flat", as_jax(params))
     flat = seam.pack(as_jax(params))
     mask = seam.pack(as_jax(numpy_mask(params, False)))
     tx = optimizers.optimizer("adam", hp, hp.learning_rate, mask)
@@ -494,16 +494,17 @@ def test_equal_configs_compile_once_and_a_changed_config_again():
     first, second = config(), config()
     assert first is not second and first.model is not second.model and first == second
     hps = jaxreg.stack_hparams([jaxreg.make_hparams(first.model, learning_rate=lr) for lr in (0.1, 0.2)])
-    program = f"jit({jaxreg.compiled_members(first).__name__})"
+    program = f"jit({jaxreg.compiled_segments(first).__name__})"
 
     with CompileCounter() as counter:
         a = jaxreg.train_batch(first, data)(np.arange(2), hps)
     assert counter.names.count(program) == 1
 
+    l2_hps = jaxreg.stack_hparams([jaxreg.make_hparams(first.model, learning_rate=lr, l2=0.01) for lr in (0.3, 0.4)])
+    jaxreg.check_hparams(first, l2_hps)  # its eager key and shape checks compile on their own, once
     with CompileCounter() as counter:
         b = jaxreg.train_batch(second, data)(np.arange(2), hps)
-        c = jaxreg.train_batch(config(model=first.model), data)(np.arange(2), jaxreg.stack_hparams(
-            [jaxreg.make_hparams(first.model, learning_rate=lr, l2=0.01) for lr in (0.3, 0.4)]))
+        c = jaxreg.train_batch(config(model=first.model), data)(np.arange(2), l2_hps)
     assert counter.names == []
     assert tree_equal(a, b) and not tree_equal(a.params, c.params)
 

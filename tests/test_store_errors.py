@@ -60,7 +60,7 @@ def test_a_damaged_curves_file_is_named_and_a_missing_one_is_not_found(tmp_path)
     with pytest.raises(InputError) as error:
         store.load_curves(tmp_path, "abc", 0)
     assert str(error.value) == (f"{path}: expected a curves file written by jaxreg, got a damaged file "
-                                "(BadZipFile); rerun after deleting it and its journal line")
+                                "(BadZipFile); rerun the same jaxreg run to train its trial again")
     with pytest.raises(FileNotFoundError):
         store.load_curves(tmp_path, "abc", 1)
 

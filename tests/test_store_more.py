@@ -281,3 +281,31 @@ def test_stray_temporaries_are_removed_but_not_a_users_dotfiles(tmp_path):
     again.unlock()
     assert not any(p.exists() for p in strays)
     assert all(p.exists() for p in mine)
+
+
+def _append_many(out: str, writer: int, batches: int, per_batch: int) -> None:
+    s = store.Store(out)
+    for b in range(batches):
+        s.append([{"config_id": f"w{writer}", "seed": b * per_batch + i, "metrics": {"pad": "x" * 1500},
+                   "hparams": {}} for i in range(per_batch)])
+
+
+def test_ten_processes_appending_to_one_journal_lose_and_duplicate_nothing(tmp_path):
+    import multiprocessing
+
+    import warnings
+
+    context = multiprocessing.get_context("fork")  # the writers only write files: no JAX runs in them
+    writers = [context.Process(target=_append_many, args=(str(tmp_path), w, 3, 16)) for w in range(10)]
+    with warnings.catch_warnings():  # JAX's warning that forking a multithreaded process is unsafe for JAX
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for w in writers:
+            w.start()
+    for w in writers:
+        w.join(120)
+    assert [w.exitcode for w in writers] == [0] * 10
+    records = store.read_journal(tmp_path)  # every line whole: a torn or interleaved one would be refused
+    keys = [(r["config_id"], r["seed"]) for r in records]
+    assert len(keys) == 480 and set(keys) == {(f"w{w}", s) for w in range(10) for s in range(48)}
+    for w in range(10):  # each writer's records in its own order
+        assert [s for c, s in keys if c == f"w{w}"] == list(range(48))

@@ -148,6 +148,7 @@ def forget_compiled_programs():
     """Equal configs share one compiled program across tests (the memo): forget it, so a test
     counts the compiles of its own sweep."""
     jaxreg.batch.compiled_members.cache_clear()
+    jaxreg.batch.compiled_segments.cache_clear()
 
 
 def _comparable(records):

@@ -50,7 +50,8 @@ def load_folder(path: str | Path, *, build: Callable[[dict], object] | None = No
     spec = manifest.get("spec") if isinstance(manifest, dict) else None
     if not isinstance(spec, dict) or not isinstance(spec.get("search"), dict):
         raise InputError(f"DIR: expected a manifest.json with the resolved spec, got {str(path)!r} without one")
-    return Folder(path, spec, read_journal(path), build=build, runs=manifest.get("runs") or [])
+    return Folder(path, spec, read_journal(path), build=build, runs=manifest.get("runs") or [],
+                  chance=manifest.get("chance"))
 
 
 @dataclasses.dataclass(eq=False)
@@ -60,7 +61,8 @@ class Folder:
     Attributes:
         path: the folder; ``spec``: the manifest's resolved spec; ``records``: the journal's
             trials in order; ``label``: a name to show it by (comparisons set it).
-        build: see :func:`load_folder`; ``runs``: the manifest's runs (start, end, seconds).
+        build: see :func:`load_folder`; ``runs``: the manifest's runs (start, end, seconds);
+            ``chance``: the manifest's chance rates (``report.summary.at_chance``).
         rows: the summary, one row per config, best first (:func:`jaxreg.report.summarize`).
         trials: the records of each config id, configs in journal order.
     """
@@ -71,10 +73,11 @@ class Folder:
     label: str = ""
     build: Callable[[dict], object] | None = None
     runs: list = dataclasses.field(default_factory=list)
+    chance: dict | None = None
 
     def __post_init__(self):
         self.path = Path(self.path)
-        self.rows = summarize(self.records, self.search)
+        self.rows = summarize(self.records, self.search, self.chance)
         self.trials: dict[str, list[dict]] = {}
         for record in self.records:
             self.trials.setdefault(record["config_id"], []).append(record)

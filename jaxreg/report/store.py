@@ -10,6 +10,9 @@
   fsynced as each chunk finishes; a torn last line (a crash mid-write) is dropped on resume.
 - ``curves/CONFIG_SEED.npz``: per-evaluation curves of every metric (and the params, if
   ``output.params``), written before the trial's journal line.
+- ``checkpoint.npz``: while a chunk trains, its loop state (every member's params, optimizer
+  and early-stopping state, curves so far) at the end of a segment, at most every few seconds;
+  a rerun resumes the chunk from it, and it is removed once the chunk's trials are journaled.
 - ``summary.csv``: one row per config, best first, rewritten atomically from the journal
   (its rows and text: :mod:`jaxreg.report.summary`).
 
@@ -28,21 +31,23 @@ import os
 import platform
 import re
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
 import jax
 import numpy as np
 
+from jaxreg.batch import ChunkState
 from jaxreg.errors import InputError
 from jaxreg.hparams import HParams
 from jaxreg.train import METRICS
 
 MANIFEST, JOURNAL, SUMMARY, CURVES = "manifest.json", "trials.jsonl", "summary.csv", "curves"
-CURVES_CSV, LOCK = "curves.csv", ".jaxreg.lock"
+CURVES_CSV, LOCK, CHECKPOINT = "curves.csv", ".jaxreg.lock", "checkpoint.npz"
 # The files jaxreg writes in a results folder (atomic writes leave ".NAME.XXXX" while writing):
 # --overwrite removes these and nothing else.
-_OURS = re.compile(r"\.?(manifest\.json|trials\.jsonl|summary\.csv|curves\.csv|\.jaxreg\.lock|"
+_OURS = re.compile(r"\.?(manifest\.json|trials\.jsonl|summary\.csv|curves\.csv|\.jaxreg\.lock|checkpoint\.npz|"
                    r"(curves|test_curves|generalization_gap|best_so_far|search_space|weights_hist|"
                    r"decision_boundary|[a-z0-9_]+_vs_[a-z0-9_]+)\.png)(\.[A-Za-z0-9_]+)?")
 _OUR_CURVES = re.compile(r"\.?[0-9a-f]{10}_\d+\.npz(\.[A-Za-z0-9_]+)?")
@@ -231,13 +236,17 @@ class Store:
             fcntl.flock(handle, fcntl.LOCK_UN)
             os.close(handle)
 
-    def start_run(self, spec, chunk_size: int) -> None:
+    def start_run(self, spec, chunk_size: int, chance: dict | None = None) -> None:
+        """Records a run's start in the manifest; ``chance``: ``{case or "": the training
+        accuracy of always predicting the most frequent class}`` (see ``report.summary.at_chance``)."""
         self.out.mkdir(parents=True, exist_ok=True)
         self.curves_dir.mkdir(exist_ok=True)
         if self.manifest_path.exists():
             manifest = json.loads(self.manifest_path.read_text())
         else:
             manifest = {"spec_sha256": spec.digest, "spec": spec.resolved, "runs": []}
+        if chance:
+            manifest["chance"] = chance
         manifest["runs"].append({
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "versions": versions(), "devices": [str(d) for d in jax.local_devices()],
@@ -255,12 +264,41 @@ class Store:
         """The finished trials by ``(config_id, seed)``; cuts off a torn last line first."""
         return {(r["config_id"], r["seed"]): r for r in read_journal(self.out, repair=True)}
 
+    def drop_unreadable_curves(self, records: dict) -> list[str]:
+        """Finds the journaled trials whose curves file is missing or damaged, removes them from
+        ``records``, from the journal (rewritten atomically, under the lock) and their damaged
+        files, so that they are trained again; returns the files' names."""
+        bad = []
+        for key in list(records):
+            try:
+                load_curves(self.out, *key)
+            except (FileNotFoundError, InputError):
+                bad.append(key)
+        if not bad:
+            return []
+        for key in bad:
+            del records[key]
+        kept = [r for r in read_journal(self.out) if (r["config_id"], r["seed"]) in records]
+        atomic_write(self.journal_path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept))
+        names = [f"{cid}_{seed}.npz" for cid, seed in bad]
+        for name in names:
+            (self.curves_dir / name).unlink(missing_ok=True)
+        return names
+
     def append(self, records: list[dict]) -> None:
-        lines = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
-        with open(self.journal_path, "a") as file:
-            file.write(lines)
-            file.flush()
-            os.fsync(file.fileno())
+        """Appends records as whole lines: one ``write`` on an ``O_APPEND`` descriptor under an
+        exclusive ``flock`` of the journal, then ``fsync``; so writers in several processes
+        (shards) never interleave, lose or tear each other's lines."""
+        data = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records).encode()
+        handle = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _file_mode())
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(handle, view):]
+            os.fsync(handle)
+        finally:
+            os.close(handle)  # releases the flock
 
     def write_curves(self, record: dict, result, i: int, with_params: bool, epochs) -> None:
         arrays = {f"curve/{name}": np.asarray(result.curves[name][i]) for name in METRICS}
@@ -333,4 +371,67 @@ def load_curves(out: str | Path, config_id: str, seed: int) -> dict:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise InputError(f"{path}: expected a curves file written by jaxreg, got a damaged file "
-                         f"({type(error).__name__}); rerun after deleting it and its journal line") from None
+                         f"({type(error).__name__}); rerun the same jaxreg run to train its trial again") from None
+
+
+class ChunkCheckpoint:
+    """Keeps the training of the chunk in progress in ``checkpoint.npz`` (a
+    :class:`jaxreg.Checkpoint` for :func:`jaxreg.train_batch`).
+
+    ``tag`` names what the chunk trains (its trials, chunk size and spec): a kept state with
+    another tag, other shapes, or a damaged file is not used, and the chunk trains from its
+    start. ``seconds``: the least time between two saves (0: after every segment).
+    ``on_load(next_block, why_not)`` is called once load has looked (both None: nothing kept).
+    """
+
+    def __init__(self, out: Path, tag: str, seconds: float, on_load=None):
+        self.path, self.tag, self.seconds, self.on_load = Path(out) / CHECKPOINT, tag, seconds, on_load
+        self._saved = time.monotonic()
+        self.resumed = None  # (next_block or None, why not or None) once load has looked
+        self.saved = None    # the next_block of the last state saved or loaded
+
+    def load(self, like):
+        state, why = self._read(like)
+        self.resumed = (state.next_block if state is not None else None, why)
+        if state is not None:
+            self.saved = state.next_block
+        if self.on_load is not None:
+            self.on_load(*self.resumed)
+        return state
+
+    def _read(self, like):
+        if not self.path.exists():
+            return None, None
+        leaves_like, treedef = jax.tree_util.tree_flatten(like.carry)
+        try:
+            with open(self.path, "rb") as raw, np.load(raw) as file:
+                if str(file["tag"]) != self.tag or int(file["start"]) != like.start:
+                    return None, "it holds another chunk"
+                next_block = int(file["next_block"])
+                leaves = [file[f"carry/{i}"] for i in range(len(leaves_like))]
+                curves = {name: file[f"curve/{name}"] for name in like.curves}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+            return None, "it is damaged"
+        wanted = [(tuple(l.shape), np.dtype(l.dtype)) for l in leaves_like]
+        wanted += [((c.shape[0], next_block), np.dtype(c.dtype)) for c in like.curves.values()]
+        if [(a.shape, a.dtype) for a in leaves + list(curves.values())] != wanted:
+            return None, "its arrays have other shapes"
+        return ChunkState(like.start, next_block, treedef.unflatten(leaves), curves), None
+
+    def due(self) -> bool:
+        return time.monotonic() - self._saved >= self.seconds
+
+    def save(self, state) -> None:
+        arrays = {"tag": np.asarray(self.tag), "start": np.asarray(state.start),
+                  "next_block": np.asarray(state.next_block)}
+        arrays.update({f"carry/{i}": np.asarray(leaf)
+                       for i, leaf in enumerate(jax.tree_util.tree_leaves(state.carry))})
+        arrays.update({f"curve/{name}": np.asarray(curve) for name, curve in state.curves.items()})
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write(self.path, buffer.getvalue())
+        self._saved = time.monotonic()
+        self.saved = state.next_block
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)

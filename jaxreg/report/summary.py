@@ -71,11 +71,31 @@ def rank_key(value: float, minimize: bool) -> tuple:
     return (math.isnan(value), 0.0 if math.isnan(value) else (value if minimize else -value))
 
 
-def summarize(records: list[dict], search: dict) -> list[dict]:
+CHANCE_MARGIN = 0.01  # a train accuracy this close to the majority class's share learned nothing
+
+
+def chance_rate(labels, loss: str) -> float | None:
+    """The training accuracy of always predicting the most frequent class (None for ``mse``)."""
+    if loss == "mse" or len(labels) == 0:
+        return None
+    return float(np.bincount(np.asarray(labels, np.int64).ravel()).max() / np.size(labels))
+
+
+def at_chance(record: dict, rate: float | None) -> bool:
+    """A finished trial whose training accuracy is within :data:`CHANCE_MARGIN` of ``rate`` (the
+    most frequent class's share): finite, yet it learned nothing (a learning rate far too
+    large, a penalty far too strong)."""
+    accuracy = record["metrics"].get("train_accuracy")
+    return (rate is not None and record["status"] != "diverged" and isinstance(accuracy, (int, float))
+            and accuracy <= rate + CHANCE_MARGIN)
+
+
+def summarize(records: list[dict], search: dict, chance: dict | None = None) -> list[dict]:
     """One row per config, best first by the mean of ``search.metric`` over its seeds.
 
     Each row: ``rank``, ``config_id``, ``case``, ``round``, the swept values, ``seeds``,
-    ``diverged`` (count), mean, std (ddof 1) and standard error of the metric, mean and std of
+    ``diverged`` (count), ``at_chance`` (count, when ``chance`` is given: the manifest's
+    ``chance``, ``{case or "": rate}``, see :func:`at_chance`), mean, std (ddof 1) and standard error of the metric, mean and std of
     the other validation/train metrics, the mean best and stopped epochs, and the test metrics
     of the selected configs only (the best of each case), so that the test set plays no part
     in choosing them.
@@ -92,6 +112,8 @@ def summarize(records: list[dict], search: dict) -> list[dict]:
             row[name] = value
         row["seeds"] = len(group)
         row["diverged"] = sum(r["status"] == "diverged" for r in group)
+        if chance is not None:
+            row["at_chance"] = sum(at_chance(r, chance.get(r["case"] or "")) for r in group)
         for name in (metric, *[m for m in REPORTED if m != metric], *TEST):
             values = np.array([as_float(r["metrics"][name]) for r in group])
             row[f"{name}_mean"] = float(values.mean())
@@ -157,7 +179,7 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
     point_names = []
     for row in rows:
         for key in row:
-            if (key not in ("rank", "config_id", "case", "round", "seeds", "diverged", "best_epoch_mean",
+            if (key not in ("rank", "config_id", "case", "round", "seeds", "diverged", "at_chance", "best_epoch_mean",
                             "stopped", "selected") and not key.endswith(("_mean", "_std", "_sem"))
                     and key not in point_names):
                 point_names.append(key)
@@ -188,7 +210,9 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
         line["train_acc %"] = pm(row, "train_accuracy")
         line["test_acc %"] = pm(row, "test_accuracy")
         line["best_epoch"] = f"{row['best_epoch_mean']:.0f}"
-        line["seeds"] = str(row["seeds"]) + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
+        flags = [f"{row['diverged']} diverged"] * bool(row["diverged"])
+        flags += [f"{row['at_chance']} at chance"] * bool(row.get("at_chance"))
+        line["seeds"] = str(row["seeds"]) + (f" ({', '.join(flags)})" if flags else "")
         table.append(line)
     columns = list(table[0])
     widths = {c: max(len(c), *(len(r.get(c, "")) for r in table)) for c in columns}
@@ -196,4 +220,9 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
     lines = [text({c: c for c in columns}), text({c: "-" * widths[c] for c in columns}), *map(text, table)]
     if limit is not None and len(rows) > limit:
         lines.append(f"... {len(rows) - limit} more configs in {SUMMARY}")
+    flagged = sum(bool(r.get("at_chance")) for r in rows)
+    if flagged:
+        lines.append(f"{flagged} config{'s' * (flagged > 1)} with trials at chance: their train accuracy is within "
+                     f"{100 * CHANCE_MARGIN:g} point of always predicting the most frequent class, though finite "
+                     f"(a learning rate far too large, or a penalty far too strong?)")
     return "\n".join(lines)

@@ -26,9 +26,10 @@ import numpy as np
 
 from jaxreg.errors import InputError
 from jaxreg.hparams import make_hparams, stack_hparams
-from jaxreg.report.store import Store, trial_record
-from jaxreg.report.summary import as_float, rank_key
+from jaxreg.report.store import CHECKPOINT, ChunkCheckpoint, Store, trial_record
+from jaxreg.report.summary import as_float, chance_rate, rank_key
 from jaxreg.sweeps.build import Spec
+from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate
 from jaxreg.sweeps.space import Config, Space
 from jaxreg.batch import train_batch
 from jaxreg.train import METRICS
@@ -43,42 +44,15 @@ def config_id(config: Config) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def bytes_per_member(variant) -> int:
-    """An estimate of the device memory one member of a chunk needs while training.
-
-    Params, their best copy, gradients, updates and optimizer state; the activations of one
-    mini-batch (every intermediate of one example's forward pass, traced once, times the batch,
-    times 3 for the backward pass and dropout masks); the evaluation forward pass over every
-    evaluated split; the shuffled copy of the training set; the curves. ``variant`` is a
-    :class:`jaxreg.sweeps.Variant` (or a spec: its first variant).
-    """
-    config, model, data = variant.config, variant.model, variant.dataset
-    params, state = jax.eval_shape(model.init, jax.random.key(0))
-    itemsize = np.dtype(jax.tree_util.tree_leaves(params)[0].dtype).itemsize
-    n_params = sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
-    states = {"sgd": 0, "momentum": 1, "ema_momentum": 1, "adam": 2, "adamw": 2}[config.optimizer]
-    x1 = jax.ShapeDtypeStruct((1, *data.train.x.shape[1:]), np.float32)
-    jaxpr = jax.make_jaxpr(lambda p, s, x: model.apply(p, s, x))(params, state, x1)
-    per_example = sum(math.prod(v.aval.shape) for eqn in jaxpr.eqns for v in eqn.outvars
-                      if hasattr(v.aval, "shape"))
-    n_train = len(data.train.y)
-    batch = n_train if config.batch_size is None else config.batch_size
-    n_eval = n_train + len(data.val.y) + (len(data.test.y) if config.eval_test else 0)
-    features = math.prod(data.train.x.shape[1:])
-    n_evals = config.epochs // config.eval_every
-    elements = (n_params * (6 + states) + 3 * batch * per_example + n_eval * per_example
-                + (n_train * features if config.shuffle else 0) + n_evals * len(METRICS))
-    return int(elements * itemsize)
-
-
 def choose_chunk_size(spec: Spec, members_per_round: int, variant=None) -> int:
-    """``search.chunk_size`` if given, else as many members as fit ``search.memory_budget_mb``.
+    """``search.chunk_size`` if given (at most a round's trials: a larger chunk would only pad),
+    else as many members as fit ``search.memory_budget_mb``.
 
     Depends on the spec alone (never on how many trials remain), so a resumed sweep runs the
     same chunks' program and gives bitwise the same numbers.
     """
     if spec.search["chunk_size"] is not None:
-        return max(spec.search["chunk_size"], _MIN_CHUNK)
+        return max(min(spec.search["chunk_size"], members_per_round), _MIN_CHUNK)
     per_member = bytes_per_member(variant or spec)
     budget = spec.search["memory_budget_mb"] * 2**20
     fit = int(budget // per_member)
@@ -107,9 +81,28 @@ def search_rounds(space: Space, score: Callable[[list[Config]], list[float]], *,
     return history
 
 
+_progress = {"journaled": None, "checkpoint": None}  # what the running sweep has kept
+
+
+def kept() -> str:
+    """What the sweep running in this process has kept so far, in words (for the one line an
+    interrupted command prints)."""
+    journaled, checkpoint = _progress["journaled"], _progress["checkpoint"]
+    if journaled is None:
+        return "nothing was trained yet"
+    words = f"kept {journaled} trial{'s' * (journaled != 1)} in the journal"
+    if checkpoint is not None and checkpoint.saved is not None:
+        words += f", and the chunk in training up to evaluation {checkpoint.saved} in {CHECKPOINT}"
+    return words
+
+
 def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progress: bool = True,
-              log: Callable[[str], None] | None = None) -> list[dict]:
+              log: Callable[[str], None] | None = None, checkpoint_seconds: float = 10.0) -> list[dict]:
     """Runs (or resumes) a sweep into ``out_dir``; returns the journal's records.
+
+    A chunk in training is kept in ``out_dir/checkpoint.npz`` at the end of a segment, at most
+    every ``checkpoint_seconds``, and a rerun resumes it there: an interruption loses at most
+    that much training (plus a segment). Keeping it changes no number.
 
     Raises :class:`InputError` before anything is trained or written when ``out_dir`` holds the
     results of a different spec and ``overwrite`` is False.
@@ -121,6 +114,7 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     for variant in spec.variants:
         members_per_round = len(variant.space.configs(0)) * len(spec.seeds)
         plans.append((variant, choose_chunk_size(spec, members_per_round, variant), members_per_round))
+    check_fits([estimate(variant, members, size, timed=False) for variant, size, members in plans])
     runners = [(variant, train_batch(variant.config, variant.dataset, size), members)
                for variant, size, members in plans]
     chunk_sizes = [runner.chunk_size(members) for _, runner, members in runners]
@@ -128,7 +122,15 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     store.prepare(spec, overwrite=overwrite)
     try:
         records = store.read_journal()
-        store.start_run(spec, chunk_sizes[0] if len(chunk_sizes) == 1 else chunk_sizes)
+        damaged = store.drop_unreadable_curves(records)
+        if damaged:
+            log(f"{store.curves_dir}: {len(damaged)} curves file{'s' * (len(damaged) > 1)} missing or damaged "
+                f"({', '.join(damaged[:3])}{', ...' if len(damaged) > 3 else ''}): "
+                f"{'their trials are' if len(damaged) > 1 else 'its trial is'} trained again")
+        _progress.update(journaled=len(records), checkpoint=None)
+        chance = {case or "": chance_rate(v.dataset.train.y, v.config.loss) for v in spec.variants for case in v.cases}
+        store.start_run(spec, chunk_sizes[0] if len(chunk_sizes) == 1 else chunk_sizes,
+                        {case: rate for case, rate in chance.items() if rate is not None})
         done_before, trained = len(records), 0
         started = time.perf_counter()
         for (variant, runner, _), chunk_size in zip(runners, chunk_sizes):
@@ -141,7 +143,10 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
                            if (config_id(c), seed) not in records]
                 if pending:
                     trained += _train_round(variant, runner, chunk_size, pending, store, records,
-                                            label.rstrip(": "), progress, spec.output["params"])
+                                            label.rstrip(": "), progress, spec.output["params"],
+                                            lambda chunk, said: ChunkCheckpoint(
+                                                store.out, _chunk_tag(spec, chunk_size, chunk),
+                                                checkpoint_seconds, said), log)
                 elif progress:
                     log(f"{label.rstrip(': ')}: all {len(configs) * len(spec.seeds)} trials already in the journal")
                 return [float(np.mean([as_float(records[(config_id(c), seed)]["metrics"][metric])
@@ -157,8 +162,14 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     return list(records.values())
 
 
+def _chunk_tag(spec: Spec, chunk_size: int, chunk: list) -> str:
+    """What a chunk trains: the spec, the chunk size and its trials in order."""
+    text = json.dumps([spec.digest, chunk_size, [(cid, int(seed)) for cid, _, seed in chunk]])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _train_round(variant, runner, chunk_size: int, pending: list, store, records: dict,
-                 label: str, progress: bool, save_params: bool) -> int:
+                 label: str, progress: bool, save_params: bool, checkpoint_of, log) -> int:
     bar = None
     if progress:
         from tqdm import tqdm
@@ -168,7 +179,16 @@ def _train_round(variant, runner, chunk_size: int, pending: list, store, records
             chunk = pending[start:start + chunk_size]
             seeds = np.array([seed for _, _, seed in chunk])
             hparams = stack_hparams(make_hparams(variant.model, **config.hparams) for _, config, _ in chunk)
-            result = runner(seeds, hparams, variant.init_params)
+            def said(at, why, n=len(chunk)):
+                if at is not None and progress:
+                    log(f"{label or 'sweep'}: resumed a chunk of {n} trials from {CHECKPOINT} at evaluation {at} "
+                        f"of {variant.config.n_evals}")
+                elif why is not None and progress:
+                    log(f"{label or 'sweep'}: {CHECKPOINT} not used ({why}): the chunk trains from its start")
+
+            checkpoint = checkpoint_of(chunk, said)
+            _progress.update(journaled=len(records), checkpoint=checkpoint)
+            result = runner(seeds, hparams, variant.init_params, checkpoint=checkpoint)
             new = [trial_record(cid, config, seed, i, result, hparams)
                    for i, (cid, config, seed) in enumerate(chunk)]
             for i, record in enumerate(new):
@@ -176,9 +196,12 @@ def _train_round(variant, runner, chunk_size: int, pending: list, store, records
             store.append(new)
             for record in new:
                 records[(record["config_id"], record["seed"])] = record
+            _progress.update(journaled=len(records), checkpoint=None)
+            checkpoint.clear()
             if bar is not None:
                 bar.update(len(chunk))
     finally:
         if bar is not None:
             bar.close()
     return len(pending)
+
