@@ -8,6 +8,7 @@ compute, and accuracies recovered exactly as counts over ``n``.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -143,6 +144,33 @@ def exact_accuracies(result: Result, data: Data) -> Result:
                            curves={k: exact(k, v) for k, v in result.curves.items()})
 
 
+def _responsive(fn: Callable, *args):
+    """``fn(*args)``, compiled and computed to the end, while the main thread stays responsive.
+
+    A signal's Python handler runs only when the main thread is between bytecodes, not while it
+    waits inside XLA (compiling, or blocked on a result): a Ctrl-C would wait for the whole
+    segment. So the main thread hands the call to a worker thread and waits in short slices.
+    Called from another thread, it just runs ``fn``.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return jax.block_until_ready(fn(*args))
+    box: dict = {}
+
+    def work():
+        try:
+            box["value"] = jax.block_until_ready(fn(*args))
+        except BaseException as error:  # handed to the caller below
+            box["error"] = error
+
+    worker = threading.Thread(target=work, name="jaxreg-segment", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
                 devices=None) -> Callable[..., Result]:
     """One compiled program that trains members in fixed-size chunks: ``run(seeds, hparams, init_params=None)``.
@@ -233,8 +261,8 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         carry = state.carry if split is None else jax.device_put(state.carry, split)
         curves = [state.curves]
         for block in range(state.next_block, n_evals, per):
-            carry, result = segmented(seeds, hparams, on_device, init, carry,
-                                      np.arange(block, block + per, dtype=np.int32))
+            carry, result = _responsive(segmented, seeds, hparams, on_device, init, carry,
+                                        np.arange(block, block + per, dtype=np.int32))
             curves.append(result.curves)
             if checkpoint is not None and block + per < n_evals and checkpoint.due():
                 curves = [jax.tree_util.tree_map(lambda *c: np.concatenate(c, axis=1), *jax.device_get(curves))]

@@ -4,8 +4,8 @@ killed with SIGKILL mid-run that resumes to the same results as an uninterrupted
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -75,7 +75,10 @@ def test_run_show_plot(spec_file, tmp_path):
     table = show.stdout.splitlines()
     assert table[0].startswith("tiny-cli: 12 trials in")
     assert table[1].split()[:4] == ["rank", "learning_rate", "l2", "val_loss"]
-    assert len(table) == 3 + 6 and table[3].split()[0] == "1"
+    assert table[3].split()[0] == "1" and table[8].split()[0] == "6"
+    # 4 epochs at lr 0.001 learn nothing yet: flagged, under the table.
+    assert len(table) == 3 + 6 + 1 and table[-1].endswith("or a penalty far too strong?)")
+    assert "(2 at chance)" in "\n".join(table[3:9])
 
     (out / "curves.png").unlink(missing_ok=True)
     plot = jaxreg_cli("plot", str(out))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tomllib
 
 import numpy as np
 import pytest
@@ -219,7 +220,7 @@ def test_a_finite_trial_at_chance_is_flagged_not_passed_as_ok(tmp_path):
     assert "2 (2 at chance)" in table
     assert table.splitlines()[-1] == ("1 config with trials at chance: their train accuracy is within 1 point of "
                                       "always predicting the most frequent class, though finite (a learning rate "
-                                      "far too large, or a penalty far too strong?)")
+                                      "far too large or too small, too few epochs, or a penalty far too strong?)")
     assert "at_chance" not in report.summarize(records, spec.search)[0]  # a manifest without rates: no column
 
 
@@ -244,3 +245,24 @@ def test_ctrl_c_while_jax_is_still_loading_is_one_line_and_exit_130(tmp_path):
     assert err.splitlines() == ["jaxreg: interrupted (SIGINT); nothing was trained yet: rerun the same command "
                                 "to resume"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_chunk_size_larger_than_a_round_is_warned_in_plan_and_run(tmp_path, capsys):
+    from jaxreg import cli
+    from jaxreg.sweeps.cost import padding_warning
+
+    assert padding_warning(21, 21) is None and padding_warning(2, 1) is None
+    warning = ("warning: search.chunk_size 400 is larger than a round's 21 trials: each chunk trains 379 padding "
+               "copies, about 19.0x the time of chunk_size = 21 (kept as given: results are bitwise comparable "
+               "between equal chunk sizes)")
+    assert padding_warning(400, 21) == warning
+    spec = tmp_path / "padded.toml"
+    spec.write_text('name = "padded"\n[data]\ndataset = "blobs"\n[model]\nhidden = [4]\n[train]\nloss = "bce"\n'
+                    'epochs = 2\n[hparams]\nlearning_rate = { values = [0.1, 0.2, 0.3] }\n[search]\nseeds = 1\n'
+                    'chunk_size = 8\n[output]\nplots = false\n')
+    assert cli.main(["plan", str(spec)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == padding_warning(8, 3) and lines[2].startswith("cost per round: 1 chunk of 8 members, about ")
+    logged = []
+    run_sweep(build_spec(tomllib.loads(spec.read_text())), tmp_path / "out", progress=False, log=logged.append)
+    assert logged == [padding_warning(8, 3)]

@@ -12,8 +12,11 @@ import pytest
 
 from jaxreg.errors import InputError
 from jaxreg.report import store
+from jaxreg.train import METRICS
 
-RECORD = {"config_id": "abc", "seed": 0, "metrics": {"val_loss": 0.5}, "hparams": {"l2": 0.0}}
+RECORD = {"config_id": "abc", "seed": 0, "round": 0, "case": None, "point": {}, "hparams": {"l2": 0.0},
+          "status": "ok", "best_epoch": 0, "stopped_epoch": 0, "diverged_epoch": 0,
+          "metrics": dict.fromkeys(METRICS, 0.5)}
 
 
 def write_journal(folder: Path, lines: list[str]) -> Path:

@@ -16,6 +16,13 @@ from jaxreg.hparams import HParams
 from jaxreg.report import store
 from jaxreg.train import METRICS
 
+def full_record(config_id="c", seed=0, **fields) -> dict:
+    """A journal record with every field a reader relies on."""
+    return {"config_id": config_id, "seed": seed, "round": 0, "case": None, "point": {}, "hparams": {},
+            "status": "ok", "best_epoch": 0, "stopped_epoch": 0, "diverged_epoch": 0,
+            "metrics": dict.fromkeys(METRICS, 0.5), **fields}
+
+
 SPEC = types.SimpleNamespace(digest="a" * 64, resolved={"name": "s", "train": {"epochs": 2}})
 OTHER = types.SimpleNamespace(digest="b" * 64, resolved={"name": "t"})
 
@@ -97,19 +104,19 @@ def test_start_and_finish_run_write_the_manifest(tmp_path):
 
 def test_append_writes_one_line_per_record_and_refuses_nan(tmp_path):
     s = store.Store(tmp_path)
-    records = [{"config_id": "c", "seed": i, "metrics": {}, "hparams": {}} for i in range(3)]
+    records = [full_record(seed=i) for i in range(3)]
     s.append(records[:2])
     s.append(records[2:])
     assert (tmp_path / store.JOURNAL).read_text() == "".join(json.dumps(r) + "\n" for r in records)
     assert store.read_journal(tmp_path) == records
     assert s.read_journal() == {("c", i): r for i, r in enumerate(records)}
     with pytest.raises(ValueError):
-        s.append([{"config_id": "c", "seed": 3, "metrics": {"x": float("nan")}, "hparams": {}}])
+        s.append([full_record(seed=3, metrics={"x": float("nan")})])
     assert store.read_journal(tmp_path) == records
 
 
 def test_blank_journal_lines_are_skipped_and_a_long_bad_line_is_cut_to_60_characters(tmp_path):
-    record = {"config_id": "c", "seed": 0, "metrics": {}, "hparams": {}}
+    record = full_record()
     path = tmp_path / store.JOURNAL
     path.write_text("\n" + json.dumps(record) + "\n  \n")
     assert store.read_journal(tmp_path) == [record]
@@ -120,21 +127,29 @@ def test_blank_journal_lines_are_skipped_and_a_long_bad_line_is_cut_to_60_charac
     assert str(error.value) == f"{path}: line 3: expected a JSON trial record, got {('x' * 60).encode()!r}"
 
 
-@pytest.mark.parametrize("record", [
-    {"config_id": 1, "seed": 0, "metrics": {}, "hparams": {}},
-    {"config_id": "c", "seed": "0", "metrics": {}, "hparams": {}},
-    {"config_id": "c", "seed": 0, "metrics": [], "hparams": {}},
-    {"config_id": "c", "seed": 0, "metrics": {}, "hparams": None},
-    {"seed": 0, "metrics": {}, "hparams": {}},
-])
-def test_every_field_of_a_record_is_checked(tmp_path, record):
-    (tmp_path / store.JOURNAL).write_text(json.dumps(record) + "\n")
-    with pytest.raises(InputError, match="line 1: expected a JSON trial record"):
+# Every field at values of the wrong type (a case may be any value: not checked).
+BROKEN = [(name, value) for name in full_record() if name != "case"
+          for value in ((None, 1, "x" * (name == "status") or None) if name in ("config_id", "status") else (None, "x", 1.5))]
+
+
+@pytest.mark.parametrize("field, value", BROKEN + [("missing", name) for name in full_record()]
+                         + [("metric_missing", name) for name in METRICS])
+def test_every_field_of_a_record_is_checked(tmp_path, field, value):
+    record = full_record()
+    if field == "missing":
+        del record[value]
+    elif field == "metric_missing":
+        del record["metrics"][value]
+    else:
+        record[field] = value
+    assert record != full_record()
+    (tmp_path / store.JOURNAL).write_text(json.dumps(full_record()) + "\n" + json.dumps(record) + "\n")
+    with pytest.raises(InputError, match="line 2: expected a JSON trial record"):
         store.read_journal(tmp_path)
 
 
 def test_a_journal_ending_on_a_whole_line_is_not_truncated(tmp_path):
-    record = {"config_id": "c", "seed": 0, "metrics": {}, "hparams": {}}
+    record = full_record()
     path = tmp_path / store.JOURNAL
     path.write_text(json.dumps(record) + "\n")
     assert store.read_journal(tmp_path, repair=True) == [record]
@@ -286,8 +301,7 @@ def test_stray_temporaries_are_removed_but_not_a_users_dotfiles(tmp_path):
 def _append_many(out: str, writer: int, batches: int, per_batch: int) -> None:
     s = store.Store(out)
     for b in range(batches):
-        s.append([{"config_id": f"w{writer}", "seed": b * per_batch + i, "metrics": {"pad": "x" * 1500},
-                   "hparams": {}} for i in range(per_batch)])
+        s.append([full_record(f"w{writer}", b * per_batch + i, point={"pad": "x" * 1500}) for i in range(per_batch)])
 
 
 def test_ten_processes_appending_to_one_journal_lose_and_duplicate_nothing(tmp_path):

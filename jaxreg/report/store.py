@@ -142,6 +142,9 @@ class Store:
         ``overwrite``, only the files jaxreg writes are removed. The lock (:meth:`lock`) is
         held from here until the process ends or :meth:`unlock`.
         """
+        if self.out.is_symlink() and not self.out.exists():
+            raise InputError(f"--out: expected a folder, got {str(self.out)!r} (a symbolic link to "
+                             f"{os.readlink(self.out)!r}, which leads nowhere)")
         if self.out.exists() and not self.out.is_dir():
             raise InputError(f"--out: expected a folder, got {str(self.out)!r} (a file)")
         foreign = self.foreign_entries()
@@ -338,10 +341,15 @@ def read_journal(out: str | Path, *, repair: bool = False) -> list[dict]:
 
 
 def _is_record(record) -> bool:
-    """A journal line's shape: what every reader of the journal relies on."""
+    """A journal line's shape: what every reader of the journal relies on (its ids, every
+    metric, the status, the swept point, the case and round, the epochs)."""
     return (isinstance(record, dict) and isinstance(record.get("config_id"), str)
             and isinstance(record.get("seed"), int) and isinstance(record.get("metrics"), dict)
-            and isinstance(record.get("hparams"), dict))
+            and all(name in record["metrics"] for name in METRICS)
+            and isinstance(record.get("hparams"), dict) and isinstance(record.get("point"), dict)
+            and record.get("status") in ("ok", "diverged") and "case" in record
+            and isinstance(record.get("round"), int)
+            and all(isinstance(record.get(k), int) for k in ("best_epoch", "stopped_epoch", "diverged_epoch")))
 
 
 def load_manifest(out: str | Path) -> dict:

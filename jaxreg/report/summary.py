@@ -84,7 +84,7 @@ def chance_rate(labels, loss: str) -> float | None:
 def at_chance(record: dict, rate: float | None) -> bool:
     """A finished trial whose training accuracy is within :data:`CHANCE_MARGIN` of ``rate`` (the
     most frequent class's share): finite, yet it learned nothing (a learning rate far too
-    large, a penalty far too strong)."""
+    large or too small, too few epochs, a penalty far too strong)."""
     accuracy = record["metrics"].get("train_accuracy")
     return (rate is not None and record["status"] != "diverged" and isinstance(accuracy, (int, float))
             and accuracy <= rate + CHANCE_MARGIN)
@@ -224,5 +224,5 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
     if flagged:
         lines.append(f"{flagged} config{'s' * (flagged > 1)} with trials at chance: their train accuracy is within "
                      f"{100 * CHANCE_MARGIN:g} point of always predicting the most frequent class, though finite "
-                     f"(a learning rate far too large, or a penalty far too strong?)")
+                     f"(a learning rate far too large or too small, too few epochs, or a penalty far too strong?)")
     return "\n".join(lines)

@@ -171,6 +171,15 @@ def estimate(variant, trials: int, chunk_size: int, *, timed: bool = True) -> Co
                 chunk_size * bytes_per_member(variant), steps * step + evaluation)
 
 
+def padding_warning(chunk_size: int, trials: int) -> str | None:
+    """A warning when an explicit ``search.chunk_size`` pads every chunk of a round."""
+    if chunk_size <= max(trials, 2):
+        return None
+    return (f"warning: search.chunk_size {chunk_size} is larger than a round's {trials} trials: each chunk "
+            f"trains {chunk_size - trials} padding copies, about {chunk_size / max(trials, 2):.1f}x the time of "
+            f"chunk_size = {max(trials, 2)} (kept as given: results are bitwise comparable between equal chunk sizes)")
+
+
 def check_fits(costs: list[Cost], where: str = "search.chunk_size") -> None:
     """Refuses a sweep whose chunk cannot fit in the device's memory, before anything runs."""
     limit = device_memory()
@@ -190,6 +199,8 @@ def describe(costs: list[Cost], rounds: int) -> list[str]:
     lines = []
     total = rounds * sum(c.seconds for c in costs)
     for cost in costs:
+        if (padding := padding_warning(cost.chunk_size, cost.trials)) is not None:
+            lines.append(padding)
         name = "" if cost.cases == (None,) else f"[{', '.join(map(str, cost.cases))}] "
         lines.append(f"cost {name}per round: {cost.chunks} chunk{'s' * (cost.chunks > 1)} of {cost.chunk_size} "
                      f"members, about {_size(cost.bytes_per_chunk)} and {_duration(cost.seconds_per_chunk)} each")

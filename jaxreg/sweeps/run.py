@@ -29,7 +29,7 @@ from jaxreg.hparams import make_hparams, stack_hparams
 from jaxreg.report.store import CHECKPOINT, ChunkCheckpoint, Store, trial_record
 from jaxreg.report.summary import as_float, chance_rate, rank_key
 from jaxreg.sweeps.build import Spec
-from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate
+from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, padding_warning
 from jaxreg.sweeps.space import Config, Space
 from jaxreg.batch import train_batch
 from jaxreg.train import METRICS
@@ -45,14 +45,14 @@ def config_id(config: Config) -> str:
 
 
 def choose_chunk_size(spec: Spec, members_per_round: int, variant=None) -> int:
-    """``search.chunk_size`` if given (at most a round's trials: a larger chunk would only pad),
-    else as many members as fit ``search.memory_budget_mb``.
+    """``search.chunk_size`` if given, else as many members as fit ``search.memory_budget_mb``
+    (at most a round's trials).
 
     Depends on the spec alone (never on how many trials remain), so a resumed sweep runs the
     same chunks' program and gives bitwise the same numbers.
     """
     if spec.search["chunk_size"] is not None:
-        return max(min(spec.search["chunk_size"], members_per_round), _MIN_CHUNK)
+        return max(spec.search["chunk_size"], _MIN_CHUNK)
     per_member = bytes_per_member(variant or spec)
     budget = spec.search["memory_budget_mb"] * 2**20
     fit = int(budget // per_member)
@@ -120,6 +120,9 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     chunk_sizes = [runner.chunk_size(members) for _, runner, members in runners]
     rounds, metric = spec.search["rounds"], spec.search["metric"]
     store.prepare(spec, overwrite=overwrite)
+    for (_, _, members), size in zip(runners, chunk_sizes):
+        if (padding := padding_warning(size, members)) is not None:
+            log(padding)
     try:
         records = store.read_journal()
         damaged = store.drop_unreadable_curves(records)
