@@ -8,7 +8,7 @@ compute, and accuracies recovered exactly as counts over ``n``.
 from __future__ import annotations
 
 import functools
-import threading
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -145,30 +145,21 @@ def exact_accuracies(result: Result, data: Data) -> Result:
 
 
 def _responsive(fn: Callable, *args):
-    """``fn(*args)``, compiled and computed to the end, while the main thread stays responsive.
+    """``fn(*args)`` computed to the end, waiting in short sleeps rather than inside XLA.
 
-    A signal's Python handler runs only when the main thread is between bytecodes, not while it
-    waits inside XLA (compiling, or blocked on a result): a Ctrl-C would wait for the whole
-    segment. So the main thread hands the call to a worker thread and waits in short slices.
-    Called from another thread, it just runs ``fn``.
+    A signal's Python handler runs only when the main thread is between bytecodes, not while
+    it is blocked on a result inside XLA: a Ctrl-C would wait for the whole segment. JAX
+    dispatches the computation asynchronously, so the wait happens here, in Python. (The
+    call itself runs in this thread: JAX's thread-local settings, such as ``enable_x64``,
+    apply; a compilation still holds the thread until it returns.)
     """
-    if threading.current_thread() is not threading.main_thread():
-        return jax.block_until_ready(fn(*args))
-    box: dict = {}
-
-    def work():
-        try:
-            box["value"] = jax.block_until_ready(fn(*args))
-        except BaseException as error:  # handed to the caller below
-            box["error"] = error
-
-    worker = threading.Thread(target=work, name="jaxreg-segment", daemon=True)
-    worker.start()
-    while worker.is_alive():
-        worker.join(0.05)
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+    out = fn(*args)
+    leaves = [leaf for leaf in jax.tree_util.tree_leaves(out) if hasattr(leaf, "is_ready")]
+    delay = 0.0005
+    while not all(leaf.is_ready() for leaf in leaves):
+        time.sleep(delay)
+        delay = min(2 * delay, 0.05)
+    return out
 
 
 def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,

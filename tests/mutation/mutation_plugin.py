@@ -25,9 +25,10 @@ TESTS = {
     "jaxreg.penalties": ["tests/test_losses_penalties.py", "tests/test_engine_oracle.py",
                          "tests/test_mutation_kills.py"],
     "jaxreg.drop": ["tests/test_drop.py", "tests/test_mutation_kills.py"],
-    "jaxreg.train": ["tests/test_engine_oracle.py", "tests/test_train.py", "tests/test_mutation_kills.py"],
+    "jaxreg.train": ["tests/test_engine_oracle.py", "tests/test_checkpoint.py", "tests/test_train.py",
+                     "tests/test_mutation_kills.py"],
     "jaxreg.sweeps.space": ["tests/test_sweep.py", "tests/test_space_more.py", "tests/test_spec_errors.py"],
-    "jaxreg.report.store": ["tests/test_store_more.py", "tests/test_store_errors.py",
+    "jaxreg.report.store": ["tests/test_store_more.py", "tests/test_store_errors.py", "tests/test_checkpoint.py",
                             "tests/test_results_folder.py"],
 }
 
