@@ -213,3 +213,18 @@ def test_a_malformed_input_is_one_line_and_exit_2_with_nothing_touched(tmp_path,
     else:
         assert captured.err == f"jaxreg: error: {message.replace('TMP', str(tmp_path))}\n"
     assert snapshot(tmp_path) == before
+
+
+def test_a_full_disk_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    from jaxreg.report import store
+
+    def no_space(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.os, "fsync", no_space)
+    code = main(["run", spec(tmp_path), "--out", str(tmp_path / "out"), "--quiet"])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "")
+    assert captured.err == "jaxreg: error: No space left on device\n"
+    # The manifest was never half written: only the lock and the empty curves folder remain.
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".jaxreg.lock", "curves"]
