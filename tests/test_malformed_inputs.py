@@ -225,6 +225,6 @@ def test_a_full_disk_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     code = main(["run", spec(tmp_path), "--out", str(tmp_path / "out"), "--quiet"])
     captured = capsys.readouterr()
     assert (code, captured.out) == (2, "")
-    assert captured.err == "jaxreg: error: No space left on device\n"
+    assert captured.err == f"jaxreg: error: {tmp_path / 'out' / 'manifest.json'}: No space left on device\n"
     # The manifest was never half written: only the lock and the empty curves folder remain.
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".jaxreg.lock", "curves"]

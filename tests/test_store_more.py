@@ -72,8 +72,9 @@ def test_atomic_write_that_fails_keeps_the_old_file_and_removes_its_temporary(tm
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(store.os, "fsync", failing_fsync)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as error:
         store.atomic_write(path, "new\n")
+    assert (error.value.errno, error.value.filename) == (28, str(path))
     # While writing, the temporary sat beside the file, hidden, named after it.
     assert len(seen) == 1 and len(seen[0]) == 2 and seen[0][1] == "summary.csv"
     assert seen[0][0].startswith(".summary.csv.") and store._OURS.fullmatch(seen[0][0])
@@ -323,3 +324,113 @@ def test_ten_processes_appending_to_one_journal_lose_and_duplicate_nothing(tmp_p
     assert len(keys) == 480 and set(keys) == {(f"w{w}", s) for w in range(10) for s in range(48)}
     for w in range(10):  # each writer's records in its own order
         assert [s for c, s in keys if c == f"w{w}"] == list(range(48))
+
+
+# --- what the mutation run found untested -----------------------------------------------------
+
+def test_versions_of_a_missing_package_is_none(monkeypatch):
+    from importlib import metadata
+
+    real = metadata.version
+
+    def version(package):
+        if package == "optax":
+            raise metadata.PackageNotFoundError(package)
+        return real(package)
+
+    monkeypatch.setattr(metadata, "version", version)
+    assert store.versions()["optax"] is None and store.versions()["numpy"] == np.__version__
+
+
+def test_a_dangling_symlink_as_out_is_named_and_a_symlink_to_a_folder_is_used(tmp_path):
+    os.symlink("nowhere", tmp_path / "link")
+    with pytest.raises(InputError) as error:
+        store.Store(tmp_path / "link").prepare(SPEC, overwrite=False)
+    assert str(error.value) == (f"--out: expected a folder, got {str(tmp_path / 'link')!r} (a symbolic link to "
+                                f"'nowhere', which leads nowhere)")
+    (tmp_path / "real").mkdir()
+    os.symlink("real", tmp_path / "good")
+    s = store.Store(tmp_path / "good")
+    s.prepare(SPEC, overwrite=False)
+    s.unlock()
+    assert (tmp_path / "real" / store.LOCK).exists()
+
+
+def test_three_foreign_entries_are_all_shown_without_an_ellipsis(tmp_path):
+    for name in ["a.txt", "b.txt", "c.txt"]:
+        (tmp_path / name).write_text("")
+    with pytest.raises(InputError) as error:
+        store.Store(tmp_path).prepare(SPEC, overwrite=False)
+    assert "holding 3 entries jaxreg did not write (a.txt, b.txt, c.txt); " in str(error.value)
+
+
+def test_a_new_nested_folder_is_created_and_its_lock_has_the_files_mode(tmp_path):
+    out = tmp_path / "a" / "b" / "c"
+    s = store.Store(out)
+    s.prepare(SPEC, overwrite=False)
+    s.unlock()
+    assert stat.S_IMODE((out / store.LOCK).stat().st_mode) == store._file_mode()
+    store.Store(tmp_path / "never").unlock()  # unlocking what was never locked does nothing
+
+
+@pytest.mark.parametrize("content, holder", [(b"", "another process"),
+                                             (b"\xff\xfe run 7\n", "\ufffd\ufffd run 7")])
+def test_a_lock_held_without_a_readable_holder_is_still_named(tmp_path, content, holder):
+    import fcntl
+
+    (tmp_path / store.LOCK).write_bytes(content)
+    handle = os.open(tmp_path / store.LOCK, os.O_RDWR)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(InputError) as error:
+            store.Store(tmp_path).lock()
+    finally:
+        os.close(handle)
+    assert f"(locked by {holder}); wait for that run" in str(error.value)
+
+
+def test_finish_run_keeps_the_manifest_format_and_utc_times(tmp_path):
+    import jax
+
+    s = store.Store(tmp_path)
+    s.start_run(SPEC, chunk_size=2)
+    s.finish_run(trained=1, seconds=0.5)
+    text = (tmp_path / store.MANIFEST).read_text()
+    manifest = json.loads(text)
+    assert text == json.dumps(manifest, indent=2) + "\n"
+    (run,) = manifest["runs"]
+    assert run["finished"].endswith("+00:00") and run["devices"] == [str(d) for d in jax.local_devices()]
+
+
+def test_resuming_cuts_a_torn_line_before_appending(tmp_path):
+    path = tmp_path / store.JOURNAL
+    path.write_text(json.dumps(full_record(seed=0)) + "\n" + '{"config_id": "c", "se')
+    s = store.Store(tmp_path)
+    assert list(s.read_journal()) == [("c", 0)]
+    s.append([full_record(seed=1)])
+    assert [r["seed"] for r in store.read_journal(tmp_path)] == [0, 1]  # no torn line left in the middle
+
+
+def test_a_diverged_record_is_a_record():
+    assert store._is_record(full_record(status="diverged")) and not store._is_record(full_record(status="DIVERGED"))
+
+
+def test_a_long_manifest_is_shown_cut_to_60_characters(tmp_path):
+    manifest = {"x": "y" * 100}
+    (tmp_path / store.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(InputError) as error:
+        store.load_manifest(tmp_path)
+    assert str(error.value).endswith(f"got {str(manifest)[:60]!r}")
+
+
+def test_a_fresh_checkpoint_has_kept_nothing_and_saving_restarts_its_clock(tmp_path):
+    import jaxreg
+
+    fresh = store.ChunkCheckpoint(tmp_path, "t", seconds=3600)
+    assert fresh.saved is None and fresh.resumed is None
+    state = jaxreg.ChunkState(0, 2, {"w": np.zeros((2, 3), np.float32)}, {"val_loss": np.zeros((2, 2), np.float32)})
+    fresh.save(state)
+    assert fresh.saved == 2 and not fresh.due()
+    loaded = store.ChunkCheckpoint(tmp_path, "t", seconds=0)
+    like = jaxreg.ChunkState(0, None, {"w": np.zeros((2, 3), np.float32)}, {"val_loss": np.zeros((2, 0), np.float32)})
+    assert loaded.load(like).next_block == 2 and loaded.saved == 2 and loaded.due()

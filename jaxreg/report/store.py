@@ -105,8 +105,10 @@ def atomic_write(path: Path, content: str | bytes) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as error:
         Path(temp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:  # a full disk at fsync: say where
+            raise OSError(error.errno, error.strerror, str(path)) from error
         raise
 
 
@@ -131,7 +133,6 @@ class Store:
         self.out = Path(out)
         self.manifest_path = self.out / MANIFEST
         self.journal_path = self.out / JOURNAL
-        self.summary_path = self.out / SUMMARY
         self.curves_dir = self.out / CURVES
 
     def prepare(self, spec, *, overwrite: bool) -> None:

@@ -4,6 +4,7 @@
 #
 #   tests/mutation/run.sh            # a fresh run: prints the score and the survivors
 #   tests/mutation/run.sh --resume   # keep mutmut's results so far, check the rest
+#   tests/mutation/run.sh --resume NAME...   # check these mutants again (after new tests)
 #
 # Needs mutmut (pip install mutmut) in the environment of the tests. Writes mutants/ (git-ignored).
 set -euo pipefail
@@ -25,9 +26,11 @@ export PYTHONPATH="$PWD/tests/mutation${PYTHONPATH:+:$PYTHONPATH}"  # mutation_p
 
 if [[ "${1:-}" != "--resume" ]]; then
     rm -rf mutants
+else
+    shift
 fi
 start=$(date +%s)
-"$MUTMUT" run --max-children "$JOBS" > mutants.log 2>&1 || { tail -c 3000 mutants.log; exit 1; }
+"$MUTMUT" run --max-children "$JOBS" "$@" > mutants.log 2>&1 || { tail -c 3000 mutants.log; exit 1; }
 mv mutants.log mutants/run.log
 echo "mutmut run: $(( $(date +%s) - start )) s with $JOBS workers"
 "$PYTHON" tests/mutation/report.py --diffs mutants/survivors.txt
