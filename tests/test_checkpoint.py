@@ -243,3 +243,17 @@ def test_a_sweep_killed_at_ten_random_moments_keeps_every_trial_once_and_every_k
     assert journal_and_curves(out) == expected  # every trial once, bitwise the uninterrupted run's
     assert not (out / store.CHECKPOINT).exists()
     assert len(resumed_at) >= 3, resumed_at
+
+
+def test_given_initial_params_train_in_segments_as_in_one_program():
+    ds, config, hps = data_and_configs()
+    seeds = np.arange(4, dtype=np.uint32)
+    init = jax.tree_util.tree_map(lambda p: np.full(p.shape, 0.05, p.dtype),
+                                  config.model.init(jax.random.key(9))[0])
+    train = jaxreg.make_train(config)
+    whole = jax.jit(jax.vmap(lambda s, hp, d, i: train(jaxreg.member_key(s), hp, d, i), in_axes=(0, 0, None, None)))
+    data = jaxreg.as_data(ds)
+    expected = jaxreg.batch.exact_accuracies(jax.device_get(whole(seeds, hps, data, init)), data)
+    given = jaxreg.train_batch(config, ds)(seeds, hps, init)
+    assert_bitwise(given, expected)
+    assert not np.array_equal(given.params["dense_0"]["w"], jaxreg.train_batch(config, ds)(seeds, hps).params["dense_0"]["w"])
