@@ -74,7 +74,7 @@ def test_atomic_write_that_fails_keeps_the_old_file_and_removes_its_temporary(tm
     monkeypatch.setattr(store.os, "fsync", failing_fsync)
     with pytest.raises(OSError) as error:
         store.atomic_write(path, "new\n")
-    assert (error.value.errno, error.value.filename) == (28, str(path))
+    assert (error.value.errno, error.value.strerror, error.value.filename) == (28, "No space left on device", str(path))
     # While writing, the temporary sat beside the file, hidden, named after it.
     assert len(seen) == 1 and len(seen[0]) == 2 and seen[0][1] == "summary.csv"
     assert seen[0][0].startswith(".summary.csv.") and store._OURS.fullmatch(seen[0][0])
@@ -434,3 +434,25 @@ def test_a_fresh_checkpoint_has_kept_nothing_and_saving_restarts_its_clock(tmp_p
     loaded = store.ChunkCheckpoint(tmp_path, "t", seconds=0)
     like = jaxreg.ChunkState(0, None, {"w": np.zeros((2, 3), np.float32)}, {"val_loss": np.zeros((2, 0), np.float32)})
     assert loaded.load(like).next_block == 2 and loaded.saved == 2 and loaded.due()
+
+
+def test_atomic_write_passes_an_interrupt_and_a_named_error_through_unchanged(tmp_path, monkeypatch):
+    path = tmp_path / "manifest.json"
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.atomic_write(path, "x")
+    monkeypatch.undo()
+
+    def refused(src, dst):
+        raise PermissionError(13, "Permission denied", str(src))
+
+    monkeypatch.setattr(store.os, "replace", refused)
+    with pytest.raises(PermissionError) as error:
+        store.atomic_write(path, "x")
+    assert (error.value.errno, error.value.strerror) == (13, "Permission denied")
+    assert error.value.filename.startswith(str(tmp_path / ".manifest.json."))  # the system's own words, kept
+    assert list(tmp_path.iterdir()) == []  # no temporary left either way
