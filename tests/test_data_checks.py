@@ -116,7 +116,9 @@ def test_every_split_is_checked_after_an_empty_one():
         "data.val.y: expected finite targets, got inf")
 
 
-@pytest.mark.parametrize("targets, bad", [([0.2, 1.5, 2.5, 0.1], "1.5"), ([0.5, -0.5, 0.3, 1.0], "-0.5")])
+@pytest.mark.parametrize("targets, bad", [([0.2, 1.5, 2.5, 0.1], "1.5"), ([0.5, -0.5, 0.3, 1.0], "-0.5"),
+                                         ([0.2, 1.5, 0.1, 0.3], "1.5"), ([0.0, 1.5, 0.5, 0.5], "1.5"),
+                                         ([1.0, -0.5, 0.5, 0.5], "-0.5")])
 def test_bce_probabilities_outside_0_1_are_refused_and_0_and_1_taken(targets, bad):
     x, _ = arrays(n=10)
     assert refused(config(outputs=1, loss="bce"), as_splits((x, np.array(targets + [0.5] * 6)))) == (
