@@ -200,6 +200,7 @@ def test_there_are_at_least_thirty_cases():
 @pytest.mark.parametrize("name, setup", CASES, ids=[name for name, _ in CASES])
 def test_a_malformed_input_is_one_line_and_exit_2_with_nothing_touched(tmp_path, capsys, monkeypatch, name, setup):
     monkeypatch.chdir(tmp_path)  # a run without --out would write results/NAME here
+    monkeypatch.setenv("JAXREG_DATA_DIR", str(tmp_path / "no-data"))  # MNIST only where the case puts it
     argv = setup(tmp_path)
     before = snapshot(tmp_path)
     code = main(argv)
