@@ -162,6 +162,11 @@ def _responsive(fn: Callable, *args):
     return out
 
 
+def _joined(curves: list[dict]) -> dict:
+    """Curves of consecutive segments as one dict of NumPy arrays, evaluations along axis 1."""
+    return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts, axis=1), *jax.device_get(curves))
+
+
 def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
                 devices=None) -> Callable[..., Result]:
     """One compiled program that trains members in fixed-size chunks: ``run(seeds, hparams, init_params=None)``.
@@ -256,11 +261,9 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
                                         np.arange(block, block + per, dtype=np.int32))
             curves.append(result.curves)
             if checkpoint is not None and block + per < n_evals and checkpoint.due():
-                curves = [jax.tree_util.tree_map(lambda *c: np.concatenate(c, axis=1), *jax.device_get(curves))]
+                curves = [_joined(curves)]
                 checkpoint.save(ChunkState(start, block + per, jax.device_get(carry), curves[0]))
-        result = jax.device_get(result)
-        return result._replace(curves=jax.tree_util.tree_map(lambda *c: np.concatenate(c, axis=1),
-                                                              *jax.device_get(curves)))
+        return jax.device_get(result)._replace(curves=_joined(curves))
 
     run.chunk_size = size_for
     return run

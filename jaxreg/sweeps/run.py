@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from jaxreg.errors import InputError
@@ -32,7 +31,6 @@ from jaxreg.sweeps.build import Spec
 from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, padding_warning
 from jaxreg.sweeps.space import Config, Space
 from jaxreg.batch import train_batch
-from jaxreg.train import METRICS
 
 _MIN_CHUNK = 2  # XLA rounds a batch of one differently: never compile one
 
