@@ -12,7 +12,8 @@ Layout, in the order data flows, each layer importing only from those before it:
 - ``cli``: the ``jaxreg`` command, on top.
 
 The library never imports the tooling (``sweeps``, ``report``), and ``report`` never imports
-``sweeps``; ``import jaxreg`` loads the library only.
+``sweeps``; ``import jaxreg`` loads the library only. Two names reach into the tooling, for
+Python users: ``jaxreg.sweep`` (a whole sweep, as ``jaxreg run``) and ``jaxreg.load_best``.
 
 Names load on first use (:pep:`562`): ``import jaxreg`` itself imports neither JAX nor NumPy's
 heavier users, so the ``jaxreg`` command answers ``--help`` at once and takes a Ctrl-C cleanly
@@ -42,6 +43,10 @@ _EXPORTS = {
                          "zero_fraction"),
     "jaxreg.step": ("TrainState", "divergence_guard", "evaluate", "objective", "train_step"),
     "jaxreg.train": ("METRICS", "Data", "Result", "TrainConfig", "as_data", "make_train"),
+    "jaxreg.data": ("Dataset", "from_arrays"),
+    # The tooling's two entry points for Python users; loaded only when used.
+    "jaxreg.sweeps.api": ("SweepResult", "sweep"),
+    "jaxreg.sweeps.best": ("Best", "load_best"),
 }
 _SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}
 _RENAMED = {"make_layout": "layout"}

@@ -1,7 +1,8 @@
-"""Data sets as NumPy arrays: the notebook's 2-D blobs, scikit-learn's 8x8 digits, and MNIST.
+"""Data sets as NumPy arrays: the notebook's 2-D blobs, scikit-learn's 8x8 digits, MNIST, and
+a user's own arrays (``from_arrays``) or files (``"npz"``, ``"csv"``).
 
 ``load(name, key=..., **options)`` returns a ``Dataset`` of float32 (or, with the option
-``dtype="float64"``, float64) features and int32 labels
+``dtype="float64"``, float64) features and int32 labels (float targets for regression)
 split into train, validation and test. Every random choice comes from ``key``, so the same key
 gives the same arrays bit for bit. Options are checked before any file is read.
 
@@ -23,6 +24,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -72,23 +74,34 @@ class Dataset(NamedTuple):
     info: dict
 
 
+# A user's data: a file (or arrays) split with the key, or splits given as files of their own.
+_SPLIT_OPTIONS = {"val_path": None, "test_path": None, "val_fraction": None, "test_fraction": None,
+                  "n_train": None, "standardize": False, "targets": "auto", "dtype": "float32"}
+TARGETS = ("auto", "classes", "values")
+
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "blobs": {"n_val": 100, "n_test": 1000, "seed": 1234, "dtype": "float32"},
     "digits": {"val_fraction": 0.2, "test_fraction": 0.2, "n_train": None, "dtype": "float32"},
     "mnist": {"n_train": 1000, "n_val": 1000, "n_test": 10_000, "flatten": True,
               "download": True, "opener": None, "dtype": "float32"},
+    "npz": {"path": None, "x": "x", "y": "y", **_SPLIT_OPTIONS},
+    "csv": {"path": None, "target": -1, "features": None, "delimiter": ",", **_SPLIT_OPTIONS},
 }
+_FILE_DATASETS = ("npz", "csv")
 
 
 def load(name: str, *, key=None, data_dir: str | os.PathLike | None = None, **options) -> Dataset:
     """Loads a data set and splits it into train, validation and test.
 
     Args:
-        name: ``"blobs"``, ``"digits"`` or ``"mnist"``.
+        name: ``"blobs"``, ``"digits"``, ``"mnist"``, ``"npz"`` or ``"csv"``.
         key: a jax PRNG key (``jax.random.key(0)`` or ``jax.random.PRNGKey(0)``) or an integer
-            seed, which stands for ``jax.random.key(seed)``. Required by ``digits``, and by
-            ``mnist`` when ``n_val > 0``; ``blobs`` is seeded by its ``seed`` option instead.
-        data_dir: a folder to search for MNIST before ``$JAXREG_DATA_DIR`` and the cache.
+            seed, which stands for ``jax.random.key(seed)``. Required by ``digits``, by
+            ``mnist`` when ``n_val > 0``, and by ``npz`` and ``csv`` when a split is drawn;
+            ``blobs`` is seeded by its ``seed`` option instead.
+        data_dir: a folder to search for MNIST before ``$JAXREG_DATA_DIR`` and the cache; for
+            ``npz`` and ``csv``, the folder relative paths start from (default: the current one).
+            The other data sets read no files and refuse it.
         **options: per data set (defaults in brackets):
             blobs: ``n_val`` [100], ``n_test`` [1000], ``seed`` [1234]. Train is the notebook's
                 100 points; val and test are fresh draws from ``RandomState(seed + 1)`` and
@@ -100,6 +113,24 @@ def load(name: str, *, key=None, data_dir: str | os.PathLike | None = None, **op
                 [10000]: the first test images; ``flatten`` [True]: (n, 784) rather than
                 (n, 28, 28); ``download`` [True]; ``opener`` [None]: ``opener(url) -> bytes``,
                 replacing the HTTP fetch.
+            npz: ``path`` (required): a ``.npz`` file; ``x`` ["x"], ``y`` ["y"]: the names of
+                its feature and target arrays (features of shape (n, ...), 3 or 4 dimensions
+                for images (n, H, W[, C])), and the split options below.
+            csv: ``path`` (required): a CSV file of numbers, one example per row, with or
+                without a header row (a first row with any non-number is a header);
+                ``target`` [-1, the last column]: the target column, by name or 0-based index;
+                ``features`` [None: every other column]: a list of column names or indices;
+                ``delimiter`` [","]; and the split options below. Text in the target column
+                is a class name (classes are numbered in sorted order, ``info["classes"]``).
+            npz and csv, the split options: ``val_path``, ``test_path`` [None]: files (of the
+                same layout) holding those splits; otherwise ``val_fraction`` [None: 0.2] and
+                ``test_fraction`` [None: 0.2] of ``path`` are drawn with ``key`` (stratified by class
+                for class targets); ``n_train`` [None: all the rest; else a random subsample];
+                ``standardize`` [False]: subtract the training split's mean and divide by its
+                standard deviation, per feature (``info["standardize"]`` keeps both);
+                ``targets`` ["auto"]: ``"classes"`` (integer class ids), ``"values"``
+                (float regression targets), or ``"auto"``: classes when every target is an
+                integer (or text), values otherwise. See :func:`from_arrays`.
             all: ``dtype`` ["float32"] or "float64": the features' type, computed in it (MNIST's
                 float64 ``x / 255`` is the book's own arithmetic).
 
@@ -119,9 +150,14 @@ def load(name: str, *, key=None, data_dir: str | os.PathLike | None = None, **op
                              f" {name!r}, got {option!r}")
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
         raise ValueError(f"data_dir: expected a path or None, got {data_dir!r}")
+    if data_dir is not None and name in ("blobs", "digits"):
+        raise ValueError(f"data_dir: expected none for dataset {name!r} (it reads no files), got {str(data_dir)!r}")
     key_data = _key_data(key)
     opts = {**defaults, **options}
-    loader = {"blobs": _load_blobs, "digits": _load_digits, "mnist": _load_mnist}[name]
+    loader = {"blobs": _load_blobs, "digits": _load_digits, "mnist": _load_mnist,
+              "npz": _load_file, "csv": _load_file}[name]
+    if name in _FILE_DATASETS:
+        return _load_file(name, opts, key_data, data_dir)
     return loader(opts, key_data, data_dir)
 
 
@@ -242,14 +278,7 @@ def _load_digits(opts: dict, key_data, data_dir) -> Dataset:
     x = (bunch.data / 16.0).astype(dtype)  # pixels are counts 0..16
     y = bunch.target.astype(np.int32)
 
-    # Sorting a random permutation by each example's rank within its class, as a fraction of
-    # the class size, interleaves the classes: every contiguous block is stratified.
-    perm = rng.permutation(len(y))
-    rank = np.empty(len(y))
-    for label in range(10):
-        members = y[perm] == label
-        rank[members] = (np.arange(members.sum()) + 0.5) / members.sum()
-    order = perm[np.argsort(rank, kind="stable")]
+    order = _stratified_order(y, rng)  # every contiguous block is stratified
     test_idx, val_idx, train_idx = np.split(order, [n_test, n_test + n_val])
     train_idx = rng.permutation(train_idx)[:n_train]
 
@@ -433,3 +462,304 @@ def _read_idx(path: str, mtime_ns: int, size: int, name: str, sha256: str) -> np
                            f" {shape} need {np.prod(shape)}")
     # A read-only view of the bytes: the cached array can't be changed by a caller.
     return np.frombuffer(content, np.uint8, offset=header).reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# a user's own data: arrays, .npz and .csv files
+
+
+def _stratified_order(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random order in which every contiguous block is stratified by class.
+
+    Sorting a random permutation by each example's rank within its class, as a fraction of
+    the class size, interleaves the classes.
+    """
+    perm = rng.permutation(len(y))
+    rank = np.empty(len(y))
+    for label in np.unique(y):
+        members = y[perm] == label
+        rank[members] = (np.arange(members.sum()) + 0.5) / members.sum()
+    return perm[np.argsort(rank, kind="stable")]
+
+
+def _as_pair(name: str, pair) -> tuple[np.ndarray, np.ndarray]:
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+        raise ValueError(f"{name}: expected a pair (x, y) of arrays, got {type(pair).__name__}")
+    x, y = np.asarray(pair[0]), np.asarray(pair[1])
+    if x.ndim < 2 or x.dtype.kind not in "biuf":
+        raise ValueError(f"{name}.x: expected a numeric array of shape (examples, features...), got "
+                         f"shape {x.shape} of dtype {x.dtype}")
+    if y.ndim not in (1, 2) or y.dtype.kind not in "biufUSO":
+        raise ValueError(f"{name}.y: expected targets of shape (examples,) or (examples, outputs), got "
+                         f"shape {y.shape} of dtype {y.dtype}")
+    if len(x) != len(y):
+        raise ValueError(f"{name}.y: expected one target per example ({len(x)} in {name}.x), got {len(y)}")
+    return x, y
+
+
+def _targets(pairs: dict, mode: str, dtype: np.dtype):
+    """The splits' targets as class ids (int32) or values (``dtype``), and how many classes."""
+    ys = [y for _, y in pairs.values()]
+    text = any(y.dtype.kind in "USO" for y in ys)
+    every = np.concatenate([y.reshape(len(y), -1) for y in ys]) if ys else np.zeros((0, 1))
+    if mode == "auto":
+        integral = not text and (every.dtype.kind in "biu" or bool(np.all(np.isfinite(every)) and np.all(every == np.round(every))))
+        mode = "classes" if text or (integral and every.size and every.min() >= 0 and every.shape[1] == 1) else "values"
+    if mode == "values":
+        if text:
+            raise ValueError("targets: expected 'classes' for text targets (class names), got 'values'")
+        return {k: (x, y.astype(dtype)) for k, (x, y) in pairs.items()}, None, (every.shape[1] if ys else 1), None
+    if any(y.ndim != 1 for y in ys):
+        raise ValueError(f"targets: expected one class per example (targets of shape (examples,)), got "
+                         f"shape {next(y.shape for y in ys if y.ndim != 1)}")
+    if text:
+        names = sorted({str(v) for y in ys for v in y.tolist()})
+        ids = {n: i for i, n in enumerate(names)}
+        return ({k: (x, np.array([ids[str(v)] for v in y.tolist()], np.int32)) for k, (x, y) in pairs.items()},
+                len(names), None, names)
+    if not (np.all(np.isfinite(every)) and np.all(every == np.round(every)) and every.min() >= 0):
+        bad = every[~(np.isfinite(every) & (every == np.round(every)) & (every >= 0))][0]
+        raise ValueError(f"targets: expected class ids (integers >= 0) with targets = 'classes', got {bad}")
+    return ({k: (x, y.astype(np.int32)) for k, (x, y) in pairs.items()},
+            int(every.max()) + 1 if every.size else 0, None, None)
+
+
+def from_arrays(x, y, *, key=None, val=None, test=None, val_fraction=None, test_fraction=None,
+                n_train=None, standardize=False, targets="auto", dtype="float32",
+                name="arrays", source="arrays", options=None) -> Dataset:
+    """A ``Dataset`` from a user's arrays: split with ``key``, or with splits given.
+
+    Args:
+        x, y: features of shape ``(n, ...)`` (images ``(n, H, W)`` or ``(n, H, W, C)``) and
+            targets of shape ``(n,)`` (class ids, class names, or regression values) or
+            ``(n, outputs)`` (regression).
+        key: a jax PRNG key or integer seed; required when a split is drawn.
+        val, test: ``(x, y)`` pairs to use as those splits instead of drawing them.
+        val_fraction, test_fraction: the share of ``x`` drawn for a split that is not given
+            (default 0.2 each; 0 for a given one). Class targets are drawn stratified.
+        n_train: keep a random subsample of this size of the training split (default: all).
+        standardize: subtract the training split's per-feature mean and divide by its standard
+            deviation (1 where it is 0), on every split; ``info["standardize"]`` keeps both.
+        targets: ``"classes"``, ``"values"`` or ``"auto"`` (classes when every target is an
+            integer >= 0 or a text, one per example; values otherwise).
+        dtype: ``"float32"`` or ``"float64"``: features and regression targets.
+        name, source, options: recorded in ``info``.
+
+    Returns:
+        A ``Dataset``. ``info["num_classes"]`` is None for regression and ``info["num_outputs"]``
+        the number of target values per example; ``info["classes"]`` the class names of text
+        targets, in id order.
+
+    Raises:
+        ValueError: naming the argument, before anything is split.
+    """
+    dtype = _check_dtype(dtype)
+    if targets not in TARGETS:
+        raise ValueError(f"targets: expected one of {_quoted(TARGETS)}, got {targets!r}")
+    standardize = _check_bool("standardize", standardize)
+    pairs = {"data": _as_pair("data", (x, y))}
+    for split, given in (("val", val), ("test", test)):
+        if given is not None:
+            pairs[split] = _as_pair(split, given)
+    shape = pairs["data"][0].shape[1:]
+    for split, (xs, _) in pairs.items():
+        if xs.shape[1:] != shape:
+            raise ValueError(f"{split}.x: expected examples of shape {shape} (as in the data), got {xs.shape[1:]}")
+    fractions = {}
+    for split, fraction in (("val", val_fraction), ("test", test_fraction)):
+        if split in pairs and fraction not in (None, 0, 0.0):
+            raise ValueError(f"{split}_fraction: expected none when the {split} split is given, got {fraction!r}")
+        fractions[split] = 0.0 if split in pairs else (0.2 if fraction is None else
+                                                        _check_fraction(f"{split}_fraction", fraction, 1.0, None))
+    n = len(pairs["data"][0])
+    n_val, n_test = round(fractions["val"] * n), round(fractions["test"] * n)
+    if n - n_val - n_test < 1:
+        raise ValueError(f"val_fraction: expected fractions that leave training examples (val_fraction + "
+                         f"test_fraction < 1 of {n} examples), got {fractions['val']} and {fractions['test']}")
+    if n_train is not None:
+        n_train = _check_int("n_train", n_train, 1, n - n_val - n_test)
+    pairs, num_classes, num_outputs, class_names = _targets(pairs, targets, dtype)
+    data_x, data_y = pairs["data"]
+
+    drawn = n_val or n_test or n_train is not None
+    rng = _rng(_key_data(key), name, "draws the splits at random") if drawn else None
+    if rng is None:
+        order = np.arange(n)
+    elif num_classes is not None:
+        order = _stratified_order(data_y, rng)
+    else:
+        order = rng.permutation(n)
+    test_idx, val_idx, train_idx = np.split(order, [n_test, n_test + n_val])
+    if n_train is not None:
+        train_idx = rng.permutation(train_idx)[:n_train]
+    splits = {"train": (data_x[train_idx], data_y[train_idx]),
+              "val": pairs.get("val", (data_x[val_idx], data_y[val_idx])),
+              "test": pairs.get("test", (data_x[test_idx], data_y[test_idx]))}
+    if len(splits["test"][1]) == 0:
+        raise ValueError(f"test_fraction: expected a test split of at least one example, got {fractions['test']} "
+                         f"of {n} examples")
+    if num_classes is not None:
+        for split, (_, ys) in splits.items():
+            if split != "train" and ys.size and ys.max() >= num_classes:
+                raise ValueError(f"{split}.y: expected class ids seen in the data, got {ys.max()}")
+
+    scaling = None
+    if standardize:
+        train_x = splits["train"][0].astype(np.float64)
+        mean, std = train_x.mean(axis=0), train_x.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        scaling = {"mean": mean.astype(dtype), "std": std.astype(dtype)}
+        splits = {k: ((xs.astype(np.float64) - mean) / std, ys) for k, (xs, ys) in splits.items()}
+    splits = {k: Split(np.asarray(xs, dtype), ys) for k, (xs, ys) in splits.items()}
+    info = _info(name, num_classes, shape, tuple(shape) if len(shape) >= 2 else None, source,
+                 dict(options or {}), _key_data(key) if drawn else None)
+    info.update(num_outputs=num_outputs if num_classes is None else num_classes,
+                targets="values" if num_classes is None else "classes",
+                classes=class_names, standardize=scaling)
+    return Dataset(splits["train"], splits["val"], splits["test"], info)
+
+
+def _resolve(field: str, path, data_dir, suffix: str) -> Path:
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ValueError(f"{field}: expected the path of a {suffix} file, got {path!r}")
+    path = Path(path).expanduser()
+    if not path.is_absolute() and data_dir is not None:
+        path = Path(data_dir).expanduser() / path
+    if not path.is_file():
+        why = "not found" if not path.exists() else "not a regular file"
+        raise DatasetError(f"{field}: expected a readable {suffix} file, got {str(path)!r} ({why})")
+    return path
+
+
+def _read_npz(path: Path, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as file:
+            names = list(file.files)
+            for field, wanted in (("x", x_name), ("y", y_name)):
+                if wanted not in names:
+                    raise ValueError(f"{field}: expected the name of an array in {path} (it holds "
+                                     f"{_quoted(names) or 'none'}), got {wanted!r}")
+            return file[x_name], file[y_name]
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DatasetError(f"path: expected a .npz file written by numpy.savez, got {str(path)!r} "
+                           f"({type(error).__name__}: {error})") from None
+    except ValueError as error:
+        if str(error).startswith(("x:", "y:")):
+            raise
+        raise DatasetError(f"path: expected a .npz file of plain arrays, got {str(path)!r} ({error})") from None
+
+
+def _column(field: str, wanted, header: list[str] | None, width: int, path: Path) -> int:
+    if isinstance(wanted, str) and not isinstance(wanted, bool):
+        if header is None or wanted not in header:
+            have = f"its header names {_quoted(header)}" if header else "it has no header row"
+            raise ValueError(f"{field}: expected a column of {path} ({have}), got {wanted!r}")
+        return header.index(wanted)
+    if isinstance(wanted, (int, np.integer)) and not isinstance(wanted, bool) and -width <= wanted < width:
+        return int(wanted) % width
+    raise ValueError(f"{field}: expected a column name or an index in [{-width}, {width - 1}] of {path}, "
+                     f"got {wanted!r}")
+
+
+def _read_csv(path: Path, target, features, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
+    import csv
+
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise ValueError(f"delimiter: expected one character, got {delimiter!r}")
+    try:
+        with open(path, newline="") as file:
+            rows = [row for row in csv.reader(file, delimiter=delimiter) if any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DatasetError(f"path: expected a readable CSV file, got {str(path)!r} ({error})") from None
+
+    def number(cell: str) -> float | None:
+        try:
+            return float(cell)
+        except ValueError:
+            return None
+
+    header = None
+    if rows and any(number(cell) is None for cell in rows[0]):
+        header = [cell.strip() for cell in rows[0]]
+        rows = rows[1:]
+    if not rows:
+        raise DatasetError(f"path: expected a CSV file with at least one row of data, got {str(path)!r}")
+    width = len(header) if header is not None else len(rows[0])
+    for number_, row in enumerate(rows, 2 if header else 1):
+        if len(row) != width:
+            raise DatasetError(f"path: expected {width} columns in every row of {path}, got {len(row)} "
+                               f"in line {number_}")
+    t = _column("target", target, header, width, path)
+    if features is None:
+        columns = [c for c in range(width) if c != t]
+    elif isinstance(features, (list, tuple)) and features:
+        columns = [_column("features", f, header, width, path) for f in features]
+    else:
+        raise ValueError(f"features: expected a non-empty list of column names or indices, got {features!r}")
+    if t in columns:
+        raise ValueError(f"features: expected columns other than the target, got the target column {target!r}")
+    x = np.empty((len(rows), len(columns)))
+    for number_, row in enumerate(rows, 2 if header else 1):
+        for j, c in enumerate(columns):
+            value = number(row[c])
+            if value is None:
+                name = header[c] if header else c
+                raise DatasetError(f"path: expected numbers in the feature columns of {path}, got "
+                                   f"{row[c]!r} in line {number_}, column {name!r}")
+            x[number_ - (2 if header else 1), j] = value
+    cells = [row[t].strip() for row in rows]
+    values = [number(cell) for cell in cells]
+    y = np.array(values, np.float64) if all(v is not None for v in values) else np.array(cells)
+    return x, y
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _load_file(name: str, opts: dict, key_data, data_dir) -> Dataset:
+    """``npz`` and ``csv``: the file(s) read, then split by :func:`from_arrays`."""
+    suffix = f".{name}"
+    if opts["path"] is None:
+        raise ValueError(f"path: expected the path of a {suffix} file for dataset {name!r}, got nothing")
+    if opts["targets"] not in TARGETS:
+        raise ValueError(f"targets: expected one of {_quoted(TARGETS)}, got {opts['targets']!r}")
+    _check_dtype(opts["dtype"])
+    paths = {"path": _resolve("path", opts["path"], data_dir, suffix)}
+    for split in ("val", "test"):
+        if opts[f"{split}_path"] is not None:
+            paths[f"{split}_path"] = _resolve(f"{split}_path", opts[f"{split}_path"], data_dir, suffix)
+
+    def read(path: Path):
+        if name == "npz":
+            for field in ("x", "y"):
+                if not isinstance(opts[field], str):
+                    raise ValueError(f"{field}: expected the name of an array in the .npz file, got {opts[field]!r}")
+            return _read_npz(path, opts["x"], opts["y"])
+        return _read_csv(path, opts["target"], opts["features"], opts["delimiter"])
+
+    arrays = {field: read(path) for field, path in paths.items()}
+    try:
+        dataset = from_arrays(*arrays["path"], key=key_data and _key_from_data(key_data),
+                              val=arrays.get("val_path"), test=arrays.get("test_path"),
+                              val_fraction=opts["val_fraction"], test_fraction=opts["test_fraction"],
+                              n_train=opts["n_train"], standardize=opts["standardize"], targets=opts["targets"],
+                              dtype=opts["dtype"], name=name, source=str(paths["path"].parent), options=opts)
+    except ValueError as error:
+        text = str(error)
+        for split in ("val", "test"):  # name the file a split came from, as the spec gives it
+            text = text.replace(f"{split}.x:", f"{split}_path:", 1).replace(f"{split}.y:", f"{split}_path:", 1)
+        raise ValueError(text.replace("data.x:", "path:", 1).replace("data.y:", "path:", 1)) from None
+    dataset.info["files"] = {field: str(path) for field, path in paths.items()}
+    dataset.info["sha256"] = {field: _sha256_file(path) for field, path in paths.items()}
+    return dataset
+
+
+def _key_from_data(key_data: list[int]):
+    import jax
+
+    return jax.random.wrap_key_data(np.asarray(key_data, np.uint32))

@@ -94,8 +94,10 @@ def accuracy(logits: Array, labels: Array) -> Array:
         labels: integer class ids ``(batch,)``.
 
     Returns:
-        A scalar in [0, 1].
+        A scalar in [0, 1]; NaN for float labels (regression targets have no accuracy).
     """
+    if jnp.issubdtype(labels.dtype, jnp.floating):  # static: the data's dtype
+        return jnp.full((), jnp.nan, logits.dtype)
     if logits.shape[-1] == 1:
         predicted = (logits[..., 0] > 0).astype(jnp.int32)
     else:

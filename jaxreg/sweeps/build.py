@@ -28,10 +28,10 @@ from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
 from jaxreg.sweeps.space import Axis, Space
 from jaxreg.adapters import as_model
 from jaxreg.penalties import selects_anything
-from jaxreg.sweeps.spec import CheckedSpec, Static, check_spec, importable, is_factory, read_spec
+from jaxreg.sweeps.spec import ARRAYS, CheckedSpec, Static, check_spec, importable, is_factory, read_spec
 from jaxreg.train import TrainConfig, as_data, check_data, check_values
 
-__all__ = ["Spec", "Variant", "build_spec", "load_spec", "spec_digest"]
+__all__ = ["Spec", "Variant", "build_model", "build_spec", "fingerprint", "load_spec", "spec_digest"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -110,18 +110,23 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:
     return build_spec(read_spec(path, overrides), default_name=Path(path).stem)
 
 
-def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
-    """Checks and builds a spec given as a dict (the parsed TOML)."""
+def build_spec(raw: dict, default_name: str = "sweep", *, data=None) -> Spec:
+    """Checks and builds a spec given as a dict (the parsed TOML).
+
+    ``data``: a user's data for ``data.dataset = "arrays"`` (see :func:`jaxreg.sweep`): a pair
+    ``(x, y)`` split with the spec's ``[data]`` options and ``data.seed``, or a
+    ``jaxreg.data.Dataset`` used as it is.
+    """
     checked = check_spec(raw, default_name)
     datasets: dict = {}
-    base = _build_static(checked.base, datasets)
+    base = _build_static(checked.base, datasets, data)
     variants = []
     for names, static in checked.groups:
         built, where = base, ""
         if static is not None:
             where = f"cases.{names[0]}."
             try:
-                built = _build_static(static, datasets)
+                built = _build_static(static, datasets, data)
             except InputError as error:  # the base setup built, so the case's override is at fault
                 raise InputError(f"{where}{error}") from None
         cases = {n: checked.cases[n] for n in names if n is not None}
@@ -133,15 +138,27 @@ def build_spec(raw: dict, default_name: str = "sweep") -> Spec:
                 seeds=checked.seeds)
 
 
-def _load_data(static: Static, datasets: dict):
-    """The data set of ``static``, loaded once per distinct ``[data]`` (``datasets`` caches)."""
+def _load_data(static: Static, datasets: dict, given=None):
+    """The data set of ``static``, loaded once per distinct ``[data]`` (``datasets`` caches);
+    ``given``: a user's data passed to :func:`jaxreg.sweep` (``data.dataset = "arrays"``)."""
     name, data_dir = static.dataset, static.data_dir
+    if name == ARRAYS:
+        if given is None:
+            raise InputError(f"data.dataset: expected one of {', '.join(map(repr, data_lib._DEFAULTS))} "
+                             f"(the arrays of 'arrays' are passed in Python: jaxreg.sweep(spec, data=...)), "
+                             f"got 'arrays' without data")
+        return _given_data(static, given)
+    if given is not None:
+        raise InputError(f"data.dataset: expected 'arrays' (or no dataset) when data is passed to "
+                         f"jaxreg.sweep, got {name!r}")
     try:
         cache_key = json.dumps([name, static.data_seed, data_dir, static.options], sort_keys=True)
         if cache_key not in datasets:
             datasets[cache_key] = data_lib.load(name, key=static.data_seed, data_dir=data_dir, **static.options)
         return datasets[cache_key]
     except data_lib.DatasetError as error:
+        if name in data_lib._FILE_DATASETS:  # the message names the option: data.path, data.val_path
+            raise InputError(f"data.{error}") from None
         # Its message spans lines (every path searched): one line, the first, with the remedy.
         lines = [line.strip() for line in str(error).splitlines()]
         reason = lines[0].removesuffix("; looked for:")
@@ -156,11 +173,54 @@ def _load_data(static: Static, datasets: dict):
         raise InputError(f"data.{error}") from None
 
 
-def _factory_model(m: dict, dataset, n_out: int) -> Model:
+def _given_data(static: Static, given):
+    """A user's data: a ``Dataset`` (or anything with train/val/test splits) as it is, or a pair
+    ``(x, y)`` split by :func:`jaxreg.data.from_arrays` with the spec's ``[data]`` options."""
+    if isinstance(given, tuple) and len(given) == 2 and not hasattr(given, "train"):
+        try:
+            return data_lib.from_arrays(*given, key=static.data_seed, options=static.options, **static.options)
+        except ValueError as error:
+            raise InputError(f"data.{error}".replace("data.data.", "data.", 1)) from None
+    if not all(hasattr(given, split) for split in ("train", "val", "test")):
+        raise InputError(f"data: expected a pair (x, y) of arrays or a jaxreg.data.Dataset, got "
+                         f"{type(given).__name__}")
+    if static.options.keys() - {"dtype"}:
+        raise InputError(f"data.{sorted(static.options.keys() - {'dtype'})[0]}: expected no split options "
+                         f"when data is a Dataset (its splits are given), got one")
+    splits = [data_lib.Split(np.asarray(s.x), np.asarray(s.y)) for s in (given.train, given.val, given.test)]
+    info = dict(getattr(given, "info", None) or {})
+    if "num_classes" not in info or "input_shape" not in info:
+        y = np.concatenate([s.y for s in splits])
+        classes = y.dtype.kind in "biu"
+        info.update(name=info.get("name", "arrays"), input_shape=tuple(splits[0].x.shape[1:]),
+                    image_shape=tuple(splits[0].x.shape[1:]) if splits[0].x.ndim >= 3 else None,
+                    num_classes=int(y.max()) + 1 if classes and y.size else None,
+                    num_outputs=(int(y.max()) + 1 if classes and y.size else (y.shape[1] if y.ndim == 2 else 1)),
+                    source="arrays", options={}, key_data=None)
+    return data_lib.Dataset(*splits, info)
+
+
+def _short_digest(digest) -> str:
+    if isinstance(digest, dict):
+        return ", ".join(f"{k} {str(v)[:12]}" for k, v in digest.items())
+    return f"sha256 {str(digest)[:12]}" if digest else "none"
+
+
+def fingerprint(dataset) -> str:
+    """SHA-256 of a data set's arrays (shapes, dtypes and bytes of every split)."""
+    digest = hashlib.sha256()
+    for split in (dataset.train, dataset.val, dataset.test):
+        for array in (np.ascontiguousarray(split.x), np.ascontiguousarray(split.y)):
+            digest.update(f"{array.shape}{array.dtype}".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _factory_model(m: dict, info: dict, n_out: int) -> Model:
     """``model.kind = "module:function"``: ``function(input_shape, num_outputs, **model.options)``,
     whatever it returns (a jaxreg Model, a Flax or Equinox module, an (init, apply) pair) as a Model."""
     factory = importable("model.kind", m["kind"])
-    input_shape = tuple(dataset.info["input_shape"])
+    input_shape = tuple(info["input_shape"])
     try:
         made = factory(input_shape=input_shape, num_outputs=n_out, **m.get("options", {}))
         model = as_model(made, input_shape)
@@ -176,26 +236,52 @@ def _factory_model(m: dict, dataset, n_out: int) -> Model:
     return model
 
 
-def _build_static(static: Static, datasets: dict) -> dict:
+def _build_static(static: Static, datasets: dict, given=None) -> dict:
     """The data set and the model of one static setup."""
-    dataset = _load_data(static, datasets)
+    dataset = _load_data(static, datasets, given)
     data_resolved = {"dataset": static.dataset, "seed": static.data_seed, "data_dir": static.data_dir,
                      **{k: v for k, v in dataset.info["options"].items() if k != "opener"}}
+    if static.dataset in data_lib._FILE_DATASETS:
+        data_resolved["sha256"] = dataset.info["sha256"]  # a changed file is another spec
+    elif static.dataset == ARRAYS:
+        data_resolved["sha256"] = fingerprint(dataset)
+    expected = static.raw[0].get("sha256")  # a results folder's spec, rebuilt: the same data?
+    if expected is not None and expected != data_resolved.get("sha256"):
+        raise InputError(f"data.sha256: expected the data the results were trained on ({_short_digest(expected)}), "
+                         f"got other data ({_short_digest(data_resolved.get('sha256'))})")
+    model, init_params = build_model(static.model, static.train, dataset.info, static.dataset)
     m, t = static.model, static.train
+    batch_size = t["batch_size"]
+    n_train = len(dataset.train.y)
+    if batch_size == "full":
+        batch_size = None
+    # TrainConfig checks the range too; the spec's message says "full", not None.
+    elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n_train:
+        raise InputError(f"train.batch_size: expected an integer in [1, {n_train}] (the training set size) "
+                         f"or \"full\", got {batch_size!r}")
+    return {"dataset": dataset, "data": data_resolved, "model": model, "batch_size": batch_size,
+            "init_params": init_params, "train": t}
+
+
+def build_model(m: dict, t: dict, info: dict, dataset_name: str = "") -> tuple[Model, Any]:
+    """The model of a ``[model]`` table (defaults filled in) for data described by ``info``
+    (``input_shape``, ``num_classes`` or ``num_outputs``, ``image_shape``), and its fixed
+    initial params (``model.init = "book"``) or None. Needs no data: an exported model is
+    rebuilt from its manifest."""
     dtype = jnp.float32
     if t["dtype"] == "float64":
         # Float64 arrays need JAX's x64 mode, a process-wide switch: a float64 spec turns it on.
         jax.config.update("jax_enable_x64", True)
         dtype = jnp.float64
-    n_in = int(np.prod(dataset.info["input_shape"]))
-    n_out = dataset.info["num_classes"]
+    n_in = int(np.prod(info["input_shape"]))
+    n_out = info.get("num_outputs") or info["num_classes"]
     n_out = 1 if (n_out == 2 and t["loss"] in ("bce", "mse", "squared_error", "sum_squared_error")) else n_out
     book_init = m["init"] == "book"
     if is_factory(m["kind"]):
-        model = _factory_model(m, dataset, n_out)
-    elif m["kind"] == "cnn" and dataset.info["image_shape"] is None:
-        raise InputError(f"model.kind: expected 'mlp' with dataset {static.dataset!r} (a cnn needs "
-                         f"image data: 'digits' or 'mnist'), got 'cnn'")
+        model = _factory_model(m, info, n_out)
+    elif m["kind"] == "cnn" and info["image_shape"] is None:
+        raise InputError(f"model.kind: expected 'mlp' with dataset {dataset_name!r} (a cnn needs "
+                         f"image data: 'digits', 'mnist', or images of shape (n, H, W[, C])), got 'cnn'")
     try:
         if is_factory(m["kind"]):
             pass
@@ -204,7 +290,7 @@ def _build_static(static: Static, datasets: dict) -> dict:
                         bias=m["bias"], init="uniform" if book_init else m["init"],
                         init_scale=m["init_scale"], dtype=dtype)
         else:
-            image_shape = dataset.info["image_shape"]
+            image_shape = info["image_shape"]
             shape = image_shape if len(image_shape) == 3 else (*image_shape, 1)
             model = cnn(shape, n_out, channels=m["channels"], kernel_size=m["kernel_size"], pool=m["pool"],
                         hidden=m["hidden"], activation=m["activation"], output=m["output"],
@@ -217,16 +303,7 @@ def _build_static(static: Static, datasets: dict) -> dict:
         init_params = numpy_uniform_init((n_in, *m["hidden"], n_out), seed=m["init_seed"],
                                          scale=m["init_scale"], dtype=np.dtype(t["dtype"]))
 
-    batch_size = t["batch_size"]
-    n_train = len(dataset.train.y)
-    if batch_size == "full":
-        batch_size = None
-    # TrainConfig checks the range too; the spec's message says "full", not None.
-    elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n_train:
-        raise InputError(f"train.batch_size: expected an integer in [1, {n_train}] (the training set size) "
-                         f"or \"full\", got {batch_size!r}")
-    return {"dataset": dataset, "data": data_resolved, "model": model, "batch_size": batch_size,
-            "init_params": init_params, "train": t}
+    return model, init_params
 
 
 def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, where: str) -> Variant:

@@ -30,6 +30,7 @@ from jaxreg.report.summary import as_float, chance_rate, rank_key
 from jaxreg.sweeps.build import Spec
 from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, padding_warning
 from jaxreg.sweeps.space import Config, Space
+from jaxreg.sweeps.spec import compute_difference
 from jaxreg.batch import train_batch
 
 _MIN_CHUNK = 2  # XLA rounds a batch of one differently: never compile one
@@ -117,7 +118,7 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
                for variant, size, members in plans]
     chunk_sizes = [runner.chunk_size(members) for _, runner, members in runners]
     rounds, metric = spec.search["rounds"], spec.search["metric"]
-    store.prepare(spec, overwrite=overwrite)
+    store.prepare(spec, overwrite=overwrite, grows=lambda previous: compute_difference(previous, spec.resolved))
     for (_, _, members), size in zip(runners, chunk_sizes):
         if (padding := padding_warning(size, members)) is not None:
             log(padding)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -312,11 +313,24 @@ class Space:
                 for i in range(self.samples):
                     rng = np.random.default_rng(np.random.SeedSequence([self.seed, round, i]))
                     points.append({n: axes[n].sample(rng) for n in names})
+            seen = set()
             for point in points:
                 resolved = {n: axes[n].resolve(v, self.layer_counts.get(n)) for n, v in point.items()}
+                # A random draw that repeats a config (a case without axes, a categorical axis with
+                # fewer values than samples) is the same trial: it is kept once, at its first draw.
+                identity = json.dumps(resolved, sort_keys=True, default=float)
+                if identity in seen:
+                    continue
+                seen.add(identity)
                 varying = {n: v for n, v in point.items() if axes[n].form != "fixed"}
                 out.append(Config(round, varying, resolved, case))
         return out
+
+    def draws(self) -> int:
+        """Configs a round draws before repeats are dropped (random rounds), or the grid's size."""
+        if self._grid_like:
+            return sum(math.prod(a.grid_size for a in axes.values()) for _, axes in self._spaces())
+        return self.samples * len(self._spaces())
 
     def zoom(self, axes_by_case: Mapping | None, top: Sequence[Config], *, min_width: float = 0.01) -> dict:
         """The axes of the next coarse-to-fine round, shrunk around the ``top`` configs.

@@ -50,7 +50,8 @@ SEARCH_DEFAULTS = {"method": "grid", "seeds": 1, "samples": 16, "rounds": 3, "to
 OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_metrics": []}
 OPTIONAL_MODEL_KEYS = ("options",)  # keyword arguments of a factory kind ("module:function")
 OPTIONAL_TRAIN_KEYS = ("penalty_mask",)  # "module:function", a callable params -> mask
-DATA_KEYS = ("dataset", "seed", "data_dir")
+DATA_KEYS = ("dataset", "seed", "data_dir", "sha256")  # sha256: of the data a results folder holds
+ARRAYS = "arrays"  # data.dataset of a sweep whose data are passed in Python (jaxreg.sweep)
 STATIC = ("data", "model", "train")  # the tables a case may override
 DTYPES = ("float32", "float64")
 GOALS = ("minimize", "maximize")
@@ -108,7 +109,8 @@ class CheckedSpec:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"train.epochs=50"`` -> ``(["train", "epochs"], 50)``; the value is read as TOML.
 
-    A bare word that is not TOML (``data.dataset=mnist``) is taken as a string.
+    A bare word or path that is not TOML (``data.dataset=mnist``, ``data.data_dir=../data``) is
+    taken as a string.
     """
     key, sep, value = text.partition("=")
     path = key.strip().split(".")
@@ -117,7 +119,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         parsed = tomllib.loads(f"value = {value.strip()}")["value"]
     except tomllib.TOMLDecodeError:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", value.strip()):
+        # A bare word or path is a string: mnist, ../data, ~/data/x.csv, pkg.module:function
+        if not re.fullmatch(r"[A-Za-z0-9_.~/+-][A-Za-z0-9_.~/+:-]*", value.strip()):
             raise InputError(f"--set {key.strip()}: expected a TOML value, got {value.strip()!r}") from None
         parsed = value.strip()
     return path, parsed
@@ -219,8 +222,11 @@ def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
     dataset = data_raw.get("dataset")
     if dataset is None:
         raise InputError(f"data.dataset: expected one of {quoted(data_lib._DEFAULTS)}, got nothing")
-    check_choice("data.dataset", dataset, tuple(data_lib._DEFAULTS))  # its options are needed now
-    options = {k: v for k, v in data_lib._DEFAULTS[dataset].items() if k != "opener"}
+    check_choice("data.dataset", dataset, (*data_lib._DEFAULTS, ARRAYS))  # its options are needed now
+    if dataset == ARRAYS:  # arrays passed in Python (jaxreg.sweep): how to split them
+        options = {k: v for k, v in data_lib._SPLIT_OPTIONS.items() if not k.endswith("_path")}
+    else:
+        options = {k: v for k, v in data_lib._DEFAULTS[dataset].items() if k != "opener"}
     _check_keys("data", data_raw, DATA_KEYS + tuple(options))
     data_seed = _int("data.seed", data_raw.get("seed", 0), 0, 2**32 - 1)
     data_dir = data_raw.get("data_dir")
@@ -275,6 +281,67 @@ def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
     for flag in ("shuffle", "eval_test", "penalize_bias"):
         _bool(f"train.{flag}", t[flag])
     return Static(dataset, data_seed, data_dir, given, m, t, (data_raw, model_raw, train_raw))
+
+
+_UNSET = object()
+
+
+def _first_difference(where: str, there, here) -> str | None:
+    if there == here:
+        return None
+    if isinstance(there, dict) and isinstance(here, dict):
+        for key in sorted(there.keys() | here.keys()):
+            if there.get(key, _UNSET) != here.get(key, _UNSET):
+                return _first_difference(f"{where}.{key}", there.get(key, _UNSET), here.get(key, _UNSET))
+
+    def said(value):
+        return "unset" if value is _UNSET else repr(value)
+
+    return f"{where} is {said(there)} there, {said(here)} here"
+
+
+def _fixed(table: dict) -> dict:
+    """The hparams a table fixes (plain values; axes are tables)."""
+    return {k: v for k, v in table.items() if k not in STATIC and not isinstance(v, dict)}
+
+
+def compute_difference(there: dict, here: dict) -> str | None:
+    """Where two resolved specs would compute a trial differently, in words, or None.
+
+    A trial is what its config (case and hparams values, content-addressed) and seed compute
+    under the spec's ``data``, ``model`` and ``train`` tables, its fixed hparams and each case's
+    own fixed hparams and overrides. Everything else (seeds, axes, samples, search method,
+    new cases, ``output``) only chooses which trials exist: a results folder grows into a spec
+    that differs there, reusing every trial it holds.
+    """
+    for table in STATIC:
+        if (why := _first_difference(table, there.get(table), here.get(table))) is not None:
+            return why
+    if (why := _first_difference("hparams", _fixed(there.get("hparams") or {}), _fixed(here.get("hparams") or {}))):
+        return why
+    old_cases, new_cases = there.get("cases") or {}, here.get("cases") or {}
+    for case in sorted(old_cases.keys() & new_cases.keys()):
+        old, new = old_cases[case], new_cases[case]
+        for part in (_fixed, lambda t: {k: t[k] for k in STATIC if k in t}):
+            if (why := _first_difference(f"cases.{case}", part(old), part(new))) is not None:
+                return why
+    return None
+
+
+def spread_hparams(raw: dict, overrides: list[str]) -> list[str]:
+    """Lines saying where an ``--set hparams.NAME`` lands in a spec with ``[cases]``: in every
+    case that does not set NAME itself (a "none" case included)."""
+    cases = raw.get("cases") or {}
+    lines = []
+    for text in overrides:
+        path, _ = parse_override(text)
+        if len(path) == 2 and path[0] == "hparams" and isinstance(cases, dict) and cases:
+            into = [case for case, table in cases.items() if isinstance(table, dict) and path[1] not in table]
+            if into:
+                lines.append(f"note: --set hparams.{path[1]} applies to every case that does not set "
+                             f"{path[1]} itself: {', '.join(into)} (use --set cases.NAME.{path[1]}=... "
+                             f"for one case)")
+    return lines
 
 
 def check_spec(raw: dict, default_name: str = "sweep") -> CheckedSpec:
