@@ -4,7 +4,9 @@
     jaxreg plan SPEC [--set KEY=VALUE ...]
     jaxreg show DIR [--top N]
     jaxreg plot DIR
+    jaxreg best DIR [--export FILE]
     jaxreg compare DIR [DIR ...] --out DIR
+    jaxreg --version
 
 Bad input of any kind (the spec, an override, the output folder, missing data) prints one
 line on stderr and exits with code 2, before anything is trained or written.
@@ -44,12 +46,21 @@ def _house_style(message: str) -> str:
         return f"{match[1]}: {match[2]}"
     if match := re.fullmatch(r"the following arguments are required: (.+)", message):
         name = match[1].split(",")[0].strip()
-        allowed = {"command": "one of 'run', 'plan', 'show', 'plot', 'compare'", "spec": "a sweep spec (a TOML file)",
+        allowed = {"command": "one of 'run', 'plan', 'show', 'plot', 'best', 'compare'", "spec": "a sweep spec (a TOML file)",
                    "dir": "a results folder"}.get(name, "a value")
         return f"{name}: expected {allowed}, got nothing"
     if match := re.fullmatch(r"unrecognized arguments: (.+)", message):
         return f"arguments: expected only those listed by --help, got {match[1]!r}"
     return message
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("jaxreg")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _positive(text: str) -> int:
@@ -75,6 +86,7 @@ def _seconds(text: str) -> float:
 def _parser() -> _Parser:
     parser = _Parser(prog="jaxreg", description="Study and tune regularization with JAX: whole "
                      "sweeps of configs x seeds as one compiled program.")
+    parser.add_argument("--version", action="version", version=f"jaxreg {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="train a sweep spec (resumes an interrupted one)")
     run.add_argument("spec", help="a sweep spec (TOML), e.g. sweeps/demo.toml")
@@ -95,6 +107,11 @@ def _parser() -> _Parser:
     show.add_argument("--top", type=_positive, default=None, help="only the best N configs")
     plot = commands.add_parser("plot", help="write the plots of a results folder as PNG files")
     plot.add_argument("dir")
+    best = commands.add_parser("best", help="print the best config of a results folder; --export its params")
+    best.add_argument("dir")
+    best.add_argument("--export", metavar="FILE", help="write the best config's params (every seed) and a "
+                      "manifest that rebuilds its model to FILE (.npz; jaxreg.load_best reads it); "
+                      "trains the config again, bitwise, when the sweep kept no params")
     compare = commands.add_parser("compare", help="compare results folders: best so far, sampled points, "
                                   "comparison.csv")
     compare.add_argument("dir", nargs="+", help="results folders ranked by the same metric")
@@ -142,10 +159,15 @@ def _plan(args) -> None:
     from jaxreg.sweeps import choose_chunk_size, config_id, load_spec
     from jaxreg.sweeps.cost import describe, estimate
 
+    from jaxreg.sweeps.spec import read_spec, spread_hparams
+
     spec = load_spec(args.spec, args.set)
+    for line in spread_hparams(read_spec(args.spec), args.set):
+        print(line)
     configs = spec.configs(0)
     s = spec.search
     members = len(configs) * len(spec.seeds)
+    draws = sum(v.space.draws() for v in spec.variants)
     chunks = [choose_chunk_size(spec, len(v.space.configs(0)) * len(spec.seeds), v) for v in spec.variants]
     programs = (f"{chunks[0]} members per compiled chunk" if len(chunks) == 1 else
                 f"{len(chunks)} compiled programs (cases with their own data, model or train "
@@ -154,6 +176,9 @@ def _plan(args) -> None:
           + (f" per round, {s['rounds']} rounds ({s['round_method']}, top {s['top_k']} zoomed)"
              if s["method"] == "coarse_to_fine" else f" ({s['method']} search)")
           + f"; {programs}")
+    if draws > len(configs):
+        print(f"note: {draws - len(configs)} of {draws} random draws repeat a config of their case (a case "
+              f"without axes, or fewer values than search.samples): each config is trained once")
     costs = [estimate(v, len(v.space.configs(0)) * len(spec.seeds), size) for v, size in zip(spec.variants, chunks)]
     for line in describe(costs, s["rounds"] if s["method"] == "coarse_to_fine" else 1):
         print(line)
@@ -184,6 +209,30 @@ def _plot(args) -> None:
 
     for path in plots.plot_dir(args.dir, build=build_spec):
         print(path)
+
+
+def _best(args) -> None:
+    from jaxreg.report import load_manifest
+    from jaxreg.report.summary import csv_value
+    from jaxreg.sweeps.best import best_config, export_best
+
+    best = best_config(args.dir)
+    spec = load_manifest(args.dir)["spec"]
+    seeds = [t["seed"] for t in best.trials]
+    case = f", case {best.case}" if best.case is not None else ""
+    print(f"{spec['name']}: best config {best.config_id}{case} by {best.metric} "
+          f"(mean over {len(seeds)} seed{'s' * (len(seeds) != 1)}: {', '.join(map(str, seeds))}, best seed first)")
+    if best.point:
+        print("swept:   " + "  ".join(f"{k}={csv_value(v)}" for k, v in best.point.items()))
+    print("hparams: " + "  ".join(f"{k}={csv_value(v)}" for k, v in best.hparams.items()))
+    shown = {k: v for k, v in best.metrics.items() if not math.isnan(v)}
+    print("metrics: " + "  ".join(f"{k}={v:.6g}" for k, v in shown.items()))
+    if args.export:
+        export = export_best(args.dir, args.export, log=lambda text: print(text, file=sys.stderr))
+        for note in export["notes"]:
+            print(f"jaxreg: warning: {note}", file=sys.stderr)
+        print(f"exported: {args.export} (params of {len(export['seeds'])} seeds; jaxreg.load_best"
+              f"({str(args.export)!r}) rebuilds the model)")
 
 
 def _compare(args) -> None:
@@ -253,9 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         raise
     try:
         args = _parser().parse_args(argv)
-        if argv is None and args.command in ("run", "plot"):  # the command line, not a caller's main([...])
+        if argv is None and args.command in ("run", "plot", "best"):  # the command line, not a caller's main([...])
             enable_compilation_cache()
-        {"run": _run, "plan": _plan, "show": _show, "plot": _plot,
+        {"run": _run, "plan": _plan, "show": _show, "plot": _plot, "best": _best,
          "compare": _compare}[args.command](args)
     except (InputError, DatasetError) as error:
         print(f"jaxreg: error: {error}", file=sys.stderr)

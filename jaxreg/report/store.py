@@ -2,14 +2,16 @@
 
 - ``manifest.json``: the resolved spec and its SHA-256, and one entry per run of the sweep
   (start and end time, jaxreg/jax/jaxlib/optax/numpy versions, devices, chunk size, trials
-  trained). A folder holds one spec: resuming with another one is refused.
+  trained). A folder holds one study: a rerun with a spec that only adds trials (more seeds,
+  configs or cases; other output settings) grows it, reusing every journaled trial, and the
+  manifest then holds the new spec; a spec that computes trials differently is refused.
 - ``trials.jsonl``: append-only, one JSON line per finished (config, seed): ``config_id``,
   ``seed``, ``round``, ``case``, ``point`` (the swept values), ``hparams`` (all of them),
   ``status`` (``ok`` or ``diverged``), ``best_epoch``, ``stopped_epoch``, ``diverged_epoch``
   and ``metrics`` at the returned params (``null`` where not evaluated). Lines are flushed and
   fsynced as each chunk finishes; a torn last line (a crash mid-write) is dropped on resume.
-- ``curves/CONFIG_SEED.npz``: per-evaluation curves of every metric (and the params, if
-  ``output.params``), written before the trial's journal line.
+- ``curves/CONFIG_SEED.npz``: per-evaluation curves of every metric (and the params and model
+  state, if ``output.params``), written before the trial's journal line.
 - ``checkpoint.npz``: while a chunk trains, its loop state (every member's params, optimizer
   and early-stopping state, curves so far) at the end of a segment, at most every few seconds;
   a rerun resumes the chunk from it, and it is removed once the chunk's trials are journaled.
@@ -135,8 +137,12 @@ class Store:
         self.journal_path = self.out / JOURNAL
         self.curves_dir = self.out / CURVES
 
-    def prepare(self, spec, *, overwrite: bool) -> None:
+    def prepare(self, spec, *, overwrite: bool, grows=None) -> None:
         """Checks the folder can take this spec, takes its lock, and clears it with ``overwrite``.
+
+        ``grows(previous_resolved_spec)`` says in words where the folder's spec computes trials
+        differently from ``spec``, or None when the folder may grow into ``spec`` (more seeds or
+        configs); without it only the same spec (by digest) resumes.
 
         A folder is jaxreg's when it holds a manifest; any other existing folder must be empty
         (``--overwrite`` included: jaxreg never touches files it did not write). With
@@ -162,11 +168,11 @@ class Store:
                              f"entr{'y' if len(foreign) == 1 else 'ies'} jaxreg did not write ({shown}); "
                              f"choose another --out")
         if self.manifest_path.exists() and not overwrite:
-            self._check_same_spec(spec)
+            self._check_same_spec(spec, grows)
         self.lock()
         try:
             if self.manifest_path.exists() and not overwrite:
-                self._check_same_spec(spec)  # again under the lock: another run may have replaced it
+                self._check_same_spec(spec, grows)  # again under the lock: another run may have replaced it
         except BaseException:
             self.unlock()
             raise
@@ -199,17 +205,25 @@ class Store:
             leftovers.add(CURVES)
         return sorted(path.name for path in self.out.iterdir() if path.name not in leftovers)
 
-    def _check_same_spec(self, spec) -> None:
+    def _check_same_spec(self, spec, grows=None) -> None:
         try:
             manifest = json.loads(self.manifest_path.read_text())
             previous = manifest["spec_sha256"]
         except (OSError, ValueError, KeyError, TypeError):
             raise InputError(f"--out: {str(self.out)!r} has an unreadable {MANIFEST}: expected "
                              f"a jaxreg results folder; use --overwrite to replace it") from None
-        if previous != spec.digest:
+        if previous == spec.digest:
+            return
+        if grows is None or not isinstance(manifest.get("spec"), dict):
             raise InputError(f"--out: {str(self.out)!r} holds results of a different spec "
                              f"(sha256 {previous[:12]}, this one {spec.digest[:12]}): expected the "
                              f"same spec to resume; use --overwrite to replace them, or another --out")
+        why = grows(manifest["spec"])
+        if why is not None:
+            raise InputError(f"--out: {str(self.out)!r} holds results of a different spec "
+                             f"(sha256 {previous[:12]}, this one {spec.digest[:12]}: {why}): expected the "
+                             f"same data, model, train and fixed hparams to resume or grow it (more seeds, "
+                             f"configs or cases); use --overwrite to replace them, or another --out")
 
     def lock(self) -> None:
         """Takes the folder's exclusive lock, or raises naming the run that holds it.
@@ -245,16 +259,22 @@ class Store:
         accuracy of always predicting the most frequent class}`` (see ``report.summary.at_chance``)."""
         self.out.mkdir(parents=True, exist_ok=True)
         self.curves_dir.mkdir(exist_ok=True)
+        grew_from = None
         if self.manifest_path.exists():
             manifest = json.loads(self.manifest_path.read_text())
+            if manifest["spec_sha256"] != spec.digest:  # a grown study: the spec is now this one
+                grew_from = manifest["spec_sha256"]
+                manifest.update(spec_sha256=spec.digest, spec=spec.resolved)
         else:
             manifest = {"spec_sha256": spec.digest, "spec": spec.resolved, "runs": []}
         if chance:
-            manifest["chance"] = chance
+            manifest["chance"] = {**manifest.get("chance", {}), **chance}
         manifest["runs"].append({
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "versions": versions(), "devices": [str(d) for d in jax.local_devices()],
             "chunk_size": chunk_size, "finished": None})
+        if grew_from is not None:
+            manifest["runs"][-1]["grew_from"] = grew_from
         self._manifest = manifest
         atomic_write(self.manifest_path, json.dumps(manifest, indent=2) + "\n")
 
@@ -307,10 +327,10 @@ class Store:
     def write_curves(self, record: dict, result, i: int, with_params: bool, epochs) -> None:
         arrays = {f"curve/{name}": np.asarray(result.curves[name][i]) for name in METRICS}
         arrays["epochs"] = np.asarray(epochs)  # completed epochs at each evaluation
-        if with_params:
-            leaves, _ = jax.tree_util.tree_flatten_with_path(result.params)
-            for path, leaf in leaves:
-                arrays["params/" + jax.tree_util.keystr(path)] = np.asarray(leaf[i])
+        if with_params:  # the params, and the model state that goes with them (batch statistics)
+            for prefix, tree in (("params/", result.params), ("state/", result.model_state)):
+                for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+                    arrays[prefix + jax.tree_util.keystr(path)] = np.asarray(leaf[i])
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         atomic_write(self.curves_dir / f"{record['config_id']}_{record['seed']}.npz", buffer.getvalue())

@@ -211,7 +211,7 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
         line["test_acc %"] = pm(row, "test_accuracy")
         line["best_epoch"] = f"{row['best_epoch_mean']:.0f}"
         flags = [f"{row['diverged']} diverged"] * bool(row["diverged"])
-        flags += [f"{row['at_chance']} at chance"] * bool(row.get("at_chance"))
+        flags += [f"{row['at_chance']} at chance"] if row.get("at_chance") else []
         line["seeds"] = str(row["seeds"]) + (f" ({', '.join(flags)})" if flags else "")
         table.append(line)
     columns = list(table[0])
