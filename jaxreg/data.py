@@ -101,7 +101,7 @@ def load(name: str, *, key=None, data_dir: str | os.PathLike | None = None, **op
             ``blobs`` is seeded by its ``seed`` option instead.
         data_dir: a folder to search for MNIST before ``$JAXREG_DATA_DIR`` and the cache; for
             ``npz`` and ``csv``, the folder relative paths start from (default: the current one).
-            The other data sets read no files and refuse it.
+            ``blobs`` and ``digits`` read no files and ignore it (a spec refuses it for them).
         **options: per data set (defaults in brackets):
             blobs: ``n_val`` [100], ``n_test`` [1000], ``seed`` [1234]. Train is the notebook's
                 100 points; val and test are fresh draws from ``RandomState(seed + 1)`` and
@@ -150,8 +150,6 @@ def load(name: str, *, key=None, data_dir: str | os.PathLike | None = None, **op
                              f" {name!r}, got {option!r}")
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
         raise ValueError(f"data_dir: expected a path or None, got {data_dir!r}")
-    if data_dir is not None and name in ("blobs", "digits"):
-        raise ValueError(f"data_dir: expected none for dataset {name!r} (it reads no files), got {str(data_dir)!r}")
     key_data = _key_data(key)
     opts = {**defaults, **options}
     loader = {"blobs": _load_blobs, "digits": _load_digits, "mnist": _load_mnist,

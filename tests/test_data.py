@@ -124,7 +124,7 @@ def server(tmp_path, fake_files):
 def test_unknown_dataset():
     with pytest.raises(ValueError) as err:
         data.load("foo")
-    assert str(err.value) == "dataset: expected one of 'blobs', 'digits', 'mnist', got 'foo'"
+    assert str(err.value) == "dataset: expected one of 'blobs', 'digits', 'mnist', 'npz', 'csv', got 'foo'"
 
 
 @pytest.mark.parametrize("name, options, message", [

@@ -138,7 +138,7 @@ MESSAGES = {
     "spec-is-a-device": "spec: expected a TOML file, got '/dev/null' (not a regular file)",
     "spec-binary": "spec: expected a readable TOML file, got 'TMP/b.toml' ('utf-8' codec can't decode byte 0xff in "
                    "position 1: invalid start byte)",
-    "spec-empty": "data.dataset: expected one of 'blobs', 'digits', 'mnist', got nothing",
+    "spec-empty": "data.dataset: expected one of 'blobs', 'digits', 'mnist', 'npz', 'csv', got nothing",
     "spec-not-toml": "spec: expected valid TOML in 'TMP/spec.toml', got a syntax error: Invalid value (at line 1, "
                      "column 8)",
     "spec-symlink-loop": "spec: expected a readable TOML file, got 'TMP/loop.toml' ([Errno 40] Too many levels of "

@@ -126,9 +126,9 @@ SPEC_CASES = [
      "momentum, patience, restore_best, weight_decay or the tables data, model, train, got 'lr'"),
     # [data]
     ("unknown-dataset", {"data": {"dataset": "cifar10", "n_train": DELETE}},
-     "data.dataset: expected one of 'blobs', 'digits', 'mnist', got 'cifar10'"),
+     "data.dataset: expected one of 'blobs', 'digits', 'mnist', 'npz', 'csv', got 'cifar10'"),
     ("missing-dataset", {"data": {"dataset": DELETE, "n_train": DELETE}},
-     "data.dataset: expected one of 'blobs', 'digits', 'mnist', got nothing"),
+     "data.dataset: expected one of 'blobs', 'digits', 'mnist', 'npz', 'csv', got nothing"),
     ("n-train-0", {"data": {"n_train": 0}}, "data.n_train: expected an integer in [1, 1079], got 0"),
     # [hparams]: values
     ("dropout-1.5", {"hparams": {"dropout": 1.5}},
@@ -230,7 +230,7 @@ SPEC_CASES = [
     ("cnn-without-bias", {"model": {"kind": "cnn", "bias": False}},
      "model.bias: expected true with kind 'cnn' (its layers always have biases), got false"),
     ("cnn-on-blobs", {"model": {"kind": "cnn"}, "data": {"dataset": "blobs", "n_train": DELETE}},
-     "model.kind: expected 'mlp' with dataset 'blobs' (a cnn needs image data: 'digits' or 'mnist'), got 'cnn'"),
+     "model.kind: expected 'mlp' with dataset 'blobs' (a cnn needs image data: 'digits', 'mnist', or images of shape (n, H, W[, C])), got 'cnn'"),
     # top level
     ("name-with-slash", {"name": "runs/a"},
      "name: expected letters, digits, '.', '_' or '-' (a folder name), got 'runs/a'"),
@@ -257,9 +257,9 @@ def test_base_spec_and_near_misses_are_accepted(tmp_path, capsys):
 
 # (id, argv with SPEC for a spec file, the message; the spec is the base one unless `text`)
 CLI_CASES = [
-    ("no-command", [], None, "command: expected one of 'run', 'plan', 'show', 'plot', 'compare', got nothing"),
+    ("no-command", [], None, "command: expected one of 'run', 'plan', 'show', 'plot', 'best', 'compare', got nothing"),
     ("unknown-subcommand", ["train", "SPEC"], None,
-     "command: expected one of 'run', 'plan', 'show', 'plot', 'compare', got 'train'"),
+     "command: expected one of 'run', 'plan', 'show', 'plot', 'best', 'compare', got 'train'"),
     ("run-without-spec", ["run"], None, "spec: expected a sweep spec (a TOML file), got nothing"),
     ("unknown-option", ["run", "SPEC", "--epochs", "3"], None,
      "arguments: expected only those listed by --help, got '--epochs 3'"),
@@ -337,17 +337,18 @@ def test_results_folder_of_another_spec_is_untouched(tmp_path, capsys, patch):
     if patch:
         message = "train.epochs: expected an integer >= 1, got 0"
     else:
-        digest = load_spec(spec).digest
+        built = load_spec(spec)
         message = (f"--out: '{out}' holds results of a different spec (sha256 {'ab' * 6}, this one "
-                   f"{digest[:12]}): expected the same spec to resume; use --overwrite to replace them, "
-                   f"or another --out")
+                   f"{built.digest[:12]}: data is unset there, {built.resolved['data']!r} here): expected the "
+                   f"same data, model, train and fixed hparams to resume or grow it (more seeds, configs or "
+                   f"cases); use --overwrite to replace them, or another --out")
     _refused(capsys, ["run", str(spec), "--out", str(out)], message)
     assert _snapshot(out) == before
 
 
 # A few through a real process: the exit code, and no traceback anywhere.
 PROCESS_CASES = [
-    ("unknown-subcommand", ["frobnicate"], "command: expected one of 'run', 'plan', 'show', 'plot', 'compare', got 'frobnicate'"),
+    ("unknown-subcommand", ["frobnicate"], "command: expected one of 'run', 'plan', 'show', 'plot', 'best', 'compare', got 'frobnicate'"),
     ("missing-spec-file", ["plan", "TMP/nope.toml"],
      "spec: expected an existing TOML file, got 'TMP/nope.toml' (not found)"),
     ("dropout-1.5", ["run", "SPEC", "--out", "TMP/out", "--set", "hparams.dropout=1.5"],

@@ -183,16 +183,19 @@ def test_write_curves_holds_every_metric_the_epochs_and_the_params(tmp_path):
     s.curves_dir.mkdir()
     result = types.SimpleNamespace(
         curves={name: np.arange(6.0).reshape(2, 3) + k for k, name in enumerate(METRICS)},
-        params={"dense_0": {"w": np.arange(8.0).reshape(2, 2, 2), "b": np.zeros((2, 2))}})
+        params={"dense_0": {"w": np.arange(8.0).reshape(2, 2, 2), "b": np.zeros((2, 2))}},
+        model_state={"bn_0": {"mean": np.array([[1.0], [2.0]])}})
     s.write_curves({"config_id": "0123456789", "seed": 4}, result, 1, True, [5, 10, 15])
     loaded = store.load_curves(tmp_path, "0123456789", 4)
     assert sorted(loaded) == sorted([f"curve/{n}" for n in METRICS] + ["epochs", "params/['dense_0']['b']",
-                                                                      "params/['dense_0']['w']"])
+                                                                      "params/['dense_0']['w']",
+                                                                      "state/['bn_0']['mean']"])
+    np.testing.assert_array_equal(loaded["state/['bn_0']['mean']"], [2.0])
     np.testing.assert_array_equal(loaded["epochs"], [5, 10, 15])
     np.testing.assert_array_equal(loaded[f"curve/{METRICS[1]}"], [4.0, 5.0, 6.0])
     np.testing.assert_array_equal(loaded["params/['dense_0']['w']"], [[4.0, 5.0], [6.0, 7.0]])
     s.write_curves({"config_id": "0123456789", "seed": 5}, result, 0, False, [5, 10, 15])
-    assert not any(k.startswith("params/") for k in store.load_curves(tmp_path, "0123456789", 5))
+    assert not any(k.startswith(("params/", "state/")) for k in store.load_curves(tmp_path, "0123456789", 5))
     assert all(store._OUR_CURVES.fullmatch(p.name) for p in s.curves_dir.iterdir())
 
 

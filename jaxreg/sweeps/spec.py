@@ -50,7 +50,7 @@ SEARCH_DEFAULTS = {"method": "grid", "seeds": 1, "samples": 16, "rounds": 3, "to
 OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_metrics": []}
 OPTIONAL_MODEL_KEYS = ("options",)  # keyword arguments of a factory kind ("module:function")
 OPTIONAL_TRAIN_KEYS = ("penalty_mask",)  # "module:function", a callable params -> mask
-DATA_KEYS = ("dataset", "seed", "data_dir", "sha256")  # sha256: of the data a results folder holds
+DATA_KEYS = ("dataset", "seed", "data_dir")
 ARRAYS = "arrays"  # data.dataset of a sweep whose data are passed in Python (jaxreg.sweep)
 STATIC = ("data", "model", "train")  # the tables a case may override
 DTYPES = ("float32", "float64")
@@ -222,16 +222,20 @@ def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
     dataset = data_raw.get("dataset")
     if dataset is None:
         raise InputError(f"data.dataset: expected one of {quoted(data_lib._DEFAULTS)}, got nothing")
-    check_choice("data.dataset", dataset, (*data_lib._DEFAULTS, ARRAYS))  # its options are needed now
+    if dataset != ARRAYS:  # 'arrays' is set by jaxreg.sweep(spec, data=...), never typed: not listed
+        check_choice("data.dataset", dataset, tuple(data_lib._DEFAULTS))  # its options are needed now
     if dataset == ARRAYS:  # arrays passed in Python (jaxreg.sweep): how to split them
         options = {k: v for k, v in data_lib._SPLIT_OPTIONS.items() if not k.endswith("_path")}
     else:
         options = {k: v for k, v in data_lib._DEFAULTS[dataset].items() if k != "opener"}
-    _check_keys("data", data_raw, DATA_KEYS + tuple(options))
+    # sha256: what jaxreg records of a user's data in a results folder's spec, checked on rebuilding
+    _check_keys("data", {k: v for k, v in data_raw.items() if k != "sha256"}, DATA_KEYS + tuple(options))
     data_seed = _int("data.seed", data_raw.get("seed", 0), 0, 2**32 - 1)
     data_dir = data_raw.get("data_dir")
     if data_dir is not None and not isinstance(data_dir, str):
         raise InputError(f"data.data_dir: expected a path string, got {data_dir!r}")
+    if data_dir is not None and dataset in ("blobs", "digits", ARRAYS):
+        raise InputError(f"data.data_dir: expected none for dataset {dataset!r} (it reads no files), got {data_dir!r}")
     given = {k: v for k, v in data_raw.items() if k in options}
     if train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]) in DTYPES:
         given.setdefault("dtype", train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]))  # data in the train dtype
@@ -315,7 +319,7 @@ def compute_difference(there: dict, here: dict) -> str | None:
     that differs there, reusing every trial it holds.
     """
     for table in STATIC:
-        if (why := _first_difference(table, there.get(table), here.get(table))) is not None:
+        if (why := _first_difference(table, there.get(table, _UNSET), here.get(table, _UNSET))) is not None:
             return why
     if (why := _first_difference("hparams", _fixed(there.get("hparams") or {}), _fixed(here.get("hparams") or {}))):
         return why
