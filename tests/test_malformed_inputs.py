@@ -179,11 +179,11 @@ MESSAGES = {
     "seeds-ten-million": "search.seeds: expected a count in [1, 100000] or a non-empty list of integers in "
                          "[0, 2**32), got 10000000",
     "grid-of-ten-million": "hparams: expected at most 1000000 configs in a grid, got 10000000",
-    "epochs-a-billion": "search.memory_budget_mb: expected at least 83924 MB (2 members), got 1024",
+    "epochs-a-billion": "search.memory_budget_mb: expected at least 83924 MB (2 members), got auto (1024 MB here)",
     "chunk-beyond-memory": None,  # the device's memory is this machine's: checked by its start and end
     "checkpoint-every-negative": "--checkpoint-every: expected a number of seconds >= 0, got '-1'",
     "checkpoint-every-nan": "--checkpoint-every: expected a number of seconds >= 0, got 'nan'",
-    "memory-budget-zero": "search.memory_budget_mb: expected a number > 0, got 0",
+    "memory-budget-zero": "search.memory_budget_mb: expected a number > 0 or \"auto\", got 0",
 }
 
 

@@ -127,6 +127,20 @@ def calibrate() -> float:
     return 2 * n**3 * reps / best
 
 
+AUTO_BUDGET_CPU_MB = 1024
+
+
+def memory_budget_mb(value) -> float:
+    """``search.memory_budget_mb`` in MB: a number as given; ``"auto"``: 1024 on a CPU (where
+    a larger chunk buys little), half the device's memory on an accelerator."""
+    if value != "auto":
+        return value
+    device = jax.local_devices()[0]
+    if device.platform == "cpu":
+        return AUTO_BUDGET_CPU_MB
+    return (device_memory() or 2 * AUTO_BUDGET_CPU_MB * 2**20) / 2 / 2**20
+
+
 def device_memory() -> int | None:
     """Bytes of memory of the first device: its allocator's limit, or the host's RAM on a CPU."""
     device = jax.local_devices()[0]

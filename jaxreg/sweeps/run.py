@@ -28,7 +28,7 @@ from jaxreg.hparams import make_hparams, stack_hparams
 from jaxreg.report.store import CHECKPOINT, ChunkCheckpoint, Store, trial_record
 from jaxreg.report.summary import as_float, chance_rate, rank_key
 from jaxreg.sweeps.build import Spec
-from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, padding_warning
+from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, memory_budget_mb, padding_warning
 from jaxreg.sweeps.space import Config, Space
 from jaxreg.sweeps.spec import compute_difference
 from jaxreg.batch import train_batch
@@ -45,7 +45,7 @@ def config_id(config: Config) -> str:
 
 def choose_chunk_size(spec: Spec, members_per_round: int, variant=None) -> int:
     """``search.chunk_size`` if given, else as many members as fit ``search.memory_budget_mb``
-    (at most a round's trials).
+    (at most a round's trials; ``"auto"``: see :func:`jaxreg.sweeps.cost.memory_budget_mb`).
 
     Depends on the spec alone (never on how many trials remain), so a resumed sweep runs the
     same chunks' program and gives bitwise the same numbers.
@@ -53,12 +53,13 @@ def choose_chunk_size(spec: Spec, members_per_round: int, variant=None) -> int:
     if spec.search["chunk_size"] is not None:
         return max(spec.search["chunk_size"], _MIN_CHUNK)
     per_member = bytes_per_member(variant or spec)
-    budget = spec.search["memory_budget_mb"] * 2**20
-    fit = int(budget // per_member)
+    budget_mb = memory_budget_mb(spec.search["memory_budget_mb"])
+    fit = int(budget_mb * 2**20 // per_member)
     if fit < _MIN_CHUNK:
+        given = spec.search["memory_budget_mb"]
         raise InputError(f"search.memory_budget_mb: expected at least "
                         f"{math.ceil(_MIN_CHUNK * per_member / 2**20)} MB "
-                        f"(2 members), got {spec.search['memory_budget_mb']}")
+                        f"(2 members), got {given if given != 'auto' else f'auto ({budget_mb:g} MB here)'}")
     return max(_MIN_CHUNK, min(fit, members_per_round))
 
 

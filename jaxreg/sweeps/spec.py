@@ -46,7 +46,7 @@ TRAIN_DEFAULTS = {"loss": "cross_entropy", "optimizer": "sgd", "epochs": 10, "ba
                   "penalize_bias": False}
 SEARCH_DEFAULTS = {"method": "grid", "seeds": 1, "samples": 16, "rounds": 3, "top_k": 3,
                    "round_method": None, "min_width": 0.01, "seed": 0, "metric": "val_loss",
-                   "goal": None, "chunk_size": None, "memory_budget_mb": 1024}
+                   "goal": None, "chunk_size": None, "memory_budget_mb": "auto"}
 OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_metrics": []}
 OPTIONAL_MODEL_KEYS = ("options",)  # keyword arguments of a factory kind ("module:function")
 OPTIONAL_TRAIN_KEYS = ("penalty_mask",)  # "module:function", a callable params -> mask
@@ -445,8 +445,8 @@ def _check_search(search_raw: dict, cases: dict) -> dict:
     if s["chunk_size"] is not None:
         _int("search.chunk_size", s["chunk_size"], 1, 10**6)
     budget = s["memory_budget_mb"]
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
-        raise InputError(f"search.memory_budget_mb: expected a number > 0, got {budget!r}")
+    if budget != "auto" and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0):
+        raise InputError(f"search.memory_budget_mb: expected a number > 0 or \"auto\", got {budget!r}")
     if s["method"] == "coarse_to_fine" and cases:
         raise InputError("search.method: expected 'grid' or 'random' with [cases] (coarse_to_fine zooms "
                          f"one space), got 'coarse_to_fine' with cases {quoted(cases)}")
