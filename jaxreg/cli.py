@@ -121,27 +121,26 @@ def _parser() -> _Parser:
 
 def _run(args) -> None:
     from jaxreg import report
-    from jaxreg.report import plots
-    from jaxreg.sweeps import build_spec, load_spec, run_sweep
+    from jaxreg.sweeps import load_spec, run_sweep
+    from jaxreg.sweeps.api import finish
+    from jaxreg.sweeps.spec import read_spec, spread_hparams
 
     spec = load_spec(args.spec, args.set)
+    for line in spread_hparams(read_spec(args.spec), args.set):
+        print(f"jaxreg: {line}", file=sys.stderr)
     out = Path(args.out) if args.out else Path("results") / spec.name
     start = time.perf_counter()
     records = run_sweep(spec, out, overwrite=args.overwrite, progress=not args.quiet,
                         checkpoint_seconds=args.checkpoint_every)
-    rows = report.summarize(records, spec.search, report.load_manifest(out).get("chance"))
-    report.write_summary(out, rows)
-    columns = spec.output["curves_csv"]
-    tables = [report.SUMMARY, report.JOURNAL]
-    if columns:
-        tables.append(report.write_curves_csv(out, records, columns if isinstance(columns, dict) else None).name)
     seconds = time.perf_counter() - start
-    written = plots.plot_dir(out, build=build_spec) if spec.output["plots"] else []
+    rows, written, skipped = finish(spec, out, records)
     print(_header(spec, len(records), seconds))
     print()
     print(report.format_table(rows, spec.search, limit=20))
     print()
-    print(f"results: {out}/ ({', '.join(tables + [p.name for p in written])})")
+    print(f"results: {out}/ ({', '.join([report.JOURNAL] + [p.name for p in written])})")
+    if skipped:
+        print("plots skipped: " + "; ".join(f"{name} ({why})" for name, why in skipped))
 
 
 def _header(spec, n_trials: int, seconds: float) -> str:
@@ -207,8 +206,11 @@ def _plot(args) -> None:
     from jaxreg.report import plots
     from jaxreg.sweeps import build_spec
 
-    for path in plots.plot_dir(args.dir, build=build_spec):
+    skipped = []
+    for path in plots.plot_dir(args.dir, build=build_spec, on_skip=lambda name, why: skipped.append((name, why))):
         print(path)
+    for name, why in skipped:
+        print(f"skipped {name}: {why}")
 
 
 def _best(args) -> None:

@@ -143,9 +143,9 @@ def test_cases_get_curves_gap_and_weights(cases):
 def test_blobs_with_params_and_plot_metrics(blobs):
     """2-D data with saved params: the decision boundary; plot_metrics: one plot per extra
     metric and numeric axis (the search metric, listed too, is plotted once)."""
-    paths = plots.plot_dir(blobs, build=build_spec)
+    paths = plots.plot_dir(blobs, build=build_spec)  # a grid of named cases: no best_so_far.png
     assert [p.name for p in paths] == [
-        "best_so_far.png", "curves.png", "decision_boundary.png", "generalization_gap.png",
+        "curves.png", "decision_boundary.png", "generalization_gap.png",
         "metric_vs_l2.png", "test_curves.png", "train_accuracy_vs_l2.png", "weight_norm_vs_l2.png",
         "weights_hist.png"]
     _assert_images(paths)

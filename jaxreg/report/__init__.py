@@ -3,7 +3,8 @@
 In the order they build on each other:
 
 - ``store``: the folder's files (manifest, the trial journal, curves ``.npz``), written atomically.
-- ``summary``: per-config statistics of the journal, ``summary.csv`` and the text table.
+- ``summary``: per-config statistics of the journal, ``summary.csv`` and the text table;
+  ``tables``: the journal as one flat table, a row per trial (``trials.csv``, a DataFrame).
 - ``folder``: the one reader of a results folder that plots and comparisons share.
 - ``plots``: the PNG files of one folder; ``compare``: several folders side by side.
 
@@ -16,9 +17,11 @@ from jaxreg.report.store import (CURVES, JOURNAL, MANIFEST, SUMMARY, Store, atom
                                  load_manifest, read_journal)
 from jaxreg.report.summary import (CSV_SOURCES, as_float, format_table, is_number, rank_key, summarize,
                                    write_csv, write_curves_csv, write_summary)
+from jaxreg.report.tables import TRIALS_CSV, trials_dataframe, trials_rows, write_trials_csv
 
 __all__ = [
-    "CSV_SOURCES", "CURVES", "JOURNAL", "MANIFEST", "SUMMARY", "Store", "as_float", "atomic_write",
+    "CSV_SOURCES", "CURVES", "JOURNAL", "MANIFEST", "SUMMARY", "Store", "TRIALS_CSV", "as_float", "atomic_write",
     "format_table", "is_number", "load_curves", "load_manifest", "rank_key", "read_journal",
-    "summarize", "write_csv", "write_curves_csv", "write_summary",
+    "summarize", "trials_dataframe", "trials_rows", "write_csv", "write_curves_csv", "write_summary",
+    "write_trials_csv",
 ]

@@ -154,6 +154,7 @@ def plot_sampled_points(folders: list[Folder]) -> Figure:
             ax.set_title(folder.label, fontsize="medium")
             continue
         x_name, y_key = axis_names[0], axis_names[1] if len(axis_names) > 1 else f"{metric}_mean"
+        rows = [r for r in rows if x_name in r and y_key in r]  # with cases, not every config has the axes
         points = scatter_configs(ax, rows, x_name, y_key, metric=metric, minimize=minimize, norm=norm)
         mappable = mappable if points is None else points
         done = [r for r in rows if math.isfinite(r[f"{metric}_mean"])]
@@ -169,7 +170,7 @@ def plot_sampled_points(folders: list[Folder]) -> Figure:
             x_label += f"\nconfigs per decade from {low:g} to {high:g}: {per_decade([r[x_name] for r in rows], low, high)}"
         sampled = ", ".join(f"{n} {'log' if folder.log_form(n) else 'linear'}" for n in axis_names)
         best = _value(done[0][f"{metric}_mean"], metric) if done else "-"
-        ax.set_title(f"{folder.label}: {folder.method}, {len(rows)} configs\n"
+        ax.set_title(f"{folder.label}: {folder.method}, {len(rows)} configs with {' and '.join(axis_names)}\n"
                      f"scale sampled: {sampled}; best {metric} {best}", fontsize="small")
         ax.set(xlabel=x_label, ylabel=axis_names[1] if len(axis_names) > 1 else metric)
         ax.legend(fontsize="x-small", loc="best", markerscale=0.6)
@@ -192,9 +193,13 @@ def compare(dirs, out: str | Path) -> list[Path]:
     if out.resolve() in {Path(d).resolve() for d in dirs}:
         raise InputError(f"--out: expected a folder other than the compared ones, got {str(out)!r}")
     folders = load_folders(list(dirs))
+    # Everything is computed before the first write: a failure leaves no half of a comparison.
+    rows = comparison_rows(folders)
+    figures = [(filename, build(folders)) for filename, build in
+               (("best_so_far.png", plot_best_so_far), ("sampled_points.png", plot_sampled_points))]
     out.mkdir(parents=True, exist_ok=True)
-    written = [write_csv(out / "comparison.csv", comparison_rows(folders))]
-    for filename, build in (("best_so_far.png", plot_best_so_far), ("sampled_points.png", plot_sampled_points)):
-        save_figure(build(folders), out / filename)
+    written = [write_csv(out / "comparison.csv", rows)]
+    for filename, figure in figures:
+        save_figure(figure, out / filename)
         written.append(out / filename)
     return written

@@ -50,13 +50,26 @@ GRID_POINTS = 250  # decision_boundary.png: the plane is drawn from GRID_POINTS^
 _LAYER_NAME = re.compile(r"\['?([^'\]]+)'?\]")  # ['dense_0'] or [0] in a key path
 
 
-def plot_dir(out, *, build: Callable[[dict], object] | None = None) -> list[Path]:
+# Why a plot that was considered drew nothing (its builder returned None).
+_NOTHING_TO_DRAW = {
+    "curves.png": "no curves file of a shown config could be read",
+    "test_curves.png": "the test split was not evaluated during training (train.eval_test = false)",
+    "generalization_gap.png": "no accuracies (regression targets)",
+    "search_space.png": "fewer than two configs with a finite metric",
+    "weights_hist.png": "no saved weights could be read",
+    "decision_boundary.png": "the inputs are not 2-D, or the model could not be rebuilt here",
+}
+
+
+def plot_dir(out, *, build: Callable[[dict], object] | None = None,
+             on_skip: Callable[[str, str], None] | None = None) -> list[Path]:
     """Writes the plots of a results folder as PNG files into it.
 
     Args:
         out: a results folder written by :func:`jaxreg.sweeps.run_sweep`.
         build: rebuilds the spec from the manifest (:func:`jaxreg.sweeps.build_spec`), for the
             plot that applies the model (``decision_boundary.png``); without it, that one is left out.
+        on_skip: called with ``(file name, reason)`` for each plot that does not apply.
 
     Returns:
         The paths written, sorted; empty while the journal holds no finished trial.
@@ -64,25 +77,40 @@ def plot_dir(out, *, build: Callable[[dict], object] | None = None) -> list[Path
     out = Path(out)
     sweep = load_folder(out, build=build)
     records = sweep.records
+    skip = on_skip or (lambda name, why: None)
     if not records:
         return []
     plots = [("curves.png", _curves), ("test_curves.png", _test_curves), ("generalization_gap.png", _gap)]
     if any(r["metrics"][sweep.metric] is not None for r in records):  # else nothing to plot against
-        if len(sweep.rows) >= 4:
+        if sweep.has_case and sweep.search["method"] == "grid":
+            skip("best_so_far.png", "a grid of named cases has no search order to follow")
+        elif len(sweep.rows) < 4:
+            skip("best_so_far.png", "fewer than 4 configs")
+        else:
             plots.append(("best_so_far.png", _best_so_far))
         if len(sweep.numeric) >= 2:
             plots.append(("search_space.png", _search_space))
+        else:
+            skip("search_space.png", "fewer than two numeric swept axes")
         plots += [(f"metric_vs_{n}.png", functools.partial(_metric_vs, name=n)) for n in sweep.numeric]
+        if not sweep.numeric:
+            skip("metric_vs_AXIS.png", "no numeric swept axis")
+    else:
+        skip("best_so_far.png, search_space.png, metric_vs_AXIS.png", f"no trial has a {sweep.metric}")
     plots += [(f"{m}_vs_{n}.png", functools.partial(_metric_vs, name=n, metric=m))
               for m in sweep.plot_metrics for n in sweep.numeric]
     if sweep.has_params:
         plots += [("weights_hist.png", _weights_hist), ("decision_boundary.png", _decision_boundary)]
+    else:
+        skip("weights_hist.png, decision_boundary.png", "no params saved: output.params is false")
     written = []
     for filename, build_figure in plots:  # one figure at a time: each is garbage once saved
         fig = build_figure(sweep)
         if fig is not None:
             save_figure(fig, out / filename)
             written.append(out / filename)
+        else:
+            skip(filename, _NOTHING_TO_DRAW.get(filename, "no trial has that metric"))
     return sorted(written)
 
 
@@ -207,8 +235,12 @@ def _curves(sweep: Folder, panels=CURVE_PANELS, what: str = "learning curves") -
         return None
     columns = len(panels[0])
     fig = Figure(figsize=(5.5 * columns + 0.5 * (columns == 1), 8), layout="constrained")
-    axes = fig.subplots(2, columns, sharex=True, sharey="row", squeeze=False)
-    handles, any_stopped = [], False
+    # Accuracies share one axis; losses do not: train loss spans decades (log), while the
+    # validation loss's rise after its minimum (overfitting) shows only on its own linear scale.
+    axes = fig.subplots(2, columns, sharex=True, squeeze=False)
+    for ax in axes[1][1:]:
+        ax.sharey(axes[1][0])
+    handles, any_stopped, any_lowest = [], False, False
     for i, (row, curves) in enumerate(shown):
         color, epochs = f"C{i}", curves["epochs"]
         stopped = sum(r["stopped_epoch"] > 0 for r in sweep.trials[row["config_id"]])
@@ -224,6 +256,11 @@ def _curves(sweep: Folder, panels=CURVE_PANELS, what: str = "learning curves") -
                 if stopped and not name.startswith("train"):
                     at = int(np.argmin(np.abs(epochs - row["best_epoch_mean"])))
                     ax.plot(epochs[at], mean[at], "o", color=color, ms=7, mec="black", zorder=3)
+                elif name.endswith("loss") and not name.startswith("train") and np.isfinite(mean).any():
+                    lowest = int(np.nanargmin(np.where(np.isfinite(mean), mean, np.inf)))
+                    if lowest < len(mean) - 1:  # it rose after its minimum: mark where
+                        ax.plot(epochs[lowest], mean[lowest], "v", color=color, ms=7, mec="black", zorder=3)
+                        any_lowest = True
         handles.append(line)
         any_stopped |= bool(stopped)
     for panel_names, panel_axes in zip(panels, axes):
@@ -236,8 +273,13 @@ def _curves(sweep: Folder, panels=CURVE_PANELS, what: str = "learning curves") -
         if np.isfinite(row_values).any():
             if panel_names[0].endswith("accuracy"):
                 panel_axes[0].yaxis.set_major_formatter(PercentFormatter(1.0))
-            else:  # log losses: the late, small decreases stay visible (if there are ticks to read)
-                scale_axis(panel_axes[0], "y", row_values, factor=5)
+            else:
+                for name, ax in zip(panel_names, panel_axes):
+                    values = np.concatenate([_mean(c[name]) for _, c in shown])
+                    if name.startswith("train"):  # log: the late, small decreases stay visible
+                        scale_axis(ax, "y", values, factor=5)
+                    else:
+                        _zoom_on_late_values(ax, [_mean(c[name]) for _, c in shown])
         panel_axes[0].set_ylabel(panel_names[0].split("_")[1])
     for ax in axes[1]:
         ax.set_xlabel("epoch")
@@ -245,6 +287,9 @@ def _curves(sweep: Folder, panels=CURVE_PANELS, what: str = "learning curves") -
     if any_stopped:
         handles.append(Line2D([], [], ls="none", marker="o", color="grey", mec="black",
                               label="mean best epoch (early-stopped)"))
+    if any_lowest:
+        handles.append(Line2D([], [], ls="none", marker="v", color="grey", mec="black",
+                              label="lowest mean loss, before it rose (overfitting)"))
     longest = max(len(h.get_label()) for h in handles)
     fig.legend(handles=handles, loc="outside lower center", ncols=1 if longest > 45 else 2 if longest > 28 else 3)
     which = "the best config of each case" if sweep.has_case else f"the best {len(shown)} configs"
@@ -253,6 +298,17 @@ def _curves(sweep: Folder, panels=CURVE_PANELS, what: str = "learning curves") -
     title = f"{sweep.spec['name']}: {what} of {which} ({band})"
     fig.suptitle(title.replace(" of ", "\nof ", 1) if columns == 1 else title)  # fit one column
     return fig
+
+
+def _zoom_on_late_values(ax, means: list[np.ndarray], skip: float = 0.1) -> None:
+    """A linear axis on the range the mean curves take after their first ``skip`` of evaluations:
+    the early, high losses would flatten the later rise that overfitting is."""
+    late = np.concatenate([m[int(skip * len(m)):] for m in means])
+    late = late[np.isfinite(late)]
+    if len(late):
+        low, high = late.min(), late.max()
+        pad = 0.08 * (high - low) or 0.05 * abs(high) or 0.05
+        ax.set_ylim(low - pad, high + pad)
 
 
 def _metric_vs(sweep: Folder, name: str, metric: str | None = None) -> Figure | None:
@@ -288,6 +344,18 @@ def _metric_vs(sweep: Folder, name: str, metric: str | None = None) -> Figure | 
         if others:
             handles.append(Line2D([], [], color="grey", lw=0.8, label=f"same {', '.join(others)}"))
     handles.append(Line2D([], [], ls="none", marker="o", ms=4, color="grey", alpha=0.5, label="one seed"))
+    # Cases without this axis (a "none" baseline) as lines: their best config's mean.
+    baselines = {}
+    for row in sweep.rows:
+        if sweep.has_case and name not in row and row["case"] not in baselines:
+            baselines[row["case"]] = row
+    levels = []
+    for j, (case, row) in enumerate(baselines.items()):
+        value = sweep.mean_of(row["config_id"], metric)
+        if math.isfinite(value):
+            levels.append(value)
+            handles.append(ax.axhline(value, color=f"C{len(groups) + j}", ls="--", lw=1.2,
+                                      label=f"{case} (no {name}): {_short_value(value, metric)}"))
     best = rows[0]  # by the search metric, whichever metric is shown
     searched = metric == sweep.metric
     if not math.isnan(means[best["config_id"]]):
@@ -300,7 +368,7 @@ def _metric_vs(sweep: Folder, name: str, metric: str | None = None) -> Figure | 
         worst_on_top = sweep.minimize if searched else not metric.endswith("accuracy")
         handles.append(_pin_to_worst(ax, worst_on_top, diverged, f"diverged ({len(diverged)}, no {metric})"))
     scale_axis(ax, "x", [r["point"][name] for r in records], sweep.log_form(name))
-    metric_axis(ax, metric, [r["metrics"][metric] for r in records])
+    metric_axis(ax, metric, [r["metrics"][metric] for r in records] + levels)
     ax.set_xlabel(name)
     ax.grid(alpha=0.3)
     ax.legend(handles=handles, fontsize="small", loc="best")
@@ -310,6 +378,10 @@ def _metric_vs(sweep: Folder, name: str, metric: str | None = None) -> Figure | 
     else:
         ax.set_title(f"{sweep.spec['name']}: {metric} against {name}")
     return fig
+
+
+def _short_value(value: float, metric: str) -> str:
+    return f"{100 * value:.2f}%" if metric.endswith("accuracy") else f"{value:.4g}"
 
 
 def _pin_to_worst(ax, top: bool, x, label: str):

@@ -165,14 +165,28 @@ def csv_value(value):
 
 def _fmt(value, digits: int) -> str:
     if isinstance(value, float):
-        return "-" if math.isnan(value) else f"{value:.{digits}g}" if abs(value) < 1e-3 and value else f"{value:.{digits}f}"
+        return "-" if math.isnan(value) else f"{value:.{digits}g}"
     if isinstance(value, list):
         return "[" + ", ".join(_fmt(v, 2) if isinstance(v, float) else str(v) for v in value) + "]"
     return "-" if value is None else str(value)
 
 
+def _digits(values: list, least: int = 3) -> int:
+    """Significant digits that print distinct values distinctly (0.00188 and 0.00176, not 0.002 twice)."""
+    distinct = {json.dumps(v) for v in values if v is not None}
+    for digits in range(least, 18):
+        if len({_fmt(v, digits) for v in values if v is not None}) == len(distinct):
+            return digits
+    return 17
+
+
 def format_table(rows: list[dict], search: dict, limit: int | None = None) -> str:
-    """The summary as an aligned text table: mean +- std over seeds, best first."""
+    """The summary as an aligned text table: mean +- std over seeds, best first.
+
+    Swept values print with as many significant digits as keep distinct values distinct. When
+    no config has an accuracy (regression targets), the loss columns take the accuracy columns'
+    places. A note under the table says what ``best_ep`` is.
+    """
     if not rows:
         return "(no finished trials)"
     metric = search["metric"]
@@ -186,6 +200,15 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
     has_case = any(r["case"] is not None for r in rows)
     has_rounds = any(r["round"] > 0 for r in rows)
     shown = rows if limit is None else rows[:limit]
+    digits = {name: _digits([r.get(name) for r in rows]) for name in point_names}
+    accuracy = any(math.isfinite(r[f"{name}_mean"]) for r in rows for name in ("val_accuracy", "train_accuracy"))
+    if accuracy:
+        other = "val_accuracy" if metric != "val_accuracy" else "val_loss"
+        columns = [(other + (" %" if other.endswith("accuracy") else ""), other),
+                   ("train_acc %", "train_accuracy"), ("test_acc %", "test_accuracy")]
+    else:  # regression: no accuracy to show
+        other = "train_loss" if metric != "train_loss" else "val_loss"
+        columns = [(other, other), ("test_loss", "test_loss")]
 
     def pm(row, name, scale=1.0, digits=4):
         mean, std = row[f"{name}_mean"], row[f"{name}_std"]
@@ -203,14 +226,13 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
         if has_rounds:
             line["round"] = str(row["round"] + 1)
         for name in point_names:
-            line[name] = _fmt(row.get(name), 3)
+            line[name] = _fmt(row.get(name), digits[name])
         line[f"{metric}" + (" %" if metric.endswith("accuracy") else "")] = pm(row, metric)
-        other = "val_accuracy" if metric != "val_accuracy" else "val_loss"
-        line[other + (" %" if other.endswith("accuracy") else "")] = pm(row, other)
-        line["train_acc %"] = pm(row, "train_accuracy")
-        line["test_acc %"] = pm(row, "test_accuracy")
-        line["best_epoch"] = f"{row['best_epoch_mean']:.0f}"
-        flags = [f"{row['diverged']} diverged"] * bool(row["diverged"])
+        for title, name in columns:
+            line[title] = pm(row, name)
+        line["best_ep"] = f"{row['best_epoch_mean']:.0f}"
+        flags = [f"{row['diverged']} diverged"] if row["diverged"] else []
+        flags += [f"{row['stopped']} stopped early"] if row.get("stopped") else []
         flags += [f"{row['at_chance']} at chance"] if row.get("at_chance") else []
         line["seeds"] = str(row["seeds"]) + (f" ({', '.join(flags)})" if flags else "")
         table.append(line)
@@ -220,6 +242,9 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
     lines = [text({c: c for c in columns}), text({c: "-" * widths[c] for c in columns}), *map(text, table)]
     if limit is not None and len(rows) > limit:
         lines.append(f"... {len(rows) - limit} more configs in {SUMMARY}")
+    lines.append("best_ep: mean epoch of the best monitored value (train.monitor). The metrics are those of the "
+                 "returned params: from that epoch where early stopping fired or restore_best is on, else from "
+                 "the last epoch.")
     flagged = sum(bool(r.get("at_chance")) for r in rows)
     if flagged:
         lines.append(f"{flagged} config{'s' * (flagged > 1)} with trials at chance: their train accuracy is within "

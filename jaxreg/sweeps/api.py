@@ -6,7 +6,6 @@ and the plots.
 from __future__ import annotations
 
 import copy
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -100,7 +99,7 @@ def sweep(spec, data=None, *, out: str | Path | None = None, overrides=(), overw
 
 def finish(spec: Spec, out: Path, records: list, *, plots: bool | None = None, data=None):
     """The files derived from the journal: ``summary.csv``, ``trials.csv``, ``curves.csv`` (with
-    ``output.curves_csv``), TensorBoard event files (``output.tensorboard``) and the plots.
+    ``output.curves_csv``) and the plots (``output.plots``, or ``plots``).
 
     Returns ``(summary rows, paths written, [(plot, reason skipped)])``.
     """
@@ -108,28 +107,12 @@ def finish(spec: Spec, out: Path, records: list, *, plots: bool | None = None, d
     from jaxreg.report import plots as plotting
 
     rows = report.summarize(records, spec.search, report.load_manifest(out).get("chance"))
-    written = [report.write_summary(out, rows)]
-    tables = getattr(report, "write_trials_csv", None)
-    if tables is not None:
-        written.append(tables(out, records))
+    written = [report.write_summary(out, rows), report.write_trials_csv(out, records)]
     columns = spec.output["curves_csv"]
     if columns:
         written.append(report.write_curves_csv(out, records, columns if isinstance(columns, dict) else None))
-    if spec.output.get("tensorboard"):
-        from jaxreg.report.tensorboard import write_tensorboard
-
-        written.append(write_tensorboard(out, records))
     skipped = []
     if spec.output["plots"] if plots is None else plots:
-        def rebuild(resolved):
-            return build_spec(resolved, data=data)
-
-        try:
-            written += plotting.plot_dir(out, build=rebuild, on_skip=lambda name, why: skipped.append((name, why)))
-        except TypeError:  # a plot_dir without on_skip
-            written += plotting.plot_dir(out, build=rebuild)
+        written += plotting.plot_dir(out, build=lambda resolved: build_spec(resolved, data=data),
+                                     on_skip=lambda name, why: skipped.append((name, why)))
     return rows, written, skipped
-
-
-def log_to_stderr(text: str) -> None:
-    print(text, file=sys.stderr)

@@ -250,7 +250,7 @@ def _build_static(static: Static, datasets: dict, given=None) -> dict:
         raise InputError(f"data.sha256: expected the data the results were trained on ({_short_digest(expected)}), "
                          f"got other data ({_short_digest(data_resolved.get('sha256'))})")
     model, init_params = build_model(static.model, static.train, dataset.info, static.dataset)
-    m, t = static.model, static.train
+    t = static.train
     batch_size = t["batch_size"]
     n_train = len(dataset.train.y)
     if batch_size == "full":
