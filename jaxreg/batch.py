@@ -61,6 +61,43 @@ def compiled_segments(config: TrainConfig) -> Callable[..., tuple[Any, Result]]:
                             in_axes=(0, 0, None, None, 0, None)))
 
 
+# (jitted program, argument types) -> its executable; the oldest is dropped past 64, as
+# compiled_segments' memo does, and a program that memo forgot is compiled afresh.
+_EXECUTABLES: dict = {}
+
+
+def _signature(args) -> tuple:
+    leaves, treedef = jax.tree_util.tree_flatten(args)
+    return treedef, tuple((np.shape(x), np.result_type(x), getattr(x, "sharding", None)) for x in leaves)
+
+
+def compiled_segment(config: TrainConfig, args: tuple, compiling: Callable[[float | None], None] | None = None):
+    """The executable of :func:`compiled_segments` ``(config)`` for arguments like ``args``,
+    compiled ahead of time once per process (the persistent compilation cache may serve it
+    from disk).
+
+    Compiling ahead of time (``jit(...).lower(...).compile()``) rather than on the first call
+    lets the caller say that a compilation is under way and how long it took, apart from the
+    training it precedes; the executable is the one the jitted call would have built, so the
+    numbers are the same. ``compiling(None)`` is called before a compilation, and
+    ``compiling(seconds)`` after it; nothing when the program is already compiled.
+    """
+    program = compiled_segments(config)
+    key = (program, _signature(args))
+    executable = _EXECUTABLES.get(key)
+    if executable is None:
+        if compiling is not None:
+            compiling(None)
+        start = time.perf_counter()
+        executable = program.lower(*args).compile()
+        if len(_EXECUTABLES) >= 64:
+            del _EXECUTABLES[next(iter(_EXECUTABLES))]
+        _EXECUTABLES[key] = executable
+        if compiling is not None:
+            compiling(time.perf_counter() - start)
+    return executable
+
+
 def segment_blocks(n_evals: int, segments: int = 8) -> int:
     """Evaluation blocks per segment: the largest divisor of ``n_evals`` not above
     ``ceil(n_evals / segments)``, so that every segment runs the same compiled program."""
@@ -201,6 +238,9 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         with a leading member axis. ``checkpoint`` (a :class:`Checkpoint`) keeps each chunk's
         training between segments when it says so, and a chunk resumes from what it kept.
         ``run.chunk_size(members)`` tells the chunk size used for that many members.
+        ``progress(done, total)`` is called after each segment with the chunk's evaluations done
+        so far (from Python: the program is unchanged), and ``compiling`` as in
+        :func:`compiled_segment`.
     """
     data = as_data(data)
     check_values(config, data)
@@ -221,7 +261,9 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         size = chunk_size or max(members, 2)
         return -(-size // len(devices)) * len(devices)
 
-    def run(seeds, hparams: HParams, init_params: Params = None, *, checkpoint: Checkpoint | None = None) -> Result:
+    def run(seeds, hparams: HParams, init_params: Params = None, *, checkpoint: Checkpoint | None = None,
+            progress: Callable[[int, int], None] | None = None,
+            compiling: Callable[[float | None], None] | None = None) -> Result:
         seeds = np.asarray(seeds, np.uint32)
         members = len(seeds)
         given = np.shape(hparams.learning_rate)[0]
@@ -236,12 +278,13 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
             chunk = (seeds[index], jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[index], hparams))
             if split is not None:
                 chunk = jax.device_put(chunk, split)
-            chunks.append(run_chunk(start, *chunk, init, checkpoint))
+            chunks.append(run_chunk(start, *chunk, init, checkpoint, progress, compiling))
         # Assembled in NumPy: eager jnp ops would compile once per distinct number of chunks.
         result = jax.tree_util.tree_map(lambda *parts: np.concatenate(parts)[:members], *chunks)
         return exact_accuracies(result, data)
 
-    def run_chunk(start: int, seeds, hparams: HParams, init, checkpoint: Checkpoint | None) -> Result:
+    def run_chunk(start: int, seeds, hparams: HParams, init, checkpoint: Checkpoint | None,
+                  progress, compiling) -> Result:
         """One chunk, segment by segment; from its kept state when ``checkpoint`` has one."""
         n_evals, per = config.n_evals, segment_blocks(config.n_evals)
         carry_like, result_like = jax.eval_shape(segmented, seeds, hparams, on_device, init, None,
@@ -256,10 +299,16 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
                                {name: np.zeros((len(seeds), 0), c.dtype) for name, c in result_like.curves.items()})
         carry = state.carry if split is None else jax.device_put(state.carry, split)
         curves = [state.curves]
+        executable = compiled_segment(config, (seeds, hparams, on_device, init, carry,
+                                               np.arange(per, dtype=np.int32)), compiling)
+        if progress is not None and state.next_block:
+            progress(state.next_block, n_evals)
         for block in range(state.next_block, n_evals, per):
-            carry, result = _responsive(segmented, seeds, hparams, on_device, init, carry,
+            carry, result = _responsive(executable, seeds, hparams, on_device, init, carry,
                                         np.arange(block, block + per, dtype=np.int32))
             curves.append(result.curves)
+            if progress is not None:
+                progress(block + per, n_evals)
             if checkpoint is not None and block + per < n_evals and checkpoint.due():
                 curves = [_joined(curves)]
                 checkpoint.save(ChunkState(start, block + per, jax.device_get(carry), curves[0]))

@@ -173,12 +173,32 @@ def _chunk_tag(spec: Spec, chunk_size: int, chunk: list) -> str:
 
 def _train_round(variant, runner, chunk_size: int, pending: list, store, records: dict,
                  label: str, progress: bool, save_params: bool, checkpoint_of, log) -> int:
+    """Trains ``pending`` chunk by chunk, journaling each chunk as it ends.
+
+    With ``progress``, a bar counts the epochs trained (chunks x epochs, moving after every
+    segment of a chunk), its rate and ETA measured from the end of the compilation, which is
+    announced and timed on its own lines; the trials journaled so far are its postfix.
+    """
     bar = None
+    epochs, n_evals = variant.config.epochs, variant.config.n_evals
+    n_chunks = -(-len(pending) // chunk_size)
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=len(pending), desc=label, unit="trial", file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(total=n_chunks * epochs, desc=label or "sweep", unit="epoch", file=sys.stderr,
+                   dynamic_ncols=True, postfix=f"0/{len(pending)} trials")
+
+    def compiling(seconds):
+        if bar is None:
+            return
+        if seconds is None:
+            bar.write(f"{label or 'sweep'}: compiling the training program ({chunk_size} members per chunk) ...",
+                      file=sys.stderr)
+        else:
+            bar.write(f"{label or 'sweep'}: compiled in {seconds:.1f} s", file=sys.stderr)
+            bar.reset(total=n_chunks * epochs)  # the rate and ETA count training only
+
     try:
-        for start in range(0, len(pending), chunk_size):
+        for index, start in enumerate(range(0, len(pending), chunk_size)):
             chunk = pending[start:start + chunk_size]
             seeds = np.array([seed for _, _, seed in chunk])
             hparams = stack_hparams(make_hparams(variant.model, **config.hparams) for _, config, _ in chunk)
@@ -189,9 +209,15 @@ def _train_round(variant, runner, chunk_size: int, pending: list, store, records
                 elif why is not None and progress:
                     log(f"{label or 'sweep'}: {CHECKPOINT} not used ({why}): the chunk trains from its start")
 
+            def advanced(done, total, first=index * epochs):
+                if bar is not None:
+                    bar.n = first + done * epochs // total
+                    bar.refresh()
+
             checkpoint = checkpoint_of(chunk, said)
             _progress.update(journaled=len(records), checkpoint=checkpoint)
-            result = runner(seeds, hparams, variant.init_params, checkpoint=checkpoint)
+            result = runner(seeds, hparams, variant.init_params, checkpoint=checkpoint, progress=advanced,
+                            compiling=compiling)
             new = [trial_record(cid, config, seed, i, result, hparams)
                    for i, (cid, config, seed) in enumerate(chunk)]
             for i, record in enumerate(new):
@@ -202,9 +228,8 @@ def _train_round(variant, runner, chunk_size: int, pending: list, store, records
             _progress.update(journaled=len(records), checkpoint=None)
             checkpoint.clear()
             if bar is not None:
-                bar.update(len(chunk))
+                bar.set_postfix_str(f"{start + len(chunk)}/{len(pending)} trials")
     finally:
         if bar is not None:
             bar.close()
     return len(pending)
-
