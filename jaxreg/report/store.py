@@ -32,6 +32,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import tempfile
 import time
 import zipfile
@@ -53,6 +54,8 @@ _OURS = re.compile(r"\.?(manifest\.json|trials\.jsonl|summary\.csv|curves\.csv|t
                    r"(curves|test_curves|generalization_gap|best_so_far|search_space|weights_hist|"
                    r"decision_boundary|[a-z0-9_]+_vs_[a-z0-9_]+)\.png)(\.[A-Za-z0-9_]+)?")
 _OUR_CURVES = re.compile(r"\.?[0-9a-f]{10}_\d+\.npz(\.[A-Za-z0-9_]+)?")
+TENSORBOARD = "tensorboard"  # a folder of one TensorBoard run per trial (report.tensorboard)
+_OUR_RUN = re.compile(r"\.?[0-9a-f]{10}_\d+(\.tmp)?")
 
 
 def _json_value(value):
@@ -185,6 +188,9 @@ class Store:
                 for path in self.curves_dir.iterdir():
                     if path.is_file() and _OUR_CURVES.fullmatch(path.name):
                         path.unlink()
+            board = self.out / TENSORBOARD
+            if board.is_dir() and all(_OUR_RUN.fullmatch(e.name) and e.is_dir() for e in board.iterdir()):
+                shutil.rmtree(board)  # only trials' runs jaxreg wrote: a folder with anything else stays
 
     def _remove_stray_temporaries(self) -> None:
         """Temporary files of atomic writes that a killed run left (``.summary.csv.x1y2``): under

@@ -99,7 +99,8 @@ def sweep(spec, data=None, *, out: str | Path | None = None, overrides=(), overw
 
 def finish(spec: Spec, out: Path, records: list, *, plots: bool | None = None, data=None):
     """The files derived from the journal: ``summary.csv``, ``trials.csv``, ``curves.csv`` (with
-    ``output.curves_csv``) and the plots (``output.plots``, or ``plots``).
+    ``output.curves_csv``), TensorBoard event files (``output.tensorboard``) and the plots
+    (``output.plots``, or ``plots``).
 
     Returns ``(summary rows, paths written, [(plot, reason skipped)])``.
     """
@@ -111,6 +112,10 @@ def finish(spec: Spec, out: Path, records: list, *, plots: bool | None = None, d
     columns = spec.output["curves_csv"]
     if columns:
         written.append(report.write_curves_csv(out, records, columns if isinstance(columns, dict) else None))
+    if spec.output.get("tensorboard"):
+        from jaxreg.report.tensorboard import write_tensorboard
+
+        written.append(write_tensorboard(out, records))
     skipped = []
     if spec.output["plots"] if plots is None else plots:
         written += plotting.plot_dir(out, build=lambda resolved: build_spec(resolved, data=data),

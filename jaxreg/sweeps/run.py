@@ -180,7 +180,7 @@ def _train_round(variant, runner, chunk_size: int, pending: list, store, records
     announced and timed on its own lines; the trials journaled so far are its postfix.
     """
     bar = None
-    epochs, n_evals = variant.config.epochs, variant.config.n_evals
+    epochs = variant.config.epochs
     n_chunks = -(-len(pending) // chunk_size)
     if progress:
         from tqdm import tqdm

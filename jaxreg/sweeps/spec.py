@@ -47,7 +47,7 @@ TRAIN_DEFAULTS = {"loss": "cross_entropy", "optimizer": "sgd", "epochs": 10, "ba
 SEARCH_DEFAULTS = {"method": "grid", "seeds": 1, "samples": 16, "rounds": 3, "top_k": 3,
                    "round_method": None, "min_width": 0.01, "seed": 0, "metric": "val_loss",
                    "goal": None, "chunk_size": None, "memory_budget_mb": "auto"}
-OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_metrics": []}
+OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_metrics": [], "tensorboard": False}
 OPTIONAL_MODEL_KEYS = ("options",)  # keyword arguments of a factory kind ("module:function")
 OPTIONAL_TRAIN_KEYS = ("penalty_mask",)  # "module:function", a callable params -> mask
 DATA_KEYS = ("dataset", "seed", "data_dir")
@@ -456,8 +456,14 @@ def _check_search(search_raw: dict, cases: dict) -> dict:
 def _check_output(output_raw: dict) -> dict:
     _check_keys("output", output_raw, OUTPUT_DEFAULTS)
     o = {**OUTPUT_DEFAULTS, **output_raw}
-    for flag in ("params", "plots"):
+    for flag in ("params", "plots", "tensorboard"):
         _bool(f"output.{flag}", o[flag])
+    if o["tensorboard"]:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboardX") is None:  # refused before training, not after
+            raise InputError("output.tensorboard: expected false without tensorboardX installed "
+                             "(pip install 'jaxreg[tensorboard]'), got true")
     csv_columns = o["curves_csv"]
     sources = CSV_SOURCES + METRICS
     if isinstance(csv_columns, dict):

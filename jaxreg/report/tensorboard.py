@@ -1,0 +1,83 @@
+"""TensorBoard event files of a results folder: one run per trial, its curves and its hparams.
+
+``write_tensorboard(out)`` writes ``out/tensorboard/CONFIG_SEED/`` for every journaled trial:
+each metric's curve as scalars at its epochs (``loss/train``, ``loss/val``, ``accuracy/val``,
+..., ``weights/penalty``), and the hparams plugin's record of the trial (its swept values, case,
+seed and config id) with its final metrics (``final/val_loss``, ...), so that TensorBoard's
+HPARAMS tab tables and plots a sweep. ``tensorboard --logdir DIR/tensorboard`` opens it. The
+files are written with tensorboardX, an optional extra (``pip install 'jaxreg[tensorboard]'``);
+they derive from the journal and the curves files, and are rewritten whole, trial by trial.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from jaxreg.report.store import TENSORBOARD, load_curves, read_journal
+from jaxreg.train import METRICS
+
+__all__ = ["TENSORBOARD", "metric_tag", "write_tensorboard"]
+
+
+def metric_tag(name: str) -> str:
+    """A metric's scalar tag: ``val_loss`` -> ``loss/val`` (TensorBoard groups by the prefix)."""
+    split, _, kind = name.partition("_")
+    if kind in ("loss", "accuracy"):
+        return f"{kind}/{split}"
+    return f"weights/{name}"
+
+
+def _value(value):
+    """An hparam as TensorBoard takes it: a number, or text (per-layer lists, None)."""
+    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+        return str(value)
+    if isinstance(value, (int, float)):
+        return value
+    return str(value)
+
+
+def write_tensorboard(out: str | Path, records: list[dict] | None = None) -> Path:
+    """Writes the event files of every trial of ``records`` (default: the journal's) under
+    ``out/tensorboard``; returns that folder.
+
+    Raises:
+        ImportError: tensorboardX is not installed.
+    """
+    try:
+        from tensorboardX import SummaryWriter
+        from tensorboardX.summary import hparams
+    except ImportError:
+        raise ImportError("TensorBoard files need tensorboardX: pip install 'jaxreg[tensorboard]'") from None
+    out = Path(out)
+    root = out / TENSORBOARD
+    root.mkdir(parents=True, exist_ok=True)
+    for record in read_journal(out) if records is None else records:
+        name = f"{record['config_id']}_{record['seed']}"
+        curves = load_curves(out, record["config_id"], record["seed"])
+        staging = root / f".{name}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        writer = SummaryWriter(logdir=str(staging))
+        try:
+            epochs = np.asarray(curves["epochs"]).tolist()
+            for metric in METRICS:
+                for epoch, value in zip(epochs, np.asarray(curves[f"curve/{metric}"], dtype=float).tolist()):
+                    if math.isfinite(value):
+                        writer.add_scalar(metric_tag(metric), value, int(epoch))
+            finals = {f"final/{m}": float(v) for m, v in record["metrics"].items()
+                      if v is not None and math.isfinite(float(v))}
+            params = {"config_id": record["config_id"], "seed": record["seed"],
+                      "case": _value(record["case"]), **{k: _value(v) for k, v in record["point"].items()}}
+            for summary in hparams(params, finals):  # experiment, session start, session end
+                writer.file_writer.add_summary(summary)
+            for tag, value in finals.items():  # the HPARAMS tab reads metrics from these scalars
+                writer.add_scalar(tag, value, int(epochs[-1]) if epochs else 0)
+        finally:
+            writer.close()
+        final = root / name
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+    return root
