@@ -77,13 +77,15 @@ def test_run_show_plot(spec_file, tmp_path):
     assert table[1].split()[:4] == ["rank", "learning_rate", "l2", "val_loss"]
     assert table[3].split()[0] == "1" and table[8].split()[0] == "6"
     # 4 epochs at lr 0.001 learn nothing yet: flagged, under the table.
-    assert len(table) == 3 + 6 + 1 and table[-1].endswith("or a penalty far too strong?)")
+    assert len(table) == 3 + 6 + 2 and table[-1].endswith("or a penalty far too strong?)")
+    assert table[-2].startswith("best_ep: mean epoch of the best monitored value")
     assert "(2 at chance)" in "\n".join(table[3:9])
 
     (out / "curves.png").unlink(missing_ok=True)
     plot = jaxreg_cli("plot", str(out))
     assert plot.returncode == 0, plot.stderr
-    written = [Path(line) for line in plot.stdout.splitlines()]
+    written = [Path(line) for line in plot.stdout.splitlines() if not line.startswith("skipped ")]
+    assert "skipped weights_hist.png, decision_boundary.png: no params saved: output.params is false" in plot.stdout
     assert written and all(p.suffix == ".png" and p.stat().st_size > 1000 for p in written)
     assert (out / "curves.png") in written
 

@@ -36,9 +36,15 @@ def test_readme_example_runs(index, capsys):
 def test_readme_commands_run_verbatim_in_order(tmp_path):
     """Each command exits 0 (the demo trains once, then is grown, shown, plotted, exported)."""
     shutil.copytree(ROOT / "sweeps", tmp_path / "sweeps")
+    journal = tmp_path / "results" / "demo" / "trials.jsonl"
     for command in COMMANDS:
         args = [sys.executable, "-m", "jaxreg", *shlex.split(command)[1:]]
         done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
+        if command == "jaxreg run sweeps/demo.toml":
+            first = journal.read_bytes()
     assert (tmp_path / "demo-best.npz").is_file()
-    assert len((tmp_path / "results" / "demo" / "trials.jsonl").read_text().splitlines()) == 49
+    # grown from 5 to 7 seeds: the 35 lines as they were, then the 14 new trials
+    grown = journal.read_bytes()
+    assert len(first.splitlines()) == 35 and grown[:len(first)] == first
+    assert len(grown.splitlines()) == 49
