@@ -3,8 +3,9 @@
 Layout, in the order data flows, each layer importing only from those before it:
 
 - the library, re-exported here: ``errors`` (``InputError``) -> ``data`` -> ``models``
-  (+ ``drop``, ``adapters``) -> ``losses`` + ``penalties`` -> ``hparams`` -> ``optimizers``
-  -> ``layout`` -> ``step`` + ``early_stopping`` -> ``train`` -> ``batch``;
+  (+ ``drop``, ``adapters``, batch norm) -> ``losses`` + ``penalties`` -> ``hparams`` ->
+  ``augment`` + ``transfer`` -> ``optimizers`` -> ``layout`` -> ``step`` + ``early_stopping``
+  -> ``train`` -> ``batch``;
 - ``report`` (``store`` -> ``summary`` -> ``folder`` -> ``plots``, ``compare``): a results
   folder's files, their statistics and figures;
 - ``sweeps`` (``space`` -> ``spec`` -> ``build`` -> ``run``): a TOML spec checked, built and
@@ -18,7 +19,8 @@ Python users: ``jaxreg.sweep`` (a whole sweep, as ``jaxreg run``) and ``jaxreg.l
 Names load on first use (:pep:`562`): ``import jaxreg`` itself imports neither JAX nor NumPy's
 heavier users, so the ``jaxreg`` command answers ``--help`` at once and takes a Ctrl-C cleanly
 while JAX is still loading. ``jaxreg.layout`` is the module of the params layout (its function
-is ``jaxreg.make_layout``).
+is ``jaxreg.make_layout``); ``jaxreg.augment`` the module of data augmentation (its function is
+``jaxreg.augment.augment``).
 """
 
 import importlib
@@ -36,13 +38,14 @@ _EXPORTS = {
     "jaxreg.layout": ("LAYOUTS", "Layout", "make_layout"),
     "jaxreg.losses": ("accuracy", "get_loss", "mean_squared_error", "sigmoid_binary_cross_entropy",
                       "softmax_cross_entropy", "squared_error", "sum_squared_error"),
-    "jaxreg.models": ("Model", "cnn", "mlp", "numpy_uniform_init", "relu_book"),
+    "jaxreg.models": ("Model", "batch_norm", "cnn", "mlp", "numpy_uniform_init", "relu_book"),
     "jaxreg.optimizers": ("OPTIMIZERS", "learning_rate", "optimizer"),
     "jaxreg.penalties": ("add_penalty_gradient", "all_params_mask", "decoupled_weight_decay", "l1_decay",
                          "penalty", "prox_l1", "proximal_l1", "soft_threshold", "weight_norm", "weights_mask",
                          "zero_fraction"),
     "jaxreg.step": ("TrainState", "divergence_guard", "evaluate", "objective", "train_step"),
     "jaxreg.train": ("METRICS", "Data", "Result", "TrainConfig", "as_data", "make_train"),
+    "jaxreg.transfer": ("layer_scale", "merge_params", "pretrained_layers", "update_scale"),
     "jaxreg.data": ("Dataset", "from_arrays"),
     # The tooling's two entry points for Python users; loaded only when used.
     "jaxreg.sweeps.api": ("SweepResult", "sweep"),
@@ -51,7 +54,7 @@ _EXPORTS = {
 _SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}
 _RENAMED = {"make_layout": "layout"}
 
-__all__ = sorted([*_SOURCE, "adapters", "data", "early_stopping", "layout"])
+__all__ = sorted([*_SOURCE, "adapters", "augment", "data", "early_stopping", "layout", "transfer"])
 
 
 def __getattr__(name: str):

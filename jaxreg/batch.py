@@ -15,9 +15,9 @@ from typing import Any, NamedTuple, Protocol
 import jax
 import numpy as np
 
-from jaxreg import penalties
+from jaxreg import penalties, transfer
 from jaxreg.errors import InputError, check_positive_int
-from jaxreg.hparams import HParams
+from jaxreg.hparams import AUGMENTATIONS, HParams
 from jaxreg.train import Data, Result, TrainConfig, as_data, check_values, make_train
 
 Array = jax.Array
@@ -154,9 +154,30 @@ def check_hparams(config: TrainConfig, hparams: HParams, init_params: Params = N
             if not compiled:
                 raise InputError(f"hparams.{name}: expected 0 when TrainConfig.{name} is False, "
                                  f"got {rates.max().item()}")
+    for name in AUGMENTATIONS:
+        strength = np.asarray(getattr(hparams, name))
+        if np.any(strength > 0) and name not in config.augment:
+            raise InputError(f"hparams.{name}: expected 0 when TrainConfig.augment does not name {name!r} "
+                             f"(augment = {list(config.augment)}), got {strength.max().item()}")
+    layered = (np.any(np.isfinite(np.asarray(hparams.trainable_layers)))
+               or np.any(np.asarray(hparams.layer_lr_decay) != 1))
+    fresh = jax.eval_shape(model.init, jax.random.key(0))[0]
+    if layered and not config.layerwise:
+        raise InputError("hparams.trainable_layers: expected inf (and layer_lr_decay 1) when "
+                         "TrainConfig.layerwise is False, got a member that freezes or decays layers")
+    if config.layerwise:
+        names = model.layer_names(fresh)
+        transfer.check_layers(fresh, names)
+        over = np.asarray(hparams.trainable_layers)
+        if np.any(np.isfinite(over) & (over > len(names))):
+            raise InputError(f"hparams.trainable_layers: expected a whole number in [0, {len(names)}] (the model's "
+                             f"layers) or inf, got {over[np.isfinite(over) & (over > len(names))].ravel()[0].item()}")
+    if init_params is not None and isinstance(init_params, dict) and isinstance(fresh, dict) \
+            and set(init_params) < set(fresh):
+        transfer.pretrained_layers(init_params, fresh, where="init_params")
     asked = [name for name in ("l2", "l1", "weight_decay") if np.any(np.asarray(getattr(hparams, name)) > 0)]
     if asked:
-        params = init_params if init_params is not None else jax.eval_shape(model.init, jax.random.key(0))[0]
+        params = transfer.merge_params(fresh, init_params)
         if not penalties.selects_anything(config.mask(params)):
             raise InputError(f"hparams.{asked[0]}: expected 0 when the penalty mask selects no params "
                              f"(the model has no leaf with two or more dimensions, or penalty_mask "

@@ -81,7 +81,8 @@ TARGETS = ("auto", "classes", "values")
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "blobs": {"n_val": 100, "n_test": 1000, "seed": 1234, "dtype": "float32"},
-    "digits": {"val_fraction": 0.2, "test_fraction": 0.2, "n_train": None, "dtype": "float32"},
+    "digits": {"val_fraction": 0.2, "test_fraction": 0.2, "n_train": None, "classes": None, "per_class": None,
+               "dtype": "float32"},
     "mnist": {"n_train": 1000, "n_val": 1000, "n_test": 10_000, "flatten": True,
               "download": True, "opener": None, "dtype": "float32"},
     "npz": {"path": None, "x": "x", "y": "y", **_SPLIT_OPTIONS},
@@ -107,7 +108,11 @@ def load(name: str, *, key=None, data_dir: str | os.PathLike | None = None, **op
                 100 points; val and test are fresh draws from ``RandomState(seed + 1)`` and
                 ``RandomState(seed + 2)``, rescaled with train's min and max.
             digits: ``val_fraction`` [0.2], ``test_fraction`` [0.2] (stratified), ``n_train``
-                [None: all the rest; else a random subsample of that size].
+                [None: all the rest; else a random subsample of that size]; ``classes`` [None:
+                all ten]: keep these digits only, numbered in the order given (``[5, 6, 7, 8,
+                9]`` makes 5 class 0: a transfer target task), the fractions then of what is
+                kept; ``per_class`` [None]: keep this many training examples of each class
+                (a random, balanced subsample; not with ``n_train``).
             mnist: ``n_train`` [1000]: the first training images in file order; ``n_val``
                 [1000]: drawn with ``key`` from the other training images; ``n_test``
                 [10000]: the first test images; ``flatten`` [True]: (n, 784) rather than
@@ -264,9 +269,25 @@ def _load_digits(opts: dict, key_data, data_dir) -> Dataset:
                                     lambda f: _DIGITS_SIZE - n_val - round(f * _DIGITS_SIZE) >= 1)
     n_test = round(test_fraction * _DIGITS_SIZE)
     n_rest = _DIGITS_SIZE - n_val - n_test
+    classes, per_class = opts["classes"], opts["per_class"]
+    if classes is not None:
+        ok = (isinstance(classes, (list, tuple)) and classes and len(set(classes)) == len(classes)
+              and all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c <= 9 for c in classes))
+        if not ok:
+            raise ValueError(f"classes: expected a list of distinct digits in [0, 9], got {classes!r}")
+        size = int(sum(np.bincount(_digits_labels(), minlength=10)[list(classes)]))
+        n_val, n_test = round(val_fraction * size), round(test_fraction * size)
+        n_rest = size - n_val - n_test
+        if n_rest < 1:
+            raise ValueError(f"test_fraction: expected a number that leaves training examples of classes "
+                             f"{list(classes)}, got {test_fraction!r}")
     n_train = opts["n_train"]
     if n_train is not None:
         n_train = _check_int("n_train", n_train, 1, n_rest)
+    if per_class is not None:
+        if n_train is not None:
+            raise ValueError(f"per_class: expected None when n_train is given ({n_train}), got {per_class!r}")
+        per_class = _check_int("per_class", per_class, 1, n_rest)
     dtype = _check_dtype(opts["dtype"])
     rng = _rng(key_data, "digits", "splits at random")
 
@@ -275,13 +296,36 @@ def _load_digits(opts: dict, key_data, data_dir) -> Dataset:
     bunch = load_digits()
     x = (bunch.data / 16.0).astype(dtype)  # pixels are counts 0..16
     y = bunch.target.astype(np.int32)
+    num_classes = 10
+    if classes is not None:
+        kept = np.isin(y, classes)
+        relabel = np.full(10, -1, np.int32)
+        relabel[list(classes)] = np.arange(len(classes), dtype=np.int32)
+        x, y, num_classes = x[kept], relabel[y[kept]], len(classes)
 
     order = _stratified_order(y, rng)  # every contiguous block is stratified
     test_idx, val_idx, train_idx = np.split(order, [n_test, n_test + n_val])
     train_idx = rng.permutation(train_idx)[:n_train]
+    if per_class is not None:
+        fewest = np.bincount(y[train_idx], minlength=num_classes).min()
+        if per_class > fewest:
+            raise ValueError(f"per_class: expected at most {fewest} (the smallest class's training "
+                             f"examples), got {per_class}")
+        rank = np.zeros(len(train_idx), np.int64)
+        for label in range(num_classes):
+            members = y[train_idx] == label
+            rank[members] = np.arange(members.sum())
+        train_idx = train_idx[rank < per_class]
 
-    info = _info("digits", 10, (64,), (8, 8), "scikit-learn", opts, key_data)
+    info = _info("digits", num_classes, (64,), (8, 8), "scikit-learn", opts, key_data)
     return Dataset(*(Split(x[i], y[i]) for i in (train_idx, val_idx, test_idx)), info)
+
+
+@functools.cache
+def _digits_labels() -> np.ndarray:
+    from sklearn.datasets import load_digits
+
+    return load_digits().target
 
 
 def _check_fraction(name: str, value, high: float, fits: Callable[[float], bool] | None) -> float:

@@ -40,6 +40,26 @@ class HParams(NamedTuple):
         restore_best: 1 to return the params of the best evaluation of the monitored metric
             (also when stopping never fired), 0 for the last params. Default: 1 when
             ``patience`` is finite (early stopping is on), else 0.
+        bn_momentum: batch norm's running-average momentum (Keras and Flax convention:
+            ``running = momentum * running + (1 - momentum) * batch``; PyTorch's ``momentum=0.1``
+            is 0.9 here).
+        bn_epsilon: batch norm's epsilon, added to the variance.
+        trainable_layers: transfer learning: train only the last ``k`` layers of the model (the
+            head counts as one); the others are frozen, weight decay included. ``inf`` (the
+            default) trains every layer.
+        layer_lr_decay: layer-wise learning-rate decay: the layer ``d`` layers below the head
+            steps with ``learning_rate * layer_lr_decay ** d`` (ULMFiT's 1/2.6); 1 is off.
+        flip: augmentation: the probability of mirroring an image left-right.
+        shift: augmentation: the largest translation, in pixels (a whole number of pixels per
+            example, drawn uniformly in ``[-shift, shift]`` on each axis; empty pixels are 0).
+        rotate: augmentation: the largest rotation, in degrees (uniform in ``[-rotate, rotate]``).
+        zoom: augmentation: the largest relative zoom (scale uniform in ``[1 - zoom, 1 + zoom]``).
+        shear: augmentation: the largest shear angle, in degrees.
+        blur: augmentation: the largest Gaussian blur sigma, in pixels (uniform in ``[0, blur]``).
+        brightness: augmentation: the largest brightness change (added, uniform in ``[-b, b]``).
+        contrast: augmentation: the largest relative contrast change (uniform in ``[1 - c, 1 + c]``).
+        saturation: augmentation: the largest relative saturation change (colour images only).
+        noise: augmentation: the standard deviation of added Gaussian noise.
     """
 
     learning_rate: Array
@@ -53,11 +73,33 @@ class HParams(NamedTuple):
     patience: Array
     min_delta: Array
     restore_best: Array
+    bn_momentum: Array
+    bn_epsilon: Array
+    trainable_layers: Array
+    layer_lr_decay: Array
+    flip: Array
+    shift: Array
+    rotate: Array
+    zoom: Array
+    shear: Array
+    blur: Array
+    brightness: Array
+    contrast: Array
+    saturation: Array
+    noise: Array
 
+
+AUGMENTATIONS = ("flip", "shift", "rotate", "zoom", "shear", "blur", "brightness", "contrast", "saturation",
+                 "noise")
+# Fields a trial record may leave out at their default (the records of sweeps that use none of
+# them stay as they were before the fields existed).
+OPTIONAL = ("bn_momentum", "bn_epsilon", "trainable_layers", "layer_lr_decay", *AUGMENTATIONS)
 
 DEFAULTS = dict(learning_rate=0.01, momentum=0.9, lr_decay=0.0, l2=0.0, l1=0.0, weight_decay=0.0,
                 dropout=0.0, dropconnect=0.0, patience=math.inf, min_delta=0.0,
-                restore_best=None)  # None: 1 if patience is finite, else 0
+                restore_best=None,  # None: 1 if patience is finite, else 0
+                bn_momentum=0.99, bn_epsilon=1e-5, trainable_layers=math.inf, layer_lr_decay=1.0,
+                **dict.fromkeys(AUGMENTATIONS, 0.0))
 
 # (low, high, low inclusive, high inclusive, description) for each scalar field.
 _RANGES = {
@@ -72,7 +114,22 @@ _RANGES = {
     "patience": (0.0, math.inf, False, True, "a number > 0 (inf: never stop)"),
     "min_delta": (0.0, math.inf, True, False, "a finite number >= 0"),
     "restore_best": (0.0, 1.0, True, True, "0 or 1 (or a bool)"),
+    "bn_momentum": (0.0, 1.0, True, False, "a number in [0, 1)"),
+    "bn_epsilon": (0.0, math.inf, False, False, "a finite number > 0"),
+    "trainable_layers": (0.0, math.inf, True, True, "a whole number >= 0 (inf: every layer)"),
+    "layer_lr_decay": (0.0, 1.0, False, True, "a number in (0, 1]"),
+    "flip": (0.0, 1.0, True, True, "a probability in [0, 1]"),
+    "shift": (0.0, math.inf, True, False, "a whole number of pixels >= 0"),
+    "rotate": (0.0, 180.0, True, True, "degrees in [0, 180]"),
+    "zoom": (0.0, 1.0, True, False, "a number in [0, 1)"),
+    "shear": (0.0, 90.0, True, False, "degrees in [0, 90)"),
+    "blur": (0.0, math.inf, True, False, "a finite sigma >= 0 (pixels)"),
+    "brightness": (0.0, 1.0, True, True, "a number in [0, 1]"),
+    "contrast": (0.0, 1.0, True, False, "a number in [0, 1)"),
+    "saturation": (0.0, 1.0, True, False, "a number in [0, 1)"),
+    "noise": (0.0, math.inf, True, False, "a finite standard deviation >= 0"),
 }
+_WHOLE = ("trainable_layers", "shift")  # whole numbers (trainable_layers may be inf)
 
 
 def _check(name: str, value: np.ndarray) -> None:
@@ -80,6 +137,8 @@ def _check(name: str, value: np.ndarray) -> None:
     ok = (value >= low if low_in else value > low) & (value <= high if high_in else value < high)
     if name == "restore_best":
         ok = (value == 0.0) | (value == 1.0)
+    if name in _WHOLE:
+        ok = ok & ((value == np.floor(value)) | np.isinf(value))
     if not np.all(ok):
         bad = value[~ok].ravel()[0]
         raise InputError(f"hparams.{name}: expected {allowed}, got {bad.item()}")

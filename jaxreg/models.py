@@ -87,6 +87,12 @@ class Model:
         identity: a hashable description of the model (jaxreg's own models: their
             arguments). Two models with equal identities are equal and hash alike, so equal
             training configs share one compiled program; ``None`` compares the functions.
+        layers: the top-level keys of ``params``, input first, head last: what transfer
+            learning freezes (``hparams.trainable_layers``) and what layer-wise learning-rate
+            decay counts. ``None``: the keys in the params' own (sorted) order.
+        batch_norm: whether ``apply`` takes ``bn_momentum``, ``bn_epsilon`` and ``bn_frozen``
+            (one 0/1 per layer of ``layers``: a frozen layer's batch norm uses its running
+            statistics and leaves them as they are, Keras's semantics).
     """
 
     init: Callable[[Array], tuple[Params, Any]]
@@ -96,10 +102,22 @@ class Model:
     num_dropout: int = 0
     num_dropconnect: int = 0
     identity: Hashable | None = None
+    layers: tuple[str, ...] | None = None
+    batch_norm: bool = False
 
     def _key(self):
         functions = (self.init, self.apply) if self.identity is None else (self.identity,)
-        return (*functions, self.input_shape, self.output_size, self.num_dropout, self.num_dropconnect)
+        return (*functions, self.input_shape, self.output_size, self.num_dropout, self.num_dropconnect,
+                self.layers, self.batch_norm)
+
+    def layer_names(self, params) -> tuple[str, ...]:
+        """The layers, input first: ``layers``, or the top-level keys of ``params``."""
+        if self.layers is not None:
+            return self.layers
+        if not isinstance(params, dict):
+            raise InputError(f"model: expected params as a dict keyed by layer name (or Model.layers) "
+                             f"to count layers, got {type(params).__name__}")
+        return tuple(params)
 
     def __eq__(self, other):
         return isinstance(other, Model) and self._key() == other._key()
@@ -169,6 +187,50 @@ def _dense(key, layer, x, connect_rate):
     return z + layer["b"] if "b" in layer else z
 
 
+def batch_norm(layer, stats, h: Array, *, train: bool, momentum=0.99, epsilon=1e-5, frozen=0.0):
+    """Batch normalization of ``h`` over every axis but the last (features or channels).
+
+    Args:
+        layer: the layer's params, with ``scale`` and ``offset`` (one per feature).
+        stats: ``{"mean", "var"}``, the running statistics.
+        h: the pre-activations, ``(batch, ..., features)``.
+        train: normalize by the batch's statistics (the biased variance, as Keras and Flax do)
+            and update the running ones; else normalize by the running statistics.
+        momentum: ``running = momentum * running + (1 - momentum) * batch`` (Keras and Flax;
+            PyTorch's ``momentum=0.1`` is 0.9 here). May be traced.
+        epsilon: added to the variance. May be traced.
+        frozen: 1 for a frozen layer (transfer learning): it normalizes by the running
+            statistics and leaves them unchanged, also in training.
+
+    Returns:
+        ``(normalized, stats)``.
+    """
+    if train:
+        axes = tuple(range(h.ndim - 1))
+        mean, var = h.mean(axes), h.var(axes)
+        frozen = jnp.asarray(frozen, h.dtype) > 0
+        new = {"mean": momentum * stats["mean"] + (1 - momentum) * mean,
+               "var": momentum * stats["var"] + (1 - momentum) * var}
+        stats = {k: jnp.where(frozen, stats[k], new[k]) for k in stats}
+        mean, var = jnp.where(frozen, stats["mean"], mean), jnp.where(frozen, stats["var"], var)
+    else:
+        mean, var = stats["mean"], stats["var"]
+    return (h - mean) * jax.lax.rsqrt(var + epsilon) * layer["scale"] + layer["offset"], stats
+
+
+_normalize = batch_norm  # the factories' argument of that name hides the function
+
+
+def _norm_init(n: int, dtype) -> tuple[dict, dict]:
+    return ({"scale": jnp.ones((n,), dtype), "offset": jnp.zeros((n,), dtype)},
+            {"mean": jnp.zeros((n,), dtype), "var": jnp.ones((n,), dtype)})
+
+
+def _frozen_layers(bn_frozen, n: int, dtype) -> Array:
+    frozen = jnp.asarray(bn_frozen, dtype)
+    return jnp.broadcast_to(frozen, (n,)) if frozen.ndim == 0 else frozen
+
+
 def mlp(
     sizes: Sequence[int],
     *,
@@ -177,6 +239,7 @@ def mlp(
     bias: bool = True,
     init: str = "he_normal",
     init_scale: float = 0.1,
+    batch_norm: bool = False,
     dtype=jnp.float32,
 ) -> Model:
     """A multilayer perceptron of any depth and width.
@@ -190,6 +253,9 @@ def mlp(
         init: weight init, one of ``INITS``; ``"uniform"`` draws from U(-init_scale, init_scale)
             (the book: 0.1). Biases start at zero.
         init_scale: half-width of the uniform init.
+        batch_norm: normalize every hidden layer's pre-activations (:func:`batch_norm`, before
+            the activation); its ``scale`` and ``offset`` live in the layer's params, its running
+            statistics in the state.
         dtype: parameter dtype.
 
     Returns:
@@ -227,22 +293,35 @@ def mlp(
             if bias:
                 layer["b"] = jnp.zeros((n_out,), dtype)
             params[name] = layer
-        return params, {}
+        state = {}
+        if batch_norm:
+            for name, n_out in zip(names[:-1], sizes[1:-1]):
+                norm, state[name] = _norm_init(n_out, dtype)
+                params[name].update(norm)
+        return params, state
 
-    def apply_fn(params, state, x, *, key=None, train=False, dropout=0.0, dropconnect=0.0, logits=True):
+    def apply_fn(params, state, x, *, key=None, train=False, dropout=0.0, dropconnect=0.0, logits=True,
+                 bn_momentum=0.99, bn_epsilon=1e-5, bn_frozen=0.0):
         check_training_key(key, train)
         drop = _per_layer(dropout, n_layers, "dropout", x.dtype)
         connect = _per_layer(dropconnect, n_layers, "dropconnect", x.dtype)
         drop_keys, connect_keys = _layer_keys(key if train else None, n_layers, n_layers, dropout, dropconnect)
-        h = x
+        frozen = _frozen_layers(bn_frozen, n_layers, x.dtype)
+        h, state = x, dict(state)
         for i, name in enumerate(names):
             h = drop_units(drop_keys[i], h, drop[i])
             z = _dense(connect_keys[i], params[name], h, connect[i])
+            if batch_norm and i < n_layers - 1:
+                z, state[name] = _normalize(params[name], state[name], z, train=train, momentum=bn_momentum,
+                                             epsilon=bn_epsilon, frozen=frozen[i])
             h = act(z) if i < n_layers - 1 else z
         return (h if logits else out_fn(h)), state
 
     identity = ("mlp", sizes, activation, output, bias, init, float(init_scale), jnp.dtype(dtype).name)
-    return Model(init_fn, apply_fn, (sizes[0],), sizes[-1], n_layers, n_layers, identity)
+    if batch_norm:
+        identity += ("batch_norm",)
+    return Model(init_fn, apply_fn, (sizes[0],), sizes[-1], n_layers, n_layers, identity, tuple(names),
+                 bool(batch_norm))
 
 
 def cnn(
@@ -257,6 +336,7 @@ def cnn(
     output: str = "linear",
     init: str = "he_normal",
     init_scale: float = 0.1,
+    batch_norm: bool = False,
     dtype=jnp.float32,
 ) -> Model:
     """A small convolutional network: [conv -> activation -> 2x2 pool] * n, then dense layers.
@@ -270,6 +350,8 @@ def cnn(
         pool: ``"max"`` or ``"avg"`` 2x2 pooling with stride 2.
         hidden: widths of the dense layers after flattening.
         activation, output, init, init_scale, dtype: as for :func:`mlp`.
+        batch_norm: normalize each conv block (per channel, before the activation) and each
+            hidden dense layer, as for :func:`mlp`.
 
     Returns:
         A :class:`Model`. Its dropout vector is input first, then one rate per conv block
@@ -308,7 +390,12 @@ def cnn(
             c_prev = c_out
         for name, k, (n_in, n_out) in zip(names[n_conv:], keys[n_conv:], zip(dense_sizes[:-1], dense_sizes[1:])):
             params[name] = {"w": weight_init(k, (n_in, n_out), dtype), "b": jnp.zeros((n_out,), dtype)}
-        return params, {}
+        state = {}
+        if batch_norm:
+            for name, n_out in zip(names[:-1], (*channels, *dense_sizes[1:-1])):
+                norm, state[name] = _norm_init(n_out, dtype)
+                params[name].update(norm)
+        return params, state
 
     def pool_fn(h):
         window, pad = (1, 2, 2, 1), ((0, 0), (0, h.shape[1] % 2), (0, h.shape[2] % 2), (0, 0))
@@ -319,18 +406,29 @@ def cnn(
         count = jax.lax.reduce_window(ones, 0.0, jax.lax.add, window, window, pad)
         return jax.lax.reduce_window(h, 0.0, jax.lax.add, window, window, pad) / count
 
-    def apply_fn(params, state, x, *, key=None, train=False, dropout=0.0, dropconnect=0.0, logits=True):
+    def apply_fn(params, state, x, *, key=None, train=False, dropout=0.0, dropconnect=0.0, logits=True,
+                 bn_momentum=0.99, bn_epsilon=1e-5, bn_frozen=0.0):
         check_training_key(key, train)
         drop = _per_layer(dropout, n_drop, "dropout", x.dtype)
         connect = _per_layer(dropconnect, n_weights, "dropconnect", x.dtype)
         drop_keys, connect_keys = _layer_keys(key if train else None, n_drop, n_weights, dropout, dropconnect)
+        frozen = _frozen_layers(bn_frozen, n_weights, x.dtype)
+        state = dict(state)
+
+        def norm(i, z):
+            if not batch_norm:
+                return z
+            z, state[names[i]] = _normalize(params[names[i]], state[names[i]], z, train=train,
+                                            momentum=bn_momentum, epsilon=bn_epsilon, frozen=frozen[i])
+            return z
+
         h = drop_units(drop_keys[0], x.reshape((x.shape[0], *input_shape)), drop[0])
         for i in range(n_conv):
             layer = params[names[i]]
             kernel = drop_weights(connect_keys[i], layer["w"], connect[i])
             h = jax.lax.conv_general_dilated(h, kernel, (1, 1), "SAME",
                                              dimension_numbers=("NHWC", "HWIO", "NHWC"))
-            h = pool_fn(act(h + layer["b"]))
+            h = pool_fn(act(norm(i, h + layer["b"])))
             h = drop_channels(drop_keys[1 + i], h, drop[1 + i])
         h = h.reshape((h.shape[0], -1))
         for j in range(n_dense):
@@ -338,12 +436,15 @@ def cnn(
             if j > 0:
                 h = drop_units(drop_keys[n_conv + j], h, drop[n_conv + j])
             z = _dense(connect_keys[n_conv + j], layer, h, connect[n_conv + j])
-            h = act(z) if j < n_dense - 1 else z
+            h = act(norm(n_conv + j, z)) if j < n_dense - 1 else z
         return (h if logits else out_fn(h)), state
 
     identity = ("cnn", input_shape, num_outputs, channels, kernel_size, pool, hidden, activation, output,
                 init, float(init_scale), jnp.dtype(dtype).name)
-    return Model(init_fn, apply_fn, input_shape, num_outputs, n_drop, n_weights, identity)
+    if batch_norm:
+        identity += ("batch_norm",)
+    return Model(init_fn, apply_fn, input_shape, num_outputs, n_drop, n_weights, identity, tuple(names),
+                 bool(batch_norm))
 
 
 def numpy_uniform_init(sizes: Sequence[int], *, seed: int = 1, scale: float = 0.1,

@@ -40,18 +40,21 @@ Objective = Callable[..., tuple[Array, tuple[Any, Array]]]
 
 
 def objective(model, loss_fn: Callable, unpack: Callable = lambda params: params, *,
-              dropout=0.0, dropconnect=0.0) -> Objective:
+              dropout=0.0, dropconnect=0.0, norm: dict | None = None) -> Objective:
     """The data loss of a mini-batch in training mode, as :func:`train_step` differentiates it.
 
     Returns ``f(params, model_state, x, y, key) -> (loss, (model_state, logits))``; ``params``
     are in the loop's layout and ``unpack`` turns them into the model's pytree. Rates are
-    passed to ``model.apply`` only for the models that take them (``num_dropout`` > 0).
+    passed to ``model.apply`` only for the models that take them (``num_dropout`` > 0);
+    ``norm`` (``bn_momentum``, ``bn_epsilon``, ``bn_frozen``) only to models with batch norm.
     """
     rates = {}
     if model.num_dropout:
         rates["dropout"] = dropout
     if model.num_dropconnect:
         rates["dropconnect"] = dropconnect
+    if model.batch_norm and norm:
+        rates.update(norm)
 
     def f(params, model_state, x, y, key):
         logits, model_state = model.apply(unpack(params), model_state, x, key=key, train=True, **rates)
@@ -62,7 +65,8 @@ def objective(model, loss_fn: Callable, unpack: Callable = lambda params: params
 
 def train_step(state: TrainState, x: Array, y: Array, key: Array, *, objective: Objective,
                optimizer: optax.GradientTransformation,
-               project: Callable[[Any], Any] | None = None) -> tuple[TrainState, tuple[Array, Array]]:
+               project: Callable[[Any], Any] | None = None,
+               update_scale: Any = None) -> tuple[TrainState, tuple[Array, Array]]:
     """One optimizer step on the mini-batch ``(x, y)``.
 
     Args:
@@ -72,6 +76,8 @@ def train_step(state: TrainState, x: Array, y: Array, key: Array, *, objective: 
         objective: see :func:`objective`.
         optimizer: the optax chain (see :func:`jaxreg.optimizers.optimizer`).
         project: applied to the params after the update (proximal L1), or None.
+        update_scale: multiplies the final update, leaf by leaf (transfer learning's frozen
+            layers and layer-wise learning rates: see :mod:`jaxreg.transfer`), or None.
 
     Returns:
         ``(state, (loss, accuracy))``: the mini-batch's data loss and accuracy before the step.
@@ -79,6 +85,8 @@ def train_step(state: TrainState, x: Array, y: Array, key: Array, *, objective: 
     (loss, (model_state, logits)), grads = jax.value_and_grad(objective, has_aux=True)(
         state.params, state.model_state, x, y, key)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    if update_scale is not None:
+        updates = jax.tree_util.tree_map(lambda u, s: u * s, updates, update_scale)
     params = optax.apply_updates(state.params, updates)
     if project is not None:
         params = project(params)
@@ -86,7 +94,7 @@ def train_step(state: TrainState, x: Array, y: Array, key: Array, *, objective: 
 
 
 def evaluate(model, params, model_state, x: Array, labels: Sequence[tuple[str, Array]],
-             loss_fn: Callable) -> dict[str, Array]:
+             loss_fn: Callable, **apply_options) -> dict[str, Array]:
     """The loss and accuracy of ``params`` on labelled splits, in evaluation mode.
 
     Args:
@@ -95,11 +103,12 @@ def evaluate(model, params, model_state, x: Array, labels: Sequence[tuple[str, A
             pass serves them all).
         labels: ``(name, y)`` pairs; each adds ``NAME_loss`` and ``NAME_accuracy``.
         loss_fn: the data loss.
+        **apply_options: passed to ``model.apply`` (batch norm's ``bn_epsilon``).
 
     Returns:
         A dict of scalars.
     """
-    logits, _ = model.apply(params, model_state, x, train=False)
+    logits, _ = model.apply(params, model_state, x, train=False, **apply_options)
     metrics, start = {}, 0
     for name, y in labels:
         n = len(y)

@@ -21,10 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg import early_stopping, losses, penalties
+from jaxreg import early_stopping, losses, penalties, transfer
+from jaxreg.augment import augment
 from jaxreg.data import Split
 from jaxreg.errors import InputError, check_choice, check_positive_int, is_int
-from jaxreg.hparams import HParams, as_dtype
+from jaxreg.hparams import AUGMENTATIONS, HParams, as_dtype
 from jaxreg.layout import LAYOUTS, layout as make_layout, tree_where
 from jaxreg.models import Model
 from jaxreg.optimizers import L1_MODES, OPTIMIZERS, learning_rate, optimizer
@@ -130,6 +131,18 @@ class TrainConfig:
             without ``penalty``, ``weight_norm`` and ``zero_fraction`` no reduction over the
             params runs. The monitored metric is always computed.
         layout: how the loop carries params, one of ``jaxreg.layout.LAYOUTS``.
+        augment: the augmentations to compile (names among ``jaxreg.hparams.AUGMENTATIONS``);
+            their strengths are the hparams of those names. Each training batch is augmented
+            inside the step with a fresh key per step and example, drawn from the member's key
+            alone (every config of a seed sees the same draws: common random numbers);
+            evaluation never augments. Empty (the default): no augmentation is compiled.
+        image_shape: ``(H, W)`` or ``(H, W, C)`` of the images to augment; defaults to the
+            model's input shape when it has three dimensions (a CNN's).
+        blur_size: the Gaussian blur's kernel size in pixels (static; its sigma is ``hparams.blur``).
+        layerwise: compile transfer learning's per-layer update scale
+            (``hparams.trainable_layers`` and ``hparams.layer_lr_decay``): applied to the final
+            update, after the whole optimizer chain, so weight decay does not move a frozen
+            layer either. False (the default) leaves it out of the program.
     """
 
     model: Model
@@ -150,6 +163,10 @@ class TrainConfig:
     penalty_mask: Hashable | None = None
     metrics: tuple[str, ...] | None = None
     layout: str = "flat"
+    augment: tuple[str, ...] = ()
+    image_shape: tuple[int, ...] | None = None
+    blur_size: int = 5
+    layerwise: bool = False
 
     def __post_init__(self):
         if not isinstance(self.model, Model):
@@ -175,9 +192,37 @@ class TrainConfig:
             object.__setattr__(self, "metrics", tuple(self.metrics))
         if self.penalty_mask is not None and not callable(self.penalty_mask):
             object.__setattr__(self, "penalty_mask", FrozenMask(self.penalty_mask))
+        self._check_augment()
         if self.penalty_mask is not None and self.penalize_bias:
             raise InputError("penalize_bias: expected False when penalty_mask is given (the mask says "
                              "which params to penalize), got True")
+
+    def _check_augment(self):
+        augment = (self.augment,) if isinstance(self.augment, str) else tuple(self.augment)
+        unknown = [name for name in augment if name not in AUGMENTATIONS]
+        if unknown:
+            raise InputError(f"augment: expected names among {', '.join(AUGMENTATIONS)}, got {unknown[0]!r}")
+        object.__setattr__(self, "augment", tuple(name for name in AUGMENTATIONS if name in augment))
+        check_positive_int("blur_size", self.blur_size)
+        shape = self.image_shape
+        if shape is None and len(self.model.input_shape) == 3:
+            shape = self.model.input_shape
+        if shape is not None:
+            ok = (isinstance(shape, (tuple, list)) and len(shape) in (2, 3)
+                  and all(is_int(n) and n > 0 for n in shape))
+            if not ok:
+                raise InputError(f"image_shape: expected (height, width) or (height, width, channels), got {shape!r}")
+            shape = tuple(int(n) for n in shape) + (1,) * (len(shape) == 2)
+            if math.prod(shape) != math.prod(self.model.input_shape):
+                raise InputError(f"image_shape: expected {math.prod(self.model.input_shape)} values per image "
+                                 f"(the model's input), got {shape}")
+            object.__setattr__(self, "image_shape", shape)
+        if self.augment and shape is None:
+            raise InputError(f"image_shape: expected the images' (height, width[, channels]) to augment "
+                             f"{self.augment[0]!r} for a model whose input is {tuple(self.model.input_shape)}, got None")
+        if "saturation" in self.augment and shape[2] != 3:
+            raise InputError(f"augment: expected 'saturation' only for colour images (3 channels), got "
+                             f"images of shape {shape}")
 
     @property
     def minimize(self) -> bool:
@@ -241,6 +286,11 @@ def check_values(config: TrainConfig, data: Data) -> None:
     hyperparameter or a plausible but wrong loss.
     """
     check_data(config, data)
+    if config.augment:
+        x = np.asarray(data.train.x)
+        if x.size and (x.min() < 0 or x.max() > 1):
+            raise InputError(f"data.train.x: expected image values in [0, 1] to augment "
+                             f"({', '.join(config.augment)}), got values in [{x.min():g}, {x.max():g}]")
     outputs = config.model.output_size
     for name, split in zip(Data._fields, data):
         x, y = np.asarray(split.x), np.asarray(split.y)
@@ -343,19 +393,29 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
         batch = n_train if config.batch_size is None else config.batch_size
         n_full, remainder = divmod(n_train, batch)
         init_key, order_key, dropout_key = jax.random.split(key, 3)
+        augment_key = jax.random.fold_in(key, 3)  # used only when augmenting
         params, model_state = model.init(init_key)
-        if init_params is not None:
-            params = init_params
+        params = transfer.merge_params(params, init_params)
         seam = make_layout(config.layout, params)
         carried = seam.pack(params)
         dtype = jax.tree_util.tree_leaves(carried)[0].dtype
         mask = seam.pack(jax.tree_util.tree_map(
             lambda p, m: jnp.broadcast_to(jnp.asarray(m, dtype), p.shape), params, config.mask(params)))
         hp = as_dtype(hparams, dtype)
+        scale, bn_frozen = None, jnp.zeros((), dtype)
+        if config.layerwise:
+            names = model.layer_names(params)
+            scale = seam.pack(transfer.update_scale(params, names, hp.trainable_layers, hp.layer_lr_decay))
+            bn_frozen = (transfer.layer_scale(len(names), hp.trainable_layers, hp.layer_lr_decay) == 0).astype(dtype)
+        norm = dict(bn_momentum=hp.bn_momentum, bn_epsilon=hp.bn_epsilon, bn_frozen=bn_frozen)
         loss_of = objective(model, loss_fn, seam.unpack,
                             dropout=hp.dropout if config.dropout else 0.0,
-                            dropconnect=hp.dropconnect if config.dropconnect else 0.0)
+                            dropconnect=hp.dropconnect if config.dropconnect else 0.0, norm=norm)
+        eval_options = {"bn_epsilon": hp.bn_epsilon} if model.batch_norm else {}
         project = (lambda w, lr: penalties.prox_l1(w, lr * hp.l1, mask)) if proximal else None
+        if proximal and scale is not None:  # a layer's threshold scales with its learning rate
+            project = (lambda w, lr: jax.tree_util.tree_map(
+                lambda p, m, s: jnp.where(m > 0, penalties.soft_threshold(p, lr * hp.l1 * s), p), w, mask, scale))
         labelled = [("train", data.train)] + [("val", data.val)] * (len(data.val.y) > 0)
         labelled += [("test", data.test)] * (config.eval_test and len(data.test.y) > 0)
         eval_x = jnp.concatenate([split.x.astype(dtype) for _, split in labelled])
@@ -377,8 +437,12 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
             def step(inner, x, y):
                 state, loss_sum, acc_sum = inner
                 step_key = jax.random.fold_in(dropout_key, state.step)
+                if config.augment:
+                    images = x.reshape((x.shape[0], *config.image_shape))
+                    x = augment(jax.random.fold_in(augment_key, state.step), images, hp, enabled=config.augment,
+                                blur_size=config.blur_size).reshape(x.shape)
                 state, (loss, acc) = train_step(state, x, y, step_key, objective=loss_of, optimizer=tx,
-                                                project=step_project)
+                                                project=step_project, update_scale=scale)
                 if epoch_metrics:
                     loss_sum, acc_sum = loss_sum + loss * x.shape[0], acc_sum + acc * x.shape[0]
                 return state, loss_sum, acc_sum
@@ -398,7 +462,8 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
 
         def metrics_of(state: TrainState, epoch_loss, epoch_acc) -> dict:
             m = dict.fromkeys(METRICS, nan)
-            m.update(evaluate(model, seam.unpack(state.params), state.model_state, eval_x, eval_labels, loss_fn))
+            m.update(evaluate(model, seam.unpack(state.params), state.model_state, eval_x, eval_labels, loss_fn,
+                              **eval_options))
             m["epoch_loss"], m["epoch_accuracy"] = epoch_loss, epoch_acc
             if weight_metrics:
                 m.update(weight_metrics_of(state.params, mask, hp.l2, hp.l1))

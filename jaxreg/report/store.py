@@ -43,7 +43,7 @@ import numpy as np
 
 from jaxreg.batch import ChunkState
 from jaxreg.errors import InputError
-from jaxreg.hparams import HParams
+from jaxreg.hparams import DEFAULTS, OPTIONAL, HParams
 from jaxreg.train import METRICS
 
 MANIFEST, JOURNAL, SUMMARY, CURVES = "manifest.json", "trials.jsonl", "summary.csv", "curves"
@@ -117,13 +117,21 @@ def atomic_write(path: Path, content: str | bytes) -> None:
         raise
 
 
+def _recorded_hparams(hparams: HParams, i: int) -> dict:
+    """Member ``i``'s hparams; the fields of batch norm, transfer and augmentation only where
+    they differ from their defaults (records of sweeps that use none of them keep their form)."""
+    values = {name: np.asarray(getattr(hparams, name)[i]) for name in HParams._fields}
+    return {name: _json_value(value) for name, value in values.items()
+            if name not in OPTIONAL or not np.array_equal(value, DEFAULTS[name])}
+
+
 def trial_record(cid: str, config, seed: int, i: int, result, hparams: HParams) -> dict:
     """The journal line of member ``i`` of a chunk's ``result``."""
     diverged = bool(result.diverged[i])
     return {
         "config_id": cid, "seed": int(seed), "round": config.round, "case": config.case,
         "point": _json_value(config.point),
-        "hparams": {name: _json_value(np.asarray(getattr(hparams, name)[i])) for name in HParams._fields},
+        "hparams": _recorded_hparams(hparams, i),
         "status": "diverged" if diverged else "ok",
         "best_epoch": int(result.best_epoch[i]), "stopped_epoch": int(result.stopped_epoch[i]),
         "diverged_epoch": int(result.diverged_epoch[i]),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from jaxreg import data as data_lib
 from jaxreg.errors import InputError
-from jaxreg.hparams import make_hparams
+from jaxreg.hparams import AUGMENTATIONS, make_hparams
 from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
 from jaxreg.sweeps.space import Axis, Space
 from jaxreg.adapters import as_model
@@ -132,7 +133,7 @@ def build_spec(raw: dict, default_name: str = "sweep", *, data=None) -> Spec:
         cases = {n: checked.cases[n] for n in names if n is not None}
         variants.append(_variant(names, built, checked, cases, where))
     resolved = {"name": checked.name, "description": checked.description, "data": base["data"],
-                "model": checked.base.model, "train": checked.base.train, "hparams": checked.hparams,
+                "model": base["model_resolved"], "train": checked.base.train, "hparams": checked.hparams,
                 "cases": checked.cases_raw, "search": checked.search, "output": checked.output}
     return Spec(resolved=json.loads(json.dumps(resolved)), name=checked.name, variants=tuple(variants),
                 seeds=checked.seeds)
@@ -250,6 +251,14 @@ def _build_static(static: Static, datasets: dict, given=None) -> dict:
         raise InputError(f"data.sha256: expected the data the results were trained on ({_short_digest(expected)}), "
                          f"got other data ({_short_digest(data_resolved.get('sha256'))})")
     model, init_params = build_model(static.model, static.train, dataset.info, static.dataset)
+    model_resolved = static.model
+    if "pretrained" in static.model:
+        init_params, digest = _pretrained(static.model, model)
+        model_resolved = {**static.model, "pretrained_sha256": digest}  # other weights: another spec
+        expected = static.raw[1].get("pretrained_sha256")
+        if expected is not None and expected != digest:
+            raise InputError(f"model.pretrained_sha256: expected the pretrained weights the results were "
+                             f"trained from (sha256 {expected[:12]}), got others (sha256 {digest[:12]})")
     t = static.train
     batch_size = t["batch_size"]
     n_train = len(dataset.train.y)
@@ -260,7 +269,31 @@ def _build_static(static: Static, datasets: dict, given=None) -> dict:
         raise InputError(f"train.batch_size: expected an integer in [1, {n_train}] (the training set size) "
                          f"or \"full\", got {batch_size!r}")
     return {"dataset": dataset, "data": data_resolved, "model": model, "batch_size": batch_size,
-            "init_params": init_params, "train": t}
+            "init_params": init_params, "train": t, "model_resolved": model_resolved}
+
+
+def _pretrained(m: dict, model: Model) -> tuple[Any, str]:
+    """The layers of ``model.pretrained`` that fit ``model`` (the head of another size left out,
+    to start afresh for each seed), and the SHA-256 of the kept arrays."""
+    from jaxreg.sweeps.best import load_best  # best builds specs: imported when needed
+    from jaxreg.transfer import pretrained_layers
+
+    path = m["pretrained"]
+    if not Path(path).exists():
+        raise InputError(f"model.pretrained: expected a results folder or an exported .npz, got {path!r} "
+                         f"(no such file or folder)")
+    try:
+        best = load_best(path, seed=m.get("pretrained_seed"))
+    except InputError as error:
+        raise InputError(f"model.pretrained: expected a results folder or an exported .npz, got {path!r} "
+                         f"({error})") from None
+    fresh = jax.eval_shape(model.init, jax.random.key(0))[0]
+    kept = pretrained_layers(best.params, fresh, where="model.pretrained")
+    digest = hashlib.sha256()
+    for leaf_path, leaf in jax.tree_util.tree_leaves_with_path(kept):
+        digest.update(f"{jax.tree_util.keystr(leaf_path)}{leaf.shape}{leaf.dtype}".encode())
+        digest.update(np.ascontiguousarray(leaf).tobytes())
+    return kept, digest.hexdigest()
 
 
 def build_model(m: dict, t: dict, info: dict, dataset_name: str = "") -> tuple[Model, Any]:
@@ -288,13 +321,14 @@ def build_model(m: dict, t: dict, info: dict, dataset_name: str = "") -> tuple[M
         elif m["kind"] == "mlp":
             model = mlp((n_in, *m["hidden"], n_out), activation=m["activation"], output=m["output"],
                         bias=m["bias"], init="uniform" if book_init else m["init"],
-                        init_scale=m["init_scale"], dtype=dtype)
+                        init_scale=m["init_scale"], batch_norm=m.get("batch_norm", False), dtype=dtype)
         else:
             image_shape = info["image_shape"]
             shape = image_shape if len(image_shape) == 3 else (*image_shape, 1)
             model = cnn(shape, n_out, channels=m["channels"], kernel_size=m["kernel_size"], pool=m["pool"],
                         hidden=m["hidden"], activation=m["activation"], output=m["output"],
-                        init=m["init"], init_scale=m["init_scale"], dtype=dtype)
+                        init=m["init"], init_scale=m["init_scale"], batch_norm=m.get("batch_norm", False),
+                        dtype=dtype)
     except (ValueError, TypeError) as error:  # the library names the argument: model.ARGUMENT
         message = str(error).replace("sizes: ", "hidden: ")
         raise InputError(f"model.{message}") from None
@@ -313,6 +347,10 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
                   samples=s["samples"], seed=s["seed"], layer_counts=layer_counts)
     _check_values(space, model)
     uses = {name: _may_be_nonzero(space, name) for name in ("dropout", "dropconnect")}
+    augment = tuple(name for name in AUGMENTATIONS if _may_be_nonzero(space, name))
+    layerwise = (_may_be_nonzero(space, "layer_lr_decay", default=1.0)
+                 or _may_be_nonzero(space, "trainable_layers", default=math.inf))
+    image_shape = dataset.info.get("image_shape")
     try:
         config = TrainConfig(model=model, loss=t["loss"], optimizer=t["optimizer"],
                              epochs=t["epochs"], batch_size=static["batch_size"], shuffle=t["shuffle"],
@@ -321,7 +359,9 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
                              l1_mode=t["l1_mode"], dropout=uses["dropout"],
                              dropconnect=uses["dropconnect"], penalize_bias=t["penalize_bias"],
                              penalty_mask=(importable("train.penalty_mask", t["penalty_mask"])
-                                           if "penalty_mask" in t else None))
+                                           if "penalty_mask" in t else None),
+                             augment=augment, image_shape=tuple(image_shape) if image_shape else None,
+                             blur_size=t.get("blur_size", 5), layerwise=layerwise)
         check_data(config, as_data(dataset))
     except ValueError as error:  # the library names the field: train.FIELD
         raise InputError(f"{where}train.{error}") from None
@@ -356,8 +396,9 @@ def _check_values(space: Space, model: Model) -> None:
                 raise InputError(str(error).replace(f"hparams.{axis.name}", axis.where, 1)) from None
 
 
-def _may_be_nonzero(space: Space, name: str) -> bool:
+def _may_be_nonzero(space: Space, name: str, default: float = 0.0) -> bool:
+    """Whether some config may set ``name`` to another value than ``default``."""
     for _, axis in space.all_axes():
-        if axis.name == name and any(np.any(np.asarray(v, np.float64) != 0) for v in _endpoints(axis)):
+        if axis.name == name and any(np.any(np.asarray(v, np.float64) != default) for v in _endpoints(axis)):
             return True
     return False

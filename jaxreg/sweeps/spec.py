@@ -48,8 +48,14 @@ SEARCH_DEFAULTS = {"method": "grid", "seeds": 1, "samples": 16, "rounds": 3, "to
                    "round_method": None, "min_width": 0.01, "seed": 0, "metric": "val_loss",
                    "goal": None, "chunk_size": None, "memory_budget_mb": "auto"}
 OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_metrics": [], "tensorboard": False}
-OPTIONAL_MODEL_KEYS = ("options",)  # keyword arguments of a factory kind ("module:function")
-OPTIONAL_TRAIN_KEYS = ("penalty_mask",)  # "module:function", a callable params -> mask
+# Keys with no default in the resolved spec: absent from the manifests of sweeps that do not
+# use them (a results folder made before they existed still resumes and grows).
+# options: keyword arguments of a factory kind ("module:function"); batch_norm [false]: mlp and
+# cnn; pretrained: a results folder or an exported .npz whose layers start the model (those of
+# another shape, the head, start afresh), pretrained_seed: which seed's params [the best seed].
+OPTIONAL_MODEL_KEYS = ("options", "batch_norm", "pretrained", "pretrained_seed")
+# penalty_mask: "module:function", a callable params -> mask; blur_size [5]: augmentation's kernel
+OPTIONAL_TRAIN_KEYS = ("penalty_mask", "blur_size")
 DATA_KEYS = ("dataset", "seed", "data_dir")
 ARRAYS = "arrays"  # data.dataset of a sweep whose data are passed in Python (jaxreg.sweep)
 STATIC = ("data", "model", "train")  # the tables a case may override
@@ -240,7 +246,9 @@ def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
     if train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]) in DTYPES:
         given.setdefault("dtype", train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]))  # data in the train dtype
 
-    _check_keys("model", model_raw, (*MODEL_DEFAULTS, *OPTIONAL_MODEL_KEYS))
+    # pretrained_sha256: what jaxreg records of the pretrained weights, checked on rebuilding
+    _check_keys("model", {k: v for k, v in model_raw.items() if k != "pretrained_sha256"},
+                (*MODEL_DEFAULTS, *OPTIONAL_MODEL_KEYS))
     m = {**MODEL_DEFAULTS, **model_raw}
     if is_factory(m["kind"]):
         importable("model.kind", m["kind"])
@@ -281,6 +289,24 @@ def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
         raise InputError("model.bias: expected true with kind 'cnn' (its layers always have biases), "
                          "got false")
     _int("model.init_seed", m["init_seed"], 0, 2**32 - 1)
+    if "batch_norm" in m:
+        _bool("model.batch_norm", m["batch_norm"])
+        if m["batch_norm"] and is_factory(m["kind"]):
+            raise InputError(f"model.batch_norm: expected false with a factory kind (the factory builds "
+                             f"its own layers), got true")
+    if "pretrained" in m:
+        if not isinstance(m["pretrained"], str) or not m["pretrained"]:
+            raise InputError(f"model.pretrained: expected the path of a results folder or an exported .npz, "
+                             f"got {m['pretrained']!r}")
+        if m["init"] == "book":
+            raise InputError("model.init: expected an init scheme other than 'book' with model.pretrained "
+                             "(the pretrained layers are the init), got 'book'")
+    if "pretrained_seed" in m:
+        if "pretrained" not in m:
+            raise InputError(f"model.pretrained_seed: expected only with model.pretrained, got {m['pretrained_seed']!r}")
+        _int("model.pretrained_seed", m["pretrained_seed"], 0, 2**32 - 1)
+    if "blur_size" in t:
+        _int("train.blur_size", t["blur_size"], 1, 99)
     _int("train.start_epoch", t["start_epoch"], 0)
     for flag in ("shuffle", "eval_test", "penalize_bias"):
         _bool(f"train.{flag}", t[flag])
