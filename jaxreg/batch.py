@@ -166,7 +166,7 @@ def check_hparams(config: TrainConfig, hparams: HParams, init_params: Params = N
         raise InputError("hparams.trainable_layers: expected inf (and layer_lr_decay 1) when "
                          "TrainConfig.layerwise is False, got a member that freezes or decays layers")
     if config.layerwise:
-        names = model.layer_names(fresh)
+        names = model.layer_names()
         transfer.check_layers(fresh, names)
         over = np.asarray(hparams.trainable_layers)
         if np.any(np.isfinite(over) & (over > len(names))):

@@ -89,7 +89,8 @@ class Model:
             training configs share one compiled program; ``None`` compares the functions.
         layers: the top-level keys of ``params``, input first, head last: what transfer
             learning freezes (``hparams.trainable_layers``) and what layer-wise learning-rate
-            decay counts. ``None``: the keys in the params' own (sorted) order.
+            decay counts. ``None``: the keys in the order ``init`` creates them (see
+            :meth:`layer_names`); set it with ``dataclasses.replace(model, layers=(...))``.
         batch_norm: whether ``apply`` takes ``bn_momentum``, ``bn_epsilon`` and ``bn_frozen``
             (one 0/1 per layer of ``layers``: a frozen layer's batch norm uses its running
             statistics and leaves them as they are, Keras's semantics).
@@ -110,10 +111,16 @@ class Model:
         return (*functions, self.input_shape, self.output_size, self.num_dropout, self.num_dropconnect,
                 self.layers, self.batch_norm)
 
-    def layer_names(self, params) -> tuple[str, ...]:
-        """The layers, input first: ``layers``, or the top-level keys of ``params``."""
+    def layer_names(self, params=None) -> tuple[str, ...]:
+        """The layers, input first: ``layers``, or the top-level keys of ``params`` in the order
+        ``init`` made them (Flax: the order the layers are called). Without ``params``, ``init``
+        is traced once to see that order (JAX's own pytree functions would sort the keys)."""
         if self.layers is not None:
             return self.layers
+        if params is None:
+            made = []
+            jax.eval_shape(lambda key: made.append(self.init(key)[0]), jax.random.key(0))
+            params = made[0]
         if not isinstance(params, dict):
             raise InputError(f"model: expected params as a dict keyed by layer name (or Model.layers) "
                              f"to count layers, got {type(params).__name__}")

@@ -8,8 +8,8 @@ the whole optax chain: a mask inside the chain would leave weight decay moving f
 (the chain-order trap of optax#296). A frozen layer's batch norm uses its running statistics.
 
 ``merge_params(fresh, pretrained)`` is how a pretrained model meets a new head: the layers
-whose names and shapes match come from ``pretrained``, the rest (a head of another size) keep
-their fresh, per-seed init.
+that :func:`pretrained_layers` keeps come from ``pretrained`` (those whose names and shapes
+match, the head left out unless asked for), the rest keep their fresh, per-seed init.
 """
 
 from __future__ import annotations
@@ -70,12 +70,14 @@ def merge_params(fresh: Params, pretrained: Params | None) -> Params:
     return pretrained
 
 
-def pretrained_layers(pretrained: Params, fresh_like: Params, *, where: str = "pretrained") -> Params:
+def pretrained_layers(pretrained: Params, fresh_like: Params, *, head: str | None = None,
+                      keep_head: bool = False, where: str = "pretrained") -> Params:
     """The layers of ``pretrained`` that fit a model whose params look like ``fresh_like``.
 
     A layer whose name and leaf shapes match is kept (cast to the model's dtype); a layer of
-    another shape (the head of another task) is left out, to be initialized afresh; a layer the
-    model does not have is an error, as is a pretrained model that fits no layer at all.
+    another shape is left out, to be initialized afresh; so is the ``head`` (default: the last
+    key of ``fresh_like``), a new task's head, unless ``keep_head``. A layer the model does not
+    have is an error, as is a pretrained model that fits no layer at all.
     """
     if not isinstance(pretrained, dict) or not isinstance(fresh_like, dict):
         raise InputError(f"{where}: expected params as dicts keyed by layer name, got "
@@ -83,8 +85,11 @@ def pretrained_layers(pretrained: Params, fresh_like: Params, *, where: str = "p
     extra = sorted(set(pretrained) - set(fresh_like))
     if extra:
         raise InputError(f"{where}: expected layers among {', '.join(sorted(fresh_like))}, got {extra[0]!r}")
+    head = list(fresh_like)[-1] if head is None else head
     kept = {}
     for name, layer in pretrained.items():
+        if name == head and not keep_head:
+            continue
         target = fresh_like[name]
         same = (jax.tree_util.tree_structure(layer) == jax.tree_util.tree_structure(target)
                 and all(np.shape(a) == np.shape(b) for a, b in zip(jax.tree_util.tree_leaves(layer),

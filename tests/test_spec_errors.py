@@ -108,22 +108,23 @@ SPEC_CASES = [
      "spec: expected keys among cases, data, description, hparams, model, name, output, search, train, "
      "got 'epochs'"),
     ("unknown-train-key", {"train": {"lr": 0.1}},
-     "train: expected keys among batch_size, dtype, epochs, eval_every, eval_test, l1_mode, loss, mode, "
+     "train: expected keys among batch_size, blur_size, dtype, epochs, eval_every, eval_test, l1_mode, loss, mode, "
      "monitor, optimizer, penalize_bias, penalty_mask, shuffle, start_epoch, got 'lr'"),
     ("unknown-model-key", {"model": {"width": 8}},
-     "model: expected keys among activation, bias, channels, hidden, init, init_scale, init_seed, "
-     "kernel_size, kind, options, output, pool, got 'width'"),
+     "model: expected keys among activation, batch_norm, bias, channels, hidden, init, init_scale, init_seed, "
+     "kernel_size, kind, options, output, pool, pretrained, pretrained_head, pretrained_seed, got 'width'"),
     ("unknown-search-key", {"search": {"trials": 8}},
      "search: expected keys among chunk_size, goal, memory_budget_mb, method, metric, min_width, "
      "round_method, rounds, samples, seed, seeds, top_k, got 'trials'"),
     ("unknown-data-key", {"data": {"n_val": 10}},
-     "data: expected keys among data_dir, dataset, dtype, n_train, seed, test_fraction, val_fraction, got 'n_val'"),
+     "data: expected keys among classes, data_dir, dataset, dtype, n_train, per_class, seed, test_fraction, "
+     "val_fraction, got 'n_val'"),
     ("unknown-hparam", {"hparams": {"dropuot": 0.5}},
-     "hparams: expected keys among dropconnect, dropout, l1, l2, learning_rate, lr_decay, min_delta, "
-     "momentum, patience, restore_best, weight_decay, got 'dropuot'"),
+     "hparams: expected keys among blur, bn_epsilon, bn_momentum, brightness, contrast, dropcon"
+     "nect, dropout, flip, l1, l2, layer_lr_decay, learning_rate, lr_decay, min_delta, momentum, noise, patience, restore_best, rotate, saturation, shear, shift, trainable_layers, weight_decay, zoom, got 'dropuot'"),
     ("unknown-hparam-in-case", {"cases": {"a": {"lr": 0.1}}},
-     "cases.a: expected hparams among dropconnect, dropout, l1, l2, learning_rate, lr_decay, min_delta, "
-     "momentum, patience, restore_best, weight_decay or the tables data, model, train, got 'lr'"),
+     "cases.a: expected hparams among blur, bn_epsilon, bn_momentum, brightness, contrast, dropcon"
+     "nect, dropout, flip, l1, l2, layer_lr_decay, learning_rate, lr_decay, min_delta, momentum, noise, patience, restore_best, rotate, saturation, shear, shift, trainable_layers, weight_decay, zoom or the tables data, model, train, got 'lr'"),
     # [data]
     ("unknown-dataset", {"data": {"dataset": "cifar10", "n_train": DELETE}},
      "data.dataset: expected one of 'blobs', 'digits', 'mnist', 'npz', 'csv', got 'cifar10'"),

@@ -75,6 +75,15 @@ def test_the_head_of_another_size_starts_afresh_and_frozen_layers_never_move(pre
     assert np.array_equal(np.asarray(start["dense_0"]["w"]), np.asarray(kept["dense_0"]["w"]))
 
 
+def test_the_head_starts_afresh_also_when_its_shape_fits_unless_kept(pretrained):
+    same = mlp((8, 12, 10, 6))
+    like = jax.eval_shape(same.init, jax.random.key(0))[0]
+    assert sorted(pretrained_layers(pretrained, like)) == ["dense_0", "dense_1"]
+    kept = pretrained_layers(pretrained, like, keep_head=True)
+    assert sorted(kept) == ["dense_0", "dense_1", "dense_2"]
+    np.testing.assert_array_equal(kept["dense_2"]["w"], pretrained["dense_2"]["w"])
+
+
 def test_layer_lr_decay_scales_each_layers_step(x64):
     net = mlp((8, 6, 5, 3), dtype=jnp.float64)
     data = _data(3)
@@ -176,7 +185,10 @@ batch_size = 5
 [hparams]
 learning_rate = 0.05
 weight_decay = 0.01
+[cases.tuned]
 trainable_layers = { values = [1, inf] }
+[cases.scratch]
+model = { pretrained = false }
 [output]
 params = true
 plots = false
@@ -201,14 +213,43 @@ def test_a_spec_fine_tunes_a_results_folders_best_model(tmp_path):
     source = load_best(tmp_path / "results" / "source")
     records = [json.loads(line) for line in (tmp_path / "results" / "target" / "trials.jsonl").read_text().splitlines()]
     frozen = [r for r in records if r["hparams"].get("trainable_layers") == 1.0]
-    assert len(frozen) == 1 and len(records) == 2
+    assert len(frozen) == 1 and len(records) == 3 and [r["case"] for r in records].count("scratch") == 1
     curves = np.load(tmp_path / "results" / "target" / "curves" / f"{frozen[0]['config_id']}_0.npz")
     np.testing.assert_array_equal(curves["params/['dense_0']['w']"], source.params["dense_0"]["w"])
     # the same spec resumes; other pretrained weights are another spec
     again = _jaxreg("run", "target.toml", "--quiet", cwd=tmp_path)
-    assert again.returncode == 0 and len((tmp_path / "results" / "target" / "trials.jsonl").read_text().splitlines()) == 2
+    assert again.returncode == 0 and len((tmp_path / "results" / "target" / "trials.jsonl").read_text().splitlines()) == 3
     (tmp_path / "source.toml").write_text(PRETRAIN.format(lr=0.2))
     assert _jaxreg("run", "source.toml", "--quiet", "--overwrite", cwd=tmp_path).returncode == 0
     changed = _jaxreg("run", "target.toml", "--quiet", cwd=tmp_path)
     assert changed.returncode == 2
     assert "model.pretrained_sha256 is '" in changed.stderr and "holds results of a different spec" in changed.stderr
+
+
+def test_a_flax_model_freezes_by_its_layer_names_and_equinox_is_refused_in_words():
+    import equinox as eqx
+    import flax.linen as nn
+
+    from jaxreg.adapters import from_equinox, from_flax
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            hidden = nn.relu(nn.Dense(6)(x))  # Dense_0, called first
+            return nn.Dense(3)(hidden)
+
+    net = from_flax(Net(), (8,))
+    assert net.layer_names() == ("Dense_0", "Dense_1")
+    config = TrainConfig(model=net, epochs=2, batch_size=20, layerwise=True)
+    result = train_batch(config, _data(3))(np.zeros(2, int), stack_hparams(
+        [make_hparams(net, learning_rate=0.1, weight_decay=0.1, trainable_layers=k) for k in (1, np.inf)]))
+    start, _ = net.init(jax.random.split(member_key(0), 3)[0])
+    np.testing.assert_array_equal(result.params["Dense_0"]["kernel"][0], np.asarray(start["Dense_0"]["kernel"]))
+    assert not np.array_equal(result.params["Dense_1"]["kernel"][0], np.asarray(start["Dense_1"]["kernel"]))
+    assert not np.array_equal(result.params["Dense_0"]["kernel"][1], np.asarray(start["Dense_0"]["kernel"]))
+
+    model = from_equinox(lambda key: eqx.nn.MLP(8, 3, 6, 1, key=key), (8,))
+    with pytest.raises(InputError, match=r"^model: expected params as a dict keyed by layer name \(or Model.layers\) "
+                                         r"to count layers, got MLP$"):
+        train_batch(TrainConfig(model=model, epochs=1, layerwise=True), _data(3))(np.arange(2), stack_hparams(
+            [make_hparams(model, trainable_layers=1)] * 2))

@@ -252,7 +252,7 @@ def _build_static(static: Static, datasets: dict, given=None) -> dict:
                          f"got other data ({_short_digest(data_resolved.get('sha256'))})")
     model, init_params = build_model(static.model, static.train, dataset.info, static.dataset)
     model_resolved = static.model
-    if "pretrained" in static.model:
+    if static.model.get("pretrained"):
         init_params, digest = _pretrained(static.model, model)
         model_resolved = {**static.model, "pretrained_sha256": digest}  # other weights: another spec
         expected = static.raw[1].get("pretrained_sha256")
@@ -273,8 +273,8 @@ def _build_static(static: Static, datasets: dict, given=None) -> dict:
 
 
 def _pretrained(m: dict, model: Model) -> tuple[Any, str]:
-    """The layers of ``model.pretrained`` that fit ``model`` (the head of another size left out,
-    to start afresh for each seed), and the SHA-256 of the kept arrays."""
+    """The layers of ``model.pretrained`` that fit ``model`` (the head left out, to start afresh
+    for each seed, unless ``model.pretrained_head``), and the SHA-256 of the kept arrays."""
     from jaxreg.sweeps.best import load_best  # best builds specs: imported when needed
     from jaxreg.transfer import pretrained_layers
 
@@ -288,7 +288,9 @@ def _pretrained(m: dict, model: Model) -> tuple[Any, str]:
         raise InputError(f"model.pretrained: expected a results folder or an exported .npz, got {path!r} "
                          f"({error})") from None
     fresh = jax.eval_shape(model.init, jax.random.key(0))[0]
-    kept = pretrained_layers(best.params, fresh, where="model.pretrained")
+    names = model.layer_names()
+    kept = pretrained_layers(best.params, fresh, head=names[-1], keep_head=m.get("pretrained_head", False),
+                             where="model.pretrained")
     digest = hashlib.sha256()
     for leaf_path, leaf in jax.tree_util.tree_leaves_with_path(kept):
         digest.update(f"{jax.tree_util.keystr(leaf_path)}{leaf.shape}{leaf.dtype}".encode())

@@ -52,8 +52,10 @@ OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_me
 # use them (a results folder made before they existed still resumes and grows).
 # options: keyword arguments of a factory kind ("module:function"); batch_norm [false]: mlp and
 # cnn; pretrained: a results folder or an exported .npz whose layers start the model (those of
-# another shape, the head, start afresh), pretrained_seed: which seed's params [the best seed].
-OPTIONAL_MODEL_KEYS = ("options", "batch_norm", "pretrained", "pretrained_seed")
+# another shape, the head, start afresh; false: from scratch, a case's override), pretrained_seed:
+# which seed's params [the best seed]; pretrained_head [false]: keep the pretrained head too (the
+# same task: fine-tuning), else it starts afresh (a new task's head).
+OPTIONAL_MODEL_KEYS = ("options", "batch_norm", "pretrained", "pretrained_seed", "pretrained_head")
 # penalty_mask: "module:function", a callable params -> mask; blur_size [5]: augmentation's kernel
 OPTIONAL_TRAIN_KEYS = ("penalty_mask", "blur_size")
 DATA_KEYS = ("dataset", "seed", "data_dir")
@@ -294,15 +296,17 @@ def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
         if m["batch_norm"] and is_factory(m["kind"]):
             raise InputError(f"model.batch_norm: expected false with a factory kind (the factory builds "
                              f"its own layers), got true")
-    if "pretrained" in m:
+    if m.get("pretrained", False) is not False:  # false: from scratch (a case's override)
         if not isinstance(m["pretrained"], str) or not m["pretrained"]:
-            raise InputError(f"model.pretrained: expected the path of a results folder or an exported .npz, "
-                             f"got {m['pretrained']!r}")
+            raise InputError(f"model.pretrained: expected the path of a results folder or an exported .npz "
+                             f"(or false: train from scratch), got {m['pretrained']!r}")
         if m["init"] == "book":
             raise InputError("model.init: expected an init scheme other than 'book' with model.pretrained "
                              "(the pretrained layers are the init), got 'book'")
+    if "pretrained_head" in m:
+        _bool("model.pretrained_head", m["pretrained_head"])
     if "pretrained_seed" in m:
-        if "pretrained" not in m:
+        if not m.get("pretrained"):
             raise InputError(f"model.pretrained_seed: expected only with model.pretrained, got {m['pretrained_seed']!r}")
         _int("model.pretrained_seed", m["pretrained_seed"], 0, 2**32 - 1)
     if "blur_size" in t:
