@@ -145,8 +145,18 @@ def _run(args) -> None:
 
 def _header(spec, n_trials: int, seconds: float) -> str:
     info = spec.dataset.info
-    n = (len(spec.dataset.train.y), len(spec.dataset.val.y), len(spec.dataset.test.y))
-    return (f"{spec.name}: {info['name']} ({n[0]} train / {n[1]} val / {n[2]} test), "
+    # Cases that change the data (digits' per_class, say) train on splits of other sizes: each said.
+    sizes = []
+    for variant in spec.variants:
+        n = (len(variant.dataset.train.y), len(variant.dataset.val.y), len(variant.dataset.test.y))
+        if n not in sizes:
+            sizes.append(n)
+    if len(sizes) == 1:
+        split = f"{sizes[0][0]} train / {sizes[0][1]} val / {sizes[0][2]} test"
+    else:
+        split = ("per case: " + ", ".join(f"{a} train / {b} val / {c} test" for a, b, c in sizes[:3])
+                 + (", ..." if len(sizes) > 3 else ""))
+    return (f"{spec.name}: {info['name']} ({split}), "
             f"{spec.resolved['model']['kind']} {spec.resolved['model']['hidden']}, "
             f"{spec.config.optimizer}, {spec.config.epochs} epochs; {n_trials} trials "
             f"({len(spec.seeds)} seeds per config) in {seconds:.1f} s; "

@@ -323,7 +323,12 @@ def test_hparams_errors_name_field_allowed_and_given():
         (dict(restore_best=0.5), "hparams.restore_best: expected 0 or 1 (or a bool), got 0.5"),
         (dict(weight_decy=0.1), "hparams: expected names among learning_rate, momentum, lr_decay, l2, "
                                 "l1, weight_decay, dropout, dropconnect, patience, min_delta, restore_best, "
-                                "got 'weight_decy'"),
+                                "bn_momentum, bn_epsilon, trainable_layers, layer_lr_decay, flip, shift, rotate, "
+                                "zoom, shear, blur, brightness, contrast, saturation, noise, got 'weight_decy'"),
+        (dict(shift=0.5), "hparams.shift: expected a whole number of pixels >= 0, got 0.5"),
+        (dict(rotate=200), "hparams.rotate: expected degrees in [0, 180], got 200.0"),
+        (dict(bn_epsilon=0), "hparams.bn_epsilon: expected a finite number > 0, got 0.0"),
+        (dict(layer_lr_decay=0), "hparams.layer_lr_decay: expected a number in (0, 1], got 0.0"),
     ]
     for values, message in cases:
         with pytest.raises(jaxreg.InputError) as info:

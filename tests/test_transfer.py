@@ -253,3 +253,21 @@ def test_a_flax_model_freezes_by_its_layer_names_and_equinox_is_refused_in_words
                                          r"to count layers, got MLP$"):
         train_batch(TrainConfig(model=model, epochs=1, layerwise=True), _data(3))(np.arange(2), stack_hparams(
             [make_hparams(model, trainable_layers=1)] * 2))
+
+
+def test_a_spec_fine_tunes_an_exported_model(tmp_path):
+    (tmp_path / "source.toml").write_text(PRETRAIN.format(lr=0.1))
+    assert _jaxreg("run", "source.toml", "--quiet", cwd=tmp_path).returncode == 0
+    assert _jaxreg("best", "results/source", "--export", "source.npz", cwd=tmp_path).returncode == 0
+    spec = TRANSFER.replace('pretrained = "results/source"', 'pretrained = "source.npz"\npretrained_seed = 1')
+    (tmp_path / "target.toml").write_text(spec.split("[cases.scratch]")[0] + "[output]\nparams = true\nplots = false\n")
+    done = _jaxreg("run", "target.toml", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    from jaxreg.sweeps.best import load_best
+
+    source = load_best(tmp_path / "source.npz", seed=1)
+    records = [json.loads(line) for line in (tmp_path / "results" / "target" / "trials.jsonl").read_text().splitlines()]
+    frozen = [r for r in records if r["hparams"].get("trainable_layers") == 1.0][0]
+    curves = np.load(tmp_path / "results" / "target" / "curves" / f"{frozen['config_id']}_0.npz")
+    np.testing.assert_array_equal(curves["params/['dense_0']['w']"], source.params["dense_0"]["w"])
+    assert not np.array_equal(curves["params/['dense_0']['w']"], load_best(tmp_path / "source.npz", seed=0).params["dense_0"]["w"])
