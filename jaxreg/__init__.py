@@ -45,7 +45,7 @@ _EXPORTS = {
                          "zero_fraction"),
     "jaxreg.step": ("TrainState", "divergence_guard", "evaluate", "objective", "train_step"),
     "jaxreg.train": ("METRICS", "Data", "Result", "TrainConfig", "as_data", "make_train"),
-    "jaxreg.transfer": ("layer_scale", "merge_params", "pretrained_layers", "update_scale"),
+    "jaxreg.transfer": ("Pretrained", "layer_scale", "merge_params", "pretrained_layers", "update_scale"),
     "jaxreg.data": ("Dataset", "from_arrays"),
     # The tooling's two entry points for Python users; loaded only when used.
     "jaxreg.sweeps.api": ("SweepResult", "sweep"),

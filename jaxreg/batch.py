@@ -172,9 +172,10 @@ def check_hparams(config: TrainConfig, hparams: HParams, init_params: Params = N
         if np.any(np.isfinite(over) & (over > len(names))):
             raise InputError(f"hparams.trainable_layers: expected a whole number in [0, {len(names)}] (the model's "
                              f"layers) or inf, got {over[np.isfinite(over) & (over > len(names))].ravel()[0].item()}")
+    init_params, _ = transfer.split_init(init_params)
     if init_params is not None and isinstance(init_params, dict) and isinstance(fresh, dict) \
             and set(init_params) < set(fresh):
-        transfer.pretrained_layers(init_params, fresh, where="init_params")
+        transfer.pretrained_layers(init_params, fresh, keep_head=True, where="init_params")
     asked = [name for name in ("l2", "l1", "weight_decay") if np.any(np.asarray(getattr(hparams, name)) > 0)]
     if asked:
         params = transfer.merge_params(fresh, init_params)

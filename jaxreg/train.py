@@ -376,7 +376,8 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
         PRNG key (see :func:`jaxreg.member_key`): init, data order and dropout keys are split
         from it by name, so members that share a key share their initial weights. ``hparams``
         is an :class:`HParams` of arrays. ``data`` is a :class:`Data` (an argument, so it
-        never becomes a compile-time constant). ``init_params`` replaces the params of
+        never becomes a compile-time constant). ``init_params`` (or a
+        :class:`jaxreg.transfer.Pretrained` of params and model state) replaces the params of
         ``model.init`` (replaying a given init, or starting from pretrained weights).
     """
     model, loss_fn = config.model, losses.get_loss(config.loss)
@@ -395,7 +396,9 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
         init_key, order_key, dropout_key = jax.random.split(key, 3)
         augment_key = jax.random.fold_in(key, 3)  # used only when augmenting
         params, model_state = model.init(init_key)
-        params = transfer.merge_params(params, init_params)
+        given_params, given_state = transfer.split_init(init_params)
+        params = transfer.merge_params(params, given_params)
+        model_state = transfer.merge_params(model_state, given_state)
         seam = make_layout(config.layout, params)
         carried = seam.pack(params)
         dtype = jax.tree_util.tree_leaves(carried)[0].dtype

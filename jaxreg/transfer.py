@@ -15,7 +15,7 @@ match, the head left out unless asked for), the rest keep their fresh, per-seed 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +26,22 @@ from jaxreg.errors import InputError
 Array = jax.Array
 Params = Any
 
-__all__ = ["layer_scale", "merge_params", "pretrained_layers", "update_scale"]
+__all__ = ["Pretrained", "layer_scale", "merge_params", "pretrained_layers", "split_init", "update_scale"]
+
+
+class Pretrained(NamedTuple):
+    """Pretrained layers with the model state that goes with them (batch norm's running
+    statistics), given as ``init_params``: both replace their fresh counterparts layer by layer."""
+
+    params: Params
+    state: Params
+
+
+def split_init(init_params) -> tuple[Params | None, Params | None]:
+    """``(params, state)`` of an ``init_params`` argument: plain params, or :class:`Pretrained`."""
+    if isinstance(init_params, Pretrained):
+        return init_params.params, init_params.state
+    return init_params, None
 
 
 def layer_scale(n_layers: int, trainable_layers, layer_lr_decay) -> Array:

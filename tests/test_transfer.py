@@ -271,3 +271,29 @@ def test_a_spec_fine_tunes_an_exported_model(tmp_path):
     curves = np.load(tmp_path / "results" / "target" / "curves" / f"{frozen['config_id']}_0.npz")
     np.testing.assert_array_equal(curves["params/['dense_0']['w']"], source.params["dense_0"]["w"])
     assert not np.array_equal(curves["params/['dense_0']['w']"], load_best(tmp_path / "source.npz", seed=0).params["dense_0"]["w"])
+
+
+def test_batch_norm_statistics_come_with_the_pretrained_layers_and_stay_when_frozen(tmp_path):
+    source = PRETRAIN.format(lr=0.1).replace("hidden = [16]", "hidden = [16, 8]\nbatch_norm = true")
+    (tmp_path / "source.toml").write_text(source)
+    target = TRANSFER.replace("hidden = [16]", "hidden = [16, 8]\nbatch_norm = true")
+    target = target.replace("values = [1, inf]", "values = [2, inf]")
+    (tmp_path / "target.toml").write_text(target.split("[cases.scratch]")[0] + "[output]\nparams = true\nplots = false\n")
+    assert _jaxreg("run", "source.toml", "--quiet", cwd=tmp_path).returncode == 0
+    done = _jaxreg("run", "target.toml", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    from jaxreg.sweeps.best import load_best
+
+    source = load_best(tmp_path / "results" / "source")
+    assert float(np.abs(source.state["dense_0"]["mean"]).max()) > 0  # trained statistics, not the init
+    records = [json.loads(line) for line in (tmp_path / "results" / "target" / "trials.jsonl").read_text().splitlines()]
+    by_depth = {r["hparams"].get("trainable_layers", np.inf): r for r in records}
+    frozen = np.load(tmp_path / "results" / "target" / "curves" / f"{by_depth[2.0]['config_id']}_0.npz")
+    trained = np.load(tmp_path / "results" / "target" / "curves" / f"{by_depth[np.inf]['config_id']}_0.npz")
+    # dense_0 is frozen (the last 2 of 3 layers train): its weights and its statistics as pretrained
+    for key, value in (("params/['dense_0']['w']", source.params["dense_0"]["w"]),
+                       ("state/['dense_0']['mean']", source.state["dense_0"]["mean"]),
+                       ("state/['dense_0']['var']", source.state["dense_0"]["var"])):
+        np.testing.assert_array_equal(frozen[key], value)
+        assert not np.array_equal(trained[key], value)
+    assert not np.array_equal(frozen["state/['dense_1']['mean']"], source.state["dense_1"]["mean"])

@@ -25,6 +25,7 @@ import numpy as np
 from jaxreg import data as data_lib
 from jaxreg.errors import InputError
 from jaxreg.hparams import AUGMENTATIONS, make_hparams
+from jaxreg.transfer import merge_params, split_init
 from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
 from jaxreg.sweeps.space import Axis, Space
 from jaxreg.adapters import as_model
@@ -43,7 +44,9 @@ class Variant:
         cases: the case names (``(None,)`` for a spec without cases).
         dataset, model, config: the data, the model and the :class:`TrainConfig`.
         space: the search space of these cases.
-        init_params: fixed initial params shared by all members (``model.init = "book"``) or None.
+        init_params: fixed initial params shared by all members (``model.init = "book"``), the
+            pretrained layers and their state (``model.pretrained``: a ``jaxreg.transfer.Pretrained``),
+            or None.
     """
 
     cases: tuple
@@ -274,9 +277,10 @@ def _build_static(static: Static, datasets: dict, given=None) -> dict:
 
 def _pretrained(m: dict, model: Model) -> tuple[Any, str]:
     """The layers of ``model.pretrained`` that fit ``model`` (the head left out, to start afresh
-    for each seed, unless ``model.pretrained_head``), and the SHA-256 of the kept arrays."""
+    for each seed, unless ``model.pretrained_head``) with their model state (batch norm's
+    running statistics), and the SHA-256 of the kept arrays."""
     from jaxreg.sweeps.best import load_best  # best builds specs: imported when needed
-    from jaxreg.transfer import pretrained_layers
+    from jaxreg.transfer import Pretrained, pretrained_layers
 
     path = m["pretrained"]
     if not Path(path).exists():
@@ -291,11 +295,15 @@ def _pretrained(m: dict, model: Model) -> tuple[Any, str]:
     names = model.layer_names()
     kept = pretrained_layers(best.params, fresh, head=names[-1], keep_head=m.get("pretrained_head", False),
                              where="model.pretrained")
+    state = {name: layer for name, layer in (best.state or {}).items() if name in kept}
+    fresh_state = jax.eval_shape(model.init, jax.random.key(0))[1]
+    state = pretrained_layers(state, fresh_state, keep_head=True, where="model.pretrained") if state else {}
     digest = hashlib.sha256()
-    for leaf_path, leaf in jax.tree_util.tree_leaves_with_path(kept):
-        digest.update(f"{jax.tree_util.keystr(leaf_path)}{leaf.shape}{leaf.dtype}".encode())
-        digest.update(np.ascontiguousarray(leaf).tobytes())
-    return kept, digest.hexdigest()
+    for prefix, tree in (("", kept), ("state", state)):
+        for leaf_path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+            digest.update(f"{prefix}{jax.tree_util.keystr(leaf_path)}{leaf.shape}{leaf.dtype}".encode())
+            digest.update(np.ascontiguousarray(leaf).tobytes())
+    return Pretrained(kept, state), digest.hexdigest()
 
 
 def build_model(m: dict, t: dict, info: dict, dataset_name: str = "") -> tuple[Model, Any]:
@@ -370,7 +378,8 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
     check_values(config, as_data(dataset))  # names data.SPLIT.x or .y
     penalized = [name for name in ("l2", "l1", "weight_decay") if _may_be_nonzero(space, name)]
     if penalized:
-        params = static["init_params"] or jax.eval_shape(model.init, jax.random.key(0))[0]
+        params = merge_params(jax.eval_shape(model.init, jax.random.key(0))[0],
+                              split_init(static["init_params"])[0])
         if not selects_anything(config.mask(params)):
             raise InputError(f"{where}hparams.{penalized[0]}: expected 0 when the penalty mask selects no "
                              f"params (the model has no leaf with two or more dimensions, or "
