@@ -3,6 +3,7 @@ strength zero, determinism per key, jit and vmap with per-member strengths, and 
 
 from __future__ import annotations
 
+import json
 import math
 
 import jax
@@ -200,3 +201,19 @@ def test_engine_refuses_what_it_cannot_augment():
                                          r"got values in \[0.\d+, 25\d.\d+\]$"):
         config = TrainConfig(model=net, epochs=1, augment=("zoom",), image_shape=(8, 8))
         train_batch(config, scaled)(np.arange(2), stack_hparams([make_hparams(net, zoom=0.1)] * 2))
+
+
+def test_a_sweep_that_augments_draws_its_augmentations(tmp_path):
+    import jaxreg
+
+    spec = {"name": "aug", "data": {"dataset": "digits", "per_class": 2},
+            "model": {"kind": "cnn", "channels": [4], "hidden": [8]},
+            "train": {"epochs": 2, "batch_size": 10},
+            "hparams": {"learning_rate": 0.05, "rotate": {"values": [0.0, 15.0]}, "noise": 0.1},
+            "search": {"seeds": 1}}
+    result = jaxreg.sweep(spec, out=tmp_path / "aug", progress=False)
+    assert (tmp_path / "aug" / "augmentation.png") in result.written
+    assert (tmp_path / "aug" / "augmentation.png").stat().st_size > 5000
+    records = [json.loads(line) for line in (tmp_path / "aug" / "trials.jsonl").read_text().splitlines()]
+    assert sorted(r["hparams"].get("rotate", 0.0) for r in records) == [0.0, 15.0]
+    assert all(r["hparams"]["noise"] == 0.1 and "zoom" not in r["hparams"] for r in records)

@@ -38,6 +38,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator, PercentFormatter
 
+from jaxreg.hparams import AUGMENTATIONS
 from jaxreg.report.folder import Folder, distinct, load_folder
 from jaxreg.report.store import atomic_write
 
@@ -58,7 +59,10 @@ _NOTHING_TO_DRAW = {
     "search_space.png": "fewer than two configs with a finite metric",
     "weights_hist.png": "no saved weights could be read",
     "decision_boundary.png": "the inputs are not 2-D, or the model could not be rebuilt here",
+    "augmentation.png": "the spec could not be rebuilt here (its data or pretrained model is missing)",
 }
+AUGMENT_EXAMPLES = 6  # augmentation.png: training images per row
+AUGMENT_ROWS = 8  # augmentation.png: at most this many strength settings
 
 
 def plot_dir(out, *, build: Callable[[dict], object] | None = None,
@@ -99,6 +103,11 @@ def plot_dir(out, *, build: Callable[[dict], object] | None = None,
         skip("best_so_far.png, search_space.png, metric_vs_AXIS.png", f"no trial has a {sweep.metric}")
     plots += [(f"{m}_vs_{n}.png", functools.partial(_metric_vs, name=n, metric=m))
               for m in sweep.plot_metrics for n in sweep.numeric]
+    if any(r["hparams"].get(name, 0) for r in records for name in AUGMENTATIONS):
+        if build is not None:
+            plots.append(("augmentation.png", _augmentation))
+        else:
+            skip("augmentation.png", "the spec is not rebuilt (plot_dir was given no build)")
     if sweep.has_params:
         plots += [("weights_hist.png", _weights_hist), ("decision_boundary.png", _decision_boundary)]
     else:
@@ -538,6 +547,46 @@ def _rebuild_params(model, saved: dict[str, np.ndarray]):
     if [np.shape(v) for v in values] != [tuple(s.shape) for _, s in shapes]:
         return None
     return treedef.unflatten(values)
+
+
+def _augmentation(sweep: Folder) -> Figure | None:
+    """The first training images as each swept strength setting augments them (one draw, the
+    same key for every row: rows differ by strength only, as the configs' draws do)."""
+    from jaxreg.augment import augment
+
+    spec = sweep.built
+    variant = spec and next((v for v in spec.variants if v.config.augment), None)
+    if variant is None:
+        return None
+    enabled = variant.config.augment
+    settings = sorted({tuple(float(r["hparams"].get(n, 0.0)) for n in enabled) for r in sweep.records
+                       if r["case"] in variant.cases})
+    if len(settings) > AUGMENT_ROWS:  # evenly spread, first and last kept
+        settings = [settings[round(i)] for i in np.linspace(0, len(settings) - 1, AUGMENT_ROWS)]
+    shape = variant.config.image_shape
+    train = np.asarray(variant.dataset.train.x[:AUGMENT_EXAMPLES], np.float32)
+    images = train.reshape(len(train), *shape)
+    rows = [("original", images)]
+    for setting in settings:
+        if not any(setting):
+            continue  # the original row shows it
+        strengths = type("Strengths", (), dict(zip(enabled, setting)))
+        label = ", ".join(f"{n} {v:g}" for n, v in zip(enabled, setting) if v) or "no augmentation"
+        rows.append((label, np.asarray(augment(jax.random.key(0), images, strengths, enabled=enabled,
+                                               blur_size=variant.config.blur_size))))
+    fig = Figure(figsize=(1.3 * len(train) + 2.2, 1.3 * len(rows) + 0.6), layout="constrained")
+    axes = fig.subplots(len(rows), len(train), squeeze=False)
+    for (label, batch), row_axes in zip(rows, axes):
+        for ax, image in zip(row_axes, batch):
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray_r" if image.shape[-1] == 1
+                      else None, vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row_axes[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize="small")
+    cases = ", ".join(str(c) for c in variant.cases if c is not None)
+    fig.suptitle(f"{sweep.spec['name']}: training images as each strength augments them"
+                 + (f" ({cases})" if cases else ""), fontsize="medium")
+    return fig
 
 
 def _decision_boundary(sweep: Folder) -> Figure | None:
