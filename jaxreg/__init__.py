@@ -47,6 +47,7 @@ _EXPORTS = {
     "jaxreg.train": ("METRICS", "Data", "Result", "TrainConfig", "as_data", "make_train"),
     "jaxreg.transfer": ("Pretrained", "layer_scale", "merge_params", "pretrained_layers", "update_scale"),
     "jaxreg.data": ("Dataset", "from_arrays"),
+    "jaxreg.diagnosis": ("Finding", "Thresholds", "diagnose"),
     # The tooling's two entry points for Python users; loaded only when used.
     "jaxreg.sweeps.api": ("SweepResult", "sweep"),
     "jaxreg.sweeps.best": ("Best", "load_best"),
@@ -54,7 +55,7 @@ _EXPORTS = {
 _SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}
 _RENAMED = {"make_layout": "layout"}
 
-__all__ = sorted([*_SOURCE, "adapters", "augment", "data", "early_stopping", "layout", "transfer"])
+__all__ = sorted([*_SOURCE, "adapters", "augment", "data", "early_stopping", "layout", "transfer", "diagnosis"])
 
 
 def __getattr__(name: str):

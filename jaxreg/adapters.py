@@ -14,7 +14,11 @@ Flax and Equinox are optional: they are imported only when their adapter is used
 (``pip install 'jaxreg[flax]'`` or ``'jaxreg[equinox]'``). Dropout inside such a model is the
 model's own, at the rate it was built with; jaxreg's swept ``dropout`` and ``dropconnect``
 rates apply to jaxreg's own models (the adapters' models take none, and a rate above 0 for
-them is an error). L2, L1 and weight decay work on any model: they select weights by role.
+them is an error). Likewise a Flax ``nn.BatchNorm`` keeps the momentum and epsilon it was
+built with (``hparams.bn_momentum`` and ``bn_epsilon`` are jaxreg's own batch norm's) and is
+not switched to its running statistics in a frozen layer. L2, L1 and weight decay work on any
+model: they select weights by role; transfer learning's ``trainable_layers`` and
+``layer_lr_decay`` on any model whose params are a dict keyed by layer (Flax's are).
 """
 
 from __future__ import annotations

@@ -138,6 +138,8 @@ def _run(args) -> None:
     print()
     print(report.format_table(rows, spec.search, limit=20))
     print()
+    _print_findings(out)
+    print()
     print(f"results: {out}/ ({', '.join([report.JOURNAL] + [p.name for p in written])})")
     if skipped:
         print("plots skipped: " + "; ".join(f"{name} ({why})" for name, why in skipped))
@@ -210,6 +212,18 @@ def _show(args) -> None:
     print(f"{manifest['spec']['name']}: {len(records)} trials in {args.dir}"
           + (f", best first by {search['metric']} (mean +- std over seeds)" if records else ""))
     print(report.format_table(rows, search, limit=args.top))
+    _print_findings(args.dir)
+
+
+def _print_findings(out) -> None:
+    from jaxreg.report.findings import finding_lines
+    from jaxreg.report.folder import load_folder
+
+    lines = finding_lines(load_folder(out))
+    if lines:
+        print("\nfindings (jaxreg.diagnose; thresholds in jaxreg.diagnosis.Thresholds):")
+        for line in lines:
+            print(f"  {line}")
 
 
 def _plot(args) -> None:

@@ -1,0 +1,127 @@
+"""Reading cost curves: a confusion table of jaxreg.diagnose on real runs configured to show each
+failure mode and on synthetic curves, a healthy run with no finding, and the findings that
+`jaxreg show` prints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import jaxreg
+from jaxreg import TrainConfig, make_hparams, stack_hparams, train_batch
+from jaxreg import data as data_lib
+from jaxreg.diagnosis import Thresholds, diagnose
+from jaxreg.models import mlp
+
+E = np.arange(1, 41)
+
+
+def labels(curves, **kw):
+    return [f.label for f in diagnose(curves, **kw)]
+
+
+# --- synthetic curves: one per label, and a healthy one -------------------------------------
+
+HEALTHY = {"train_loss": 2.3 * np.exp(-E / 8) + 0.05, "val_loss": 2.3 * np.exp(-E / 8) + 0.12,
+           "train_accuracy": np.minimum(0.99, 0.5 + E / 40)}
+SYNTHETIC = {
+    "lr_too_big": {"train_loss": 2.4 + 0.05 * np.sin(E * 1.7), "val_loss": 2.4 + 0.05 * np.sin(E * 1.7),
+                   "train_accuracy": np.full(40, 0.1)},
+    "slow_start": {"train_loss": np.where(E < 15, 2.3, 2.3 * np.exp(-(E - 15) / 5) + 0.05),
+                   "val_loss": np.where(E < 15, 2.3, 2.3 * np.exp(-(E - 15) / 5) + 0.1),
+                   "train_accuracy": np.where(E < 15, 0.1, 0.99)},
+    "plateau": {"train_loss": np.maximum(1.2, 2.3 * np.exp(-E / 3)), "val_loss": np.maximum(1.6, 2.3 * np.exp(-E / 3)),
+                "train_accuracy": np.minimum(0.6, E / 10)},
+    "overfitting": {"train_loss": 2.3 * np.exp(-E / 5), "val_loss": 0.3 + 0.002 * (E - 15) ** 2,
+                    "train_accuracy": np.minimum(1.0, E / 10)},
+    "underfitting": {"train_loss": 2.3 - 0.02 * E, "val_loss": 2.31 - 0.02 * E, "train_accuracy": 0.1 + 0.01 * E},
+}
+
+
+def test_a_healthy_curve_has_no_finding():
+    assert labels(HEALTHY) == []
+
+
+@pytest.mark.parametrize("label", list(SYNTHETIC))
+def test_each_label_fires_on_its_synthetic_curve(label):
+    assert label in labels(SYNTHETIC[label])
+
+
+def test_a_plateau_after_the_learning_rate_shrank_is_a_decay_too_soon():
+    curves = SYNTHETIC["plateau"]
+    assert "plateau" in labels(curves, learning_rate=lambda e: 0.1)
+    found = diagnose(curves, learning_rate=lambda e: 0.1 * 0.05 ** e)
+    assert [f.label for f in found][:1] == ["decayed_too_soon"]
+    # flat from epoch 2 on, when the learning rate (after 1 epoch of decay) was 0.05 of its first
+    assert found[0].epoch == 2 and found[0].numbers["lr_fraction"] == pytest.approx(0.05)
+
+
+def test_findings_carry_their_epochs_and_numbers_and_thresholds_override():
+    found = diagnose(SYNTHETIC["overfitting"])
+    overfit = next(f for f in found if f.label == "overfitting")
+    assert overfit.epoch == 15 and overfit.end == 40
+    assert overfit.numbers["best_val_loss"] == pytest.approx(0.3)
+    assert overfit.numbers["last_val_loss"] == pytest.approx(0.3 + 0.002 * 25 ** 2)
+    assert "overfitting" not in labels(SYNTHETIC["overfitting"], thresholds=Thresholds(overfit_rise=5.0))
+    assert labels({"train_loss": [np.nan] * 5}, diverged_epoch=2) == ["diverged"]
+
+
+def test_curves_cut_short_by_a_stop_are_read_up_to_the_stop():
+    stopped = {k: np.where(E <= 20, v, np.nan) for k, v in HEALTHY.items()}
+    assert labels(stopped) == []
+
+
+# --- real runs, configured to show each failure mode -----------------------------------------
+
+@pytest.fixture(scope="module")
+def digits():
+    return data_lib.load("digits", key=0), data_lib.load("digits", key=0, n_train=100)
+
+
+def _run(net, data, *, epochs=60, optimizer="sgd", **hp):
+    config = TrainConfig(model=net, epochs=epochs, batch_size=20, optimizer=optimizer)
+    result = train_batch(config, data)(np.arange(2), stack_hparams([make_hparams(net, **hp)] * 2))
+    rate, decay = hp["learning_rate"], hp.get("lr_decay", 0.0)
+    return [labels({k: v[s] for k, v in result.curves.items()}, diverged_epoch=int(result.diverged_epoch[s]),
+                   learning_rate=lambda e: rate * (1 - decay) ** e) for s in range(2)]
+
+
+def test_confusion_table_on_real_runs(digits):
+    full, small = digits
+    table = {
+        "healthy": _run(mlp((64, 64, 10)), full, learning_rate=0.05),
+        "lr 5": _run(mlp((64, 64, 10)), full, learning_rate=5.0),
+        "init scale 0.01": _run(mlp((64, 64, 64, 10), init="uniform", init_scale=0.01), full, learning_rate=0.05),
+        "512 units on 100 images": _run(mlp((64, 512, 10)), small, epochs=150, optimizer="adam",
+                                        learning_rate=0.003, momentum=0.9),
+        "lr decay 0.5 per epoch": _run(mlp((64, 64, 10)), full, learning_rate=0.01, lr_decay=0.5),
+        "one hidden unit": _run(mlp((64, 1, 10)), full, learning_rate=0.05),
+        "lr 1e30": _run(mlp((64, 64, 10)), full, epochs=5, learning_rate=3e38),
+    }
+    expected = {"healthy": None, "lr 5": "lr_too_big", "init scale 0.01": "slow_start",
+                "512 units on 100 images": "overfitting", "lr decay 0.5 per epoch": "decayed_too_soon",
+                "one hidden unit": "underfitting", "lr 1e30": "diverged"}
+    for run, per_seed in table.items():
+        for found in per_seed:
+            if expected[run] is None:
+                assert found == [], (run, found)
+            else:
+                assert expected[run] in found, (run, found)
+    # the labels are specific: none of the configured failures is read as overfitting but its own
+    assert all("overfitting" not in found for run, seeds in table.items() for found in seeds
+               if run != "512 units on 100 images")
+
+
+def test_show_prints_the_findings(tmp_path, capsys):
+    from jaxreg import cli
+
+    spec = {"name": "diag", "data": {"dataset": "digits", "n_train": 100},
+            "model": {"hidden": [256]}, "train": {"epochs": 60, "optimizer": "adam", "batch_size": 20},
+            "hparams": {"learning_rate": {"values": [0.001, 0.003, 0.01]}, "momentum": 0.9},
+            "search": {"seeds": 2}, "output": {"plots": False}}
+    jaxreg.sweep(spec, out=tmp_path / "diag", progress=False)
+    capsys.readouterr()
+    assert cli.main(["show", str(tmp_path / "diag")]) in (0, None)
+    out = capsys.readouterr().out
+    assert "findings (jaxreg.diagnose; thresholds in jaxreg.diagnosis.Thresholds):" in out
+    assert "seeds: overfitting: validation loss lowest at epoch" in out
