@@ -102,6 +102,13 @@ def _parser() -> _Parser:
     plan = commands.add_parser("plan", help="print the configs a spec expands to; trains nothing")
     plan.add_argument("spec")
     plan.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sanity = commands.add_parser("sanity", help="can the spec's network fit a small subset with regularization "
+                                 "off? (exit 1 if not)")
+    sanity.add_argument("spec")
+    sanity.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sanity.add_argument("--examples", type=_positive, default=100, help="training examples (default 100)")
+    sanity.add_argument("--seeds", type=_positive, default=3, help="seeds (default 3)")
+    sanity.add_argument("--epochs", type=_positive, default=200, help="epochs (default 200)")
     show = commands.add_parser("show", help="print the summary table of a results folder")
     show.add_argument("dir")
     show.add_argument("--top", type=_positive, default=None, help="only the best N configs")
@@ -200,6 +207,17 @@ def _plan(args) -> None:
         values = "  ".join(f"{n}={config.point[n]!r}" for n in names if n in config.point)
         case = f"[{config.case}]  " if config.case is not None else ""
         print(f"{config_id(config)}  {case}{values}".rstrip())
+
+
+def _sanity(args) -> int:
+    from jaxreg.sweeps import load_spec
+    from jaxreg.sweeps.sanity import sanity_check
+
+    result = sanity_check(load_spec(args.spec, args.set), examples=args.examples, seeds=args.seeds,
+                          epochs=args.epochs)
+    for line in result.lines:
+        print(line)
+    return 0 if result.passed else 1
 
 
 def _show(args) -> None:
@@ -328,10 +346,12 @@ def main(argv: list[str] | None = None) -> int:
         raise
     try:
         args = _parser().parse_args(argv)
-        if argv is None and args.command in ("run", "plot", "best"):  # the command line, not a caller's main([...])
+        if argv is None and args.command in ("run", "plot", "best", "sanity"):  # the command line, not a caller's main([...])
             enable_compilation_cache()
-        {"run": _run, "plan": _plan, "show": _show, "plot": _plot, "best": _best,
-         "compare": _compare}[args.command](args)
+        code = {"run": _run, "plan": _plan, "show": _show, "plot": _plot, "best": _best, "sanity": _sanity,
+                "compare": _compare}[args.command](args)
+        if code:
+            return code
     except (InputError, DatasetError) as error:
         print(f"jaxreg: error: {error}", file=sys.stderr)
         return 2

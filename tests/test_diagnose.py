@@ -125,3 +125,39 @@ def test_show_prints_the_findings(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "findings (jaxreg.diagnose; thresholds in jaxreg.diagnosis.Thresholds):" in out
     assert "seeds: overfitting: validation loss lowest at epoch" in out
+
+
+# --- jaxreg sanity ---------------------------------------------------------------------------
+
+def test_sanity_passes_on_the_demo_and_fails_in_words_for_one_hidden_unit(capsys):
+    from pathlib import Path
+
+    from jaxreg import cli
+
+    demo = str(Path(__file__).resolve().parent.parent / "sweeps" / "demo.toml")
+    assert cli.main(["sanity", demo, "--seeds", "2", "--epochs", "100"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("sanity: 100 training examples, regularization off, 2 seeds, 100 epochs, adam at learning "
+                      "rate 0.003: best training accuracy 100.0%, 100.0% (passes: expected 100% on every seed)")
+    assert out[1].startswith("loss at init ") and out[1].endswith("log(10) = 2.303: as expected")
+    assert cli.main(["sanity", demo, "--seeds", "2", "--epochs", "100", "--set", "model.hidden=[1]"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert "(fails: expected 100% on every seed)" in out[0]
+    assert out[2].startswith("seed 0: ") and out[3].startswith("seed 1: ")
+    assert out[-1].startswith("a network that cannot fit 100 examples will not fit the data")
+
+
+def test_sanity_turns_every_regularizer_off_and_flags_a_large_init():
+    from jaxreg.sweeps import build_spec
+    from jaxreg.sweeps.sanity import sanity_check
+
+    spec = build_spec({"data": {"dataset": "digits"}, "model": {"hidden": [64], "init": "uniform", "init_scale": 3.0},
+                       "train": {"epochs": 5}, "hparams": {"learning_rate": 0.01, "l2": 10.0, "dropout": 0.5}})
+    result = sanity_check(spec, examples=50, seeds=1, epochs=20)
+    assert result.chance_loss == pytest.approx(np.log(10))
+    assert result.init_loss[0] > 1.5 * np.log(10)
+    assert "the init scale may be too large" in result.lines[1]
+    # L2 at 10 and dropout 0.5 would keep this network from fitting: sanity trains without them
+    spec = build_spec({"data": {"dataset": "digits"}, "model": {"hidden": [64]}, "train": {"optimizer": "adam"},
+                       "hparams": {"learning_rate": 0.01, "l2": 10.0, "dropout": 0.5, "rotate": 30.0}})
+    assert sanity_check(spec, examples=50, seeds=1, epochs=40).passed
