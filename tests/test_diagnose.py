@@ -125,6 +125,13 @@ def test_show_prints_the_findings(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "findings (jaxreg.diagnose; thresholds in jaxreg.diagnosis.Thresholds):" in out
     assert "seeds: overfitting: validation loss lowest at epoch" in out
+    # curves.png says it in its legend, with the seed count
+    from jaxreg.report import plots
+    from jaxreg.report.folder import load_folder
+
+    figure = plots._curves(load_folder(tmp_path / "diag"))
+    labels_drawn = [line.get_label() for line in figure.axes[0].get_lines() if not line.get_label().startswith("_")]
+    assert any("[overfitting 1/2]" in label for label in labels_drawn), labels_drawn
 
 
 # --- jaxreg sanity ---------------------------------------------------------------------------

@@ -156,8 +156,9 @@ def _sweep(out):
 
 
 def _line_epochs(fig) -> dict[str, list]:
-    """The x values of each labelled line of the curves figure's first panel."""
-    return {line.get_label(): line.get_xdata().tolist() for line in fig.axes[0].get_lines()
+    """The x values of each labelled line of the curves figure's first panel, by config (the
+    label without its " [jaxreg.diagnose findings]")."""
+    return {line.get_label().split(" [")[0]: line.get_xdata().tolist() for line in fig.axes[0].get_lines()
             if not line.get_label().startswith("_")}
 
 

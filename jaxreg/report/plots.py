@@ -249,15 +249,19 @@ def _curves(sweep: Folder, panels=CURVE_PANELS, what: str = "learning curves") -
     axes = fig.subplots(2, columns, sharex=True, squeeze=False)
     for ax in axes[1][1:]:
         ax.sharey(axes[1][0])
-    handles, any_stopped, any_lowest = [], False, False
+    handles, any_stopped, any_lowest, any_finding = [], False, False, False
     for i, (row, curves) in enumerate(shown):
         color, epochs = f"C{i}", curves["epochs"]
         stopped = sum(r["stopped_epoch"] > 0 for r in sweep.trials[row["config_id"]])
+        label = sweep.config_label(row)
+        if panels == CURVE_PANELS:  # what jaxreg.diagnose reads in these curves, with its seed count
+            said = _diagnosis(sweep, row)
+            label, any_finding = (f"{label} [{said}]", True) if said else (label, any_finding)
         for panel_names, panel_axes in zip(panels, axes):
             for name, ax in zip(panel_names, panel_axes):
                 seeds = curves[name]
                 mean = _mean(seeds)
-                line, = ax.plot(epochs, mean, color=color, lw=1.6, label=sweep.config_label(row))
+                line, = ax.plot(epochs, mean, color=color, lw=1.6, label=label)
                 if len(seeds) > 1:
                     # fmin/fmax skip NaN without the warnings of nanmin on all-NaN columns.
                     ax.fill_between(epochs, np.fmin.reduce(seeds), np.fmax.reduce(seeds),
@@ -299,6 +303,8 @@ def _curves(sweep: Folder, panels=CURVE_PANELS, what: str = "learning curves") -
     if any_lowest:
         handles.append(Line2D([], [], ls="none", marker="v", color="grey", mec="black",
                               label="lowest mean loss, before it rose (overfitting)"))
+    if any_finding:
+        handles.append(Line2D([], [], ls="none", label="[jaxreg.diagnose: failure modes, seeds showing them]"))
     longest = max(len(h.get_label()) for h in handles)
     fig.legend(handles=handles, loc="outside lower center", ncols=1 if longest > 45 else 2 if longest > 28 else 3)
     which = "the best config of each case" if sweep.has_case else f"the best {len(shown)} configs"
@@ -307,6 +313,19 @@ def _curves(sweep: Folder, panels=CURVE_PANELS, what: str = "learning curves") -
     title = f"{sweep.spec['name']}: {what} of {which} ({band})"
     fig.suptitle(title.replace(" of ", "\nof ", 1) if columns == 1 else title)  # fit one column
     return fig
+
+
+def _diagnosis(sweep: Folder, row: dict) -> str:
+    """``"overfitting 5/5, plateau 1/5"``: the labels jaxreg.diagnose gives the config's seeds."""
+    from jaxreg.diagnosis import LABELS
+    from jaxreg.report.findings import trial_findings
+
+    trials = sweep.trials[row["config_id"]]
+    counts = {}
+    for record in trials:
+        for finding in trial_findings(sweep, record):
+            counts[finding.label] = counts.get(finding.label, 0) + 1
+    return ", ".join(f"{label.replace('_', ' ')} {counts[label]}/{len(trials)}" for label in LABELS if label in counts)
 
 
 def _zoom_on_late_values(ax, means: list[np.ndarray], skip: float = 0.1) -> None:
