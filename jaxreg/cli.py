@@ -109,6 +109,16 @@ def _parser() -> _Parser:
     sanity.add_argument("--examples", type=_positive, default=100, help="training examples (default 100)")
     sanity.add_argument("--seeds", type=_positive, default=3, help="seeds (default 3)")
     sanity.add_argument("--epochs", type=_positive, default=200, help="epochs (default 200)")
+    probe = commands.add_parser("lr-find", help="probe the learning rate: K constant rates x seeds for a "
+                                "short horizon, one compiled program; suggests a range and plots it")
+    probe.add_argument("spec")
+    probe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    probe.add_argument("--low", type=float, default=1e-5, help="smallest learning rate (default 1e-5)")
+    probe.add_argument("--high", type=float, default=10.0, help="largest learning rate (default 10)")
+    probe.add_argument("--rates", type=_positive, default=24, help="log-spaced rates (default 24)")
+    probe.add_argument("--seeds", type=_positive, default=3, help="seeds (default 3)")
+    probe.add_argument("--epochs", type=_positive, default=2, help="the horizon, in epochs (default 2)")
+    probe.add_argument("--plot", metavar="FILE", help="the figure (default: lr-find-NAME.png here)")
     show = commands.add_parser("show", help="print the summary table of a results folder")
     show.add_argument("dir")
     show.add_argument("--top", type=_positive, default=None, help="only the best N configs")
@@ -218,6 +228,31 @@ def _sanity(args) -> int:
     for line in result.lines:
         print(line)
     return 0 if result.passed else 1
+
+
+def _lr_find(args) -> None:
+    from jaxreg.sweeps import load_spec
+    from jaxreg.sweeps.lr_find import lr_find, plot_probe, ramp
+
+    spec = load_spec(args.spec, args.set)
+    start = time.perf_counter()
+    probe = lr_find(spec, low=args.low, high=args.high, rates=args.rates, seeds=range(args.seeds),
+                    epochs=args.epochs)
+    ramped = ramp(spec, low=args.low, high=args.high)
+    seconds = time.perf_counter() - start
+    s, r = probe.suggestions, ramped.suggestions
+    print(f"{spec.name}: {args.rates} learning rates {args.low:g} to {args.high:g} x {args.seeds} seeds, "
+          f"{args.epochs} epochs each, {spec.config.optimizer} ({seconds:.1f} s with the ramp)")
+    print(f"suggested range: {s['range'][0]:.3g} to {s['range'][1]:.3g} (the lowest mean loss's rate / 10 to that "
+          f"rate, at most the largest stable one)")
+    print(f"largest stable rate {s['largest_stable']:.3g} (no seed diverged, below the loss at init "
+          f"{probe.init_loss:.3g}); fastai's rules on the seed mean: minimum {s['minimum']:.3g}, steep "
+          f"{s['steep']:.3g}, valley {s['valley']:.3g}")
+    print(f"the classic ramp (one run, {len(ramped.learning_rates)} steps) for comparison: minimum {r['minimum']:.3g}, "
+          f"steep {r['steep']:.3g}, valley {r['valley']:.3g}")
+    path = Path(args.plot) if args.plot else Path(f"lr-find-{spec.name}.png")
+    plot_probe(probe, ramped, path, f"{spec.name}: training loss after {args.epochs} epochs at each learning rate")
+    print(f"plot: {path}")
 
 
 def _show(args) -> None:
@@ -346,9 +381,10 @@ def main(argv: list[str] | None = None) -> int:
         raise
     try:
         args = _parser().parse_args(argv)
-        if argv is None and args.command in ("run", "plot", "best", "sanity"):  # the command line, not a caller's main([...])
+        if argv is None and args.command in ("run", "plot", "best", "sanity", "lr-find"):  # the command line, not a caller's main([...])
             enable_compilation_cache()
         code = {"run": _run, "plan": _plan, "show": _show, "plot": _plot, "best": _best, "sanity": _sanity,
+                "lr-find": _lr_find,
                 "compare": _compare}[args.command](args)
         if code:
             return code

@@ -15,7 +15,7 @@ from jaxreg.sweeps.spec import compute_difference
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["augmentation", "transfer-pretrain", "transfer", "batch-norm"])
+@pytest.mark.parametrize("name", ["augmentation", "transfer-pretrain", "transfer", "batch-norm", "lr-find"])
 def test_results_folder_is_what_its_spec_computes(name, monkeypatch):
     monkeypatch.chdir(ROOT)  # transfer.toml names results/transfer-pretrain from the repository root
     spec = load_spec(ROOT / "sweeps" / f"{name}.toml")
