@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxreg import penalties, transfer
 from jaxreg.errors import InputError, check_positive_int
-from jaxreg.hparams import AUGMENTATIONS, HParams
+from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, HParams
 from jaxreg.train import Data, Result, TrainConfig, as_data, check_values, make_train
 
 Array = jax.Array
@@ -159,6 +159,12 @@ def check_hparams(config: TrainConfig, hparams: HParams, init_params: Params = N
         if np.any(strength > 0) and name not in config.augment:
             raise InputError(f"hparams.{name}: expected 0 when TrainConfig.augment does not name {name!r} "
                              f"(augment = {list(config.augment)}), got {strength.max().item()}")
+    if not model.batch_norm:
+        for name in ("bn_momentum", "bn_epsilon"):
+            values = np.asarray(getattr(hparams, name))
+            if np.any(values != DEFAULTS[name]):
+                raise InputError(f"hparams.{name}: expected the default ({DEFAULTS[name]:g}) for a model without "
+                                 f"batch norm, got {values[values != DEFAULTS[name]].ravel()[0].item()}")
     layered = (np.any(np.isfinite(np.asarray(hparams.trainable_layers)))
                or np.any(np.asarray(hparams.layer_lr_decay) != 1))
     fresh = jax.eval_shape(model.init, jax.random.key(0))[0]
@@ -313,12 +319,13 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
                                                  np.arange(per, dtype=np.int32))
         state = None
         if checkpoint is not None:
-            curves_like = {name: jax.ShapeDtypeStruct((len(seeds), 0), c.dtype)
+            curves_like = {name: jax.ShapeDtypeStruct((len(seeds), 0, *c.shape[2:]), c.dtype)
                            for name, c in result_like.curves.items()}
             state = checkpoint.load(ChunkState(start, None, carry_like, curves_like))
         if state is None or not (0 < state.next_block < n_evals and state.next_block % per == 0):
             state = ChunkState(start, 0, jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), carry_like),
-                               {name: np.zeros((len(seeds), 0), c.dtype) for name, c in result_like.curves.items()})
+                               {name: np.zeros((len(seeds), 0, *c.shape[2:]), c.dtype)
+                                for name, c in result_like.curves.items()})
         carry = state.carry if split is None else jax.device_put(state.carry, split)
         curves = [state.curves]
         executable = compiled_segment(config, (seeds, hparams, on_device, init, carry,

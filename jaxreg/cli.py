@@ -176,7 +176,9 @@ def _header(spec, n_trials: int, seconds: float) -> str:
         split = ("per case: " + ", ".join(f"{a} train / {b} val / {c} test" for a, b, c in sizes[:3])
                  + (", ..." if len(sizes) > 3 else ""))
     return (f"{spec.name}: {info['name']} ({split}), "
-            f"{spec.resolved['model']['kind']} {spec.resolved['model']['hidden']}, "
+            f"{spec.resolved['model']['kind']} "
+            + (f"{spec.resolved['model']['channels']} conv + " if spec.resolved['model']['kind'] == "cnn" else "")
+            + f"{spec.resolved['model']['hidden']}, "
             f"{spec.config.optimizer}, {spec.config.epochs} epochs; {n_trials} trials "
             f"({len(spec.seeds)} seeds per config) in {seconds:.1f} s; "
             f"best first by {spec.search['metric']} (mean +- std over seeds), "

@@ -287,7 +287,8 @@ def _load_digits(opts: dict, key_data, data_dir) -> Dataset:
     if per_class is not None:
         if n_train is not None:
             raise ValueError(f"per_class: expected None when n_train is given ({n_train}), got {per_class!r}")
-        per_class = _check_int("per_class", per_class, 1, n_rest)
+        if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
+            raise ValueError(f"per_class: expected an integer >= 1, got {per_class!r}")
     dtype = _check_dtype(opts["dtype"])
     rng = _rng(key_data, "digits", "splits at random")
 

@@ -116,7 +116,7 @@ _RANGES = {
     "restore_best": (0.0, 1.0, True, True, "0 or 1 (or a bool)"),
     "bn_momentum": (0.0, 1.0, True, False, "a number in [0, 1)"),
     "bn_epsilon": (0.0, math.inf, False, False, "a finite number > 0"),
-    "trainable_layers": (0.0, math.inf, True, True, "a whole number >= 0 (inf: every layer)"),
+    "trainable_layers": (0.0, math.inf, False, True, "a whole number >= 1 (inf: every layer)"),
     "layer_lr_decay": (0.0, 1.0, False, True, "a number in (0, 1]"),
     "flip": (0.0, 1.0, True, True, "a probability in [0, 1]"),
     "shift": (0.0, math.inf, True, False, "a whole number of pixels >= 0"),

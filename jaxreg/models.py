@@ -91,6 +91,8 @@ class Model:
             learning freezes (``hparams.trainable_layers``) and what layer-wise learning-rate
             decay counts. ``None``: the keys in the order ``init`` creates them (see
             :meth:`layer_names`); set it with ``dataclasses.replace(model, layers=(...))``.
+        taps: whether ``apply`` takes ``taps``, a dict it fills with each hidden layer's
+            activations by layer name (for histograms; jaxreg's own models do).
         batch_norm: whether ``apply`` takes ``bn_momentum``, ``bn_epsilon`` and ``bn_frozen``
             (one 0/1 per layer of ``layers``: a frozen layer's batch norm uses its running
             statistics and leaves them as they are, Keras's semantics).
@@ -105,11 +107,12 @@ class Model:
     identity: Hashable | None = None
     layers: tuple[str, ...] | None = None
     batch_norm: bool = False
+    taps: bool = False
 
     def _key(self):
         functions = (self.init, self.apply) if self.identity is None else (self.identity,)
         return (*functions, self.input_shape, self.output_size, self.num_dropout, self.num_dropconnect,
-                self.layers, self.batch_norm)
+                self.layers, self.batch_norm, self.taps)
 
     def layer_names(self, params=None) -> tuple[str, ...]:
         """The layers, input first: ``layers``, or the top-level keys of ``params`` in the order
@@ -308,7 +311,7 @@ def mlp(
         return params, state
 
     def apply_fn(params, state, x, *, key=None, train=False, dropout=0.0, dropconnect=0.0, logits=True,
-                 bn_momentum=0.99, bn_epsilon=1e-5, bn_frozen=0.0):
+                 bn_momentum=0.99, bn_epsilon=1e-5, bn_frozen=0.0, taps=None):
         check_training_key(key, train)
         drop = _per_layer(dropout, n_layers, "dropout", x.dtype)
         connect = _per_layer(dropconnect, n_layers, "dropconnect", x.dtype)
@@ -322,13 +325,15 @@ def mlp(
                 z, state[name] = _normalize(params[name], state[name], z, train=train, momentum=bn_momentum,
                                              epsilon=bn_epsilon, frozen=frozen[i])
             h = act(z) if i < n_layers - 1 else z
+            if taps is not None and i < n_layers - 1:
+                taps[name] = h
         return (h if logits else out_fn(h)), state
 
     identity = ("mlp", sizes, activation, output, bias, init, float(init_scale), jnp.dtype(dtype).name)
     if batch_norm:
         identity += ("batch_norm",)
     return Model(init_fn, apply_fn, (sizes[0],), sizes[-1], n_layers, n_layers, identity, tuple(names),
-                 bool(batch_norm))
+                 bool(batch_norm), taps=True)
 
 
 def cnn(
@@ -414,7 +419,7 @@ def cnn(
         return jax.lax.reduce_window(h, 0.0, jax.lax.add, window, window, pad) / count
 
     def apply_fn(params, state, x, *, key=None, train=False, dropout=0.0, dropconnect=0.0, logits=True,
-                 bn_momentum=0.99, bn_epsilon=1e-5, bn_frozen=0.0):
+                 bn_momentum=0.99, bn_epsilon=1e-5, bn_frozen=0.0, taps=None):
         check_training_key(key, train)
         drop = _per_layer(dropout, n_drop, "dropout", x.dtype)
         connect = _per_layer(dropconnect, n_weights, "dropconnect", x.dtype)
@@ -436,6 +441,8 @@ def cnn(
             h = jax.lax.conv_general_dilated(h, kernel, (1, 1), "SAME",
                                              dimension_numbers=("NHWC", "HWIO", "NHWC"))
             h = pool_fn(act(norm(i, h + layer["b"])))
+            if taps is not None:
+                taps[names[i]] = h
             h = drop_channels(drop_keys[1 + i], h, drop[1 + i])
         h = h.reshape((h.shape[0], -1))
         for j in range(n_dense):
@@ -444,6 +451,8 @@ def cnn(
                 h = drop_units(drop_keys[n_conv + j], h, drop[n_conv + j])
             z = _dense(connect_keys[n_conv + j], layer, h, connect[n_conv + j])
             h = act(norm(n_conv + j, z)) if j < n_dense - 1 else z
+            if taps is not None and j < n_dense - 1:
+                taps[names[n_conv + j]] = h
         return (h if logits else out_fn(h)), state
 
     identity = ("cnn", input_shape, num_outputs, channels, kernel_size, pool, hidden, activation, output,
@@ -451,7 +460,7 @@ def cnn(
     if batch_norm:
         identity += ("batch_norm",)
     return Model(init_fn, apply_fn, input_shape, num_outputs, n_drop, n_weights, identity, tuple(names),
-                 bool(batch_norm))
+                 bool(batch_norm), taps=True)
 
 
 def numpy_uniform_init(sizes: Sequence[int], *, seed: int = 1, scale: float = 0.1,

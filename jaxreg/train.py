@@ -143,6 +143,12 @@ class TrainConfig:
             (``hparams.trainable_layers`` and ``hparams.layer_lr_decay``): applied to the final
             update, after the whole optimizer chain, so weight decay does not move a frozen
             layer either. False (the default) leaves it out of the program.
+        histograms: at each evaluation, per-layer histograms of the weights, the gradients (of
+            the data loss on the first ``HISTOGRAM_EXAMPLES`` training examples, evaluation
+            mode) and, for models with ``taps``, the hidden activations on those examples,
+            with this many bins between each one's min and max (fixed bins: they vmap). In
+            ``Result.curves`` as ``hist/KIND/LAYER`` (evaluations, bins) and
+            ``hist/KIND/LAYER/stats`` (min, max, sum, sum of squares). 0 (the default): none.
     """
 
     model: Model
@@ -167,6 +173,7 @@ class TrainConfig:
     image_shape: tuple[int, ...] | None = None
     blur_size: int = 5
     layerwise: bool = False
+    histograms: int = 0
 
     def __post_init__(self):
         if not isinstance(self.model, Model):
@@ -193,6 +200,8 @@ class TrainConfig:
         if self.penalty_mask is not None and not callable(self.penalty_mask):
             object.__setattr__(self, "penalty_mask", FrozenMask(self.penalty_mask))
         self._check_augment()
+        if not is_int(self.histograms) or not 0 <= self.histograms <= 1000:
+            raise InputError(f"histograms: expected a number of bins in [0, 1000] (0: none), got {self.histograms!r}")
         if self.penalty_mask is not None and self.penalize_bias:
             raise InputError("penalize_bias: expected False when penalty_mask is given (the mask says "
                              "which params to penalize), got True")
@@ -365,6 +374,29 @@ def _batches(x, y, n_full: int, batch: int):
     return full, (x[n_full * batch:], y[n_full * batch:])
 
 
+HISTOGRAM_EXAMPLES = 256  # the training examples histograms of gradients and activations use
+
+
+def histogram(values, bins: int) -> dict:
+    """``counts`` of ``values`` in ``bins`` equal bins between their min and max, and ``stats``
+    (min, max, sum, sum of squares): fixed shapes, so it runs under jit and vmap."""
+    v = values.ravel()
+    low, high = v.min(), v.max()
+    width = jnp.where(high > low, high - low, 1.0)
+    index = jnp.clip(jnp.floor((v - low) / width * bins).astype(jnp.int32), 0, bins - 1)
+    counts = jnp.zeros((bins,), v.dtype).at[index].add(1)
+    return {"counts": counts, "stats": jnp.stack([low, high, v.sum(), (v * v).sum()])}
+
+
+def _layer_groups(model, params) -> dict:
+    """Each layer's leaves as one vector (one group ``params`` for params that are no dict)."""
+    if isinstance(params, dict):
+        names = model.layer_names(params)
+        return {n: jnp.concatenate([leaf.ravel() for leaf in jax.tree_util.tree_leaves(params[n])]) for n in names
+                if jax.tree_util.tree_leaves(params[n])}
+    return {"params": jnp.concatenate([leaf.ravel() for leaf in jax.tree_util.tree_leaves(params)])}
+
+
 def make_train(config: TrainConfig) -> Callable[..., Result]:
     """Builds the pure training function for ``config``.
 
@@ -472,6 +504,28 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
                 m.update(weight_metrics_of(state.params, mask, hp.l2, hp.l1))
             return {name: m[name].astype(dtype) if name in config.computed else nan for name in METRICS}
 
+        hist_n = min(n_train, HISTOGRAM_EXAMPLES)
+        hist_x, hist_y = data.train.x[:hist_n].astype(dtype), data.train.y[:hist_n]
+
+        def histograms_of(state: TrainState) -> dict:
+            params = seam.unpack(state.params)
+            groups = {"weights": _layer_groups(model, params)}
+
+            def data_loss(p):
+                return loss_fn(model.apply(p, state.model_state, hist_x, train=False, **eval_options)[0], hist_y)
+
+            groups["gradients"] = _layer_groups(model, jax.grad(data_loss)(params))
+            if model.taps:
+                taps = {}
+                model.apply(params, state.model_state, hist_x, train=False, taps=taps, **eval_options)
+                groups["activations"] = taps
+            out = {}
+            for kind, layers in groups.items():
+                for name, values in layers.items():
+                    h = histogram(values.astype(dtype), config.histograms)
+                    out[f"hist/{kind}/{name}"], out[f"hist/{kind}/{name}/stats"] = h["counts"], h["stats"]
+            return out
+
         def block_fn(carry: _Carry, block):
             frozen_before = carry.frozen
             epochs = block * config.eval_every + jnp.arange(config.eval_every, dtype=jnp.int32)
@@ -490,7 +544,11 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
                 best=tree_where(improved, current, carry.best),
                 best_metrics=tree_where(improved, metrics, carry.best_metrics),
                 last_metrics=tree_where(valid, metrics, carry.last_metrics))
-            return carry, tree_where(valid, metrics, dict.fromkeys(METRICS, nan))
+            out = tree_where(valid, metrics, dict.fromkeys(METRICS, nan))
+            if config.histograms:
+                hists = histograms_of(carry.train)
+                out.update(tree_where(valid, hists, jax.tree_util.tree_map(lambda a: jnp.full_like(a, jnp.nan), hists)))
+            return carry, out
 
         no_metrics = dict.fromkeys(METRICS, nan)
         zero = jnp.zeros((), jnp.int32)

@@ -112,5 +112,18 @@ def pretrained_layers(pretrained: Params, fresh_like: Params, *, head: str | Non
         if same:
             kept[name] = jax.tree_util.tree_map(lambda a, b: np.asarray(a, dtype=b.dtype), layer, target)
     if not kept:
-        raise InputError(f"{where}: expected at least one layer of the shapes of the model's, got none that fits")
+        name = next((n for n in pretrained if n in fresh_like and (n != head or keep_head)), None)
+        if name is None:
+            why = "no layer but the head"
+        else:
+            def shapes(layer):
+                return {jax.tree_util.keystr(p): tuple(np.shape(leaf))
+                        for p, leaf in jax.tree_util.tree_leaves_with_path(layer)}
+            there, here = shapes(pretrained[name]), shapes(fresh_like[name])
+            why = (f"{name} has {sorted(there)} there, {sorted(here)} here (batch norm on one side only?)"
+                   if there.keys() != here.keys() else
+                   f"{name} is {', '.join(f'{k} {there[k]}' for k in sorted(there))} there, "
+                   f"{', '.join(f'{k} {here[k]}' for k in sorted(here))} here")
+        raise InputError(f"{where}: expected at least one layer of the shapes of the model's, got none that fits: "
+                         f"{why}")
     return kept

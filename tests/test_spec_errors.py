@@ -108,7 +108,7 @@ SPEC_CASES = [
      "spec: expected keys among cases, data, description, hparams, model, name, output, search, train, "
      "got 'epochs'"),
     ("unknown-train-key", {"train": {"lr": 0.1}},
-     "train: expected keys among batch_size, blur_size, dtype, epochs, eval_every, eval_test, l1_mode, loss, mode, "
+     "train: expected keys among batch_size, blur_size, dtype, epochs, eval_every, eval_test, histograms, l1_mode, loss, mode, "
      "monitor, optimizer, penalize_bias, penalty_mask, shuffle, start_epoch, got 'lr'"),
     ("unknown-model-key", {"model": {"width": 8}},
      "model: expected keys among activation, batch_norm, bias, channels, hidden, init, init_scale, init_seed, "
@@ -258,9 +258,9 @@ def test_base_spec_and_near_misses_are_accepted(tmp_path, capsys):
 
 # (id, argv with SPEC for a spec file, the message; the spec is the base one unless `text`)
 CLI_CASES = [
-    ("no-command", [], None, "command: expected one of 'run', 'plan', 'show', 'plot', 'best', 'compare', got nothing"),
+    ("no-command", [], None, "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'compare', got nothing"),
     ("unknown-subcommand", ["train", "SPEC"], None,
-     "command: expected one of 'run', 'plan', 'show', 'plot', 'best', 'compare', got 'train'"),
+     "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'compare', got 'train'"),
     ("run-without-spec", ["run"], None, "spec: expected a sweep spec (a TOML file), got nothing"),
     ("unknown-option", ["run", "SPEC", "--epochs", "3"], None,
      "arguments: expected only those listed by --help, got '--epochs 3'"),
@@ -349,7 +349,7 @@ def test_results_folder_of_another_spec_is_untouched(tmp_path, capsys, patch):
 
 # A few through a real process: the exit code, and no traceback anywhere.
 PROCESS_CASES = [
-    ("unknown-subcommand", ["frobnicate"], "command: expected one of 'run', 'plan', 'show', 'plot', 'best', 'compare', got 'frobnicate'"),
+    ("unknown-subcommand", ["frobnicate"], "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'compare', got 'frobnicate'"),
     ("missing-spec-file", ["plan", "TMP/nope.toml"],
      "spec: expected an existing TOML file, got 'TMP/nope.toml' (not found)"),
     ("dropout-1.5", ["run", "SPEC", "--out", "TMP/out", "--set", "hparams.dropout=1.5"],

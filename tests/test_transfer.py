@@ -112,12 +112,16 @@ def test_transfer_refuses_what_it_cannot_do(pretrained):
     fresh = jax.eval_shape(target.init, jax.random.key(0))[0]
     with pytest.raises(InputError, match="^pretrained: expected layers among dense_0, dense_1, dense_2, got 'conv_0'$"):
         pretrained_layers({"conv_0": {"w": np.zeros((3, 3))}}, fresh)
-    with pytest.raises(InputError, match="^pretrained: expected at least one layer of the shapes of the model's, "
-                                         "got none that fits$"):
+    with pytest.raises(InputError, match=r"^pretrained: expected at least one layer of the shapes of the model's, "
+                                         r"got none that fits: dense_0 is \['b'\] \(3,\), \['w'\] \(3, 3\) there, "
+                                         r"\['b'\] \(12,\), \['w'\] \(8, 12\) here$"):
         pretrained_layers({"dense_0": {"w": np.zeros((3, 3)), "b": np.zeros(3)}}, fresh)
-    with pytest.raises(InputError, match=r"^hparams.trainable_layers: expected a whole number >= 0 \(inf: every "
+    with pytest.raises(InputError, match=r"^hparams.trainable_layers: expected a whole number >= 1 \(inf: every "
                                          r"layer\), got 1.5$"):
         make_hparams(target, trainable_layers=1.5)
+    with pytest.raises(InputError, match=r"^hparams.trainable_layers: expected a whole number >= 1 \(inf: every "
+                                         r"layer\), got 0.0$"):
+        make_hparams(target, trainable_layers=0)  # would train nothing
     data = _data(3)
     with pytest.raises(InputError, match=r"^hparams.trainable_layers: expected inf \(and layer_lr_decay 1\) when "
                                          r"TrainConfig.layerwise is False, got a member that freezes or decays layers$"):
@@ -297,3 +301,35 @@ def test_batch_norm_statistics_come_with_the_pretrained_layers_and_stay_when_fro
         np.testing.assert_array_equal(frozen[key], value)
         assert not np.array_equal(trained[key], value)
     assert not np.array_equal(frozen["state/['dense_1']['mean']"], source.state["dense_1"]["mean"])
+
+
+BAD = """
+[data]
+dataset = "digits"
+[model]
+hidden = [16]
+[train]
+epochs = 2
+[hparams]
+learning_rate = 0.1
+"""
+
+
+@pytest.mark.parametrize("override, message", [
+    ("hparams.trainable_layers=9", "hparams.trainable_layers: expected a whole number in [1, 2] (the model's layers) "
+                                   "or inf, got 9"),
+    ("hparams.trainable_layers=0", "hparams.trainable_layers: expected a whole number >= 1 (inf: every layer), got 0.0"),
+    ("hparams.bn_momentum={ values = [0.9, 0.99] }", "hparams.bn_momentum: expected the default (0.99) for a model "
+                                                     "without batch norm (model.batch_norm = false), got another value"),
+    ("hparams.saturation=0.2", "hparams.saturation: expected 0 for images with 1 channel (saturation changes "
+                               "colour), got a value above 0"),
+    ("data.per_class=0", "data.per_class: expected an integer >= 1, got 0"),
+])
+def test_new_axes_are_refused_before_anything_is_written(tmp_path, capsys, override, message):
+    from jaxreg import cli
+
+    (tmp_path / "bad.toml").write_text(BAD)
+    out = tmp_path / "out"
+    assert cli.main(["run", str(tmp_path / "bad.toml"), "--out", str(out), "--set", override, "--quiet"]) == 2
+    assert capsys.readouterr().err == f"jaxreg: error: {message}\n"
+    assert not out.exists()

@@ -40,7 +40,7 @@ from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator, PercentF
 
 from jaxreg.hparams import AUGMENTATIONS
 from jaxreg.report.folder import Folder, distinct, load_folder
-from jaxreg.report.store import atomic_write
+from jaxreg.report.store import atomic_write, load_curves
 
 CURVE_PANELS = (("train_loss", "val_loss"), ("train_accuracy", "val_accuracy"))
 TEST_PANELS = (("test_loss",), ("test_accuracy",))  # test_curves.png: how the book reads a run
@@ -60,7 +60,9 @@ _NOTHING_TO_DRAW = {
     "weights_hist.png": "no saved weights could be read",
     "decision_boundary.png": "the inputs are not 2-D, or the model could not be rebuilt here",
     "augmentation.png": "the spec could not be rebuilt here (its data or pretrained model is missing)",
+    "histograms.png": "the best config's curves file holds no histograms",
 }
+HISTOGRAM_EVALUATIONS = 5  # histograms.png: evaluations drawn per panel, first to last
 AUGMENT_EXAMPLES = 6  # augmentation.png: training images per row
 AUGMENT_ROWS = 8  # augmentation.png: at most this many strength settings
 
@@ -108,6 +110,8 @@ def plot_dir(out, *, build: Callable[[dict], object] | None = None,
             plots.append(("augmentation.png", _augmentation))
         else:
             skip("augmentation.png", "the spec is not rebuilt (plot_dir was given no build)")
+    if sweep.spec.get("train", {}).get("histograms"):
+        plots.append(("histograms.png", _histograms))
     if sweep.has_params:
         plots += [("weights_hist.png", _weights_hist), ("decision_boundary.png", _decision_boundary)]
     else:
@@ -566,6 +570,49 @@ def _rebuild_params(model, saved: dict[str, np.ndarray]):
     if [np.shape(v) for v in values] != [tuple(s.shape) for _, s in shapes]:
         return None
     return treedef.unflatten(values)
+
+
+def _histograms(sweep: Folder) -> Figure | None:
+    """The best config's (first seed's) per-layer histograms of weights, gradients and
+    activations (``train.histograms``) at a few evaluations, first to last."""
+    from matplotlib import colormaps
+
+    row = sweep.rows[0]
+    record = min(sweep.trials[row["config_id"]], key=lambda r: r["seed"])
+    try:
+        saved = load_curves(sweep.path, record["config_id"], record["seed"])
+    except FileNotFoundError:
+        return None
+    keys = sorted(k for k in saved if k.startswith("curve/hist/") and not k.endswith("/stats"))
+    kinds = [k for k in ("weights", "gradients", "activations") if any(key.split("/")[2] == k for key in keys)]
+    if not kinds:
+        return None
+    layers = list(dict.fromkeys(key.split("/", 3)[3] for key in keys))[:MAX_LAYER_PANELS]
+    epochs = np.asarray(saved["epochs"])
+    fig = Figure(figsize=(3.2 * len(layers) + 0.8, 2.6 * len(kinds) + 1.0), layout="constrained")
+    axes = fig.subplots(len(kinds), len(layers), squeeze=False)
+    colors = colormaps["viridis"]
+    for kind, row_axes in zip(kinds, axes):
+        for layer, ax in zip(layers, row_axes):
+            key = f"curve/hist/{kind}/{layer}"
+            if key not in saved:
+                ax.set_visible(False)
+                continue
+            counts, stats = np.asarray(saved[key], float), np.asarray(saved[f"{key}/stats"], float)
+            valid = np.flatnonzero(np.isfinite(stats[:, 0]))
+            picks = valid[np.unique(np.linspace(0, len(valid) - 1, min(HISTOGRAM_EVALUATIONS, len(valid))).round().astype(int))]
+            for j, i in enumerate(picks):
+                edges = np.linspace(stats[i, 0], stats[i, 1], counts.shape[1] + 1)
+                ax.stairs(counts[i] / max(counts[i].sum(), 1), edges, color=colors(j / max(len(picks) - 1, 1)),
+                          lw=1.3, label=f"epoch {epochs[i]}")
+            ax.set_title(f"{kind}: {layer}", fontsize="medium")
+            ax.grid(alpha=0.3)
+        row_axes[0].set_ylabel("fraction")
+    handles, labels = next((ax.get_legend_handles_labels() for ax in axes.ravel() if ax.get_visible()), ([], []))
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5), fontsize="small")
+    fig.suptitle(f"{sweep.spec['name']}: histograms of {sweep.config_label(row)}, seed {record['seed']} "
+                 f"(each between its min and max)", fontsize="medium")
+    return fig
 
 
 def _augmentation(sweep: Folder) -> Figure | None:

@@ -340,6 +340,9 @@ class Store:
 
     def write_curves(self, record: dict, result, i: int, with_params: bool, epochs) -> None:
         arrays = {f"curve/{name}": np.asarray(result.curves[name][i]) for name in METRICS}
+        # histograms (train.histograms): "curve/hist/KIND/LAYER" (evaluations, bins) and ".../stats"
+        arrays.update({f"curve/{name}": np.asarray(curve[i]) for name, curve in result.curves.items()
+                       if name.startswith("hist/")})
         arrays["epochs"] = np.asarray(epochs)  # completed epochs at each evaluation
         if with_params:  # the params, and the model state that goes with them (batch statistics)
             for prefix, tree in (("params/", result.params), ("state/", result.model_state)):
@@ -456,7 +459,7 @@ class ChunkCheckpoint:
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
             return None, "it is damaged"
         wanted = [(tuple(l.shape), np.dtype(l.dtype)) for l in leaves_like]
-        wanted += [((c.shape[0], next_block), np.dtype(c.dtype)) for c in like.curves.values()]
+        wanted += [((c.shape[0], next_block, *c.shape[2:]), np.dtype(c.dtype)) for c in like.curves.values()]
         if [(a.shape, a.dtype) for a in leaves + list(curves.values())] != wanted:
             return None, "its arrays have other shapes"
         return ChunkState(like.start, next_block, treedef.unflatten(leaves), curves), None

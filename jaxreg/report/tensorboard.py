@@ -40,6 +40,23 @@ def _value(value):
     return str(value)
 
 
+def _add_histograms(writer, curves, epochs: list) -> None:
+    """``train.histograms``: each ``curve/hist/KIND/LAYER`` as a TensorBoard histogram per
+    evaluation (tag ``KIND/LAYER``; the bins between the recorded min and max)."""
+    for key in sorted(curves):
+        if not key.startswith("curve/hist/") or key.endswith("/stats"):
+            continue
+        counts, stats = np.asarray(curves[key], float), np.asarray(curves[f"{key}/stats"], float)
+        tag = key.removeprefix("curve/hist/")
+        for epoch, count, (low, high, total, squares) in zip(epochs, counts, stats):
+            if not (np.all(np.isfinite(count)) and math.isfinite(low) and math.isfinite(high)):
+                continue  # after the run stopped or diverged
+            edges = np.linspace(low, high, len(count) + 1)
+            writer.add_histogram_raw(tag, min=low, max=high, num=int(count.sum()), sum=total, sum_squares=squares,
+                                     bucket_limits=edges[1:].tolist(), bucket_counts=count.tolist(),
+                                     global_step=int(epoch))
+
+
 def write_tensorboard(out: str | Path, records: list[dict] | None = None) -> Path:
     """Writes the event files of every trial of ``records`` (default: the journal's) under
     ``out/tensorboard``; returns that folder.
@@ -67,6 +84,7 @@ def write_tensorboard(out: str | Path, records: list[dict] | None = None) -> Pat
                 for epoch, value in zip(epochs, np.asarray(curves[f"curve/{metric}"], dtype=float).tolist()):
                     if math.isfinite(value):
                         writer.add_scalar(metric_tag(metric), value, int(epoch))
+            _add_histograms(writer, curves, epochs)
             finals = {f"final/{m}": float(v) for m, v in record["metrics"].items()
                       if v is not None and math.isfinite(float(v))}
             params = {"config_id": record["config_id"], "seed": record["seed"],

@@ -21,7 +21,13 @@ import jax
 import numpy as np
 
 from jaxreg.errors import InputError
-from jaxreg.hparams import HParams, make_hparams, stack_hparams
+from jaxreg.hparams import DEFAULTS, OPTIONAL, HParams, make_hparams, stack_hparams
+
+
+def _json_default(name: str):
+    """An optional hparam's default as a journal writes values (``inf`` as "inf")."""
+    value = DEFAULTS[name]
+    return "inf" if value == float("inf") else value
 from jaxreg.report.store import CURVES, atomic_write, load_curves, load_manifest, read_journal, versions
 from jaxreg.report.summary import as_float, rank_key, summarize
 from jaxreg.sweeps.spec import STATIC
@@ -79,7 +85,8 @@ def best_config(out: str | Path) -> BestConfig:
                     key=lambda r: (rank_key(as_float(r["metrics"][metric]), minimize), r["seed"]))
     first = trials[0]
     metrics = {name: float(np.mean([as_float(r["metrics"][name]) for r in trials])) for name in first["metrics"]}
-    return BestConfig(best["config_id"], first["case"], first["hparams"], first["point"], metrics,
+    hparams = {**{name: _json_default(name) for name in OPTIONAL}, **first["hparams"]}  # every field
+    return BestConfig(best["config_id"], first["case"], hparams, first["point"], metrics,
                       tuple(trials), metric)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from jaxreg import data as data_lib
 from jaxreg.errors import InputError
-from jaxreg.hparams import AUGMENTATIONS, make_hparams
+from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, make_hparams
 from jaxreg.transfer import merge_params, split_init
 from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
 from jaxreg.sweeps.space import Axis, Space
@@ -361,6 +361,7 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
     layerwise = (_may_be_nonzero(space, "layer_lr_decay", default=1.0)
                  or _may_be_nonzero(space, "trainable_layers", default=math.inf))
     image_shape = dataset.info.get("image_shape")
+    _check_new_axes(space, model, augment, image_shape, layerwise, where)
     try:
         config = TrainConfig(model=model, loss=t["loss"], optimizer=t["optimizer"],
                              epochs=t["epochs"], batch_size=static["batch_size"], shuffle=t["shuffle"],
@@ -371,7 +372,8 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
                              penalty_mask=(importable("train.penalty_mask", t["penalty_mask"])
                                            if "penalty_mask" in t else None),
                              augment=augment, image_shape=tuple(image_shape) if image_shape else None,
-                             blur_size=t.get("blur_size", 5), layerwise=layerwise)
+                             blur_size=t.get("blur_size", 5), layerwise=layerwise,
+                             histograms=t.get("histograms", 0))
         check_data(config, as_data(dataset))
     except ValueError as error:  # the library names the field: train.FIELD
         raise InputError(f"{where}train.{error}") from None
@@ -388,6 +390,28 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
         raise InputError(f"search.metric: expected 'train_loss' or 'train_accuracy' when the validation "
                          f"split is empty, got {s['metric']!r}")
     return Variant(tuple(names), dataset, model, config, space, static["init_params"])
+
+
+def _check_new_axes(space: Space, model: Model, augment: tuple, image_shape, layerwise: bool, where: str) -> None:
+    """What the library would refuse only once a run has started, refused while the spec is built."""
+    if layerwise:
+        n_layers = len(model.layer_names())
+        for _, axis in space.all_axes():
+            if axis.name == "trainable_layers":
+                for value in _endpoints(axis):
+                    if math.isfinite(float(value)) and float(value) > n_layers:
+                        raise InputError(f"{axis.where}: expected a whole number in [1, {n_layers}] (the model's "
+                                         f"layers) or inf, got {value!r}")
+    if not model.batch_norm:
+        for name in ("bn_momentum", "bn_epsilon"):
+            if _may_be_nonzero(space, name, default=DEFAULTS[name]):
+                raise InputError(f"{where}hparams.{name}: expected the default ({DEFAULTS[name]:g}) for a model "
+                                 f"without batch norm (model.batch_norm = false), got another value")
+    if "saturation" in augment:
+        channels = (tuple(image_shape) + (1,))[2] if image_shape else 1
+        if channels != 3:
+            raise InputError(f"{where}hparams.saturation: expected 0 for images with {channels} channel"
+                             f"{'s' * (channels > 1)} (saturation changes colour), got a value above 0")
 
 
 def _endpoints(axis: Axis) -> list:

@@ -56,8 +56,9 @@ OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_me
 # which seed's params [the best seed]; pretrained_head [false]: keep the pretrained head too (the
 # same task: fine-tuning), else it starts afresh (a new task's head).
 OPTIONAL_MODEL_KEYS = ("options", "batch_norm", "pretrained", "pretrained_seed", "pretrained_head")
-# penalty_mask: "module:function", a callable params -> mask; blur_size [5]: augmentation's kernel
-OPTIONAL_TRAIN_KEYS = ("penalty_mask", "blur_size")
+# penalty_mask: "module:function", a callable params -> mask; blur_size [5]: augmentation's kernel;
+# histograms [0]: bins of the per-layer histograms of weights, gradients and activations (0: none)
+OPTIONAL_TRAIN_KEYS = ("penalty_mask", "blur_size", "histograms")
 DATA_KEYS = ("dataset", "seed", "data_dir")
 ARRAYS = "arrays"  # data.dataset of a sweep whose data are passed in Python (jaxreg.sweep)
 STATIC = ("data", "model", "train")  # the tables a case may override
@@ -311,6 +312,8 @@ def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
         _int("model.pretrained_seed", m["pretrained_seed"], 0, 2**32 - 1)
     if "blur_size" in t:
         _int("train.blur_size", t["blur_size"], 1, 99)
+    if "histograms" in t:
+        _int("train.histograms", t["histograms"], 0, 1000)
     _int("train.start_epoch", t["start_epoch"], 0)
     for flag in ("shuffle", "eval_test", "penalize_bias"):
         _bool(f"train.{flag}", t[flag])
