@@ -82,3 +82,21 @@ def test_lr_find_command_prints_its_suggestions_and_draws_them(tmp_path, capsys)
     assert out[-1] == f"plot: {figure}" and figure.stat().st_size > 10_000
     with pytest.raises(InputError, match=r"^--low, --high: expected 0 < low < high, got 1.0, 0.1$"):
         lr_find(build_spec(SPEC), low=1.0, high=0.1)
+
+
+def test_on_digits_the_probe_holds_the_grid_best_rate_and_varies_less_than_the_ramp(capsys):
+    """Acceptance: experiments/lr_find_check.py against results/lr-find (the fine grid), 10 draws."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "experiments" / "lr_find_check.py"
+    module_spec = importlib.util.spec_from_file_location("lr_find_check", path)
+    check = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(check)
+    assert check.main() == 0  # the range held the grid's best rate in every draw
+    out = capsys.readouterr().out
+    assert "the probe's range held the grid's best learning rate in 10 of 10 draws" in out
+    spreads = {line.split(":")[0]: line for line in out.splitlines() if "spread over the 10 draws" in line}
+    minimum = float(spreads["probe"].split("minimum x")[1].split(",")[0])
+    ramp_minimum = float(spreads["ramp"].split("minimum x")[1].split(",")[0])
+    assert minimum <= 2.0 and ramp_minimum > minimum
