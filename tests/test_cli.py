@@ -72,7 +72,7 @@ def test_run_show_plot(spec_file, tmp_path):
 
     show = jaxreg_cli("show", str(out))
     assert show.returncode == 0, show.stderr
-    table = show.stdout.splitlines()
+    table = show.stdout.split("\n\nfindings")[0].splitlines()  # the table, then what jaxreg.diagnose says
     assert table[0].startswith("tiny-cli: 12 trials in")
     assert table[1].split()[:4] == ["rank", "learning_rate", "l2", "val_loss"]
     assert table[3].split()[0] == "1" and table[8].split()[0] == "6"

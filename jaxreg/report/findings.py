@@ -11,6 +11,7 @@ from collections import Counter
 import numpy as np
 
 from jaxreg.diagnosis import LABELS, Finding, Thresholds, diagnose
+from jaxreg.errors import InputError
 from jaxreg.report.folder import Folder, distinct
 from jaxreg.report.store import load_curves
 from jaxreg.report.summary import as_float
@@ -22,7 +23,7 @@ def trial_findings(folder: Folder, record: dict, thresholds: Thresholds = Thresh
     """:func:`jaxreg.diagnose` of one journaled trial (its curves file, its learning-rate schedule)."""
     try:
         saved = load_curves(folder.path, record["config_id"], record["seed"])
-    except FileNotFoundError:
+    except (FileNotFoundError, InputError):  # not written, or damaged: `plot` names it; findings skip it
         return []
     curves = {name: saved[f"curve/{name}"] for name in ("train_loss", "val_loss", "train_accuracy")
               if f"curve/{name}" in saved}
