@@ -30,6 +30,9 @@ class UsageError(InputError):
     """Bad input from the command line: reported as one line and exit code 2."""
 
 
+COMMANDS = ("run", "plan", "sanity", "lr-find", "show", "plot", "best", "compare")  # in --help's order
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(_house_style(message))
@@ -46,7 +49,7 @@ def _house_style(message: str) -> str:
         return f"{match[1]}: {match[2]}"
     if match := re.fullmatch(r"the following arguments are required: (.+)", message):
         name = match[1].split(",")[0].strip()
-        allowed = {"command": "one of 'run', 'plan', 'show', 'plot', 'best', 'compare'", "spec": "a sweep spec (a TOML file)",
+        allowed = {"command": f"one of {', '.join(map(repr, COMMANDS))}", "spec": "a sweep spec (a TOML file)",
                    "dir": "a results folder"}.get(name, "a value")
         return f"{name}: expected {allowed}, got nothing"
     if match := re.fullmatch(r"unrecognized arguments: (.+)", message):
