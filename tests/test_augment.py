@@ -16,7 +16,7 @@ from jaxreg import TrainConfig, make_hparams, stack_hparams, train_batch
 from jaxreg.augment import AUGMENTATIONS, affine_matrix, augment, augment_image, warp
 from jaxreg.data import Dataset, Split
 from jaxreg.errors import InputError
-from jaxreg.models import cnn, mlp
+from jaxreg.models import mlp
 
 NET = mlp((64, 10))
 RNG = np.random.default_rng(0)

@@ -6,13 +6,12 @@ config on the edge of its search space, top configs closer than the seed noise, 
 from __future__ import annotations
 
 import math
-from collections import Counter
 
 import numpy as np
 
 from jaxreg.diagnosis import LABELS, Finding, Thresholds, diagnose
 from jaxreg.errors import InputError
-from jaxreg.report.folder import Folder, distinct
+from jaxreg.report.folder import Folder
 from jaxreg.report.store import load_curves
 from jaxreg.report.summary import as_float
 

@@ -36,8 +36,7 @@ from jaxreg.errors import InputError
 from jaxreg.hparams import as_dtype, make_hparams, stack_hparams
 from jaxreg.layout import layout as make_layout
 from jaxreg.optimizers import optimizer
-from jaxreg.sweeps.sanity import OFF
-from jaxreg.transfer import merge_params, split_init
+from jaxreg.sweeps.sanity import OFF, init_loss, member_init
 from jaxreg.train import as_data
 
 __all__ = ["Probe", "fastai_rules", "lr_find", "plot_probe", "ramp"]
@@ -118,21 +117,9 @@ def lr_find(spec, *, low: float = 1e-5, high: float = 10.0, rates: int = 24, see
     result = train_batch(config, variant.dataset)(np.repeat(seeds, rates), stack_hparams(members), variant.init_params)
     final = np.asarray(result.final["train_loss"], float).reshape(len(seeds), rates)
     final = np.where(np.asarray(result.diverged).reshape(len(seeds), rates), np.inf, final)
-    init_loss = float(np.mean([_init_loss(variant, int(s)) for s in seeds]))
-    return Probe(learning_rates, final, init_loss, _suggest(learning_rates, final, init_loss))
-
-
-def _init_loss(variant, seed: int) -> float:
-    params, state = _init(variant, seed)
-    data = as_data(variant.dataset)
-    x = jnp.asarray(data.train.x, jax.tree_util.tree_leaves(params)[0].dtype)
-    return float(losses.get_loss(variant.config.loss)(variant.model.apply(params, state, x)[0], data.train.y))
-
-
-def _init(variant, seed: int):
-    params, state = variant.model.init(jax.random.split(member_key(seed), 3)[0])
-    given_params, given_state = split_init(variant.init_params)
-    return merge_params(params, given_params), merge_params(state, given_state)
+    train = as_data(variant.dataset).train
+    init = float(np.mean([init_loss(variant, int(s), train) for s in seeds]))
+    return Probe(learning_rates, final, init, _suggest(learning_rates, final, init))
 
 
 def ramp(spec, *, low: float = 1e-5, high: float = 10.0, steps: int = 100, seed: int = 0,
@@ -143,7 +130,7 @@ def ramp(spec, *, low: float = 1e-5, high: float = 10.0, steps: int = 100, seed:
     variant, base = _setup(spec)
     config, model = variant.config, variant.model
     data = as_data(variant.dataset)
-    params, state = _init(variant, seed)
+    params, state = member_init(variant, seed)
     seam = make_layout(config.layout, params)
     carried = seam.pack(params)
     dtype = jax.tree_util.tree_leaves(carried)[0].dtype
@@ -186,8 +173,8 @@ def ramp(spec, *, low: float = 1e-5, high: float = 10.0, steps: int = 100, seed:
     cut = np.flatnonzero(~finite | (smooth > 4 * lowest))
     if cut.size:
         smooth[cut[0]:] = np.inf
-    init_loss = _init_loss(variant, seed)
-    return Probe(learning_rates, smooth[None], init_loss, _suggest(learning_rates, smooth[None], init_loss))
+    init = init_loss(variant, seed, data.train)
+    return Probe(learning_rates, smooth[None], init, _suggest(learning_rates, smooth[None], init))
 
 
 def plot_probe(probe: Probe, ramped: Probe | None, path, title: str) -> None:

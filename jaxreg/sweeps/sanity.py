@@ -52,6 +52,22 @@ class Sanity:
     chance_loss: float | None
 
 
+def member_init(variant, seed: int):
+    """``(params, state)`` a member trained with ``seed`` starts from: the model's init from the
+    seed's init key (as the engine splits it), with the variant's fixed or pretrained layers."""
+    params, state = variant.model.init(jax.random.split(member_key(seed), 3)[0])
+    given_params, given_state = split_init(variant.init_params)
+    return merge_params(params, given_params), merge_params(state, given_state)
+
+
+def init_loss(variant, seed: int, split) -> float:
+    """The data loss of ``seed``'s initial model on ``split`` (evaluation mode)."""
+    params, state = member_init(variant, seed)
+    x = np.asarray(split.x, dtype=jax.tree_util.tree_leaves(params)[0].dtype)
+    logits = variant.model.apply(params, state, x)[0]
+    return float(losses.get_loss(variant.config.loss)(logits, np.asarray(split.y)))
+
+
 def _subset(dataset, n: int) -> Dataset:
     train = Split(np.asarray(dataset.train.x)[:n], np.asarray(dataset.train.y)[:n])
     return Dataset(train, dataset.val, Split(train.x[:0], train.y[:0]), dataset.info)
@@ -82,14 +98,7 @@ def sanity_check(spec, *, examples: int = 100, seeds: int = 3, epochs: int = 200
     hparams = make_hparams(variant.model, **{**first, **OFF})
     result = train_batch(config, data)(np.arange(seeds), stack_hparams([hparams] * seeds), variant.init_params)
 
-    loss_fn = losses.get_loss(config.loss)
-    init_losses = []
-    for seed in range(seeds):
-        params, state = variant.model.init(jax.random.split(member_key(seed), 3)[0])
-        given_params, given_state = split_init(variant.init_params)
-        params, state = merge_params(params, given_params), merge_params(state, given_state)
-        x = np.asarray(data.train.x, dtype=jax.tree_util.tree_leaves(params)[0].dtype)
-        init_losses.append(float(loss_fn(variant.model.apply(params, state, x)[0], data.train.y)))
+    init_losses = [init_loss(variant, seed, data.train) for seed in range(seeds)]
     classes = variant.dataset.info.get("num_classes")
     chance = math.log(classes) if config.loss == "cross_entropy" and classes else None
 
