@@ -99,6 +99,12 @@ def _parser() -> _Parser:
     run.add_argument("--overwrite", action="store_true",
                      help="replace the results in --out instead of resuming them")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--shard", metavar="I/N",
+                     help="train only shard I of N (counted from 0) into the same --out; run each shard once, "
+                          "one after another or at once (a Slurm array: --shard $SLURM_ARRAY_TASK_ID/N)")
+    run.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                     help="train the chunks as Ray tasks, on a local Ray cluster or the one at ADDRESS "
+                          "(pip install 'jaxreg[ray]')")
     run.add_argument("--checkpoint-every", type=_seconds, default=10.0, metavar="SECONDS",
                      help="keep the chunk in training at most this often (default 10; 0: after every "
                           "segment); a rerun resumes it")
@@ -145,14 +151,26 @@ def _run(args) -> None:
     from jaxreg.sweeps.api import finish
     from jaxreg.sweeps.spec import read_spec, spread_hparams
 
+    from jaxreg.report.store import parse_shard, shard_journals
+
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    executor = None
+    if args.ray is not None:
+        from jaxreg.cluster import RayExecutor
+        executor = RayExecutor(args.ray_cluster, os.environ.get("JAXREG_CACHE_DIR_USED"))
     spec = load_spec(args.spec, args.set)
     for line in spread_hparams(read_spec(args.spec), args.set):
         print(f"jaxreg: {line}", file=sys.stderr)
     out = Path(args.out) if args.out else Path("results") / spec.name
     start = time.perf_counter()
     records = run_sweep(spec, out, overwrite=args.overwrite, progress=not args.quiet,
-                        checkpoint_seconds=args.checkpoint_every)
+                        checkpoint_seconds=args.checkpoint_every, shard=shard, executor=executor)
     seconds = time.perf_counter() - start
+    if shard_journals(out):  # other shards still to run: their trials are not in yet
+        print(f"{spec.name}: shard {shard}: {len(records)} trials journaled so far in {out}/ ({seconds:.1f} s); "
+              f"the run of the last shard merges the journals and writes the table and plots "
+              f"(jaxreg show {out} reads them at any time)")
+        return
     rows, written, skipped = finish(spec, out, records)
     print(_header(spec, len(records), seconds))
     print()
@@ -326,6 +344,23 @@ def _compare(args) -> None:
         print(path)
 
 
+def _start_ray(argv: list[str] | None) -> dict | None:
+    """Starts Ray for ``jaxreg run ... --ray [ADDRESS]`` before anything imports JAX; None for
+    any other command line (a command line that does not parse is left to the parser)."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    if not words or words[0] != "run" or not any(w == "--ray" or w.startswith("--ray=") for w in words):
+        return None
+    try:
+        args = _parser().parse_args(words)
+    except SystemExit:
+        return None
+    if args.ray is None:
+        return None
+    from jaxreg.cluster import start
+
+    return start(args.ray)
+
+
 def enable_compilation_cache() -> str | None:
     """Turns on JAX's persistent compilation cache, so a rerun loads its programs from disk.
 
@@ -378,16 +413,24 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the command line: a caller's main([...]) keeps its own signal handling
         signal.signal(signal.SIGINT, _interrupt)
         signal.signal(signal.SIGTERM, _interrupt)
+    ray_cluster = None
     try:
+        ray_cluster = _start_ray(argv)  # before JAX loads (see jaxreg.cluster)
         from jaxreg.data import DatasetError  # JAX loads here: a Ctrl-C is already ours
+    except InputError as error:
+        print(f"jaxreg: error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         if argv is None:
             _interrupted_exit()
         raise
     try:
         args = _parser().parse_args(argv)
+        args.ray_cluster = ray_cluster
         if argv is None and args.command in ("run", "plot", "best", "sanity", "lr-find"):  # the command line, not a caller's main([...])
-            enable_compilation_cache()
+            cache = enable_compilation_cache()
+            if cache:
+                os.environ["JAXREG_CACHE_DIR_USED"] = cache  # Ray workers share it
         code = {"run": _run, "plan": _plan, "show": _show, "plot": _plot, "best": _best, "sanity": _sanity,
                 "lr-find": _lr_find,
                 "compare": _compare}[args.command](args)

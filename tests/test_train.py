@@ -202,7 +202,7 @@ def test_early_stopping_restores_each_members_own_best(data):
     base = dict(model=net, loss="cross_entropy", optimizer="adam", epochs=40,
                 batch_size=20, eval_every=1, dropout=False)
     config = jaxreg.TrainConfig(**base)
-    patiences = [1, 2, 3, 5, 8, np.inf]
+    patiences = [1, 3, 8, np.inf]
     hps = jaxreg.stack_hparams([jaxreg.make_hparams(net, learning_rate=0.01, patience=p, restore_best=1)
                                 for p in patiences])
     result = jaxreg.train_batch(config, data)(np.zeros(len(patiences), int), hps)

@@ -17,6 +17,11 @@
   a rerun resumes the chunk from it, and it is removed once the chunk's trials are journaled.
 - ``summary.csv``: one row per config, best first, rewritten atomically from the journal
   (its rows and text: :mod:`jaxreg.report.summary`).
+- ``trials.shard-I-of-N.jsonl`` (and ``checkpoint.shard-I-of-N.npz``): the journal (and chunk
+  checkpoint) of shard ``I`` of a sweep run as ``N`` processes (``jaxreg run --shard I/N``).
+  Every reader merges the shards' journals with ``trials.jsonl``; once the sweep is complete
+  the run that completes it writes them into ``trials.jsonl`` in the order one process would
+  have journaled them, and removes the shard files.
 
 Problems with a folder (not one, another spec's, a broken file) raise
 :class:`jaxreg.errors.InputError` naming ``--out`` or ``DIR``.
@@ -37,6 +42,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -51,11 +57,46 @@ CURVES_CSV, LOCK, CHECKPOINT = "curves.csv", ".jaxreg.lock", "checkpoint.npz"
 # The files jaxreg writes in a results folder (atomic writes leave ".NAME.XXXX" while writing):
 # --overwrite removes these and nothing else.
 _OURS = re.compile(r"\.?(manifest\.json|trials\.jsonl|summary\.csv|curves\.csv|trials\.csv|\.jaxreg\.lock|checkpoint\.npz|"
+                   r"trials\.shard-\d+-of-\d+\.jsonl|checkpoint\.shard-\d+-of-\d+\.npz|\.jaxreg\.shard-\d+-of-\d+\.lock|"
                    r"(curves|test_curves|generalization_gap|best_so_far|search_space|weights_hist|"
                    r"decision_boundary|[a-z0-9_]+_vs_[a-z0-9_]+)\.png)(\.[A-Za-z0-9_]+)?")
 _OUR_CURVES = re.compile(r"\.?[0-9a-f]{10}_\d+\.npz(\.[A-Za-z0-9_]+)?")
 TENSORBOARD = "tensorboard"  # a folder of one TensorBoard run per trial (report.tensorboard)
 _OUR_RUN = re.compile(r"\.?[0-9a-f]{10}_\d+(\.tmp)?")
+_SHARD_JOURNAL = re.compile(r"trials\.shard-(\d+)-of-(\d+)\.jsonl")
+
+
+class Shard(NamedTuple):
+    """Shard ``index`` of ``count`` (counted from 0): see :func:`jaxreg.sweeps.run.shard_of`."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    @property
+    def suffix(self) -> str:
+        return f"shard-{self.index}-of-{self.count}"
+
+
+def parse_shard(text: str) -> Shard:
+    """``"I/N"`` -> :class:`Shard`; :class:`InputError` naming ``--shard`` otherwise."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not match or not 0 < int(match[2]) <= 10_000 or int(match[1]) >= int(match[2]):
+        raise InputError(f"--shard: expected I/N with 0 <= I < N <= 10000 (shard I of N, counted from 0, "
+                         f"as SLURM_ARRAY_TASK_ID/N), got {text!r}")
+    return Shard(int(match[1]), int(match[2]))
+
+
+def shard_journals(out: str | Path) -> list[tuple[Shard, Path]]:
+    """The shards' journals in ``out``, by shard."""
+    found = []
+    for path in Path(out).iterdir() if Path(out).is_dir() else ():
+        match = _SHARD_JOURNAL.fullmatch(path.name)
+        if match and path.is_file():
+            found.append((Shard(int(match[1]), int(match[2])), path))
+    return sorted(found)
 
 
 def _json_value(value):
@@ -142,10 +183,13 @@ def trial_record(cid: str, config, seed: int, i: int, result, hparams: HParams) 
 class Store:
     """The files of one results folder."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, shard: Shard | None = None):
         self.out = Path(out)
+        self.shard = shard
         self.manifest_path = self.out / MANIFEST
-        self.journal_path = self.out / JOURNAL
+        # A shard appends to a journal of its own (and keeps its own chunk checkpoint).
+        self.journal_path = self.out / (JOURNAL if shard is None else f"trials.{shard.suffix}.jsonl")
+        self.checkpoint_name = CHECKPOINT if shard is None else f"checkpoint.{shard.suffix}.npz"
         self.curves_dir = self.out / CURVES
 
     def prepare(self, spec, *, overwrite: bool, grows=None) -> None:
@@ -187,10 +231,11 @@ class Store:
         except BaseException:
             self.unlock()
             raise
-        self._remove_stray_temporaries()
+        if self.shard is None:  # shards run side by side: another one's temporaries are in use
+            self._remove_stray_temporaries()
         if overwrite:
             for path in self.out.iterdir() if self.out.is_dir() else ():
-                if path.is_file() and _OURS.fullmatch(path.name) and path.name != LOCK:
+                if path.is_file() and _OURS.fullmatch(path.name) and not path.name.endswith(".lock"):
                     path.unlink()
             if self.curves_dir.is_dir():
                 for path in self.curves_dir.iterdir():
@@ -205,7 +250,7 @@ class Store:
         the lock no other run is writing, so any of jaxreg's temporaries is stray."""
         for folder in (self.out, self.curves_dir):
             for path in folder.iterdir() if folder.is_dir() else ():
-                if (path.name.startswith(".") and path.is_file() and path.name != LOCK
+                if (path.name.startswith(".") and path.is_file() and not path.name.endswith(".lock")
                         and (_OURS.fullmatch(path.name) or _OUR_CURVES.fullmatch(path.name))):
                     path.unlink()
 
@@ -214,7 +259,7 @@ class Store:
         ``curves`` folder and the lock file are jaxreg's own leftovers of an interrupted start."""
         if not self.out.is_dir() or self.manifest_path.exists():
             return []
-        leftovers = {LOCK}
+        leftovers = {LOCK} | {path.name for path in self.out.glob(".jaxreg.shard-*-of-*.lock")}
         if self.curves_dir.is_dir() and not any(self.curves_dir.iterdir()):
             leftovers.add(CURVES)
         return sorted(path.name for path in self.out.iterdir() if path.name not in leftovers)
@@ -240,88 +285,178 @@ class Store:
                              f"configs or cases); use --overwrite to replace them, or another --out")
 
     def lock(self) -> None:
-        """Takes the folder's exclusive lock, or raises naming the run that holds it.
+        """Takes the folder's lock, or raises naming the run that holds it.
 
         ``fcntl.flock`` on ``.jaxreg.lock``: the system releases it when the process ends, even
         on SIGKILL, so a stale lock never blocks; the file records who holds it, for the message.
-        Readers (``show``, ``plot``) never need it.
+        A run takes it exclusively; the shards of a sharded run (``--shard I/N``) share it, and
+        each also takes its own shard's lock exclusively: shards run side by side, a shard never
+        runs twice at once, and no unsharded run overlaps them. Readers (``show``, ``plot``)
+        never need it.
         """
         if getattr(self, "_lock", None) is not None:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         handle = os.open(self.out / LOCK, os.O_RDWR | os.O_CREAT, _file_mode())
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, (fcntl.LOCK_EX if self.shard is None else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(handle, 200, 0).decode(errors="replace").strip() or "another process"
             os.close(handle)
+            running = self.running_shards()
+            if running:
+                holder = f"shard{'s' * (len(running) > 1)} {', '.join(running)} of a sharded run"
             raise InputError(f"--out: expected a folder no other jaxreg run is writing, got {str(self.out)!r} "
                              f"(locked by {holder}); wait for that run or choose another --out") from None
-        os.ftruncate(handle, 0)
-        os.pwrite(handle, f"jaxreg run, pid {os.getpid()} on {platform.node()}\n".encode(), 0)
-        self._lock = handle
+        if self.shard is None:
+            os.ftruncate(handle, 0)
+            os.pwrite(handle, f"jaxreg run, pid {os.getpid()} on {platform.node()}\n".encode(), 0)
+            self._lock = (handle,)
+            return
+        own = os.open(self.out / f".jaxreg.{self.shard.suffix}.lock", os.O_RDWR | os.O_CREAT, _file_mode())
+        try:
+            fcntl.flock(own, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(own, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(own)
+            os.close(handle)
+            raise InputError(f"--shard: expected shard {self.shard} to be running nowhere else, got "
+                             f"{str(self.out)!r} locked for it by {holder}; wait for that run") from None
+        os.ftruncate(own, 0)
+        os.pwrite(own, f"jaxreg run --shard {self.shard}, pid {os.getpid()} on {platform.node()}\n".encode(), 0)
+        self._lock = (handle, own)
+
+    def running_shards(self) -> list[str]:
+        """The shards whose lock a live process holds (``"0/2 (pid 123 on host)"``)."""
+        running = []
+        for path in sorted(self.out.glob(".jaxreg.shard-*-of-*.lock")):
+            match = re.fullmatch(r"\.jaxreg\.shard-(\d+)-of-(\d+)\.lock", path.name)
+            if not match:
+                continue
+            handle = os.open(path, os.O_RDONLY)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = os.pread(handle, 200, 0).decode(errors="replace").strip()
+                pid = re.search(r"pid .*", text)
+                running.append(f"{match[1]}/{match[2]}" + (f" ({pid[0]})" if pid else ""))
+            finally:
+                os.close(handle)
+        return running
 
     def unlock(self) -> None:
         """Releases the lock (the process ending releases it too)."""
-        handle, self._lock = getattr(self, "_lock", None), None
-        if handle is not None:
+        handles, self._lock = getattr(self, "_lock", None), None
+        for handle in reversed(handles or ()):
             fcntl.flock(handle, fcntl.LOCK_UN)
             os.close(handle)
 
-    def start_run(self, spec, chunk_size: int, chance: dict | None = None) -> None:
+    def _update_manifest(self, change) -> dict:
+        """Reads the manifest, applies ``change(manifest)`` and writes it, all under an exclusive
+        ``flock`` of the folder itself: the runs of concurrent shards all keep their entries."""
+        handle = os.open(self.out, os.O_RDONLY)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            manifest = json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else None
+            manifest = change(manifest)
+            atomic_write(self.manifest_path, json.dumps(manifest, indent=2) + "\n")
+            return manifest
+        finally:
+            os.close(handle)
+
+    def start_run(self, spec, chunk_size: int, chance: dict | None = None, extra: dict | None = None) -> None:
         """Records a run's start in the manifest; ``chance``: ``{case or "": the training
-        accuracy of always predicting the most frequent class}`` (see ``report.summary.at_chance``)."""
+        accuracy of always predicting the most frequent class}`` (see ``report.summary.at_chance``);
+        ``extra``: more fields of the run's entry (its shard, the Ray cluster)."""
         self.out.mkdir(parents=True, exist_ok=True)
         self.curves_dir.mkdir(exist_ok=True)
-        grew_from = None
-        if self.manifest_path.exists():
-            manifest = json.loads(self.manifest_path.read_text())
-            if manifest["spec_sha256"] != spec.digest:  # a grown study: the spec is now this one
-                grew_from = manifest["spec_sha256"]
-                manifest.update(spec_sha256=spec.digest, spec=spec.resolved)
-        else:
-            manifest = {"spec_sha256": spec.digest, "spec": spec.resolved, "runs": []}
-        if chance:
-            manifest["chance"] = {**manifest.get("chance", {}), **chance}
-        manifest["runs"].append({
-            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "versions": versions(), "devices": [str(d) for d in jax.local_devices()],
-            "chunk_size": chunk_size, "finished": None})
-        if grew_from is not None:
-            manifest["runs"][-1]["grew_from"] = grew_from
-        self._manifest = manifest
-        atomic_write(self.manifest_path, json.dumps(manifest, indent=2) + "\n")
+        run = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+               "versions": versions(), "devices": [str(d) for d in jax.local_devices()],
+               "chunk_size": chunk_size, "finished": None, **(extra or {})}
+        self._run_id = (run["started"], run.get("shard"))
 
-    def finish_run(self, trained: int, seconds: float) -> None:
-        run = self._manifest["runs"][-1]
-        run.update(finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                   trials_trained=trained, seconds=round(seconds, 3))
-        atomic_write(self.manifest_path, json.dumps(self._manifest, indent=2) + "\n")
+        def change(manifest):
+            grew_from = None
+            if manifest is not None:
+                if manifest["spec_sha256"] != spec.digest:  # a grown study: the spec is now this one
+                    grew_from = manifest["spec_sha256"]
+                    manifest.update(spec_sha256=spec.digest, spec=spec.resolved)
+            else:
+                manifest = {"spec_sha256": spec.digest, "spec": spec.resolved, "runs": []}
+            if chance:
+                manifest["chance"] = {**manifest.get("chance", {}), **chance}
+            manifest["runs"].append(dict(run))
+            if grew_from is not None:
+                manifest["runs"][-1]["grew_from"] = grew_from
+            return manifest
+
+        self._manifest = self._update_manifest(change)
+
+    def finish_run(self, trained: int, seconds: float, extra: dict | None = None) -> None:
+        update = {"finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                  "trials_trained": trained, "seconds": round(seconds, 3), **(extra or {})}
+
+        def change(manifest):
+            for run in reversed(manifest["runs"]):  # this run's entry: concurrent shards add theirs
+                if (run.get("started"), run.get("shard")) == self._run_id and run.get("finished") is None:
+                    run.update(update)
+                    break
+            return manifest
+
+        self._manifest = self._update_manifest(change)
 
     def read_journal(self) -> dict:
-        """The finished trials by ``(config_id, seed)``; cuts off a torn last line first."""
-        return {(r["config_id"], r["seed"]): r for r in read_journal(self.out, repair=True)}
+        """The finished trials by ``(config_id, seed)``, shards' journals merged in; cuts a torn
+        last line off this run's own journal first (another shard's may be mid-append)."""
+        return {(r["config_id"], r["seed"]): r for r in read_journal(self.out, repair=self.journal_path)}
 
     def drop_unreadable_curves(self, records: dict) -> list[str]:
-        """Finds the journaled trials whose curves file is missing or damaged, removes them from
-        ``records``, from the journal (rewritten atomically, under the lock) and their damaged
-        files, so that they are trained again; returns the files' names."""
+        """Finds the trials of this run's own journal whose curves file is missing or damaged,
+        removes them from ``records``, from the journal (rewritten atomically, under the lock)
+        and their damaged files, so that they are trained again; returns the files' names.
+        (A shard checks its own trials only: another shard's journal is that shard's to rewrite.)"""
+        own = _read_lines(self.journal_path)
         bad = []
-        for key in list(records):
+        for key in {(r["config_id"], r["seed"]) for r in own} & set(records):
             try:
                 load_curves(self.out, *key)
             except (FileNotFoundError, InputError):
                 bad.append(key)
         if not bad:
             return []
+        bad.sort()
         for key in bad:
             del records[key]
-        kept = [r for r in read_journal(self.out) if (r["config_id"], r["seed"]) in records]
+        kept = [r for r in own if (r["config_id"], r["seed"]) in records]
         atomic_write(self.journal_path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept))
         names = [f"{cid}_{seed}.npz" for cid, seed in bad]
         for name in names:
             (self.curves_dir / name).unlink(missing_ok=True)
         return names
+
+    def merge_shards(self, order: list[tuple[str, int]], records: dict) -> bool:
+        """Once every trial of ``order`` (the ``(config_id, seed)`` of the whole sweep, in the
+        order one process journals them) is in ``records``, writes the journal as one process
+        would have (``trials.jsonl``, atomically) and removes the shards' journals and
+        checkpoints; returns whether the journal is now whole and in that order.
+
+        Safe beside running shards: they have nothing left to append, and readers read the
+        shards' journals before ``trials.jsonl`` (see :func:`read_journal`), so a reader in
+        between still finds every trial.
+        """
+        if any(key not in records for key in order):
+            return False
+        shards = shard_journals(self.out)
+        wanted = [records[key] for key in order]
+        wanted += [r for key, r in records.items() if key not in set(order)]  # trials of a grown spec's past
+        text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in wanted)
+        current = self.out / JOURNAL
+        if not current.exists() or current.read_text() != text:
+            atomic_write(current, text)
+        for shard, path in shards:
+            path.unlink(missing_ok=True)
+            (self.out / f"checkpoint.{shard.suffix}.npz").unlink(missing_ok=True)
+        return True
 
     def append(self, records: list[dict]) -> None:
         """Appends records as whole lines: one ``write`` on an ``O_APPEND`` descriptor under an
@@ -353,13 +488,33 @@ class Store:
         atomic_write(self.curves_dir / f"{record['config_id']}_{record['seed']}.npz", buffer.getvalue())
 
 
-def read_journal(out: str | Path, *, repair: bool = False) -> list[dict]:
-    """The journal's records in order. A last line without its newline is a torn write: it is
-    ignored (and cut off the file when ``repair``); a broken line elsewhere is an error."""
-    path = Path(out) / JOURNAL
-    if not path.exists():
+def read_journal(out: str | Path, *, repair: bool | Path = False) -> list[dict]:
+    """The journal's records: ``trials.jsonl`` in order, then those of the shards' journals
+    (``trials.shard-I-of-N.jsonl``, by shard) not already there, each trial once.
+
+    A last line without its newline is a torn write (or another process mid-append): it is
+    ignored, and cut off the file when ``repair`` is True or names that file; a broken line
+    elsewhere is an error. Shards' journals are read before ``trials.jsonl``, so a merge
+    (:meth:`Store.merge_shards`) between the two reads loses no trial.
+    """
+    out = Path(out)
+    shards = [_read_lines(path, repair=repair is True or repair == path) for _, path in shard_journals(out)]
+    records, seen = [], set()
+    for record in _read_lines(out / JOURNAL, repair=repair is True or repair == out / JOURNAL) + \
+            [r for lines in shards for r in lines]:
+        key = (record["config_id"], record["seed"])
+        if key not in seen:
+            seen.add(key)
+            records.append(record)
+    return records
+
+
+def _read_lines(path: Path, *, repair: bool = False) -> list[dict]:
+    """The records of one journal file (see :func:`read_journal`)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
         return []
-    data = path.read_bytes()
     end = data.rfind(b"\n") + 1
     if end < len(data) and repair:
         with open(path, "r+b") as file:
@@ -430,8 +585,8 @@ class ChunkCheckpoint:
     ``on_load(next_block, why_not)`` is called once load has looked (both None: nothing kept).
     """
 
-    def __init__(self, out: Path, tag: str, seconds: float, on_load=None):
-        self.path, self.tag, self.seconds, self.on_load = Path(out) / CHECKPOINT, tag, seconds, on_load
+    def __init__(self, out: Path, tag: str, seconds: float, on_load=None, name: str = CHECKPOINT):
+        self.path, self.tag, self.seconds, self.on_load = Path(out) / name, tag, seconds, on_load
         self._saved = time.monotonic()
         self.resumed = None  # (next_block or None, why not or None) once load has looked
         self.saved = None    # the next_block of the last state saved or loaded

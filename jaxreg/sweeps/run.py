@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxreg.errors import InputError
 from jaxreg.hparams import make_hparams, stack_hparams
-from jaxreg.report.store import CHECKPOINT, ChunkCheckpoint, Store, trial_record
+from jaxreg.report.store import ChunkCheckpoint, Shard, Store, shard_journals, trial_record
 from jaxreg.report.summary import as_float, chance_rate, rank_key
 from jaxreg.sweeps.build import Spec
 from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, memory_budget_mb, padding_warning
@@ -92,23 +92,44 @@ def kept() -> str:
         return "nothing was trained yet"
     words = f"kept {journaled} trial{'s' * (journaled != 1)} in the journal"
     if checkpoint is not None and checkpoint.saved is not None:
-        words += f", and the chunk in training up to evaluation {checkpoint.saved} in {CHECKPOINT}"
+        words += f", and the chunk in training up to evaluation {checkpoint.saved} in {checkpoint.path.name}"
     return words
 
 
+def owns(shard: Shard | None, chunk_index: int) -> bool:
+    """Whether ``shard`` trains the sweep's chunk ``chunk_index``: chunks are dealt round-robin,
+    counted over every round (and case group) in the order one process trains them."""
+    return shard is None or chunk_index % shard.count == shard.index
+
+
 def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progress: bool = True,
-              log: Callable[[str], None] | None = None, checkpoint_seconds: float = 10.0) -> list[dict]:
+              log: Callable[[str], None] | None = None, checkpoint_seconds: float = 10.0,
+              shard: Shard | None = None, executor=None, poll_seconds: float = 2.0) -> list[dict]:
     """Runs (or resumes) a sweep into ``out_dir``; returns the journal's records.
 
     A chunk in training is kept in ``out_dir/checkpoint.npz`` at the end of a segment, at most
     every ``checkpoint_seconds``, and a rerun resumes it there: an interruption loses at most
     that much training (plus a segment). Keeping it changes no number.
 
+    ``shard``: train only that shard's chunks (:func:`owns`), into a journal of its own; the
+    shards of a sweep may run one after another or side by side, on any hosts that share
+    ``out_dir``. Each round's trials are split into chunks exactly as one process splits them,
+    so every trial gives bitwise what one process gives. A coarse-to-fine round waits (polling
+    every ``poll_seconds``) until the other shards have journaled the round it zooms from. The
+    run that finds the whole sweep journaled merges the shards into ``trials.jsonl``, in the
+    order one process would have written it.
+
+    ``executor``: trains the chunks elsewhere (:class:`jaxreg.cluster.RayExecutor`)
+    instead of in this process; the journal, resume and rounds are the same.
+
     Raises :class:`InputError` before anything is trained or written when ``out_dir`` holds the
     results of a different spec and ``overwrite`` is False.
     """
     log = log or (lambda text: print(text, file=sys.stderr))
-    store = Store(Path(out_dir))
+    if shard is not None and overwrite:
+        raise InputError("--overwrite: expected no --shard with it (a shard must not remove the other "
+                         "shards' results), got both; overwrite with one unsharded run first")
+    store = Store(Path(out_dir), shard)
     # Chunk sizes first: a memory budget too small for even two members fails before any write.
     plans = []
     for variant in spec.variants:
@@ -117,6 +138,8 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     check_fits([estimate(variant, members, size, timed=False) for variant, size, members in plans])
     runners = [(variant, train_batch(variant.config, variant.dataset, size), members)
                for variant, size, members in plans]
+    if executor is not None:
+        executor.check(spec)
     chunk_sizes = [runner.chunk_size(members) for _, runner, members in runners]
     rounds, metric = spec.search["rounds"], spec.search["metric"]
     store.prepare(spec, overwrite=overwrite, grows=lambda previous: compute_difference(previous, spec.resolved))
@@ -132,37 +155,76 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
                 f"{'their trials are' if len(damaged) > 1 else 'its trial is'} trained again")
         _progress.update(journaled=len(records), checkpoint=None)
         chance = {case or "": chance_rate(v.dataset.train.y, v.config.loss) for v in spec.variants for case in v.cases}
+        extra = {**({"shard": str(shard)} if shard is not None else {}),
+                 **(executor.describe() if executor is not None else {})}
         store.start_run(spec, chunk_sizes[0] if len(chunk_sizes) == 1 else chunk_sizes,
-                        {case: rate for case, rate in chance.items() if rate is not None})
+                        {case: rate for case, rate in chance.items() if rate is not None}, extra)
         done_before, trained = len(records), 0
+        order: list[tuple[str, int]] = []  # every trial, in the order one process journals them
+        chunks_before = 0                  # chunks of the rounds before: the round-robin's offset
         started = time.perf_counter()
-        for (variant, runner, _), chunk_size in zip(runners, chunk_sizes):
+        for index, ((variant, runner, _), chunk_size) in enumerate(zip(runners, chunk_sizes)):
             prefix = "" if len(runners) == 1 else f"{', '.join(map(str, variant.cases))}: "
 
-            def score(configs: list[Config]) -> list[float]:
-                nonlocal trained
+            def score(configs: list[Config], variant=variant, runner=runner, chunk_size=chunk_size,
+                      index=index) -> list[float]:
+                nonlocal trained, chunks_before
                 label = prefix + (f"round {configs[0].round + 1}/{rounds}" if rounds > 1 or not prefix else "")
-                pending = [(config_id(c), c, seed) for c in configs for seed in spec.seeds
-                           if (config_id(c), seed) not in records]
-                if pending:
+                label = label.rstrip(": ")
+                trials = [(config_id(c), c, seed) for c in configs for seed in spec.seeds]
+                order.extend((cid, seed) for cid, _, seed in trials)
+                mine = [trial for i, trial in enumerate(trials) if owns(shard, chunks_before + i // chunk_size)]
+                chunks_before += -(-len(trials) // chunk_size)
+                pending = [t for t in mine if (t[0], t[2]) not in records]
+                if pending and executor is not None:
+                    trained += executor.train_round(index, variant, chunk_size, pending, store, records, label,
+                                                    progress, spec.output["params"], log)
+                elif pending:
                     trained += _train_round(variant, runner, chunk_size, pending, store, records,
-                                            label.rstrip(": "), progress, spec.output["params"],
+                                            label, progress, spec.output["params"],
                                             lambda chunk, said: ChunkCheckpoint(
                                                 store.out, _chunk_tag(spec, chunk_size, chunk),
-                                                checkpoint_seconds, said), log)
+                                                checkpoint_seconds, said, store.checkpoint_name), log)
                 elif progress:
-                    log(f"{label.rstrip(': ')}: all {len(configs) * len(spec.seeds)} trials already in the journal")
+                    log(f"{label}: all {len(mine)} trials{' of shard ' + str(shard) if shard else ''} "
+                        f"already in the journal")
+                if shard is not None and configs[0].round + 1 < rounds:  # the next round zooms from these
+                    _wait_for(trials, store, records, label, shard, poll_seconds, log)
                 return [float(np.mean([as_float(records[(config_id(c), seed)]["metrics"][metric])
+                                       if (config_id(c), seed) in records else math.nan
                                        for seed in spec.seeds])) for c in configs]
 
             search_rounds(variant.space, score, rounds=rounds, top_k=spec.search["top_k"],
                           min_width=spec.search["min_width"], minimize=spec.minimize)
-        store.finish_run(trained, time.perf_counter() - started)
+        if shard is not None or executor is not None or shard_journals(store.out):
+            records.update(store.read_journal())
+            merged = store.merge_shards(order, records)
+            if not merged and progress:
+                missing = sum(key not in records for key in order)
+                log(f"shard {shard}: {trained} trials trained; {missing} trials of other shards are not "
+                    f"journaled yet (run them; the last one merges the journals)")
+        store.finish_run(trained, time.perf_counter() - started,
+                         executor.finish() if executor is not None else None)
     finally:
         store.unlock()
     if done_before and progress:
         log(f"resumed: {done_before} trials were already in {store.journal_path}, {trained} trained now")
     return list(records.values())
+
+
+def _wait_for(trials: list, store: Store, records: dict, label: str, shard, poll_seconds: float, log) -> None:
+    """Waits until every trial of ``trials`` is journaled (by this run or another shard)."""
+    missing = [t for t in trials if (t[0], t[2]) not in records]
+    said = None
+    while missing:
+        if said is None or time.monotonic() - said > 60:
+            others = f"shard {1 - shard.index}/2" if shard.count == 2 else f"the shards other than {shard}"
+            log(f"{label}: waiting for {len(missing)} trial{'s' * (len(missing) > 1)} from {others} "
+                f"before zooming in")
+            said = time.monotonic()
+        time.sleep(poll_seconds)
+        records.update(store.read_journal())
+        missing = [t for t in missing if (t[0], t[2]) not in records]
 
 
 def _chunk_tag(spec: Spec, chunk_size: int, chunk: list) -> str:
@@ -204,10 +266,10 @@ def _train_round(variant, runner, chunk_size: int, pending: list, store, records
             hparams = stack_hparams(make_hparams(variant.model, **config.hparams) for _, config, _ in chunk)
             def said(at, why, n=len(chunk)):
                 if at is not None and progress:
-                    log(f"{label or 'sweep'}: resumed a chunk of {n} trials from {CHECKPOINT} at evaluation {at} "
+                    log(f"{label or 'sweep'}: resumed a chunk of {n} trials from {store.checkpoint_name} at evaluation {at} "
                         f"of {variant.config.n_evals}")
                 elif why is not None and progress:
-                    log(f"{label or 'sweep'}: {CHECKPOINT} not used ({why}): the chunk trains from its start")
+                    log(f"{label or 'sweep'}: {store.checkpoint_name} not used ({why}): the chunk trains from its start")
 
             def advanced(done, total, first=index * epochs):
                 if bar is not None:
