@@ -1,6 +1,6 @@
 """The ``jaxreg`` command line.
 
-    jaxreg run SPEC [--out DIR] [--set KEY=VALUE ...] [--overwrite] [--quiet]
+    jaxreg run SPEC [--out DIR] [--set KEY=VALUE ...] [--overwrite] [--quiet] [--shard I/N] [--ray [ADDRESS]]
     jaxreg plan SPEC [--set KEY=VALUE ...]
     jaxreg show DIR [--top N]
     jaxreg plot DIR
