@@ -167,14 +167,16 @@ def train_chunk(job: dict, chunk: list) -> tuple[list[dict], dict]:
     runner = train_batch(variant.config, variant.dataset, job["chunk_size"])
     seeds = np.array([seed for _, _, seed in chunk])
     hparams = stack_hparams(make_hparams(variant.model, **config.hparams) for _, config, _ in chunk)
-    progress = None
     marker = os.environ.get(KILL_MARKER)
-    if marker and os.path.exists(marker):
+    dies = bool(marker) and os.path.exists(marker)
+    if dies:
         os.unlink(marker)
 
-        def progress(done, total):  # the test hook: die mid-chunk, after the first segment
-            if done < total:
-                os._exit(1)
+    def die_mid_chunk(done, total):  # the test hook: die after the chunk's first segment
+        if done < total:
+            os._exit(1)
+
+    progress = die_mid_chunk if dies else None
 
     result = runner(seeds, hparams, variant.init_params, progress=progress)
     store = Store(Path(job["out"]))
