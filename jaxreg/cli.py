@@ -210,7 +210,7 @@ def _plan(args) -> None:
     from jaxreg.sweeps import choose_chunk_size, config_id, load_spec
     from jaxreg.sweeps.cost import describe, estimate
 
-    from jaxreg.sweeps.spec import read_spec, spread_hparams
+    from jaxreg.sweeps.spec import read_spec, spread_hparams, zoom_words
 
     spec = load_spec(args.spec, args.set)
     for line in spread_hparams(read_spec(args.spec), args.set):
@@ -224,7 +224,7 @@ def _plan(args) -> None:
                 f"{len(chunks)} compiled programs (cases with their own data, model or train "
                 f"settings), {', '.join(map(str, chunks))} members per chunk")
     print(f"{spec.name}: {len(configs)} configs x {len(spec.seeds)} seeds = {members} trials"
-          + (f" per round, {s['rounds']} rounds ({s['round_method']}, top {s['top_k']} zoomed)"
+          + (f" per round, {s['rounds']} rounds ({s['round_method']}, {zoom_words(s)})"
              if s["method"] == "coarse_to_fine" else f" ({s['method']} search)")
           + f"; {programs}")
     if draws > len(configs):

@@ -95,7 +95,7 @@ def test_writes_csv_and_two_plots(grid, c2f, tmp_path):
         assert image.ndim == 3 and min(image.shape[:2]) > 300
     rows = list(csv.DictReader((out / "comparison.csv").read_text().splitlines()))
     assert [r["label"] for r in rows] == ["tiny-grid", "tiny-c2f"]
-    assert [r["method"] for r in rows] == ["grid", "coarse_to_fine (2 rounds of random, top 1)"]
+    assert [r["method"] for r in rows] == ["grid", "coarse_to_fine (2 rounds of random, not worse by 1 SE)"]
     assert [r["configs"] for r in rows] == ["4", "6"] and [r["trials"] for r in rows] == ["8", "12"]
     for row, folder in zip(rows, (grid, c2f)):
         best = report.summarize(report.read_journal(folder), report.load_manifest(folder)["spec"]["search"])[0]

@@ -115,7 +115,7 @@ SPEC_CASES = [
      "kernel_size, kind, options, output, pool, pretrained, pretrained_head, pretrained_seed, got 'width'"),
     ("unknown-search-key", {"search": {"trials": 8}},
      "search: expected keys among chunk_size, goal, memory_budget_mb, method, metric, min_width, "
-     "round_method, rounds, samples, seed, seeds, top_k, got 'trials'"),
+     "round_method, rounds, samples, seed, seeds, top_k, z, zoom, got 'trials'"),
     ("unknown-data-key", {"data": {"n_val": 10}},
      "data: expected keys among classes, data_dir, dataset, dtype, n_train, per_class, seed, test_fraction, "
      "val_fraction, got 'n_val'"),

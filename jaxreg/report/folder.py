@@ -106,7 +106,8 @@ class Folder:
         s = self.search
         if s["method"] != "coarse_to_fine":
             return s["method"]
-        return f"coarse_to_fine ({s['rounds']} rounds of {s['round_method']}, top {s['top_k']})"
+        zoom = f"top {s['top_k']}" if s.get("zoom", "top_k") == "top_k" else f"not worse by {s['z']:g} SE"
+        return f"coarse_to_fine ({s['rounds']} rounds of {s['round_method']}, {zoom})"
 
     @property
     def has_case(self) -> bool:

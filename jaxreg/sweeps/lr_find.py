@@ -37,6 +37,7 @@ from jaxreg.hparams import as_dtype, make_hparams, stack_hparams
 from jaxreg.layout import layout as make_layout
 from jaxreg.optimizers import optimizer
 from jaxreg.sweeps.sanity import OFF, init_loss, member_init
+from jaxreg.sweeps.space import geomspace
 from jaxreg.train import as_data
 
 __all__ = ["Probe", "fastai_rules", "lr_find", "plot_probe", "ramp"]
@@ -110,7 +111,7 @@ def lr_find(spec, *, low: float = 1e-5, high: float = 10.0, rates: int = 24, see
             raise InputError(f"--{name}: expected an integer >= {3 - 2 * (name == 'epochs')}, got {value!r}")
     variant, base = _setup(spec)
     seeds = np.asarray(list(seeds), dtype=np.int64)
-    learning_rates = np.geomspace(low, high, rates)
+    learning_rates = np.array(geomspace(low, high, rates))
     config = dataclasses.replace(variant.config, epochs=epochs, eval_every=epochs, eval_test=False,
                                  monitor="train_loss", metrics=("train_loss",))
     members = [make_hparams(variant.model, **{**base, "learning_rate": lr}) for _ in seeds for lr in learning_rates]
@@ -140,7 +141,7 @@ def ramp(spec, *, low: float = 1e-5, high: float = 10.0, steps: int = 100, seed:
     loss_fn = losses.get_loss(config.loss)
     x_all, y_all = jnp.asarray(data.train.x, dtype), jnp.asarray(data.train.y)
     n, batch = len(data.train.y), config.batch_size or len(data.train.y)
-    learning_rates = np.geomspace(low, high, steps)
+    learning_rates = np.array(geomspace(low, high, steps))
     keys = jax.random.split(jax.random.fold_in(member_key(seed), 7), steps)
     rates = {"dropout": hp.dropout} if model.num_dropout and config.dropout else {}
 

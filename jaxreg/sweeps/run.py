@@ -18,7 +18,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,20 +63,70 @@ def choose_chunk_size(spec: Spec, members_per_round: int, variant=None) -> int:
     return max(_MIN_CHUNK, min(fit, members_per_round))
 
 
-def search_rounds(space: Space, score: Callable[[list[Config]], list[float]], *, rounds: int = 1,
-                  top_k: int = 3, min_width: float = 0.01, minimize: bool = True) -> list[tuple[Config, float]]:
-    """Runs the rounds of a search: score each round's configs, zoom around the top ``top_k``.
+ZOOMS = ("not_worse", "top_k")
 
-    ``score(configs)`` returns one number per config (NaN for a failed one, ranked last). With
-    ``rounds`` 1 this is a plain grid or random search. Returns every (config, score), in order.
+
+def not_worse(values: Sequence, *, minimize: bool = True, z: float = 1.0) -> np.ndarray | None:
+    """Which configs are not significantly worse than the best, from each one's values over seeds.
+
+    The best config has the best mean. Config i is kept when its mean is worse than the best's
+    by at most ``z`` standard errors of the difference, ``z * sigma * sqrt(1/n_i + 1/n_best)``
+    (``n``: seeds), where ``sigma**2`` is the seed noise: the median over configs of the
+    variance across their seeds (a median, so that a few unstable configs do not make every
+    config look alike). A config with a failed seed (NaN or infinite) is never kept. Returns
+    None when the noise cannot be estimated (no config has two seeds).
     """
-    history, axes = [], None
+    sign = 1.0 if minimize else -1.0
+    values = [sign * np.atleast_1d(np.asarray(v, dtype=float)) for v in values]
+    ok = np.array([bool(np.isfinite(v).all()) for v in values])
+    variances = [np.var(v, ddof=1) for v, fine in zip(values, ok) if fine and len(v) > 1]
+    if not variances:
+        return None
+    if not ok.any():
+        return ok
+    means = np.array([v.mean() if fine else np.inf for v, fine in zip(values, ok)])
+    counts = np.array([len(v) for v in values])
+    best = int(np.argmin(means))
+    sigma = math.sqrt(float(np.median(variances)))
+    margin = z * sigma * np.sqrt(1.0 / counts + 1.0 / counts[best])
+    return ok & (means - means[best] <= margin)
+
+
+def search_rounds(space: Space, score: Callable[[list[Config]], list], *, rounds: int = 1, top_k: int = 3,
+                  min_width: float = 0.01, minimize: bool = True, zoom: str = "top_k",
+                  z: float = 1.0) -> list[tuple[Config, float]]:
+    """Runs the rounds of a search: score each round's configs, then zoom in for the next round.
+
+    ``score(configs)`` returns, per config, a number or its values over seeds (NaN for a failed
+    seed or config, ranked last). The zoom rule:
+
+    - ``"not_worse"``: over every config tried so far, keep those not significantly worse than
+      the best (:func:`not_worse`, ``z`` standard errors; with one value per config, the top
+      ``top_k``), and bracket them (:meth:`Space.bracket`): each numeric axis from the nearest
+      value of a rejected config below the kept ones to the nearest above.
+    - ``"top_k"``: shrink each axis around the top ``top_k`` configs of the round just scored
+      (:meth:`Space.zoom`).
+
+    With ``rounds`` 1 this is a plain grid or random search. Returns every (config, mean), in order.
+    """
+    history, axes, values = [], None, []
     for round_index in range(rounds):
         configs = space.configs(round_index, axes)
-        scores = [float(v) for v in score(configs)]
-        history.extend(zip(configs, scores))
-        if round_index + 1 < rounds:
-            ranked = sorted(zip(configs, scores), key=lambda item: rank_key(item[1], minimize))
+        scored = [np.atleast_1d(np.asarray(v, dtype=float)) for v in score(configs)]
+        means = [float(np.mean(v)) for v in scored]
+        history.extend(zip(configs, means))
+        values.extend(scored)
+        if round_index + 1 == rounds:
+            break
+        kept = not_worse(values, minimize=minimize, z=z) if zoom == "not_worse" else None
+        if kept is not None:
+            axes = space.bracket([c for c, _ in history], kept, min_width=min_width)
+        elif zoom == "not_worse":  # one value a config: no noise to measure, the top_k of all so far
+            ranked = sorted(range(len(history)), key=lambda i: rank_key(history[i][1], minimize))
+            kept = np.isin(np.arange(len(history)), ranked[:top_k])
+            axes = space.bracket([c for c, _ in history], kept, min_width=min_width)
+        else:
+            ranked = sorted(zip(configs, means), key=lambda item: rank_key(item[1], minimize))
             axes = space.zoom(axes, [config for config, _ in ranked[:top_k]], min_width=min_width)
     return history
 
@@ -190,12 +240,12 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
                         f"already in the journal")
                 if shard is not None and configs[0].round + 1 < rounds:  # the next round zooms from these
                     _wait_for(trials, store, records, label, shard, poll_seconds, log)
-                return [float(np.mean([as_float(records[(config_id(c), seed)]["metrics"][metric])
-                                       if (config_id(c), seed) in records else math.nan
-                                       for seed in spec.seeds])) for c in configs]
+                return [[as_float(records[(config_id(c), seed)]["metrics"][metric])
+                         if (config_id(c), seed) in records else math.nan for seed in spec.seeds] for c in configs]
 
             search_rounds(variant.space, score, rounds=rounds, top_k=spec.search["top_k"],
-                          min_width=spec.search["min_width"], minimize=spec.minimize)
+                          min_width=spec.search["min_width"], minimize=spec.minimize,
+                          zoom=spec.search.get("zoom", "top_k"), z=spec.search.get("z", 1.0))
         if shard is not None or executor is not None or shard_journals(store.out):
             records.update(store.read_journal())
             merged = store.merge_shards(order, records)

@@ -19,7 +19,13 @@ Under ``random`` each config is drawn independently: ``values`` acts as ``choice
 draw of a round comes from its own generator, seeded by ``(seed, round, i)``, so it does not
 depend on how many are drawn or in which chunk they train.
 
-Everything here is NumPy and plain Python: sampling never touches the compiled program.
+Coarse-to-fine zooms in after each round: :meth:`Space.bracket` (the ``not_worse`` rule, around
+the configs not significantly worse than the best) or :meth:`Space.zoom` (``top_k``).
+
+Everything here is NumPy and plain Python: sampling never touches the compiled program. Values
+that name configs (grid points, log-uniform draws, zoomed bounds) use the C library's scalar
+``log``/``exp``/``pow``, not NumPy's vectorized ones, which round differently on CPUs with
+AVX-512: the same spec gives the same configs on every machine.
 """
 
 from __future__ import annotations
@@ -103,7 +109,7 @@ class Axis:
         if self.form == "linspace":
             return np.linspace(self.low, self.high, self.num).tolist()
         if self.form == "logspace":
-            return np.geomspace(self.low, self.high, self.num).tolist()
+            return geomspace(self.low, self.high, self.num)
         if self.form == "int":
             return list(range(int(self.low), int(self.high) + 1))
         raise InputError(f"{self.where}: {{ {self.form} = ... }} is a distribution: expected "
@@ -118,7 +124,7 @@ class Axis:
         if self.form == "int":
             return int(rng.integers(int(self.low), int(self.high) + 1))
         if self.log:
-            return float(np.exp(rng.uniform(np.log(self.low), np.log(self.high))))
+            return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
         return float(rng.uniform(self.low, self.high))
 
     def resolve(self, value, num_layers: int | None):
@@ -138,12 +144,29 @@ class Axis:
         on each side (in log space for log axes), widened to at least ``min_width`` of the
         original width, and kept inside the original bounds.
         """
-        to, back = (np.log, np.exp) if self.log else (float, float)
-        lo0, hi0 = to(original.low), to(original.high)
+        to = math.log if self.log else float
         lo, hi = to(self.low), to(self.high)
         points = [to(v) for v in chosen]
         pad = pad_fraction * (hi - lo)
-        new_lo, new_hi = min(points) - pad, max(points) + pad
+        return self._window(min(points) - pad, max(points) + pad, original, min_width)
+
+    def bracketed(self, kept: Sequence[float], rejected: Sequence[float], original: Axis,
+                  min_width: float) -> Axis:
+        """The range from the nearest ``rejected`` value below the ``kept`` ones to the nearest
+        above (the original bounds where none is), widened to at least ``min_width`` of the
+        original width: where the optimum can still be, if the metric is unimodal along it."""
+        to = math.log if self.log else float
+        lo, hi = min(to(v) for v in kept), max(to(v) for v in kept)
+        below = [to(v) for v in rejected if to(v) < lo]
+        above = [to(v) for v in rejected if to(v) > hi]
+        return self._window(max(below) if below else to(original.low),
+                            min(above) if above else to(original.high), original, min_width)
+
+    def _window(self, new_lo: float, new_hi: float, original: Axis, min_width: float) -> Axis:
+        """This axis over [new_lo, new_hi] (log space for log axes), at least ``min_width`` of
+        the original width, slid back inside the original bounds."""
+        to, back = (math.log, math.exp) if self.log else (float, float)
+        lo0, hi0 = to(original.low), to(original.high)
         width = max(new_hi - new_lo, min_width * (hi0 - lo0))
         center = (new_lo + new_hi) / 2
         new_lo, new_hi = center - width / 2, center + width / 2
@@ -158,6 +181,16 @@ class Axis:
         low = original.low if new_lo <= lo0 else float(back(new_lo))  # exact bounds, no exp(log) drift
         high = original.high if new_hi >= hi0 else float(back(new_hi))
         return dataclasses.replace(self, low=low, high=high)
+
+
+def geomspace(low: float, high: float, num: int) -> list[float]:
+    """``np.geomspace(low, high, num)`` in the C library's scalar maths: NumPy's vectorized
+    ``power`` rounds differently on CPUs with AVX-512 (and grid values name configs, so a
+    grid must be the same numbers on every machine). Both ends are exact."""
+    if num <= 1:
+        return [float(low)][:num]
+    exponents = np.linspace(math.log10(low), math.log10(high), num).tolist()
+    return [float(low), *(10.0 ** e for e in exponents[1:-1]), float(high)]
 
 
 def _no_bools(where: str, name: str, value) -> None:
@@ -331,6 +364,37 @@ class Space:
         if self._grid_like:
             return sum(math.prod(a.grid_size for a in axes.values()) for _, axes in self._spaces())
         return self.samples * len(self._spaces())
+
+    def bracket(self, configs: Sequence[Config], kept: Sequence[bool], *, min_width: float = 0.01) -> dict:
+        """The axes of the next coarse-to-fine round under the ``not_worse`` rule.
+
+        ``configs`` are every config tried so far, ``kept`` which of them are not significantly
+        worse than the best (:func:`jaxreg.sweeps.run.not_worse`). Each numeric axis spans the
+        kept configs' values and reaches out to the nearest value a rejected config had beyond
+        them on each side, or to the original bound where no rejected config lies beyond
+        (:meth:`Axis.bracketed`); ``values``/``choice`` axes keep the values kept configs used.
+        A case with no kept config keeps its original axes.
+        """
+        new = {}
+        for case, original_axes in self._spaces():
+            mine = [(c, k) for c, k in zip(configs, kept) if c.case == case]
+            chosen = [c for c, k in mine if k]
+            if not chosen:
+                new[case] = dict(original_axes)
+                continue
+            others = [c for c, k in mine if not k]
+            axes = {}
+            for name, axis in original_axes.items():
+                if axis.numeric:
+                    axes[name] = axis.bracketed([c.point[name] for c in chosen], [c.point[name] for c in others],
+                                                axis, min_width)
+                elif axis.form in ("values", "choice"):
+                    axes[name] = dataclasses.replace(
+                        axis, values=tuple(v for v in axis.values if any(c.point[name] == v for c in chosen)))
+                else:
+                    axes[name] = axis
+            new[case] = axes
+        return new
 
     def zoom(self, axes_by_case: Mapping | None, top: Sequence[Config], *, min_width: float = 0.01) -> dict:
         """The axes of the next coarse-to-fine round, shrunk around the ``top`` configs.

@@ -47,6 +47,10 @@ TRAIN_DEFAULTS = {"loss": "cross_entropy", "optimizer": "sgd", "epochs": 10, "ba
 SEARCH_DEFAULTS = {"method": "grid", "seeds": 1, "samples": 16, "rounds": 3, "top_k": 3,
                    "round_method": None, "min_width": 0.01, "seed": 0, "metric": "val_loss",
                    "goal": None, "chunk_size": None, "memory_budget_mb": "auto"}
+# coarse_to_fine only: zoom ["not_worse"] (or "top_k", the rule before it: a manifest without
+# these keys), z [1.0]: standard errors within which a config is not significantly worse
+OPTIONAL_SEARCH_KEYS = ("zoom", "z")
+ZOOMS = ("not_worse", "top_k")
 OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_metrics": [], "tensorboard": False}
 # Keys with no default in the resolved spec: absent from the manifests of sweeps that do not
 # use them (a results folder made before they existed still resumes and grows).
@@ -349,7 +353,8 @@ def compute_difference(there: dict, here: dict) -> str | None:
     under the spec's ``data``, ``model`` and ``train`` tables, its fixed hparams and each case's
     own fixed hparams and overrides. Everything else (seeds, axes, samples, search method,
     new cases, ``output``) only chooses which trials exist: a results folder grows into a spec
-    that differs there, reusing every trial it holds.
+    that differs there, reusing every trial it holds. A coarse-to-fine study is the exception:
+    its later rounds depend on every search setting, so it grows by more ``rounds`` only.
     """
     for table in STATIC:
         if (why := _first_difference(table, there.get(table, _UNSET), here.get(table, _UNSET))) is not None:
@@ -362,6 +367,15 @@ def compute_difference(there: dict, here: dict) -> str | None:
         for part in (_fixed, lambda t: {k: t[k] for k in STATIC if k in t}):
             if (why := _first_difference(f"cases.{case}", part(old), part(new))) is not None:
                 return why
+    # A coarse-to-fine round's configs depend on the rounds before it and on every search setting
+    # that ranked or zoomed them: such a study grows by more rounds only.
+    old_search, new_search = there.get("search") or {}, here.get("search") or {}
+    if "coarse_to_fine" in (old_search.get("method"), new_search.get("method")):
+        rules = lambda s: {k: v for k, v in s.items() if k not in ("rounds", "chunk_size", "memory_budget_mb")}
+        old_rules, new_rules = rules(old_search), rules(new_search)
+        for key in ("zoom", *sorted(old_rules.keys() | new_rules.keys())):
+            if (why := _first_difference(f"search.{key}", old_rules.get(key, _UNSET), new_rules.get(key, _UNSET))):
+                return f"{why}; a coarse_to_fine study grows by more rounds only, its later rounds depend on the rest"
     return None
 
 
@@ -439,8 +453,15 @@ def check_spec(raw: dict, default_name: str = "sweep") -> CheckedSpec:
                        cases_raw, s, o, seeds)
 
 
+def zoom_words(search: dict) -> str:
+    """How a coarse-to-fine search zooms in, in words (plan, the table, compare)."""
+    if search.get("zoom", "top_k") == "top_k":
+        return f"top {search['top_k']} zoomed"
+    return f"zoom: not worse than the best by {search['z']:g} SE"
+
+
 def _check_search(search_raw: dict, cases: dict) -> dict:
-    _check_keys("search", search_raw, SEARCH_DEFAULTS)
+    _check_keys("search", search_raw, (*SEARCH_DEFAULTS, *OPTIONAL_SEARCH_KEYS))
     s = {**SEARCH_DEFAULTS, **search_raw}
     check_choice("search.method", s["method"], METHODS)
     if s["round_method"] is None:
@@ -468,6 +489,23 @@ def _check_search(search_raw: dict, cases: dict) -> dict:
     _int("search.seed", s["seed"], 0, 2**32 - 1)
     if s["method"] != "coarse_to_fine":
         s["rounds"] = 1
+        for key in OPTIONAL_SEARCH_KEYS:
+            if key in s:
+                raise InputError(f"search.{key}: expected only with search.method 'coarse_to_fine' (how its "
+                                 f"rounds zoom in), got {s[key]!r} with search.method {s['method']!r}")
+    else:
+        s.setdefault("zoom", "not_worse")
+        check_choice("search.zoom", s["zoom"], ZOOMS)
+        z = s.setdefault("z", 1.0)
+        if isinstance(z, bool) or not isinstance(z, (int, float)) or not 0 <= z <= 10:
+            raise InputError(f"search.z: expected a number of standard errors in [0, 10], got {z!r}")
+        if s["zoom"] == "top_k":
+            if "z" in search_raw:
+                raise InputError(f"search.z: expected only with search.zoom 'not_worse', got {z!r} with 'top_k'")
+            del s["z"]
+            del s["zoom"]  # the rule before not_worse: resolved as folders made before it were
+        else:
+            s["z"] = float(z)
     width = s["min_width"]
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
         raise InputError(f"search.min_width: expected a fraction of the original range in (0, 1], got {width!r}")
