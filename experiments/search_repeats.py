@@ -150,7 +150,9 @@ def plot_curves(draws: list[dict], methods: list[str], metric: str) -> Figure:
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.add_subplot()
     for i, m in enumerate(methods):
-        curves = np.array([d["curve"] for d in draws if d["method"] == m])
+        mine = [list(d["curve"]) for d in draws if d["method"] == m]
+        longest = max(map(len, mine))  # a draw whose rounds repeated a config has fewer: it keeps its best
+        curves = np.array([c + c[-1:] * (longest - len(c)) for c in mine])
         n = np.arange(1, curves.shape[1] + 1)
         q1, q2, q3 = np.percentile(curves, [25, 50, 75], axis=0)
         draws_m = len(curves)

@@ -313,3 +313,13 @@ def test_command_line_rough_edges(capsys):
     printed = _run(capsys, "plan", "sweeps/demo.toml", "--set", "hparams.l2=1e-5")
     assert printed.splitlines()[0] == ("note: --set hparams.l2 applies to every case that does not set l2 itself: "
                                        "none, dropout, early_stopping (use --set cases.NAME.l2=... for one case)")
+
+
+def test_a_key_added_since_with_default_none_does_not_stop_an_older_folder_from_resuming():
+    from jaxreg.sweeps.spec import compute_difference
+
+    old = {"data": {"dataset": "digits", "seed": 0}, "model": {}, "train": {}}
+    new = {"data": {"dataset": "digits", "seed": 0, "classes": None}, "model": {}, "train": {}}
+    assert compute_difference(old, new) is None and compute_difference(new, old) is None
+    chosen = {**new, "data": {**new["data"], "classes": [0, 1]}}
+    assert compute_difference(old, chosen) == "data.classes is unset there, [0, 1] here"
