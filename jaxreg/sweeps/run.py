@@ -63,9 +63,6 @@ def choose_chunk_size(spec: Spec, members_per_round: int, variant=None) -> int:
     return max(_MIN_CHUNK, min(fit, members_per_round))
 
 
-ZOOMS = ("not_worse", "top_k")
-
-
 def not_worse(values: Sequence, *, minimize: bool = True, z: float = 1.0) -> np.ndarray | None:
     """Which configs are not significantly worse than the best, from each one's values over seeds.
 
@@ -118,12 +115,11 @@ def search_rounds(space: Space, score: Callable[[list[Config]], list], *, rounds
         values.extend(scored)
         if round_index + 1 == rounds:
             break
-        kept = not_worse(values, minimize=minimize, z=z) if zoom == "not_worse" else None
-        if kept is not None:
-            axes = space.bracket([c for c, _ in history], kept, min_width=min_width)
-        elif zoom == "not_worse":  # one value a config: no noise to measure, the top_k of all so far
-            ranked = sorted(range(len(history)), key=lambda i: rank_key(history[i][1], minimize))
-            kept = np.isin(np.arange(len(history)), ranked[:top_k])
+        if zoom == "not_worse":
+            kept = not_worse(values, minimize=minimize, z=z)
+            if kept is None:  # one value a config: no noise to measure, the top_k of all so far
+                ranked = sorted(range(len(history)), key=lambda i: rank_key(history[i][1], minimize))
+                kept = np.isin(np.arange(len(history)), ranked[:top_k])
             axes = space.bracket([c for c, _ in history], kept, min_width=min_width)
         else:
             ranked = sorted(zip(configs, means), key=lambda item: rank_key(item[1], minimize))

@@ -328,7 +328,7 @@ _UNSET = object()
 
 
 def _first_difference(where: str, there, here) -> str | None:
-    if there == here or {id(there), id(here)} == {id(_UNSET), id(None)}:
+    if there == here or (None in (there, here) and _UNSET in (there, here)):
         return None  # a key added since with the default None: what older folders computed
     if isinstance(there, dict) and isinstance(here, dict):
         for key in sorted(there.keys() | here.keys()):
