@@ -7,7 +7,8 @@
 
 For each sampling seed s (``search.seed = s``) it runs search-random, search-random-linear-lr,
 search-coarse-to-fine (zoom rule ``not_worse``) and the same with ``search.zoom = "top_k"`` (the
-rule before it: ``coarse-to-fine-top-k``), and a *shifted grid*: the 4 x 4 grid of search-grid.toml with its four
+rule before it: ``coarse-to-fine-top-k``), the same 3 rounds of 5 asked from Optuna's TPE
+(``tpe``), and a *shifted grid*: the 4 x 4 grid of search-grid.toml with its four
 learning rates at ``10 ** (-4 + i + u)``, i = 0..3, one per decade, ``u ~ U(0, 1)`` drawn from s
 (the fixed grid is one placement, the same for every s). Each results folder goes to
 ``RUNS/METHOD/seed-S`` (rerunning resumes them: nothing is trained twice).
@@ -39,7 +40,7 @@ from jaxreg.report.folder import load_folder
 from jaxreg.sweeps import apply_overrides, build_spec, load_spec, run_sweep
 
 SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"  # the TOML specs it runs
-METHODS = ("grid", "grid-shifted", "random", "coarse-to-fine", "coarse-to-fine-top-k", "random-linear-lr")
+METHODS = ("grid", "grid-shifted", "random", "coarse-to-fine", "coarse-to-fine-top-k", "random-linear-lr", "tpe")
 FRESH_SEEDS = list(range(100, 110))
 
 
@@ -51,8 +52,12 @@ def shifted_grid(seed: int, low: float = 1e-4, decades: int = 4) -> list[float]:
 
 def run_method(method: str, seed: int, overrides: list[str], runs: Path) -> Path:
     spec_file = SWEEPS / ("search-grid.toml" if method.startswith("grid") else
-                          "search-coarse-to-fine.toml" if method.startswith("coarse-to-fine") else f"search-{method}.toml")
+                          "search-coarse-to-fine.toml" if method.startswith("coarse-to-fine") or method == "tpe"
+                          else f"search-{method}.toml")
     extra = ["output.plots=false"]
+    if method == "tpe":  # Optuna's TPE, the same 3 rounds of 5: round 1 random, then asked from the results
+        extra += ['search.method="tpe"', 'name="search-tpe"', 'description="digits, MLP 64-64-10: Optuna TPE, '
+                  '3 rounds x 5 configs (round 1 random, then asked from the results), 3 seeds per config"']
     if method == "coarse-to-fine-top-k":  # the zoom rule before not_worse: around the round's top 3
         extra += ['search.zoom="top_k"']
     if method == "grid-shifted":
@@ -135,7 +140,8 @@ def pairwise(draws: list[dict], methods: list[str]) -> list[str]:
     lines = []
     for a, b in (("random", "grid"), ("random", "grid-shifted"), ("coarse-to-fine", "random"),
                  ("coarse-to-fine-top-k", "random"), ("coarse-to-fine", "coarse-to-fine-top-k"),
-                 ("coarse-to-fine", "grid"), ("random", "random-linear-lr")):
+                 ("coarse-to-fine", "grid"), ("random", "random-linear-lr"), ("tpe", "random"),
+                 ("tpe", "coarse-to-fine")):
         if a in methods and b in methods:
             cells = []
             for key in ("best", "reeval_val_loss"):

@@ -343,5 +343,44 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
                 checkpoint.save(ChunkState(start, block + per, jax.device_get(carry), curves[0]))
         return jax.device_get(result)._replace(curves=_joined(curves))
 
+    def advance(seeds, hparams: HParams, init_params: Params, carry, blocks: range, size: int, per: int,
+                compiling: Callable[[float | None], None] | None = None) -> tuple[Any, Result]:
+        """Members from ``carry`` (None: their start) through evaluation blocks ``blocks``, in
+        chunks of ``size`` (the last padded, as :func:`train_batch` pads), ``per`` blocks a call.
+
+        Returns ``(carry, result)`` as NumPy arrays with a leading member axis: the loop state
+        after the last block (what a later call continues from, for any subset of the members,
+        in chunks of any size) and the :class:`Result` as if training ended there, with the
+        curves of ``blocks`` only. The members of a chunk are gathered on the host, so members
+        that stopped or were pruned need not be trained further: the chunk size follows the
+        members left (one compilation per size).
+        """
+        seeds = np.asarray(seeds, np.uint32)
+        members, size = len(seeds), size_for(size)
+        init = init_params if replicated is None or init_params is None else jax.device_put(init_params, replicated)
+        arange = lambda first: np.arange(first, first + per, dtype=np.int32)
+        carries, results = [], []
+        for start in range(0, members, size):
+            index = np.minimum(np.arange(start, start + size), members - 1)
+            chunk = (seeds[index], jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[index], hparams))
+            if carry is None:
+                carry_like, _ = jax.eval_shape(segmented, *chunk, on_device, init, None, arange(0))
+                part = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), carry_like)
+            else:
+                part = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[index], carry)
+            if split is not None:
+                chunk, part = jax.device_put(chunk, split), jax.device_put(part, split)
+            executable = compiled_segment(config, (*chunk, on_device, init, part, arange(0)), compiling)
+            curves = []
+            for block in range(blocks.start, blocks.stop, per):
+                part, result = _responsive(executable, *chunk, on_device, init, part, arange(block))
+                curves.append(result.curves)
+            carries.append(jax.device_get(part))
+            results.append(jax.device_get(result)._replace(curves=_joined(curves)))
+        cut = lambda *parts: np.concatenate(parts)[:members]
+        return (jax.tree_util.tree_map(cut, *carries),
+                exact_accuracies(jax.tree_util.tree_map(cut, *results), data))
+
     run.chunk_size = size_for
+    run.advance = advance
     return run

@@ -210,6 +210,7 @@ def _plan(args) -> None:
     from jaxreg.sweeps import choose_chunk_size, config_id, load_spec
     from jaxreg.sweeps.cost import describe, estimate
 
+    from jaxreg.sweeps.space import MODEL_METHODS
     from jaxreg.sweeps.spec import read_spec, spread_hparams, zoom_words
 
     spec = load_spec(args.spec, args.set)
@@ -225,13 +226,16 @@ def _plan(args) -> None:
                 f"settings), {', '.join(map(str, chunks))} members per chunk")
     print(f"{spec.name}: {len(configs)} configs x {len(spec.seeds)} seeds = {members} trials"
           + (f" per round, {s['rounds']} rounds ({s['round_method']}, {zoom_words(s)})"
-             if s["method"] == "coarse_to_fine" else f" ({s['method']} search)")
+             if s["method"] == "coarse_to_fine" else
+             f" per round at most, {s['rounds']} rounds ({s['method']} through Optuna: round 1 its "
+             f"independent draws, listed below; each later round asked from the results)"
+             if s["method"] in MODEL_METHODS else f" ({s['method']} search)")
           + f"; {programs}")
     if draws > len(configs):
         print(f"note: {draws - len(configs)} of {draws} random draws repeat a config of their case (a case "
               f"without axes, or fewer values than search.samples): each config is trained once")
     costs = [estimate(v, len(v.space.configs(0)) * len(spec.seeds), size) for v, size in zip(spec.variants, chunks)]
-    for line in describe(costs, s["rounds"] if s["method"] == "coarse_to_fine" else 1):
+    for line in describe(costs, s["rounds"] if s["method"] in ("coarse_to_fine", *MODEL_METHODS) else 1):
         print(line)
     names = []
     for variant in spec.variants:

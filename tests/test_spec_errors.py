@@ -183,7 +183,7 @@ SPEC_CASES = [
      "hparams.dropout.layers: expected layer indices in [0, 1] (the model has 2), got [2]"),
     # [search]
     ("bad-method", {"search": {"method": "bayesian"}},
-     "search.method: expected one of 'grid', 'random', 'coarse_to_fine', got 'bayesian'"),
+     "search.method: expected one of 'grid', 'random', 'coarse_to_fine', 'tpe', 'cmaes', 'gp', got 'bayesian'"),
     ("bad-metric", {"search": {"metric": "val_f1"}},
      "search.metric: expected one of 'val_loss', 'val_accuracy', 'train_loss', 'train_accuracy', got 'val_f1'"),
     ("bad-goal", {"search": {"goal": "max"}}, "search.goal: expected one of 'minimize', 'maximize', got 'max'"),

@@ -23,6 +23,7 @@ import numpy as np
 from jaxreg.errors import InputError
 from jaxreg.report.store import load_curves, load_manifest, read_journal
 from jaxreg.report.summary import as_float, is_number, summarize
+from jaxreg.sweeps.space import MODEL_METHODS
 
 LOG_FORMS = ("logspace", "log_uniform")
 MAX_SHOWN = 6  # configs shown without cases: more lines than this are unreadable
@@ -104,6 +105,8 @@ class Folder:
     @property
     def method(self) -> str:
         s = self.search
+        if s["method"] in MODEL_METHODS:
+            return f"{s['method']} ({s['rounds']} rounds of {s['samples']} asked from Optuna)"
         if s["method"] != "coarse_to_fine":
             return s["method"]
         zoom = f"top {s['top_k']}" if s.get("zoom", "top_k") == "top_k" else f"not worse by {s['z']:g} SE"

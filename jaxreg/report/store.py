@@ -117,11 +117,12 @@ def _json_value(value):
     return value
 
 
-def versions() -> dict:
+def versions(more: tuple = ()) -> dict:
+    """Versions of the packages a run's numbers depend on (``more``: those of its search method)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for package in ("jaxreg", "jax", "jaxlib", "optax", "numpy"):
+    for package in ("jaxreg", "jax", "jaxlib", "optax", "numpy", *more):
         try:
             out[package] = version(package)
         except PackageNotFoundError:
@@ -368,10 +369,12 @@ class Store:
         """Records a run's start in the manifest; ``chance``: ``{case or "": the training
         accuracy of always predicting the most frequent class}`` (see ``report.summary.at_chance``);
         ``extra``: more fields of the run's entry (its shard, the Ray cluster)."""
+        from jaxreg.sweeps.samplers import NEEDS
+
         self.out.mkdir(parents=True, exist_ok=True)
         self.curves_dir.mkdir(exist_ok=True)
         run = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "versions": versions(), "devices": [str(d) for d in jax.local_devices()],
+               "versions": versions(NEEDS.get(spec.search["method"], ())), "devices": [str(d) for d in jax.local_devices()],
                "chunk_size": chunk_size, "finished": None, **(extra or {})}
         self._run_id = (run["started"], run.get("shard"))
 

@@ -25,11 +25,12 @@ import numpy as np
 
 from jaxreg.errors import InputError
 from jaxreg.hparams import make_hparams, stack_hparams
-from jaxreg.report.store import ChunkCheckpoint, Shard, Store, shard_journals, trial_record
+from jaxreg.report.store import MANIFEST, ChunkCheckpoint, Shard, Store, load_manifest, shard_journals, trial_record
 from jaxreg.report.summary import as_float, chance_rate, rank_key
 from jaxreg.sweeps.build import Spec
 from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, memory_budget_mb, padding_warning
-from jaxreg.sweeps.space import Config, Space
+from jaxreg.sweeps.samplers import check_replay, model_rounds
+from jaxreg.sweeps.space import MODEL_METHODS, Config, Space
 from jaxreg.sweeps.spec import compute_difference
 from jaxreg.batch import train_batch
 
@@ -104,8 +105,12 @@ def search_rounds(space: Space, score: Callable[[list[Config]], list], *, rounds
     - ``"top_k"``: shrink each axis around the top ``top_k`` configs of the round just scored
       (:meth:`Space.zoom`).
 
-    With ``rounds`` 1 this is a plain grid or random search. Returns every (config, mean), in order.
+    With ``rounds`` 1 this is a plain grid or random search. A ``space`` whose method is one of
+    Optuna's samplers asks them for each round's configs instead
+    (:func:`jaxreg.sweeps.samplers.model_rounds`). Returns every (config, mean), in order.
     """
+    if space.method in MODEL_METHODS:
+        return model_rounds(space, score, rounds=rounds, minimize=minimize)
     history, axes, values = [], None, []
     for round_index in range(rounds):
         configs = space.configs(round_index, axes)
@@ -176,6 +181,8 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
         raise InputError("--overwrite: expected no --shard with it (a shard must not remove the other "
                          "shards' results), got both; overwrite with one unsharded run first")
     store = Store(Path(out_dir), shard)
+    if spec.search["method"] in MODEL_METHODS and not overwrite and (store.out / MANIFEST).is_file():
+        check_replay(load_manifest(store.out), spec.search["method"])
     # Chunk sizes first: a memory budget too small for even two members fails before any write.
     plans = []
     for variant in spec.variants:

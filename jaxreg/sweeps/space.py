@@ -20,7 +20,9 @@ draw of a round comes from its own generator, seeded by ``(seed, round, i)``, so
 depend on how many are drawn or in which chunk they train.
 
 Coarse-to-fine zooms in after each round: :meth:`Space.bracket` (the ``not_worse`` rule, around
-the configs not significantly worse than the best) or :meth:`Space.zoom` (``top_k``).
+the configs not significantly worse than the best) or :meth:`Space.zoom` (``top_k``). Under
+Optuna's samplers (``tpe``, ``cmaes``, ``gp``) the axes become Optuna distributions (the same
+reading as ``random``) and the sampler asks each round's configs (:mod:`jaxreg.sweeps.samplers`).
 
 Everything here is NumPy and plain Python: sampling never touches the compiled program. Values
 that name configs (grid points, log-uniform draws, zoomed bounds) use the C library's scalar
@@ -45,7 +47,8 @@ GRID_FORMS = ("values", "linspace", "logspace")
 RANDOM_FORMS = ("choice", "uniform", "log_uniform")
 FORMS = ("values", "linspace", "logspace", "int", "choice", "uniform", "log_uniform")
 LAYERED = ("dropout", "dropconnect")
-METHODS = ("grid", "random", "coarse_to_fine")
+MODEL_METHODS = ("tpe", "cmaes", "gp")  # Optuna's samplers (jaxreg.sweeps.samplers)
+METHODS = ("grid", "random", "coarse_to_fine", *MODEL_METHODS)
 MAX_GRID = 10**6  # configs per grid round: beyond, listing them alone exhausts memory
 
 
@@ -309,12 +312,12 @@ class Space:
         for axes in spaces:
             yield from axes.items()
 
-    def _spaces(self) -> list[tuple[str | None, dict]]:
+    def spaces(self) -> list[tuple[str | None, dict]]:
         return list(self.cases.items()) if self.cases else [(None, self.axes)]
 
     def validate_count(self) -> None:
         if self._grid_like:
-            total = sum(math.prod(a.grid_size for a in axes.values()) for _, axes in self._spaces())
+            total = sum(math.prod(a.grid_size for a in axes.values()) for _, axes in self.spaces())
             if total == 0:
                 raise InputError("hparams: expected at least one config, got an empty grid")
             if total > MAX_GRID:
@@ -327,16 +330,25 @@ class Space:
     def varying(self) -> list[str]:
         """Names of the axes that take more than one value (in any case)."""
         names = []
-        for _, axes in self._spaces():
+        for _, axes in self.spaces():
             for name, axis in axes.items():
                 if axis.form != "fixed" and name not in names:
                     names.append(name)
         return names
 
     def configs(self, round: int = 0, axes_by_case: Mapping | None = None) -> list[Config]:
-        """The configs of one round; ``axes_by_case`` replaces the axes (a zoomed round)."""
+        """The configs of one round; ``axes_by_case`` replaces the axes (a zoomed round). For
+        Optuna's samplers, the first round they ask (:func:`jaxreg.sweeps.samplers.first_round`);
+        their later rounds depend on the results."""
+        if self.method in MODEL_METHODS:
+            if round or axes_by_case:
+                raise ValueError(f"{self.method}: the configs after the first round come from the sampler "
+                                 f"(jaxreg.sweeps.samplers.model_rounds)")
+            from jaxreg.sweeps.samplers import first_round
+
+            return first_round(self)
         out = []
-        for case, axes in self._spaces():
+        for case, axes in self.spaces():
             axes = (axes_by_case or {}).get(case, axes)
             names = list(axes)
             if self._grid_like:
@@ -348,22 +360,31 @@ class Space:
                     points.append({n: axes[n].sample(rng) for n in names})
             seen = set()
             for point in points:
-                resolved = {n: axes[n].resolve(v, self.layer_counts.get(n)) for n, v in point.items()}
+                config = self.config_of(round, point, case, axes)
                 # A random draw that repeats a config (a case without axes, a categorical axis with
                 # fewer values than samples) is the same trial: it is kept once, at its first draw.
-                identity = json.dumps(resolved, sort_keys=True, default=float)
+                identity = json.dumps(config.hparams, sort_keys=True, default=float)
                 if identity in seen:
                     continue
                 seen.add(identity)
-                varying = {n: v for n, v in point.items() if axes[n].form != "fixed"}
-                out.append(Config(round, varying, resolved, case))
+                out.append(config)
         return out
+
+    def config_of(self, round: int, point: Mapping, case: str | None = None,
+                  axes: Mapping[str, Axis] | None = None) -> Config:
+        """The :class:`Config` of one point: ``point`` gives a value for each varying axis (the
+        fixed axes take their value), resolved into hparams values."""
+        axes = axes if axes is not None else dict(self.spaces())[case]
+        point = {n: point[n] if axis.form != "fixed" else axis.values[0] for n, axis in axes.items()}
+        resolved = {n: axes[n].resolve(v, self.layer_counts.get(n)) for n, v in point.items()}
+        varying = {n: v for n, v in point.items() if axes[n].form != "fixed"}
+        return Config(round, varying, resolved, case)
 
     def draws(self) -> int:
         """Configs a round draws before repeats are dropped (random rounds), or the grid's size."""
         if self._grid_like:
-            return sum(math.prod(a.grid_size for a in axes.values()) for _, axes in self._spaces())
-        return self.samples * len(self._spaces())
+            return sum(math.prod(a.grid_size for a in axes.values()) for _, axes in self.spaces())
+        return self.samples * len(self.spaces())
 
     def bracket(self, configs: Sequence[Config], kept: Sequence[bool], *, min_width: float = 0.01) -> dict:
         """The axes of the next coarse-to-fine round under the ``not_worse`` rule.
@@ -376,7 +397,7 @@ class Space:
         A case with no kept config keeps its original axes.
         """
         new = {}
-        for case, original_axes in self._spaces():
+        for case, original_axes in self.spaces():
             mine = [(c, k) for c, k in zip(configs, kept) if c.case == case]
             chosen = [c for c, k in mine if k]
             if not chosen:
@@ -404,7 +425,7 @@ class Space:
         the values that ``top`` used. Cases that no top config came from keep their axes.
         """
         new = {}
-        for case, original_axes in self._spaces():
+        for case, original_axes in self.spaces():
             axes = (axes_by_case or {}).get(case, original_axes)
             chosen = [c for c in top if c.case == case]
             if not chosen:

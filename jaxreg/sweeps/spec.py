@@ -30,7 +30,8 @@ from jaxreg.hparams import HParams
 from jaxreg.losses import LOSSES
 from jaxreg.models import INITS
 from jaxreg.report.summary import CSV_SOURCES
-from jaxreg.sweeps.space import METHODS, parse_axis
+from jaxreg.sweeps.samplers import check_installed
+from jaxreg.sweeps.space import METHODS, MODEL_METHODS, parse_axis
 from jaxreg.train import METRICS, MONITORS
 
 __all__ = ["CheckedSpec", "Static", "apply_overrides", "check_spec", "parse_override", "read_spec"]
@@ -370,12 +371,14 @@ def compute_difference(there: dict, here: dict) -> str | None:
     # A coarse-to-fine round's configs depend on the rounds before it and on every search setting
     # that ranked or zoomed them: such a study grows by more rounds only.
     old_search, new_search = there.get("search") or {}, here.get("search") or {}
-    if "coarse_to_fine" in (old_search.get("method"), new_search.get("method")):
+    if {"coarse_to_fine", *MODEL_METHODS} & {old_search.get("method"), new_search.get("method")}:
         rules = lambda s: {k: v for k, v in s.items() if k not in ("rounds", "chunk_size", "memory_budget_mb")}
         old_rules, new_rules = rules(old_search), rules(new_search)
         for key in ("zoom", *sorted(old_rules.keys() | new_rules.keys())):
             if (why := _first_difference(f"search.{key}", old_rules.get(key, _UNSET), new_rules.get(key, _UNSET))):
-                return f"{why}; a coarse_to_fine study grows by more rounds only, its later rounds depend on the rest"
+                method = next(m for m in (old_search.get("method"), new_search.get("method"))
+                              if m in ("coarse_to_fine", *MODEL_METHODS))
+                return f"{why}; a {method} study grows by more rounds only, its later rounds depend on the rest"
     return None
 
 
@@ -469,8 +472,10 @@ def _check_search(search_raw: dict, cases: dict) -> dict:
     check_choice("search.round_method", s["round_method"], ("grid", "random"))
     if s["method"] == "grid":
         s["round_method"] = "grid"
-    elif s["method"] == "random":
+    elif s["method"] != "coarse_to_fine":  # random, and Optuna's samplers: distributions
         s["round_method"] = "random"
+    if s["method"] in MODEL_METHODS:
+        check_installed(s["method"])
     seeds = s["seeds"]
     seeds_allowed = "a count in [1, 100000] or a non-empty list of integers in [0, 2**32)"
     if isinstance(seeds, list):
@@ -488,7 +493,8 @@ def _check_search(search_raw: dict, cases: dict) -> dict:
     _int("search.top_k", s["top_k"], 1, 10**6)
     _int("search.seed", s["seed"], 0, 2**32 - 1)
     if s["method"] != "coarse_to_fine":
-        s["rounds"] = 1
+        if s["method"] not in MODEL_METHODS:
+            s["rounds"] = 1
         for key in OPTIONAL_SEARCH_KEYS:
             if key in s:
                 raise InputError(f"search.{key}: expected only with search.method 'coarse_to_fine' (how its "

@@ -1,0 +1,168 @@
+"""Model-based search through Optuna's samplers, by ask and tell: ``search.method = "tpe"``,
+``"cmaes"`` or ``"gp"``.
+
+Each round asks the sampler for ``search.samples`` configs (per case: a case is a study of its
+own), trains them as one compiled batch like any other round, and tells each one its mean over
+seeds of ``search.metric``. The first round is the sampler's independent (random) start; the
+later rounds are the model's. The journal stays jaxreg's: Optuna's study lives in memory and is
+rebuilt on a resume by replaying the journaled rounds in order (the sampler is seeded with
+``search.seed``, so the same asks and tells give the same next configs). A config asked again
+(in the same round or a later one) is the same trial: trained once, told its journaled value.
+
+A config with a failed seed (diverged, NaN) is told the worst value the study has seen so far
+(or marked failed while it has seen none), so the sampler learns to stay out of the region where
+training diverges; Optuna would otherwise ignore a failed trial and keep asking there.
+
+Optuna is an optional extra (``pip install 'jaxreg[optuna]'``); ``"cmaes"`` also needs the
+``cmaes`` package (in that extra), ``"gp"`` needs PyTorch and SciPy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from jaxreg.errors import InputError
+from jaxreg.sweeps.space import Axis, Config, Space
+
+NEEDS = {"tpe": ("optuna",), "cmaes": ("optuna", "cmaes"), "gp": ("optuna", "torch", "scipy")}
+
+
+def check_installed(method: str) -> None:
+    """Raises :class:`InputError` (before any compute) when ``method``'s packages are missing."""
+    missing = [name for name in NEEDS[method] if importlib.util.find_spec(name) is None]
+    if missing:
+        extra = "pip install 'jaxreg[optuna]'" + (" torch scipy" if method == "gp" else "")
+        raise InputError(f"search.method: {method!r} needs {', '.join(NEEDS[method])} ({extra}); "
+                         f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed")
+
+
+def check_replay(manifest: dict | None, method: str) -> None:
+    """Raises :class:`InputError` when a results folder's study was asked by other versions of
+    the sampler's packages: its rounds would not replay (another version may ask other configs
+    from the same results), so resuming or growing it would mix two studies."""
+    from importlib.metadata import version
+
+    if manifest is None or manifest.get("spec", {}).get("search", {}).get("method") != method:
+        return
+    for run in manifest.get("runs", []):
+        for package in NEEDS[method]:
+            there = (run.get("versions") or {}).get(package)
+            if there is not None and there != version(package):
+                raise InputError(f"search.method: expected {package} {there} to resume this {method} study "
+                                 f"(its rounds were asked with it; another version may ask other configs), "
+                                 f"got {package} {version(package)}; install {package}=={there}, "
+                                 f"or use --overwrite or another --out")
+
+
+def distribution(axis: Axis):
+    """The Optuna distribution of one varying axis: a log or linear float range, an integer
+    range, or a choice by index (``values``/``choice`` may hold lists, which Optuna cannot)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if axis.form in ("values", "choice"):
+        return CategoricalDistribution(list(range(len(axis.values))))
+    if axis.form == "int":
+        return IntDistribution(int(axis.low), int(axis.high))
+    return FloatDistribution(axis.low, axis.high, log=axis.log)
+
+
+def point_of(axes: Mapping[str, Axis], params: Mapping) -> dict:
+    """The axis values a trial's params stand for."""
+    return {name: axis.values[params[name]] if axis.form in ("values", "choice") else params[name]
+            for name, axis in axes.items() if name in params}
+
+
+def sampler(method: str, seed: int, startup: int):
+    """Optuna's sampler for ``method``, seeded, its first ``startup`` trials independent draws."""
+    import optuna
+
+    if method == "tpe":
+        # constant_liar: configs asked together (one round) see each other as pending, so a batch
+        # spreads out instead of asking the same point ``samples`` times.
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True,
+                                          constant_liar=True)
+    if method == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup,
+                                            independent_sampler=optuna.samplers.RandomSampler(seed=seed))
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+
+
+def _studies(space: Space, minimize: bool) -> list:
+    """One seeded Optuna study per case: ``(case, axes, varying axes, distributions, study)``."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    direction = "minimize" if minimize else "maximize"
+    studies = []
+    for index, (case, axes) in enumerate(space.spaces()):
+        varying = {name: axis for name, axis in axes.items() if axis.form != "fixed"}
+        study = optuna.create_study(direction=direction,
+                                    sampler=sampler(space.method, space.seed + index, space.samples))
+        studies.append((case, axes, varying, {name: distribution(a) for name, a in varying.items()}, study))
+    return studies
+
+
+def _ask(space: Space, studies: list, round_index: int) -> list[tuple]:
+    """A round's asks, ``search.samples`` per case: ``(study, trial, config)``."""
+    asked = []
+    for case, axes, varying, distributions, study in studies:
+        for _ in range(space.samples):
+            trial = study.ask(distributions)
+            asked.append((study, trial, space.config_of(round_index, point_of(varying, trial.params), case, axes)))
+    return asked
+
+
+def first_round(space: Space, minimize: bool = True) -> list[Config]:
+    """The configs of a model-based search's first round (the sampler's independent start,
+    which no result has informed yet), each once: what ``jaxreg plan`` lists."""
+    configs = {}
+    for _, _, config in _ask(space, _studies(space, minimize), 0):
+        configs.setdefault(_identity(config), config)
+    return list(configs.values())
+
+
+def model_rounds(space: Space, score: Callable[[list[Config]], list], *, rounds: int,
+                 minimize: bool = True) -> list[tuple[Config, float]]:
+    """The rounds of a model-based search (``space.method`` one of ``MODEL_METHODS``).
+
+    ``score(configs)`` returns each config's values over seeds (NaN for a failed seed), as in
+    :func:`jaxreg.sweeps.run.search_rounds`; it is called once per round with the round's new
+    configs (all cases together: one batch). Returns every (config, mean) scored, in order.
+    """
+    import optuna
+
+    studies = _studies(space, minimize)
+    history, known = [], {}  # known: identity -> (config, values over seeds)
+    for round_index in range(rounds):
+        asked = [(study, trial, _identity(config), config) for study, trial, config in _ask(space, studies, round_index)]
+        fresh = {}  # identity -> config: the configs this round trains
+        for _, _, identity, config in asked:
+            if identity not in known:
+                fresh.setdefault(identity, config)
+        if fresh:
+            for (identity, config), values in zip(fresh.items(), score(list(fresh.values()))):
+                values = np.atleast_1d(np.asarray(values, dtype=float))
+                known[identity] = (config, values)
+                history.append((config, float(np.mean(values))))
+        worst = {}  # per case (a study of its own): the worst seed mean it has seen
+        for config, values in known.values():
+            if np.isfinite(values).all():
+                mean = float(np.mean(values))
+                worst[config.case] = (max if minimize else min)(worst.get(config.case, mean), mean)
+        for study, trial, identity, _ in asked:
+            values = known[identity][1]
+            if np.isfinite(values).all():
+                study.tell(trial, float(np.mean(values)))
+            elif identity[0] in worst:
+                study.tell(trial, worst[identity[0]])
+            else:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    return history
+
+
+def _identity(config: Config) -> tuple:
+    return config.case, json.dumps(config.hparams, sort_keys=True, default=float)

@@ -1,0 +1,220 @@
+"""Optuna's samplers by ask and tell (search.method tpe, cmaes): the axes as distributions, seeded
+and replayable rounds, what a failed config is told, one compiled program for every round, a
+journal with every trial once, and a study that a killed run's rerun continues."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import optuna
+import pytest
+
+from jaxreg.errors import InputError
+from jaxreg.report import store
+from jaxreg.sweeps import Space, build_spec, config_id, parse_axis, run_sweep, search_rounds
+from jaxreg.sweeps import samplers
+from test_sweep import forget_compiled_programs, tiny
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _space(method="tpe", samples=8, seed=0, **axes):
+    axes = axes or {"lr": {"log_uniform": [1e-4, 1.0]}}
+    return Space({name: parse_axis(name, raw) for name, raw in axes.items()}, method=method,
+                 round_method="random", samples=samples, seed=seed)
+
+
+def test_every_axis_form_becomes_a_distribution_and_asked_values_stay_in_it():
+    space = _space(samples=30, lr={"log_uniform": [1e-4, 1.0]}, l2={"logspace": [1e-5, 1e-2, 4]},
+                   momentum={"uniform": [0.5, 0.99]}, patience={"int": [2, 7]},
+                   dropout={"values": [[0.0, 0.5], [0.2, 0.5]]}, l1=0.001)
+    kinds = {name: samplers.distribution(axis) for name, axis in space.axes.items() if axis.form != "fixed"}
+    assert kinds["lr"].log and kinds["l2"].log and not kinds["momentum"].log
+    assert (kinds["l2"].low, kinds["l2"].high) == (1e-5, 1e-2)
+    assert isinstance(kinds["patience"], optuna.distributions.IntDistribution)
+    assert kinds["dropout"].choices == (0, 1)  # by index: Optuna's choices cannot be lists
+    configs = []
+    search_rounds(space, lambda cs: configs.extend(cs) or [[0.0]] * len(cs), rounds=2)
+    for c in configs:
+        assert 1e-4 <= c.hparams["lr"] <= 1.0 and 1e-5 <= c.hparams["l2"] <= 1e-2
+        assert 0.5 <= c.hparams["momentum"] <= 0.99
+        assert isinstance(c.hparams["patience"], int) and 2 <= c.hparams["patience"] <= 7
+        assert c.hparams["dropout"] in ([0.0, 0.5], [0.2, 0.5]) and c.hparams["l1"] == 0.001
+        assert set(c.point) == {"lr", "l2", "momentum", "patience", "dropout"}  # the varying axes
+    assert {tuple(c.hparams["dropout"]) for c in configs} == {(0.0, 0.5), (0.2, 0.5)}
+
+
+def _bowl(configs):
+    """Seed values around a minimum at lr = 0.01 (in log), noise from the config's own value."""
+    out = []
+    for c in configs:
+        x = math.log10(c.hparams["lr"]) + 2.0
+        rng = np.random.default_rng(int(c.hparams["lr"] * 1e9) % 2**32)
+        out.append(x * x + 0.05 * rng.standard_normal(3))
+    return out
+
+
+@pytest.mark.parametrize("method", ["tpe", "cmaes"])
+def test_the_rounds_are_seeded_and_replay_identically(method):
+    def run(seed):
+        asked = []
+        history = search_rounds(_space(method, seed=seed), lambda cs: asked.append(len(cs)) or _bowl(cs), rounds=3)
+        return [(c.round, c.hparams) for c, _ in history], asked
+
+    first, asked = run(0)
+    assert run(0) == (first, asked)
+    assert run(1)[0] != first
+    assert [r for r, _ in first] == [0] * 8 + [1] * 8 + [2] * 8 and asked == [8, 8, 8]  # one batch a round
+    assert _space(method).configs(0) == [c for c, _ in search_rounds(_space(method), _bowl, rounds=1)]
+
+
+def test_tpe_beats_random_search_on_a_noisy_log_bowl_with_the_same_budget():
+    wins = 0
+    for seed in range(10):
+        tpe = search_rounds(_space("tpe", seed=seed), _bowl, rounds=3)
+        rand = search_rounds(_space("random", samples=24, seed=seed), _bowl, rounds=1)
+        truth = lambda history: min((math.log10(c.hparams["lr"]) + 2.0) ** 2 for c, _ in
+                                    [min(history, key=lambda item: item[1])])
+        wins += truth(tpe) < truth(rand)
+    assert wins >= 7, wins
+
+
+def test_a_config_asked_again_is_trained_once_and_told_its_value_each_time():
+    space = _space(samples=6, patience={"values": [3, 5]})
+    scored = []
+    history = search_rounds(space, lambda cs: scored.extend(cs) or [[float(c.hparams["patience"])] for c in cs],
+                            rounds=3)
+    assert sorted(c.hparams["patience"] for c in scored) == [3, 5]  # 18 asks, 2 configs
+    assert [c.round for c, _ in history] == [0, 0]
+
+
+def test_a_failed_config_is_told_the_worst_mean_its_study_has_seen(monkeypatch):
+    told = []
+    original = optuna.study.Study.tell
+
+    def tell(self, trial, values=None, state=None, **kwargs):
+        told.append((trial.params["lr"] if hasattr(trial, "params") else None, values, state))
+        return original(self, trial, values, state, **kwargs)
+
+    monkeypatch.setattr(optuna.study.Study, "tell", tell)
+    # lr above 0.1 "diverges": one of its seeds is NaN; in the first round all of them may.
+    score = lambda cs: [[c.hparams["lr"], math.nan] if c.hparams["lr"] > 0.1 else [c.hparams["lr"]] * 2 for c in cs]
+    search_rounds(_space(samples=8, lr={"log_uniform": [1e-3, 1.0]}), score, rounds=3)
+    for round_start in (0, 8, 16):
+        batch = told[round_start:round_start + 8]
+        seen = [lr for lr, _, _ in told[:round_start + 8] if lr <= 0.1]
+        for lr, value, state in batch:
+            if lr > 0.1:
+                assert value == max(seen) and state is None
+            else:
+                assert value == lr
+    assert any(lr > 0.1 for lr, _, _ in told)
+
+
+def test_each_case_is_a_study_of_its_own_asked_in_the_same_batch():
+    space = Space({"lr": parse_axis("lr", {"log_uniform": [1e-3, 1.0]})}, method="tpe", round_method="random",
+                  samples=4, cases={"a": {}, "b": {"l2": parse_axis("l2", {"log_uniform": [1e-5, 1e-2]})}})
+    batches = []
+    search_rounds(space, lambda cs: batches.append([c.case for c in cs]) or _bowl(cs), rounds=2)
+    assert batches == [["a"] * 4 + ["b"] * 4] * 2
+
+
+def test_a_missing_optuna_is_refused_before_any_compute(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cmaes" else real(name, *a))
+    with pytest.raises(InputError) as error:
+        build_spec(tiny(search={"method": "cmaes"}))
+    assert str(error.value) == ("search.method: 'cmaes' needs optuna, cmaes (pip install 'jaxreg[optuna]'); "
+                                "cmaes is not installed")
+    with pytest.raises(InputError, match=r"^search.zoom: expected only with search.method 'coarse_to_fine'"):
+        build_spec(tiny(search={"method": "tpe", "zoom": "top_k"}))
+
+
+# --- a whole sweep ------------------------------------------------------------------------------
+
+TPE = dict(hparams={"learning_rate": {"log_uniform": [1e-3, 0.3]}, "l2": {"log_uniform": [1e-5, 1e-2]}},
+           search={"method": "tpe", "rounds": 3, "samples": 4, "seeds": 2, "chunk_size": 4})
+
+
+def test_a_three_round_tpe_sweep_trains_each_round_as_one_program_and_journals_every_trial_once(tmp_path):
+    compiles = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    spec = tiny(**TPE)
+    # Whatever else a sweep compiles (data preparation, small ops) compiles here first.
+    run_sweep(build_spec(tiny(model={"hidden": [5]})), tmp_path / "warm", progress=False)
+    forget_compiled_programs()
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        records = run_sweep(build_spec(spec), tmp_path / "a", progress=False)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert len(compiles) == 1  # the chunk program, once, for every chunk of 3 rounds
+    journal = store.read_journal(tmp_path / "a")
+    keys = [(r["config_id"], r["seed"]) for r in journal]
+    assert len(keys) == len(set(keys)) == len(records) == 3 * 4 * 2
+    assert [r["round"] for r in journal] == [0] * 8 + [1] * 8 + [2] * 8
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["runs"][0]["versions"]["optuna"] == optuna.__version__
+    # The first round is what plan lists; the later ones were asked from the results.
+    assert [r["config_id"] for r in journal[:8:2]] == [config_id(c) for c in build_spec(spec).configs(0)]
+    # Rerun: nothing trained, the same journal.
+    before = (tmp_path / "a" / "trials.jsonl").read_bytes()
+    run_sweep(build_spec(spec), tmp_path / "a", progress=False)
+    assert (tmp_path / "a" / "trials.jsonl").read_bytes() == before
+
+
+def test_a_killed_tpe_sweep_rerun_continues_the_study_as_if_never_killed(tmp_path):
+    spec = tiny(**TPE)
+    spec["model"], spec["train"] = {"hidden": [64]}, {**spec["train"], "epochs": 120, "eval_every": 10}
+    spec["output"] = {"plots": False}
+    whole = tmp_path / "whole"
+    run_sweep(build_spec(spec), whole, progress=False)
+
+    path = tmp_path / "tpe.toml"
+    path.write_text(_toml(spec))
+    out = tmp_path / "killed"
+    env = dict(os.environ, JAXREG_CACHE_DIR=str(tmp_path / "xla"))
+    run = subprocess.Popen([sys.executable, "-m", "jaxreg", "run", str(path), "--out", str(out)], cwd=ROOT,
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    journal = out / "trials.jsonl"
+    deadline = time.monotonic() + 300
+    while run.poll() is None and time.monotonic() < deadline:  # until round 1 is journaled
+        if journal.exists() and journal.read_text().count("\n") >= 8:
+            break
+        time.sleep(0.002)
+    run.send_signal(signal.SIGKILL)
+    _, err = run.communicate()
+    assert run.returncode == -signal.SIGKILL, err
+    kept = journal.read_text().count("\n")
+    assert 8 <= kept < 24
+    resumed = run_sweep(build_spec(spec), out, progress=False)
+    assert len(resumed) == 24
+    assert journal.read_bytes() == (whole / "trials.jsonl").read_bytes()
+
+
+def _toml(spec: dict) -> str:
+    def value(v):
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        return json.dumps(v) if not isinstance(v, bool) else str(v).lower()
+
+    lines = [f'name = "{spec["name"]}"']
+    for table in ("data", "model", "train", "hparams", "search", "output"):
+        lines.append(f"[{table}]")
+        lines += [f"{k} = {value(v)}" for k, v in spec.get(table, {}).items()]
+    return "\n".join(lines) + "\n"
