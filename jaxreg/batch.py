@@ -356,7 +356,7 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         members left (one compilation per size).
         """
         seeds = np.asarray(seeds, np.uint32)
-        members, size = len(seeds), size_for(size)
+        members, size = len(seeds), -(-size // len(devices)) * len(devices)
         init = init_params if replicated is None or init_params is None else jax.device_put(init_params, replicated)
         arange = lambda first: np.arange(first, first + per, dtype=np.int32)
         carries, results = [], []
@@ -381,6 +381,11 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         return (jax.tree_util.tree_map(cut, *carries),
                 exact_accuracies(jax.tree_util.tree_map(cut, *results), data))
 
+    def carry_like(seeds, hparams: HParams, init_params: Params, per: int):
+        """Shapes and dtypes of :func:`advance`'s carry for these members."""
+        return jax.eval_shape(segmented, np.asarray(seeds, np.uint32), hparams, on_device, init_params, None,
+                              np.arange(per, dtype=np.int32))[0]
+
     run.chunk_size = size_for
-    run.advance = advance
+    run.advance, run.carry_like = advance, carry_like
     return run

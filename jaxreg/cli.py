@@ -210,6 +210,7 @@ def _plan(args) -> None:
     from jaxreg.sweeps import choose_chunk_size, config_id, load_spec
     from jaxreg.sweeps.cost import describe, estimate
 
+    from jaxreg.sweeps.halving import METHODS as HALVING, words as halving_words
     from jaxreg.sweeps.space import MODEL_METHODS
     from jaxreg.sweeps.spec import read_spec, spread_hparams, zoom_words
 
@@ -229,7 +230,9 @@ def _plan(args) -> None:
              if s["method"] == "coarse_to_fine" else
              f" per round at most, {s['rounds']} rounds ({s['method']} through Optuna: round 1 its "
              f"independent draws, listed below; each later round asked from the results)"
-             if s["method"] in MODEL_METHODS else f" ({s['method']} search)")
+             if s["method"] in MODEL_METHODS else
+             f" ({halving_words(spec.variants[0].config.epochs, s)})" if s["method"] in HALVING
+             else f" ({s['method']} search)")
           + f"; {programs}")
     if draws > len(configs):
         print(f"note: {draws - len(configs)} of {draws} random draws repeat a config of their case (a case "

@@ -56,7 +56,7 @@ MANIFEST, JOURNAL, SUMMARY, CURVES = "manifest.json", "trials.jsonl", "summary.c
 CURVES_CSV, LOCK, CHECKPOINT = "curves.csv", ".jaxreg.lock", "checkpoint.npz"
 # The files jaxreg writes in a results folder (atomic writes leave ".NAME.XXXX" while writing):
 # --overwrite removes these and nothing else.
-_OURS = re.compile(r"\.?(manifest\.json|trials\.jsonl|summary\.csv|curves\.csv|trials\.csv|\.jaxreg\.lock|checkpoint\.npz|"
+_OURS = re.compile(r"\.?(manifest\.json|trials\.jsonl|summary\.csv|curves\.csv|trials\.csv|\.jaxreg\.lock|checkpoint\.npz|halving\.npz|"
                    r"trials\.shard-\d+-of-\d+\.jsonl|checkpoint\.shard-\d+-of-\d+\.npz|\.jaxreg\.shard-\d+-of-\d+\.lock|"
                    r"(curves|test_curves|generalization_gap|best_so_far|search_space|weights_hist|"
                    r"decision_boundary|[a-z0-9_]+_vs_[a-z0-9_]+)\.png)(\.[A-Za-z0-9_]+)?")

@@ -122,12 +122,19 @@ def summarize(records: list[dict], search: dict, chance: dict | None = None) -> 
                 row[f"{name}_sem"] = row[f"{name}_std"] / math.sqrt(len(values))
         row["best_epoch_mean"] = float(np.mean([r["best_epoch"] for r in group]))
         row["stopped"] = sum(r["stopped_epoch"] > 0 for r in group)
+        if "pruned_epoch" in first:  # successive halving: trials it stopped at a rung
+            row["pruned"] = sum(r.get("pruned_epoch") is not None for r in group)
+            row["pruned_epoch"] = max((r["pruned_epoch"] for r in group if r.get("pruned_epoch") is not None),
+                                      default=None)
         rows.append(row)
-    rows.sort(key=lambda r: rank_key(r[f"{metric}_mean"], minimize))
+    # A config pruned by successive halving ranks after every config trained to the end: its
+    # metrics are from fewer epochs, and it was worse than others at the same epoch.
+    rows.sort(key=lambda r: (r.get("pruned", 0) > 0, *rank_key(r[f"{metric}_mean"], minimize)))
     seen_cases = set()
     for i, row in enumerate(rows, 1):
         row["rank"] = i
-        row["selected"] = row["case"] not in seen_cases and not math.isnan(row[f"{metric}_mean"])
+        row["selected"] = (row["case"] not in seen_cases and not math.isnan(row[f"{metric}_mean"])
+                           and not row.get("pruned", 0))
         if row["selected"]:
             seen_cases.add(row["case"])
         else:
@@ -194,7 +201,7 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
     for row in rows:
         for key in row:
             if (key not in ("rank", "config_id", "case", "round", "seeds", "diverged", "at_chance", "best_epoch_mean",
-                            "stopped", "selected") and not key.endswith(("_mean", "_std", "_sem"))
+                            "stopped", "selected", "pruned", "pruned_epoch") and not key.endswith(("_mean", "_std", "_sem"))
                     and key not in point_names):
                 point_names.append(key)
     has_case = any(r["case"] is not None for r in rows)
@@ -234,6 +241,7 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
         flags = [f"{row['diverged']} diverged"] if row["diverged"] else []
         flags += [f"{row['stopped']} stopped early"] if row.get("stopped") else []
         flags += [f"{row['at_chance']} at chance"] if row.get("at_chance") else []
+        flags += [f"pruned at epoch {row['pruned_epoch']}"] if row.get("pruned") else []
         line["seeds"] = str(row["seeds"]) + (f" ({', '.join(flags)})" if flags else "")
         table.append(line)
     columns = list(table[0])

@@ -27,6 +27,7 @@ from jaxreg.errors import InputError
 from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, make_hparams
 from jaxreg.transfer import merge_params, split_init
 from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
+from jaxreg.sweeps.halving import brackets as halving_brackets
 from jaxreg.sweeps.space import Axis, Space
 from jaxreg.adapters import as_model
 from jaxreg.penalties import selects_anything
@@ -353,8 +354,10 @@ def build_model(m: dict, t: dict, info: dict, dataset_name: str = "") -> tuple[M
 def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, where: str) -> Variant:
     model, dataset, t, s = static["model"], static["dataset"], static["train"], checked.search
     layer_counts = {"dropout": model.num_dropout, "dropconnect": model.num_dropconnect}
+    counts = ([n for n, _ in halving_brackets(t["epochs"], s["min_epochs"], s["eta"])]
+              if s["method"] == "hyperband" else None)
     space = Space(checked.axes, cases=cases, method=s["method"], round_method=s["round_method"],
-                  samples=s["samples"], seed=s["seed"], layer_counts=layer_counts)
+                  samples=s["samples"], seed=s["seed"], layer_counts=layer_counts, round_samples=counts)
     _check_values(space, model)
     uses = {name: _may_be_nonzero(space, name) for name in ("dropout", "dropconnect")}
     augment = tuple(name for name in AUGMENTATIONS if _may_be_nonzero(space, name))

@@ -29,6 +29,7 @@ from jaxreg.report.store import MANIFEST, ChunkCheckpoint, Shard, Store, load_ma
 from jaxreg.report.summary import as_float, chance_rate, rank_key
 from jaxreg.sweeps.build import Spec
 from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, memory_budget_mb, padding_warning
+from jaxreg.sweeps.halving import METHODS as HALVING, brackets as halving_brackets, rung_epochs, train_halving
 from jaxreg.sweeps.samplers import check_replay, model_rounds
 from jaxreg.sweeps.space import MODEL_METHODS, Config, Space
 from jaxreg.sweeps.spec import compute_difference
@@ -120,6 +121,8 @@ def search_rounds(space: Space, score: Callable[[list[Config]], list], *, rounds
         values.extend(scored)
         if round_index + 1 == rounds:
             break
+        if space.method == "hyperband":  # each bracket draws afresh: nothing zooms
+            continue
         if zoom == "not_worse":
             kept = not_worse(values, minimize=minimize, z=z)
             if kept is None:  # one value a config: no noise to measure, the top_k of all so far
@@ -180,6 +183,10 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     if shard is not None and overwrite:
         raise InputError("--overwrite: expected no --shard with it (a shard must not remove the other "
                          "shards' results), got both; overwrite with one unsharded run first")
+    if spec.search["method"] in HALVING and (shard is not None or executor is not None):
+        raise InputError(f"--{'shard' if shard is not None else 'ray'}: expected none with search.method "
+                         f"{spec.search['method']!r} (its rungs rank every config of a round together, in one "
+                         f"process), got {str(shard) if shard is not None else 'a Ray cluster'}")
     store = Store(Path(out_dir), shard)
     if spec.search["method"] in MODEL_METHODS and not overwrite and (store.out / MANIFEST).is_file():
         check_replay(load_manifest(store.out), spec.search["method"])
@@ -229,7 +236,12 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
                 mine = [trial for i, trial in enumerate(trials) if owns(shard, chunks_before + i // chunk_size)]
                 chunks_before += -(-len(trials) // chunk_size)
                 pending = [t for t in mine if (t[0], t[2]) not in records]
-                if pending and executor is not None:
+                if pending and spec.search["method"] in HALVING:
+                    trained += train_halving(
+                        variant, runner, chunk_size, trials, store, records, rungs=_rungs(spec, variant, configs),
+                        eta=spec.search["eta"], metric=metric, minimize=spec.minimize, digest=spec.digest,
+                        label=label or "sweep", save_params=spec.output["params"], log=log, progress=progress)
+                elif pending and executor is not None:
                     trained += executor.train_round(index, variant, chunk_size, pending, store, records, label,
                                                     progress, spec.output["params"], log)
                 elif pending:
@@ -263,6 +275,14 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     if done_before and progress:
         log(f"resumed: {done_before} trials were already in {store.journal_path}, {trained} trained now")
     return list(records.values())
+
+
+def _rungs(spec: Spec, variant, configs: list[Config]) -> list[int]:
+    """The rung epochs of a halving round (hyperband: of the bracket that round is)."""
+    s, epochs = spec.search, variant.config.epochs
+    if s["method"] == "hyperband":
+        return halving_brackets(epochs, s["min_epochs"], s["eta"])[configs[0].round][1]
+    return rung_epochs(epochs, s["min_epochs"], s["eta"])
 
 
 def _wait_for(trials: list, store: Store, records: dict, label: str, shard, poll_seconds: float, log) -> None:

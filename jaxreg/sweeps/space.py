@@ -48,7 +48,7 @@ RANDOM_FORMS = ("choice", "uniform", "log_uniform")
 FORMS = ("values", "linspace", "logspace", "int", "choice", "uniform", "log_uniform")
 LAYERED = ("dropout", "dropconnect")
 MODEL_METHODS = ("tpe", "cmaes", "gp")  # Optuna's samplers (jaxreg.sweeps.samplers)
-METHODS = ("grid", "random", "coarse_to_fine", *MODEL_METHODS)
+METHODS = ("grid", "random", "coarse_to_fine", *MODEL_METHODS, "halving", "hyperband")
 MAX_GRID = 10**6  # configs per grid round: beyond, listing them alone exhausts memory
 
 
@@ -280,17 +280,19 @@ class Space:
         method: one of ``METHODS``.
         round_method: ``"grid"`` or ``"random"``, what each coarse-to-fine round does.
         samples: configs per random round.
+        round_samples: configs of each round, when they differ (hyperband's brackets).
         seed: seeds random sampling.
         layer_counts: ``{"dropout": n, "dropconnect": n}`` of the model.
     """
 
     def __init__(self, axes: Mapping[str, Axis], *, cases: Mapping[str, Mapping[str, Axis]] | None = None,
                  method: str = "grid", round_method: str = "grid", samples: int = 1, seed: int = 0,
-                 layer_counts: Mapping[str, int] | None = None):
+                 layer_counts: Mapping[str, int] | None = None, round_samples: Sequence[int] | None = None):
         self.axes = dict(axes)
         self.cases = {name: {**self.axes, **overrides} for name, overrides in (cases or {}).items()}
         self.method, self.round_method = method, round_method
         self.samples, self.seed = samples, seed
+        self.round_samples = None if round_samples is None else tuple(round_samples)
         self.layer_counts = dict(layer_counts or {})
         for name, axis in self.all_axes():
             if axis.layers is not None:
@@ -325,7 +327,7 @@ class Space:
 
     @property
     def _grid_like(self) -> bool:
-        return self.method == "grid" or (self.method == "coarse_to_fine" and self.round_method == "grid")
+        return self.method == "grid" or (self.method in ("coarse_to_fine", "halving") and self.round_method == "grid")
 
     def varying(self) -> list[str]:
         """Names of the axes that take more than one value (in any case)."""
@@ -355,7 +357,8 @@ class Space:
                 points = [dict(zip(names, combo)) for combo in itertools.product(*(axes[n].grid() for n in names))]
             else:
                 points = []
-                for i in range(self.samples):
+                count = self.samples if self.round_samples is None else self.round_samples[round]
+                for i in range(count):
                     rng = np.random.default_rng(np.random.SeedSequence([self.seed, round, i]))
                     points.append({n: axes[n].sample(rng) for n in names})
             seen = set()

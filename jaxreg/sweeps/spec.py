@@ -30,6 +30,7 @@ from jaxreg.hparams import HParams
 from jaxreg.losses import LOSSES
 from jaxreg.models import INITS
 from jaxreg.report.summary import CSV_SOURCES
+from jaxreg.sweeps.halving import METHODS as HALVING, brackets as halving_brackets
 from jaxreg.sweeps.samplers import check_installed
 from jaxreg.sweeps.space import METHODS, MODEL_METHODS, parse_axis
 from jaxreg.train import METRICS, MONITORS
@@ -51,6 +52,8 @@ SEARCH_DEFAULTS = {"method": "grid", "seeds": 1, "samples": 16, "rounds": 3, "to
 # coarse_to_fine only: zoom ["not_worse"] (or "top_k", the rule before it: a manifest without
 # these keys), z [1.0]: standard errors within which a config is not significantly worse
 OPTIONAL_SEARCH_KEYS = ("zoom", "z")
+# halving and hyperband only: eta [3] (keep the best 1/eta at each rung), min_epochs [eval_every]
+HALVING_KEYS = ("eta", "min_epochs")
 ZOOMS = ("not_worse", "top_k")
 OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_metrics": [], "tensorboard": False}
 # Keys with no default in the resolved spec: absent from the manifests of sweeps that do not
@@ -371,13 +374,16 @@ def compute_difference(there: dict, here: dict) -> str | None:
     # A coarse-to-fine round's configs depend on the rounds before it and on every search setting
     # that ranked or zoomed them: such a study grows by more rounds only.
     old_search, new_search = there.get("search") or {}, here.get("search") or {}
-    if {"coarse_to_fine", *MODEL_METHODS} & {old_search.get("method"), new_search.get("method")}:
-        rules = lambda s: {k: v for k, v in s.items() if k not in ("rounds", "chunk_size", "memory_budget_mb")}
+    studies = ("coarse_to_fine", *MODEL_METHODS, *HALVING)
+    if set(studies) & {old_search.get("method"), new_search.get("method")}:
+        method = next(m for m in (old_search.get("method"), new_search.get("method")) if m in studies)
+        fixed = ("chunk_size", "memory_budget_mb") + (("rounds",) if method not in HALVING else ())
+        rules = lambda s: {k: v for k, v in s.items() if k not in fixed}
         old_rules, new_rules = rules(old_search), rules(new_search)
         for key in ("zoom", *sorted(old_rules.keys() | new_rules.keys())):
             if (why := _first_difference(f"search.{key}", old_rules.get(key, _UNSET), new_rules.get(key, _UNSET))):
-                method = next(m for m in (old_search.get("method"), new_search.get("method"))
-                              if m in ("coarse_to_fine", *MODEL_METHODS))
+                if method in HALVING:
+                    return f"{why}; a {method} study does not grow, its rungs ranked every config of a round together"
                 return f"{why}; a {method} study grows by more rounds only, its later rounds depend on the rest"
     return None
 
@@ -432,7 +438,7 @@ def check_spec(raw: dict, default_name: str = "sweep") -> CheckedSpec:
             if not isinstance(value, dict):
                 raise InputError(f"cases.{case}.{key}: expected a table of [{key}] keys, got {value!r}")
 
-    s = _check_search(_table(raw, "search"), cases)
+    s = _check_search(_table(raw, "search"), cases, base.train)
     seeds = tuple(s["seeds"])
     o = _check_output(_table(raw, "output"))
 
@@ -463,8 +469,8 @@ def zoom_words(search: dict) -> str:
     return f"zoom: not worse than the best by {search['z']:g} SE"
 
 
-def _check_search(search_raw: dict, cases: dict) -> dict:
-    _check_keys("search", search_raw, (*SEARCH_DEFAULTS, *OPTIONAL_SEARCH_KEYS))
+def _check_search(search_raw: dict, cases: dict, train: dict) -> dict:
+    _check_keys("search", search_raw, (*SEARCH_DEFAULTS, *OPTIONAL_SEARCH_KEYS, *HALVING_KEYS))
     s = {**SEARCH_DEFAULTS, **search_raw}
     check_choice("search.method", s["method"], METHODS)
     if s["round_method"] is None:
@@ -472,7 +478,7 @@ def _check_search(search_raw: dict, cases: dict) -> dict:
     check_choice("search.round_method", s["round_method"], ("grid", "random"))
     if s["method"] == "grid":
         s["round_method"] = "grid"
-    elif s["method"] != "coarse_to_fine":  # random, and Optuna's samplers: distributions
+    elif s["method"] not in ("coarse_to_fine", "halving"):  # random, Optuna's samplers, hyperband
         s["round_method"] = "random"
     if s["method"] in MODEL_METHODS:
         check_installed(s["method"])
@@ -492,9 +498,11 @@ def _check_search(search_raw: dict, cases: dict) -> dict:
     _int("search.rounds", s["rounds"], 1, 100)
     _int("search.top_k", s["top_k"], 1, 10**6)
     _int("search.seed", s["seed"], 0, 2**32 - 1)
+    _check_halving(s, search_raw, train)
     if s["method"] != "coarse_to_fine":
         if s["method"] not in MODEL_METHODS:
-            s["rounds"] = 1
+            s["rounds"] = len(halving_brackets(train["epochs"], s["min_epochs"], s["eta"])) \
+                if s["method"] == "hyperband" else 1
         for key in OPTIONAL_SEARCH_KEYS:
             if key in s:
                 raise InputError(f"search.{key}: expected only with search.method 'coarse_to_fine' (how its "
@@ -524,10 +532,35 @@ def _check_search(search_raw: dict, cases: dict) -> dict:
     budget = s["memory_budget_mb"]
     if budget != "auto" and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0):
         raise InputError(f"search.memory_budget_mb: expected a number > 0 or \"auto\", got {budget!r}")
-    if s["method"] == "coarse_to_fine" and cases:
-        raise InputError("search.method: expected 'grid' or 'random' with [cases] (coarse_to_fine zooms "
-                         f"one space), got 'coarse_to_fine' with cases {quoted(cases)}")
+    if s["method"] in ("coarse_to_fine", *HALVING) and cases:
+        why = "zooms one space" if s["method"] == "coarse_to_fine" else "ranks one space's configs at its rungs"
+        raise InputError(f"search.method: expected one of 'grid', 'random', {', '.join(map(repr, MODEL_METHODS))} "
+                         f"with [cases] ({s['method']} {why}), got {s['method']!r} with cases {quoted(cases)}")
     return s
+
+
+def _check_halving(s: dict, search_raw: dict, train: dict) -> None:
+    """search.eta and search.min_epochs: only with halving and hyperband, rungs on evaluations."""
+    if s["method"] not in HALVING:
+        for key in HALVING_KEYS:
+            if key in search_raw:
+                raise InputError(f"search.{key}: expected only with search.method 'halving' or 'hyperband', "
+                                 f"got {search_raw[key]!r} with search.method {s['method']!r}")
+        return
+    every, epochs = train["eval_every"], train["epochs"]
+    _int("search.eta", s.setdefault("eta", 3), 2, 100)
+    first = s.setdefault("min_epochs", every)
+    if not is_int(first) or not 0 < first < epochs or first % every:
+        raise InputError(f"search.min_epochs: expected a multiple of train.eval_every ({every}) below train.epochs "
+                         f"({epochs}): the first rung ranks configs on an evaluation, got {first!r}")
+    if s["method"] == "hyperband":
+        if "samples" in search_raw:
+            raise InputError(f"search.samples: expected none with search.method 'hyperband' (each bracket's "
+                             f"configs follow from eta and the rungs), got {search_raw['samples']!r}")
+        s["samples"] = halving_brackets(epochs, first, s["eta"])[0][0]
+        if search_raw.get("round_method", "random") != "random":
+            raise InputError(f"search.round_method: expected 'random' with search.method 'hyperband' (its brackets "
+                             f"draw different counts), got {search_raw['round_method']!r}")
 
 
 def _check_output(output_raw: dict) -> dict:

@@ -1,0 +1,264 @@
+"""Successive halving and Hyperband: the rungs and brackets against the paper's table, pruning
+checked against a by-hand re-ranking of the journal, compaction against training the pruned
+members in place, one compilation per bucket size, resuming at rung boundaries, and the spec's
+refusals."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from jaxreg.errors import InputError
+from jaxreg.report import store
+from jaxreg.report.summary import summarize
+from jaxreg.sweeps import build_spec, run_sweep
+from jaxreg.sweeps import halving
+from jaxreg.sweeps.run import choose_chunk_size
+from test_sweep import forget_compiled_programs, tiny
+
+HALVING = dict(model={"hidden": [8]}, train={"optimizer": "adam", "epochs": 8, "eval_every": 2, "batch_size": 20},
+               hparams={"learning_rate": {"log_uniform": [1e-4, 0.5]}, "l2": {"log_uniform": [1e-5, 1e-2]}},
+               search={"method": "halving", "samples": 8, "eta": 2, "min_epochs": 2, "seeds": 2, "chunk_size": 16},
+               output={"plots": False})
+
+
+def test_hyperband_brackets_are_those_of_the_paper():
+    # Li et al. (2018), Table 1: R = 81, eta = 3: (n_i, r_i) of each bracket's first rung.
+    got = [(n, rungs[0]) for n, rungs in halving.brackets(81, 1, 3)]
+    assert got == [(81, 1), (34, 3), (15, 9), (8, 27), (5, 81)]
+    assert halving.brackets(81, 1, 3)[0][1] == [1, 3, 9, 27, 81]
+    assert halving.rung_epochs(20, 5, 3) == [5, 15, 20] and halving.rung_epochs(20, 5, 4) == [5, 20]
+
+
+def test_buckets_are_powers_of_two_within_the_chunk_size():
+    assert [halving.bucket(n, 24) for n in (1, 2, 3, 5, 8, 9, 17, 24, 40)] == [2, 2, 4, 8, 8, 16, 24, 24, 24]
+
+
+def test_keep_takes_the_best_ceil_n_over_eta_and_ranks_nan_last():
+    values = {"a": 0.3, "b": math.nan, "c": 0.1, "d": 0.2, "e": 0.5}
+    assert halving.keep(values, 2, minimize=True) == {"c", "d", "a"}
+    assert halving.keep(values, 3, minimize=False) == {"e", "a"}
+    assert halving.keep({"b": math.nan, "c": 1.0}, 4, minimize=True) == {"c"}
+
+
+def _compiles(fn):
+    seen = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            seen.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        return fn(), seen
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+@pytest.fixture(scope="module")
+def halved(tmp_path_factory):
+    out = tmp_path_factory.mktemp("halving")
+    spec = tiny(**HALVING)
+    run_sweep(build_spec(tiny(model={"hidden": [5]})), out / "warm", progress=False)  # small ops compile here
+    forget_compiled_programs()
+    records, compiles = _compiles(lambda: run_sweep(build_spec(spec), out / "run", progress=False))
+    return spec, out, store.read_journal(out / "run"), compiles
+
+
+def test_each_rung_keeps_the_configs_a_by_hand_ranking_of_the_journal_keeps(halved):
+    _, _, journal, _ = halved
+    assert len(journal) == 16 and len({(r["config_id"], r["seed"]) for r in journal}) == 16
+    rungs = [2, 4, 8]
+    racing = {r["config_id"] for r in journal}
+    for k, epoch in enumerate(rungs):
+        values = {}
+        for r in journal:
+            if r["config_id"] in racing:
+                (value,) = [v["val_loss"] for v in r["rungs"] if v["epoch"] == epoch]
+                values.setdefault(r["config_id"], []).append(value)
+        means = {cid: float(np.mean(v)) for cid, v in values.items()}
+        ranked = sorted(means, key=lambda cid: (math.isnan(means[cid]), means[cid]))
+        kept = set(ranked[:math.ceil(len(ranked) / 2)]) if k + 1 < len(rungs) else set(ranked)
+        for r in journal:
+            if r["config_id"] in racing:
+                reached = [v["epoch"] for v in r["rungs"]]
+                if r["config_id"] in kept:
+                    assert r["pruned_epoch"] is None or r["pruned_epoch"] > epoch
+                else:
+                    assert (r["pruned_epoch"], reached[-1], r["trained_epochs"]) == (epoch, epoch, epoch)
+                    # its metrics are those at the rung it was pruned at
+                    assert r["metrics"]["val_loss"] == r["rungs"][-1]["val_loss"]
+        racing = kept
+    assert len(racing) == 2  # 8 configs -> 4 -> 2
+    finished = [r for r in journal if r["pruned_epoch"] is None]
+    assert len(finished) == 4 and all(r["trained_epochs"] == 8 for r in finished)
+
+
+def test_one_compilation_per_bucket_size(halved):
+    _, _, _, compiles = halved
+    assert len(compiles) == 3  # 16 members, then 8 (4 configs x 2 seeds), then 4
+
+
+def test_pruned_configs_rank_after_the_finished_and_are_never_selected(halved):
+    spec, _, journal, _ = halved
+    rows = summarize(journal, build_spec(spec).search)
+    assert [row["pruned"] > 0 for row in rows] == [False] * 2 + [True] * 6
+    assert rows[0]["selected"] and not any(row["selected"] for row in rows[1:])
+    assert all(row["pruned_epoch"] in (2, 4) for row in rows[2:])
+
+
+def _run_halving(spec, out, compact):
+    from jaxreg.sweeps.halving import train_halving
+    from jaxreg.batch import train_batch
+    from jaxreg.report.store import Store
+    from jaxreg.sweeps.run import config_id
+
+    built = build_spec(spec)
+    (variant,) = built.variants
+    configs = variant.space.configs(0)
+    trials = [(config_id(c), c, seed) for c in configs for seed in built.seeds]
+    size = choose_chunk_size(built, len(trials), variant)
+    s = Store(out)
+    s.out.mkdir(parents=True)
+    s.curves_dir.mkdir()
+    records = {}
+    train_halving(variant, train_batch(variant.config, variant.dataset, size), size, trials, s, records,
+                  rungs=[2, 4, 8], eta=2, metric="val_loss", minimize=True, digest=built.digest, label="",
+                  save_params=True, log=print, progress=False, compact=compact)
+    return records
+
+
+def test_compaction_gives_what_training_the_pruned_members_in_place_gives(tmp_path):
+    spec = tiny(**HALVING)
+    compact = _run_halving(spec, tmp_path / "compact", True)
+    in_place = _run_halving(spec, tmp_path / "in-place", False)
+    assert compact.keys() == in_place.keys()
+    drift = 0.0
+    for key, a in compact.items():
+        b = in_place[key]
+        assert (a["pruned_epoch"], a["rungs"][-1]["epoch"], a["best_epoch"]) == \
+            (b["pruned_epoch"], b["rungs"][-1]["epoch"], b["best_epoch"])
+        if a["trained_epochs"] == 2:  # pruned at the first rung: the same chunk all along
+            assert a == b
+        else:  # trained on in chunks of 8 and 4, not 16: XLA CPU rounds a batch's reductions by its shape
+            for name, value in a["metrics"].items():
+                drift = max(drift, abs(value - b["metrics"][name]) / max(abs(b["metrics"][name]), 1e-30))
+    assert drift < 1e-5
+    # The same drift a different chunk size causes without halving.
+    grid = {**spec, "search": {"method": "grid", "seeds": 2}}
+    survivors = {key for key, r in compact.items() if r["pruned_epoch"] is None}
+    grid["hparams"] = {}
+    grid["cases"] = {f"c{i}": {"learning_rate": compact[key]["hparams"]["learning_rate"],
+                               "l2": compact[key]["hparams"]["l2"]} for i, key in enumerate(sorted(survivors))}
+    by_chunk = {}
+    for chunk in (4, 16):
+        grid["search"]["chunk_size"] = chunk
+        got = run_sweep(build_spec(grid), tmp_path / f"grid-{chunk}", progress=False)
+        by_chunk[chunk] = {(r["hparams"]["learning_rate"], r["seed"]): r["metrics"] for r in got}
+    chunk_drift = max(abs(v - by_chunk[16][key][name]) / max(abs(by_chunk[16][key][name]), 1e-30)
+                      for key, metrics in by_chunk[4].items() for name, v in metrics.items())
+    assert chunk_drift < 1e-5
+    print(f"compaction drift {drift:.2e}, chunk-size drift {chunk_drift:.2e}")
+
+
+def test_a_run_stopped_after_a_rung_resumes_there_and_gives_the_same_journal(halved, tmp_path, monkeypatch):
+    spec, out, _, _ = halved
+    whole = (out / "run" / "trials.jsonl").read_bytes()
+    appends = []
+    original = store.Store.append
+
+    def append_then_die(self, records):
+        original(self, records)
+        appends.append(len(records))
+        if len(appends) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.Store, "append", append_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(build_spec(spec), tmp_path / "a", progress=False)
+    assert not (tmp_path / "a" / halving.STATE).exists()  # died after journaling rung 1, before keeping it
+    monkeypatch.setattr(store.Store, "append", original)
+    run_sweep(build_spec(spec), tmp_path / "a", progress=False)
+    assert (tmp_path / "a" / "trials.jsonl").read_bytes() == whole
+
+    # Killed after rung 2 was kept: the rerun starts at rung 3 from the kept state.
+    appends.clear()
+
+    def die_at_third(self, records):
+        appends.append(len(records))
+        if len(appends) == 3:
+            raise KeyboardInterrupt
+        original(self, records)
+
+    monkeypatch.setattr(store.Store, "append", die_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(build_spec(spec), tmp_path / "b", progress=False)
+    assert (tmp_path / "b" / halving.STATE).exists()
+    monkeypatch.setattr(store.Store, "append", original)
+    logged = []
+    run_sweep(build_spec(spec), tmp_path / "b", progress=True, log=logged.append)
+    assert any("resumed from halving.npz after rung 2 (epoch 4): 4 members left" in line for line in logged), logged
+    assert (tmp_path / "b" / "trials.jsonl").read_bytes() == whole
+    assert not (tmp_path / "b" / halving.STATE).exists()
+
+
+def test_members_that_early_stopping_stops_leave_at_the_next_rung(tmp_path):
+    spec = tiny(**HALVING)
+    spec["train"] = {**spec["train"], "epochs": 16}
+    spec["hparams"] = {**spec["hparams"], "patience": 2, "learning_rate": {"log_uniform": [0.3, 3.0]}}
+    spec["search"] = {**spec["search"], "min_epochs": 4}
+    journal = run_sweep(build_spec(spec), tmp_path / "es", progress=False)
+    stopped = [r for r in journal if r["stopped_epoch"] or r["diverged_epoch"]]
+    assert stopped
+    for r in stopped:
+        ended = r["stopped_epoch"] or r["diverged_epoch"]
+        assert r["trained_epochs"] == ended and r["rungs"][-1]["epoch"] >= ended and r["pruned_epoch"] is None
+
+
+def test_hyperband_runs_each_bracket_as_a_round(tmp_path):
+    spec = tiny(**HALVING)
+    spec["search"] = {"method": "hyperband", "eta": 2, "min_epochs": 2, "seeds": 1, "chunk_size": 8}
+    built = build_spec(spec)
+    assert halving.brackets(8, 2, 2) == [(4, [2, 4, 8]), (3, [4, 8]), (3, [8])]
+    assert built.search["rounds"] == 3 and built.search["samples"] == 4
+    run_sweep(built, tmp_path / "hb", progress=False)
+    journal = store.read_journal(tmp_path / "hb")
+    counts = [len({r["config_id"] for r in journal if r["round"] == b}) for b in range(3)]
+    assert counts == [4, 3, 3]
+    for b, (_, rungs) in enumerate(halving.brackets(8, 2, 2)):
+        assert {r["rungs"][0]["epoch"] for r in journal if r["round"] == b} == {rungs[0]}
+
+
+@pytest.mark.parametrize("patch, message", [
+    ({"search": {"method": "random", "eta": 3}},
+     "search.eta: expected only with search.method 'halving' or 'hyperband', got 3 with search.method 'random'"),
+    ({"search": {"method": "halving", "min_epochs": 3}},
+     "search.min_epochs: expected a multiple of train.eval_every (2) below train.epochs (8): the first rung "
+     "ranks configs on an evaluation, got 3"),
+    ({"search": {"method": "halving", "eta": 1}}, "search.eta: expected an integer in [2, 100], got 1"),
+    ({"search": {"method": "hyperband", "samples": 10}},
+     "search.samples: expected none with search.method 'hyperband' (each bracket's configs follow from eta and "
+     "the rungs), got 10"),
+    ({"search": {"method": "halving"}, "cases": {"a": {}, "b": {"l2": 0.001}}},
+     "search.method: expected one of 'grid', 'random', 'tpe', 'cmaes', 'gp' with [cases] (halving ranks one "
+     "space's configs at its rungs), got 'halving' with cases 'a', 'b'"),
+])
+def test_bad_halving_settings_are_refused(patch, message):
+    spec = tiny(**{**HALVING, **{k: v for k, v in patch.items() if k != "search"}})
+    spec["search"] = patch["search"]
+    with pytest.raises(InputError) as error:
+        build_spec(spec)
+    assert str(error.value) == message
+
+
+def test_halving_refuses_shards(tmp_path):
+    from jaxreg.report.store import Shard
+
+    with pytest.raises(InputError, match=r"^--shard: expected none with search.method 'halving' \(its rungs rank "
+                                         r"every config of a round together, in one process\), got 0/2$"):
+        run_sweep(build_spec(tiny(**HALVING)), tmp_path, shard=Shard(0, 2), progress=False)
+    assert not any(tmp_path.iterdir())
