@@ -107,6 +107,8 @@ class Folder:
         s = self.search
         if s["method"] in MODEL_METHODS:
             return f"{s['method']} ({s['rounds']} rounds of {s['samples']} asked from Optuna)"
+        if s["method"] in ("halving", "hyperband"):
+            return f"{s['method']} (eta {s['eta']}, from epoch {s['min_epochs']})"
         if s["method"] != "coarse_to_fine":
             return s["method"]
         zoom = f"top {s['top_k']}" if s.get("zoom", "top_k") == "top_k" else f"not worse by {s['z']:g} SE"
