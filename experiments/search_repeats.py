@@ -8,7 +8,8 @@
 For each sampling seed s (``search.seed = s``) it runs search-random, search-random-linear-lr,
 search-coarse-to-fine (zoom rule ``not_worse``) and the same with ``search.zoom = "top_k"`` (the
 rule before it: ``coarse-to-fine-top-k``), the same 3 rounds of 5 asked from Optuna's TPE
-(``tpe``), and a *shifted grid*: the 4 x 4 grid of search-grid.toml with its four
+(``tpe``), successive halving with the member-epochs of random search (``halving``: 36 configs from
+epoch 5, eta 3), and a *shifted grid*: the 4 x 4 grid of search-grid.toml with its four
 learning rates at ``10 ** (-4 + i + u)``, i = 0..3, one per decade, ``u ~ U(0, 1)`` drawn from s
 (the fixed grid is one placement, the same for every s). Each results folder goes to
 ``RUNS/METHOD/seed-S`` (rerunning resumes them: nothing is trained twice).
@@ -40,7 +41,8 @@ from jaxreg.report.folder import load_folder
 from jaxreg.sweeps import apply_overrides, build_spec, load_spec, run_sweep
 
 SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"  # the TOML specs it runs
-METHODS = ("grid", "grid-shifted", "random", "coarse-to-fine", "coarse-to-fine-top-k", "random-linear-lr", "tpe")
+METHODS = ("grid", "grid-shifted", "random", "coarse-to-fine", "coarse-to-fine-top-k", "random-linear-lr", "tpe",
+           "halving")
 FRESH_SEEDS = list(range(100, 110))
 
 
@@ -53,8 +55,13 @@ def shifted_grid(seed: int, low: float = 1e-4, decades: int = 4) -> list[float]:
 def run_method(method: str, seed: int, overrides: list[str], runs: Path) -> Path:
     spec_file = SWEEPS / ("search-grid.toml" if method.startswith("grid") else
                           "search-coarse-to-fine.toml" if method.startswith("coarse-to-fine") or method == "tpe"
-                          else f"search-{method}.toml")
+                          else "search-random.toml" if method == "halving" else f"search-{method}.toml")
     extra = ["output.plots=false"]
+    if method == "halving":  # 36 configs from epoch 5, the best third to 15, the best ninth to 20: the
+        # member-epochs of random search's 16 configs x 20 epochs (36 x 5 + 12 x 10 + 4 x 5 = 16 x 20)
+        extra += ['search.method="halving"', "search.samples=36", "search.eta=3", "search.min_epochs=5",
+                  'name="search-halving"', 'description="digits, MLP 64-64-10, momentum: successive halving, '
+                  '36 random configs from epoch 5, the best 1/3 on to 15, then 20; 3 seeds per config"']
     if method == "tpe":  # Optuna's TPE, the same 3 rounds of 5: round 1 random, then asked from the results
         extra += ['search.method="tpe"', 'name="search-tpe"', 'description="digits, MLP 64-64-10: Optuna TPE, '
                   '3 rounds x 5 configs (round 1 random, then asked from the results), 3 seeds per config"']
@@ -103,6 +110,8 @@ def draw_row(method: str, seed: int, folder: Path) -> dict:
             "learning_rates_per_decade": per_decade([r["learning_rate"] for r in f.rows],
                                                      min(f.extent("learning_rate")), max(f.extent("learning_rate"))),
             "seconds": sum(r.get("seconds") or 0.0 for r in report.load_manifest(folder)["runs"]),
+            "member_epochs": sum(r.get("trained_epochs", report.load_manifest(folder)["spec"]["train"]["epochs"])
+                                 for r in f.records),
             "curve": curve}
 
 
@@ -141,7 +150,7 @@ def pairwise(draws: list[dict], methods: list[str]) -> list[str]:
     for a, b in (("random", "grid"), ("random", "grid-shifted"), ("coarse-to-fine", "random"),
                  ("coarse-to-fine-top-k", "random"), ("coarse-to-fine", "coarse-to-fine-top-k"),
                  ("coarse-to-fine", "grid"), ("random", "random-linear-lr"), ("tpe", "random"),
-                 ("tpe", "coarse-to-fine")):
+                 ("tpe", "coarse-to-fine"), ("halving", "random")):
         if a in methods and b in methods:
             cells = []
             for key in ("best", "reeval_val_loss"):
