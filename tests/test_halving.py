@@ -243,6 +243,10 @@ def test_hyperband_runs_each_bracket_as_a_round(tmp_path):
     ({"search": {"method": "hyperband", "samples": 10}},
      "search.samples: expected none with search.method 'hyperband' (each bracket's configs follow from eta and "
      "the rungs), got 10"),
+    ({"search": {"method": "halving", "compact": False}},
+     "search.compact: expected true or nothing with search.method 'halving' (pruned members always leave the "
+     "batch), got false"),
+    ({"search": {"method": "grid", "compact": "yes"}}, "search.compact: expected true or false, got 'yes'"),
     ({"search": {"method": "halving"}, "cases": {"a": {}, "b": {"l2": 0.001}}},
      "search.method: expected one of 'grid', 'random', 'tpe', 'cmaes', 'gp' with [cases] (halving ranks one "
      "space's configs at its rungs), got 'halving' with cases 'a', 'b'"),
@@ -262,3 +266,31 @@ def test_halving_refuses_shards(tmp_path):
                                          r"every config of a round together, in one process\), got 0/2$"):
         run_sweep(build_spec(tiny(**HALVING)), tmp_path, shard=Shard(0, 2), progress=False)
     assert not any(tmp_path.iterdir())
+    with pytest.raises(InputError, match=r"^--shard: expected none with search.compact \(members of every chunk of "
+                                         r"a round are gathered together, in one process\), got 1/2$"):
+        run_sweep(build_spec(tiny(search={"compact": True})), tmp_path, shard=Shard(1, 2), progress=False)
+
+
+def test_search_compact_lets_stopped_members_leave_and_keeps_the_rest_as_without(tmp_path):
+    spec = tiny(model={"hidden": [8]}, train={"optimizer": "momentum", "epochs": 16, "eval_every": 2, "batch_size": 20},
+                hparams={"learning_rate": {"values": [0.01, 0.1, 1e25, 1e30]}, "momentum": 0.9},
+                search={"seeds": 2, "chunk_size": 8, "compact": True}, output={"plots": False})
+    logged = []
+    compact = run_sweep(build_spec(spec), tmp_path / "compact", progress=True, log=logged.append)
+    spec["search"] = {**spec["search"], "compact": False}
+    plain = {(r["config_id"], r["seed"]): r for r in run_sweep(build_spec(spec), tmp_path / "plain", progress=False)}
+    assert "search" in json.loads((tmp_path / "plain" / "manifest.json").read_text())["spec"]
+    assert "compact" not in json.loads((tmp_path / "plain" / "manifest.json").read_text())["spec"]["search"]
+    assert len(compact) == len(plain) == 8
+    for r in compact:
+        other = plain[(r["config_id"], r["seed"])]
+        assert "rungs" not in r and "pruned_epoch" not in r
+        if r["status"] == "diverged":  # left at the first segment's end, in the same chunk as without
+            assert r["trained_epochs"] == r["diverged_epoch"] == 1 and {**r, "trained_epochs": None} == \
+                {**other, "trained_epochs": None}
+        else:  # trained on in a chunk of 4
+            assert r["trained_epochs"] == 16 and r["best_epoch"] == other["best_epoch"]
+            for name, value in r["metrics"].items():
+                assert value == pytest.approx(other["metrics"][name], rel=1e-5)
+    assert any("4 stopped, 4 go on" in line for line in logged), logged
+    assert any("4 members trained in chunks of 4" in line for line in logged), logged

@@ -114,8 +114,8 @@ SPEC_CASES = [
      "model: expected keys among activation, batch_norm, bias, channels, hidden, init, init_scale, init_seed, "
      "kernel_size, kind, options, output, pool, pretrained, pretrained_head, pretrained_seed, got 'width'"),
     ("unknown-search-key", {"search": {"trials": 8}},
-     "search: expected keys among chunk_size, goal, memory_budget_mb, method, metric, min_width, "
-     "round_method, rounds, samples, seed, seeds, top_k, z, zoom, got 'trials'"),
+     "search: expected keys among chunk_size, compact, eta, goal, memory_budget_mb, method, metric, min_epochs, "
+     "min_width, round_method, rounds, samples, seed, seeds, top_k, z, zoom, got 'trials'"),
     ("unknown-data-key", {"data": {"n_val": 10}},
      "data: expected keys among classes, data_dir, dataset, dtype, n_train, per_class, seed, test_fraction, "
      "val_fraction, got 'n_val'"),
@@ -183,7 +183,7 @@ SPEC_CASES = [
      "hparams.dropout.layers: expected layer indices in [0, 1] (the model has 2), got [2]"),
     # [search]
     ("bad-method", {"search": {"method": "bayesian"}},
-     "search.method: expected one of 'grid', 'random', 'coarse_to_fine', 'tpe', 'cmaes', 'gp', got 'bayesian'"),
+     "search.method: expected one of 'grid', 'random', 'coarse_to_fine', 'tpe', 'cmaes', 'gp', 'halving', 'hyperband', got 'bayesian'"),
     ("bad-metric", {"search": {"metric": "val_f1"}},
      "search.metric: expected one of 'val_loss', 'val_accuracy', 'train_loss', 'train_accuracy', got 'val_f1'"),
     ("bad-goal", {"search": {"goal": "max"}}, "search.goal: expected one of 'minimize', 'maximize', got 'max'"),
@@ -192,7 +192,7 @@ SPEC_CASES = [
     ("duplicate-seeds", {"search": {"seeds": [3, 1, 3]}}, "search.seeds: expected distinct seeds, got [3, 1, 3]"),
     ("chunk-size-0", {"search": {"chunk_size": 0}}, "search.chunk_size: expected an integer in [1, 1000000], got 0"),
     ("coarse-to-fine-with-cases", {"search": {"method": "coarse_to_fine"}, "cases": {"a": {}, "b": {"l2": 0.1}}},
-     "search.method: expected 'grid' or 'random' with [cases] (coarse_to_fine zooms one space), "
+     "search.method: expected one of 'grid', 'random', 'tpe', 'cmaes', 'gp' with [cases] (coarse_to_fine zooms one space), "
      "got 'coarse_to_fine' with cases 'a', 'b'"),
     # [train]
     ("batch-size-above-train-set", {"train": {"batch_size": 41}},

@@ -374,7 +374,7 @@ class Store:
         self.out.mkdir(parents=True, exist_ok=True)
         self.curves_dir.mkdir(exist_ok=True)
         run = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "versions": versions(NEEDS.get(spec.search["method"], ())), "devices": [str(d) for d in jax.local_devices()],
+               "versions": versions(NEEDS.get(getattr(spec, "search", {}).get("method"), ())), "devices": [str(d) for d in jax.local_devices()],
                "chunk_size": chunk_size, "finished": None, **(extra or {})}
         self._run_id = (run["started"], run.get("shard"))
 

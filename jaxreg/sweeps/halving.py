@@ -88,12 +88,14 @@ def _tag(digest: str, trials: list, chunk_size: int, rungs: list[int]) -> str:
 
 def train_halving(variant, runner, chunk_size: int, trials: list, store, records: dict, *, rungs: list[int],
                   eta: int, metric: str, minimize: bool, digest: str, label: str, save_params: bool,
-                  log: Callable[[str], None], progress: bool, compact: bool = True) -> int:
+                  log: Callable[[str], None], progress: bool, compact: bool = True, prune: bool = True) -> int:
     """Successive halving over ``trials`` (``(config id, config, seed)``, the round's every
     trial), journaling each as it leaves training; returns how many were journaled now.
 
     ``compact=False`` keeps pruned members in their chunk, frozen (what training without
-    compaction costs: the benchmark's baseline).
+    compaction costs: the benchmark's baseline). ``prune=False`` (``search.compact`` without
+    halving: ``eta`` 1, rungs at segment ends) only lets stopped members leave, and journals
+    ``trained_epochs`` alone of the rung fields.
     """
     config, every = variant.config, variant.config.eval_every
     seeds = np.array([seed for _, _, seed in trials], np.uint32)
@@ -164,8 +166,9 @@ def train_halving(variant, runner, chunk_size: int, trials: list, store, records
             if (cid, int(seed)) in records:
                 continue
             record = trial_record(cid, trial_config, seed, i, member, sub_hparams)
-            record["rungs"] = [{"epoch": e, metric: v} for e, v in reached[m]]
-            record["pruned_epoch"] = rungs[k] if m in pruned else None
+            if prune:
+                record["rungs"] = [{"epoch": e, metric: v} for e, v in reached[m]]
+                record["pruned_epoch"] = rungs[k] if m in pruned else None
             stopped_at = int(member.stopped_epoch[i]) or int(member.diverged_epoch[i])
             record["trained_epochs"] = min(stopped_at, rungs[k]) if stopped_at else rungs[k]
             store.write_curves(record, member, i, save_params, config.eval_epochs)
@@ -177,11 +180,14 @@ def train_halving(variant, runner, chunk_size: int, trials: list, store, records
         alive = np.array([m for m in alive if int(m) not in set(leaving)], np.int64)
         if not compact:
             frozen_by_pruning[list(pruned)] = True
-        if progress:
+        if progress and prune:
             kept_configs = len({trials[m][0] for m in alive})
             log(f"{label}: rung {k + 1}/{len(rungs)} (epoch {rungs[k]}): {len(training)} members trained in chunks "
                 f"of {size}; {len(pruned)} pruned, {len(stopped)} stopped" +
                 (f"; {kept_configs} configs go on" if not last else ""))
+        elif progress:
+            log(f"{label}: epoch {rungs[k]}/{rungs[-1]}: {len(training)} members trained in chunks of {size}"
+                + (f"; {len(stopped)} stopped, {len(alive)} go on" if not last else ""))
         if not last:
             _save(store.out / STATE, tag, k + 1, alive, carry, curves, reached)
     (store.out / STATE).unlink(missing_ok=True)

@@ -33,7 +33,7 @@ from jaxreg.sweeps.halving import METHODS as HALVING, brackets as halving_bracke
 from jaxreg.sweeps.samplers import check_replay, model_rounds
 from jaxreg.sweeps.space import MODEL_METHODS, Config, Space
 from jaxreg.sweeps.spec import compute_difference
-from jaxreg.batch import train_batch
+from jaxreg.batch import segment_blocks, train_batch
 
 _MIN_CHUNK = 2  # XLA rounds a batch of one differently: never compile one
 
@@ -183,10 +183,13 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     if shard is not None and overwrite:
         raise InputError("--overwrite: expected no --shard with it (a shard must not remove the other "
                          "shards' results), got both; overwrite with one unsharded run first")
-    if spec.search["method"] in HALVING and (shard is not None or executor is not None):
-        raise InputError(f"--{'shard' if shard is not None else 'ray'}: expected none with search.method "
-                         f"{spec.search['method']!r} (its rungs rank every config of a round together, in one "
-                         f"process), got {str(shard) if shard is not None else 'a Ray cluster'}")
+    compacting = spec.search["method"] in HALVING or spec.search.get("compact", False)
+    if compacting and (shard is not None or executor is not None):
+        what = (f"search.method {spec.search['method']!r} (its rungs rank every config of a round together, in one "
+                f"process)" if spec.search["method"] in HALVING else
+                "search.compact (members of every chunk of a round are gathered together, in one process)")
+        raise InputError(f"--{'shard' if shard is not None else 'ray'}: expected none with {what}, "
+                         f"got {str(shard) if shard is not None else 'a Ray cluster'}")
     store = Store(Path(out_dir), shard)
     if spec.search["method"] in MODEL_METHODS and not overwrite and (store.out / MANIFEST).is_file():
         check_replay(load_manifest(store.out), spec.search["method"])
@@ -236,11 +239,12 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
                 mine = [trial for i, trial in enumerate(trials) if owns(shard, chunks_before + i // chunk_size)]
                 chunks_before += -(-len(trials) // chunk_size)
                 pending = [t for t in mine if (t[0], t[2]) not in records]
-                if pending and spec.search["method"] in HALVING:
+                if pending and compacting:
                     trained += train_halving(
                         variant, runner, chunk_size, trials, store, records, rungs=_rungs(spec, variant, configs),
-                        eta=spec.search["eta"], metric=metric, minimize=spec.minimize, digest=spec.digest,
-                        label=label or "sweep", save_params=spec.output["params"], log=log, progress=progress)
+                        eta=spec.search.get("eta", 1), metric=metric, minimize=spec.minimize, digest=spec.digest,
+                        label=label or "sweep", save_params=spec.output["params"], log=log, progress=progress,
+                        prune=spec.search["method"] in HALVING)
                 elif pending and executor is not None:
                     trained += executor.train_round(index, variant, chunk_size, pending, store, records, label,
                                                     progress, spec.output["params"], log)
@@ -278,8 +282,13 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
 
 
 def _rungs(spec: Spec, variant, configs: list[Config]) -> list[int]:
-    """The rung epochs of a halving round (hyperband: of the bracket that round is)."""
+    """The rung epochs of a halving round (hyperband: of the bracket that round is); with
+    search.compact alone, the end of every segment (where stopped members leave)."""
     s, epochs = spec.search, variant.config.epochs
+    if s["method"] not in HALVING:
+        every, n_evals = variant.config.eval_every, variant.config.n_evals
+        per = segment_blocks(n_evals)
+        return [(block + per) * every for block in range(0, n_evals, per)]
     if s["method"] == "hyperband":
         return halving_brackets(epochs, s["min_epochs"], s["eta"])[configs[0].round][1]
     return rung_epochs(epochs, s["min_epochs"], s["eta"])

@@ -54,6 +54,8 @@ SEARCH_DEFAULTS = {"method": "grid", "seeds": 1, "samples": 16, "rounds": 3, "to
 OPTIONAL_SEARCH_KEYS = ("zoom", "z")
 # halving and hyperband only: eta [3] (keep the best 1/eta at each rung), min_epochs [eval_every]
 HALVING_KEYS = ("eta", "min_epochs")
+# compact [false]: members that early stopping or the divergence guard stopped leave the compiled
+# batch at the next segment (halving and hyperband always compact)
 ZOOMS = ("not_worse", "top_k")
 OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_metrics": [], "tensorboard": False}
 # Keys with no default in the resolved spec: absent from the manifests of sweeps that do not
@@ -470,7 +472,7 @@ def zoom_words(search: dict) -> str:
 
 
 def _check_search(search_raw: dict, cases: dict, train: dict) -> dict:
-    _check_keys("search", search_raw, (*SEARCH_DEFAULTS, *OPTIONAL_SEARCH_KEYS, *HALVING_KEYS))
+    _check_keys("search", search_raw, (*SEARCH_DEFAULTS, *OPTIONAL_SEARCH_KEYS, *HALVING_KEYS, "compact"))
     s = {**SEARCH_DEFAULTS, **search_raw}
     check_choice("search.method", s["method"], METHODS)
     if s["round_method"] is None:
@@ -529,6 +531,13 @@ def _check_search(search_raw: dict, cases: dict, train: dict) -> dict:
     check_choice("search.goal", s["goal"], GOALS)
     if s["chunk_size"] is not None:
         _int("search.chunk_size", s["chunk_size"], 1, 10**6)
+    if "compact" in s:
+        _bool("search.compact", s["compact"])
+        if s["method"] in HALVING and not s["compact"]:
+            raise InputError(f"search.compact: expected true or nothing with search.method {s['method']!r} (pruned "
+                             f"members always leave the batch), got false")
+        if not s["compact"]:
+            del s["compact"]  # the default: resolved as folders made before it were
     budget = s["memory_budget_mb"]
     if budget != "auto" and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0):
         raise InputError(f"search.memory_budget_mb: expected a number > 0 or \"auto\", got {budget!r}")
