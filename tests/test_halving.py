@@ -294,3 +294,18 @@ def test_search_compact_lets_stopped_members_leave_and_keeps_the_rest_as_without
                 assert value == pytest.approx(other["metrics"][name], rel=1e-5)
     assert any("4 stopped, 4 go on" in line for line in logged), logged
     assert any("4 members trained in chunks of 4" in line for line in logged), logged
+
+
+def test_the_rungs_plot_draws_each_config_to_the_rung_it_reached(halved):
+    from jaxreg.report.folder import load_folder
+    from jaxreg.report.plots import _rungs, plot_dir
+
+    _, out, journal, _ = halved
+    fig = _rungs(load_folder(out / "run"))
+    (ax,) = fig.axes
+    reached = {r["config_id"]: len(r["rungs"]) for r in journal}
+    lengths = sorted(len(line.get_xdata()) for line in ax.get_lines())
+    assert lengths == sorted(reached.values()) == [1] * 4 + [2] * 2 + [3] * 2
+    assert sum(line.get_color() == "grey" for line in ax.get_lines()) == 6  # pruned
+    assert all(len(line.get_xdata()) == 3 for line in ax.get_lines() if line.get_color() != "grey")
+    assert (out / "run" / "rungs.png") in plot_dir(out / "run")

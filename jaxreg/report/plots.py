@@ -41,6 +41,7 @@ from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator, PercentF
 from jaxreg.hparams import AUGMENTATIONS
 from jaxreg.report.folder import Folder, distinct, load_folder
 from jaxreg.report.store import atomic_write, load_curves
+from jaxreg.report.summary import as_float
 
 CURVE_PANELS = (("train_loss", "val_loss"), ("train_accuracy", "val_accuracy"))
 TEST_PANELS = (("test_loss",), ("test_accuracy",))  # test_curves.png: how the book reads a run
@@ -105,6 +106,8 @@ def plot_dir(out, *, build: Callable[[dict], object] | None = None,
         skip("best_so_far.png, search_space.png, metric_vs_AXIS.png", f"no trial has a {sweep.metric}")
     plots += [(f"{m}_vs_{n}.png", functools.partial(_metric_vs, name=n, metric=m))
               for m in sweep.plot_metrics for n in sweep.numeric]
+    if any("rungs" in r for r in records):
+        plots.append(("rungs.png", _rungs))
     if any(r["hparams"].get(name, 0) for r in records for name in AUGMENTATIONS):
         if build is not None:
             plots.append(("augmentation.png", _augmentation))
@@ -468,6 +471,51 @@ def _best_so_far(sweep: Folder) -> Figure:
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     ax.set_title(f"{sweep.spec['name']}: best {metric} so far ({len(order)} configs)")
+    return fig
+
+
+def _rungs(sweep: Folder) -> Figure | None:
+    """Successive halving: each config's seed mean at each rung it reached, the configs pruned in
+    grey (their line ends where they were pruned), those trained to the end in colour; one panel
+    per round (a hyperband bracket)."""
+    metric = sweep.metric
+    by_round: dict[int, dict[str, dict[int, list]]] = {}
+    finished: set[str] = set()
+    for r in sweep.records:
+        if "rungs" not in r:
+            continue
+        configs = by_round.setdefault(r["round"], {})
+        for rung in r["rungs"]:
+            configs.setdefault(r["config_id"], {}).setdefault(rung["epoch"], []).append(as_float(rung.get(metric)))
+        if r.get("pruned_epoch") is None:
+            finished.add(r["config_id"])
+    if not by_round:
+        return None
+    rounds = sorted(by_round)
+    fig = Figure(figsize=(min(5 * len(rounds), 16), 4.5), layout="constrained")
+    axes = fig.subplots(1, len(rounds), sharex=True, sharey=True, squeeze=False)[0]
+    last = max(e for configs in by_round.values() for rungs in configs.values() for e in rungs)
+    unit = "bracket" if sweep.search["method"] == "hyperband" else "round"
+    every = []
+    for ax, rnd in zip(axes, rounds):
+        for i, (cid, rungs) in enumerate(sorted(by_round[rnd].items())):
+            epochs = sorted(rungs)
+            means = [float(np.mean(rungs[e])) for e in epochs]
+            every.extend(m for m in means if math.isfinite(m))
+            done = cid in finished
+            ax.plot(epochs, means, marker="o", ms=3, lw=1.5 if done else 0.8, alpha=0.9 if done else 0.5,
+                    color=f"C{i % 10}" if done else "grey", zorder=3 if done else 2)
+        ax.set_xlabel("epoch (rungs)")
+        ax.grid(alpha=0.3)
+        n = len(by_round[rnd])
+        ax.set_xlim(0, last * 1.04)
+        ax.set_title(f"{unit} {rnd + 1}: {n} configs, {sum(c in finished for c in by_round[rnd])} trained to the end"
+                     if len(rounds) > 1 else f"{n} configs, {sum(c in finished for c in by_round[rnd])} trained to the end",
+                     fontsize="small")
+    if every:
+        metric_axis(axes[0], metric, every)
+    axes[0].set_ylabel(f"{metric} (mean over seeds) at the rung")
+    fig.suptitle(f"{sweep.spec['name']}: successive halving, pruned configs in grey")
     return fig
 
 

@@ -58,7 +58,7 @@ CURVES_CSV, LOCK, CHECKPOINT = "curves.csv", ".jaxreg.lock", "checkpoint.npz"
 # --overwrite removes these and nothing else.
 _OURS = re.compile(r"\.?(manifest\.json|trials\.jsonl|summary\.csv|curves\.csv|trials\.csv|\.jaxreg\.lock|checkpoint\.npz|halving\.npz|"
                    r"trials\.shard-\d+-of-\d+\.jsonl|checkpoint\.shard-\d+-of-\d+\.npz|\.jaxreg\.shard-\d+-of-\d+\.lock|"
-                   r"(curves|test_curves|generalization_gap|best_so_far|search_space|weights_hist|"
+                   r"(curves|test_curves|generalization_gap|best_so_far|search_space|weights_hist|rungs|"
                    r"decision_boundary|[a-z0-9_]+_vs_[a-z0-9_]+)\.png)(\.[A-Za-z0-9_]+)?")
 _OUR_CURVES = re.compile(r"\.?[0-9a-f]{10}_\d+\.npz(\.[A-Za-z0-9_]+)?")
 TENSORBOARD = "tensorboard"  # a folder of one TensorBoard run per trial (report.tensorboard)
