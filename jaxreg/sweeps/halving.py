@@ -88,14 +88,16 @@ def _tag(digest: str, trials: list, chunk_size: int, rungs: list[int]) -> str:
 
 def train_halving(variant, runner, chunk_size: int, trials: list, store, records: dict, *, rungs: list[int],
                   eta: int, metric: str, minimize: bool, digest: str, label: str, save_params: bool,
-                  log: Callable[[str], None], progress: bool, compact: bool = True, prune: bool = True) -> int:
+                  log: Callable[[str], None], progress: bool, compact: bool = True, prune: bool = True,
+                  on_kept: Callable[[int | None], None] = lambda epoch: None) -> int:
     """Successive halving over ``trials`` (``(config id, config, seed)``, the round's every
     trial), journaling each as it leaves training; returns how many were journaled now.
 
     ``compact=False`` keeps pruned members in their chunk, frozen (what training without
     compaction costs: the benchmark's baseline). ``prune=False`` (``search.compact`` without
     halving: ``eta`` 1, rungs at segment ends) only lets stopped members leave, and journals
-    ``trained_epochs`` alone of the rung fields.
+    ``trained_epochs`` alone of the rung fields. ``on_kept(epoch)`` is called whenever the journal
+    or the kept state grew: the epoch of the rung kept in ``halving.npz`` (None: none).
     """
     config, every = variant.config, variant.config.eval_every
     seeds = np.array([seed for _, _, seed in trials], np.uint32)
@@ -121,7 +123,7 @@ def train_halving(variant, runner, chunk_size: int, trials: list, store, records
             log(f"{label}: compiled in {seconds:.1f} s")
         said.add(size)
 
-    journaled = 0
+    journaled, state_kept = 0, state is not None
     frozen_by_pruning = np.zeros(n, bool)  # compact=False: pruned members left in place
     for k in range(first, len(rungs)):
         start = 0 if k == 0 else blocks[k - 1]
@@ -177,6 +179,7 @@ def train_halving(variant, runner, chunk_size: int, trials: list, store, records
         for record in new:
             records[(record["config_id"], record["seed"])] = record
         journaled += len(new)
+        on_kept(rungs[k - 1] if k and state_kept else None)
         alive = np.array([m for m in alive if int(m) not in set(leaving)], np.int64)
         if not compact:
             frozen_by_pruning[list(pruned)] = True
@@ -190,7 +193,10 @@ def train_halving(variant, runner, chunk_size: int, trials: list, store, records
                 + (f"; {len(stopped)} stopped, {len(alive)} go on" if not last else ""))
         if not last:
             _save(store.out / STATE, tag, k + 1, alive, carry, curves, reached)
+            state_kept = True
+            on_kept(rungs[k])
     (store.out / STATE).unlink(missing_ok=True)
+    on_kept(None)
     return journaled
 
 

@@ -29,7 +29,7 @@ from jaxreg.report.store import MANIFEST, ChunkCheckpoint, Shard, Store, load_ma
 from jaxreg.report.summary import as_float, chance_rate, rank_key
 from jaxreg.sweeps.build import Spec
 from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, memory_budget_mb, padding_warning
-from jaxreg.sweeps.halving import METHODS as HALVING, brackets as halving_brackets, rung_epochs, train_halving
+from jaxreg.sweeps.halving import METHODS as HALVING, STATE as HALVING_STATE, brackets as halving_brackets, rung_epochs, train_halving
 from jaxreg.sweeps.samplers import check_replay, model_rounds
 from jaxreg.sweeps.space import MODEL_METHODS, Config, Space
 from jaxreg.sweeps.spec import compute_difference
@@ -135,7 +135,7 @@ def search_rounds(space: Space, score: Callable[[list[Config]], list], *, rounds
     return history
 
 
-_progress = {"journaled": None, "checkpoint": None}  # what the running sweep has kept
+_progress = {"journaled": None, "checkpoint": None, "rung": None}  # what the running sweep has kept
 
 
 def kept() -> str:
@@ -147,6 +147,8 @@ def kept() -> str:
     words = f"kept {journaled} trial{'s' * (journaled != 1)} in the journal"
     if checkpoint is not None and checkpoint.saved is not None:
         words += f", and the chunk in training up to evaluation {checkpoint.saved} in {checkpoint.path.name}"
+    if _progress["rung"] is not None:
+        words += f", and the members left after epoch {_progress['rung']} in {HALVING_STATE}"
     return words
 
 
@@ -216,7 +218,7 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
             log(f"{store.curves_dir}: {len(damaged)} curves file{'s' * (len(damaged) > 1)} missing or damaged "
                 f"({', '.join(damaged[:3])}{', ...' if len(damaged) > 3 else ''}): "
                 f"{'their trials are' if len(damaged) > 1 else 'its trial is'} trained again")
-        _progress.update(journaled=len(records), checkpoint=None)
+        _progress.update(journaled=len(records), checkpoint=None, rung=None)
         chance = {case or "": chance_rate(v.dataset.train.y, v.config.loss) for v in spec.variants for case in v.cases}
         extra = {**({"shard": str(shard)} if shard is not None else {}),
                  **(executor.describe() if executor is not None else {})}
@@ -244,7 +246,8 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
                         variant, runner, chunk_size, trials, store, records, rungs=_rungs(spec, variant, configs),
                         eta=spec.search.get("eta", 1), metric=metric, minimize=spec.minimize, digest=spec.digest,
                         label=label or "sweep", save_params=spec.output["params"], log=log, progress=progress,
-                        prune=spec.search["method"] in HALVING)
+                        prune=spec.search["method"] in HALVING, on_kept=lambda epoch: _progress.update(
+                            journaled=len(records), rung=epoch))
                 elif pending and executor is not None:
                     trained += executor.train_round(index, variant, chunk_size, pending, store, records, label,
                                                     progress, spec.output["params"], log)
