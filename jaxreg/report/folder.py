@@ -23,7 +23,6 @@ import numpy as np
 from jaxreg.errors import InputError
 from jaxreg.report.store import load_curves, load_manifest, read_journal
 from jaxreg.report.summary import as_float, is_number, summarize
-from jaxreg.sweeps.space import MODEL_METHODS
 
 LOG_FORMS = ("logspace", "log_uniform")
 MAX_SHOWN = 6  # configs shown without cases: more lines than this are unreadable
@@ -105,7 +104,7 @@ class Folder:
     @property
     def method(self) -> str:
         s = self.search
-        if s["method"] in MODEL_METHODS:
+        if s["method"] in ("tpe", "cmaes", "gp"):  # Optuna's samplers (jaxreg.sweeps.samplers)
             return f"{s['method']} ({s['rounds']} rounds of {s['samples']} asked from Optuna)"
         if s["method"] in ("halving", "hyperband"):
             return f"{s['method']} (eta {s['eta']}, from epoch {s['min_epochs']})"

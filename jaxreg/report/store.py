@@ -365,16 +365,16 @@ class Store:
         finally:
             os.close(handle)
 
-    def start_run(self, spec, chunk_size: int, chance: dict | None = None, extra: dict | None = None) -> None:
+    def start_run(self, spec, chunk_size: int, chance: dict | None = None, extra: dict | None = None,
+                  packages: tuple = ()) -> None:
         """Records a run's start in the manifest; ``chance``: ``{case or "": the training
         accuracy of always predicting the most frequent class}`` (see ``report.summary.at_chance``);
-        ``extra``: more fields of the run's entry (its shard, the Ray cluster)."""
-        from jaxreg.sweeps.samplers import NEEDS
-
+        ``extra``: more fields of the run's entry (its shard, the Ray cluster); ``packages``: more
+        packages whose versions the numbers depend on (Optuna, for its samplers)."""
         self.out.mkdir(parents=True, exist_ok=True)
         self.curves_dir.mkdir(exist_ok=True)
         run = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "versions": versions(NEEDS.get(getattr(spec, "search", {}).get("method"), ())), "devices": [str(d) for d in jax.local_devices()],
+               "versions": versions(packages), "devices": [str(d) for d in jax.local_devices()],
                "chunk_size": chunk_size, "finished": None, **(extra or {})}
         self._run_id = (run["started"], run.get("shard"))
 

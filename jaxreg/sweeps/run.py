@@ -30,7 +30,7 @@ from jaxreg.report.summary import as_float, chance_rate, rank_key
 from jaxreg.sweeps.build import Spec
 from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, memory_budget_mb, padding_warning
 from jaxreg.sweeps.halving import METHODS as HALVING, STATE as HALVING_STATE, brackets as halving_brackets, rung_epochs, train_halving
-from jaxreg.sweeps.samplers import check_replay, model_rounds
+from jaxreg.sweeps.samplers import NEEDS as SAMPLER_PACKAGES, check_replay, model_rounds
 from jaxreg.sweeps.space import MODEL_METHODS, Config, Space
 from jaxreg.sweeps.spec import compute_difference
 from jaxreg.batch import segment_blocks, train_batch
@@ -223,7 +223,8 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
         extra = {**({"shard": str(shard)} if shard is not None else {}),
                  **(executor.describe() if executor is not None else {})}
         store.start_run(spec, chunk_sizes[0] if len(chunk_sizes) == 1 else chunk_sizes,
-                        {case: rate for case, rate in chance.items() if rate is not None}, extra)
+                        {case: rate for case, rate in chance.items() if rate is not None}, extra,
+                        packages=SAMPLER_PACKAGES.get(spec.search["method"], ()))
         done_before, trained = len(records), 0
         order: list[tuple[str, int]] = []  # every trial, in the order one process journals them
         chunks_before = 0                  # chunks of the rounds before: the round-robin's offset
