@@ -22,6 +22,7 @@ from jaxreg.errors import InputError
 from jaxreg.report import store
 from jaxreg.sweeps import Space, build_spec, config_id, parse_axis, run_sweep, search_rounds
 from jaxreg.sweeps import samplers
+from jaxreg.sweeps import run as jaxreg_run
 from test_sweep import forget_compiled_programs, tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,3 +219,31 @@ def _toml(spec: dict) -> str:
         lines.append(f"[{table}]")
         lines += [f"{k} = {value(v)}" for k, v in spec.get(table, {}).items()]
     return "\n".join(lines) + "\n"
+
+
+def test_tpe_on_the_demo_spec_asks_each_case_per_round_and_journals_every_trial_once(tmp_path, monkeypatch):
+    from jaxreg.sweeps import load_spec
+
+    overrides = ['search.method="tpe"', "search.rounds=3", "search.samples=3", "search.seeds=2",
+                 "train.epochs=8", "output.plots=false"]
+    spec = load_spec(ROOT / "sweeps" / "demo.toml", overrides)
+    batches = []
+    original = jaxreg_run._train_round
+
+    def counted(variant, runner, chunk_size, pending, *args, **kwargs):
+        batches.append(len(pending))
+        return original(variant, runner, chunk_size, pending, *args, **kwargs)
+
+    monkeypatch.setattr(jaxreg_run, "_train_round", counted)
+    run_sweep(spec, tmp_path / "demo", progress=False)
+    journal = store.read_journal(tmp_path / "demo")
+    keys = [(r["config_id"], r["seed"]) for r in journal]
+    assert len(keys) == len(set(keys))
+    assert len(batches) == 3 and sum(batches) == len(journal)  # one batch a round
+    by_case = {}
+    for r in journal:
+        by_case.setdefault(r["case"], set()).add(r["config_id"])
+    # a case without axes is one config, asked every round and trained once; l2 is asked 3 a round
+    assert len(by_case["none"]) == len(by_case["early_stopping"]) == 1
+    assert 3 < len(by_case["l2"]) <= 9 and len(by_case["dropout"]) == 2
+    assert {r["round"] for r in journal if r["case"] == "l2"} == {0, 1, 2}
