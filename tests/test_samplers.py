@@ -183,15 +183,19 @@ def test_a_killed_tpe_sweep_rerun_continues_the_study_as_if_never_killed(tmp_pat
     spec = tiny(**TPE)
     spec["model"], spec["train"] = {"hidden": [64]}, {**spec["train"], "epochs": 120, "eval_every": 10}
     spec["output"] = {"plots": False}
-    whole = tmp_path / "whole"
-    run_sweep(build_spec(spec), whole, progress=False)
-
     path = tmp_path / "tpe.toml"
     path.write_text(_toml(spec))
-    out = tmp_path / "killed"
+    # Every run is a `jaxreg run` process, as a user's would be (the killed one, its rerun and
+    # the uninterrupted one), sharing one compilation cache.
     env = dict(os.environ, JAXREG_CACHE_DIR=str(tmp_path / "xla"))
-    run = subprocess.Popen([sys.executable, "-m", "jaxreg", "run", str(path), "--out", str(out)], cwd=ROOT,
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    command = lambda out: [sys.executable, "-m", "jaxreg", "run", str(path), "--out", str(out)]
+    whole = tmp_path / "whole"
+    done = subprocess.run(command(whole), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+
+    out = tmp_path / "killed"
+    run = subprocess.Popen(command(out), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True)
     journal = out / "trials.jsonl"
     deadline = time.monotonic() + 300
     while run.poll() is None and time.monotonic() < deadline:  # until round 1 is journaled
@@ -203,8 +207,9 @@ def test_a_killed_tpe_sweep_rerun_continues_the_study_as_if_never_killed(tmp_pat
     assert run.returncode == -signal.SIGKILL, err
     kept = journal.read_text().count("\n")
     assert 8 <= kept < 24
-    resumed = run_sweep(build_spec(spec), out, progress=False)
-    assert len(resumed) == 24
+    done = subprocess.run(command(out), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and f"resumed: {kept} trials were already in" in done.stderr, done.stderr
+    assert journal.read_text().count("\n") == 24
     assert journal.read_bytes() == (whole / "trials.jsonl").read_bytes()
 
 
