@@ -276,6 +276,9 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         check_positive_int("chunk_size", chunk_size)
     devices = list(jax.local_devices() if devices is None else devices)
     segmented = compiled_segments(config)
+    # Float32 models train with JAX's x64 mode off whatever the process has set (a float64 spec
+    # turns it on process-wide): traced with x64 on, the same float32 program rounds otherwise.
+    x64 = needs_x64(config.model)
     if len(devices) > 1:
         mesh = jax.sharding.Mesh(np.array(devices), ("members",))
         split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("members"))
@@ -289,7 +292,7 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         size = chunk_size or max(members, 2)
         return -(-size // len(devices)) * len(devices)
 
-    def run(seeds, hparams: HParams, init_params: Params = None, *, checkpoint: Checkpoint | None = None,
+    def _run(seeds, hparams: HParams, init_params: Params = None, *, checkpoint: Checkpoint | None = None,
             progress: Callable[[int, int], None] | None = None,
             compiling: Callable[[float | None], None] | None = None) -> Result:
         seeds = np.asarray(seeds, np.uint32)
@@ -343,7 +346,7 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
                 checkpoint.save(ChunkState(start, block + per, jax.device_get(carry), curves[0]))
         return jax.device_get(result)._replace(curves=_joined(curves))
 
-    def advance(seeds, hparams: HParams, init_params: Params, carry, blocks: range, size: int, per: int,
+    def _advance(seeds, hparams: HParams, init_params: Params, carry, blocks: range, size: int, per: int,
                 compiling: Callable[[float | None], None] | None = None) -> tuple[Any, Result]:
         """Members from ``carry`` (None: their start) through evaluation blocks ``blocks``, in
         chunks of ``size`` (the last padded, as :func:`train_batch` pads), ``per`` blocks a call.
@@ -381,11 +384,25 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         return (jax.tree_util.tree_map(cut, *carries),
                 exact_accuracies(jax.tree_util.tree_map(cut, *results), data))
 
-    def carry_like(seeds, hparams: HParams, init_params: Params, per: int):
+    def _carry_like(seeds, hparams: HParams, init_params: Params, per: int):
         """Shapes and dtypes of :func:`advance`'s carry for these members."""
         return jax.eval_shape(segmented, np.asarray(seeds, np.uint32), hparams, on_device, init_params, None,
                               np.arange(per, dtype=np.int32))[0]
 
+    def in_mode(fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            with jax.enable_x64(x64):
+                return fn(*args, **kwargs)
+        return wrapped
+
+    run = in_mode(_run)
     run.chunk_size = size_for
-    run.advance, run.carry_like = advance, carry_like
+    run.advance, run.carry_like = in_mode(_advance), in_mode(_carry_like)
     return run
+
+
+def needs_x64(model) -> bool:
+    """Whether ``model``'s params hold 64-bit values (so training needs JAX's x64 mode)."""
+    leaves = jax.tree_util.tree_leaves(jax.eval_shape(model.init, jax.random.key(0)))
+    return any(np.dtype(leaf.dtype).itemsize == 8 for leaf in leaves)

@@ -317,3 +317,18 @@ def test_cases_may_override_static_settings_each_variant_compiles_once(tmp_path)
     alone = tiny(model={"hidden": [16]}, train={"batch_size": "full"}, hparams={"dropout": [0.0, 0.5]})
     mine = {r["seed"]: r["metrics"] for r in records if r["case"] == "wide_dropout"}
     assert {r["seed"]: r["metrics"] for r in _run(alone, tmp_path / "alone")} == mine
+
+
+def test_a_float32_sweep_gives_the_same_numbers_after_a_float64_spec_turned_x64_on(tmp_path):
+    """A float64 spec turns JAX's x64 mode on for the whole process; a float32 sweep after it must
+    still train exactly as in a fresh process (traced with x64 on it rounded otherwise)."""
+    spec = tiny(hparams={"learning_rate": {"values": [0.01, 0.1]}}, train={"epochs": 40, "eval_every": 10})
+    before = _run(spec, tmp_path / "before")
+    was = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        after = _run(spec, tmp_path / "after")
+    finally:
+        jax.config.update("jax_enable_x64", was)
+    assert _comparable(after) == _comparable(before)
+    assert (tmp_path / "after" / "trials.jsonl").read_bytes() == (tmp_path / "before" / "trials.jsonl").read_bytes()
