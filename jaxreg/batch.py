@@ -288,6 +288,18 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         split = replicated = None
         on_device = data
 
+    def placed(init_params: Params) -> Params:
+        return init_params if replicated is None or init_params is None else jax.device_put(init_params, replicated)
+
+    def padded_chunks(size: int, *trees):
+        """``(start, trees)`` of each chunk of ``size`` members (the leading axis of every leaf),
+        the last padded with copies of the last member, placed on the devices."""
+        members = len(jax.tree_util.tree_leaves(trees[0])[0])
+        for start in range(0, members, size):
+            index = np.minimum(np.arange(start, start + size), members - 1)
+            chunk = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[index], trees)
+            yield start, chunk if split is None else jax.device_put(chunk, split)
+
     def size_for(members: int) -> int:
         size = chunk_size or max(members, 2)
         return -(-size // len(devices)) * len(devices)
@@ -301,15 +313,9 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         if given != members:
             raise InputError(f"hparams: expected {members} members (one per seed), got {given}")
         check_hparams(config, hparams, init_params)
-        size = size_for(members)
-        init = init_params if replicated is None or init_params is None else jax.device_put(init_params, replicated)
-        chunks = []
-        for start in range(0, members, size):
-            index = np.minimum(np.arange(start, start + size), members - 1)
-            chunk = (seeds[index], jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[index], hparams))
-            if split is not None:
-                chunk = jax.device_put(chunk, split)
-            chunks.append(run_chunk(start, *chunk, init, checkpoint, progress, compiling))
+        init = placed(init_params)
+        chunks = [run_chunk(start, *chunk, init, checkpoint, progress, compiling)
+                  for start, chunk in padded_chunks(size_for(members), seeds, hparams)]
         # Assembled in NumPy: eager jnp ops would compile once per distinct number of chunks.
         result = jax.tree_util.tree_map(lambda *parts: np.concatenate(parts)[:members], *chunks)
         return exact_accuracies(result, data)
@@ -359,20 +365,13 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         members left (one compilation per size).
         """
         seeds = np.asarray(seeds, np.uint32)
-        members, size = len(seeds), -(-size // len(devices)) * len(devices)
-        init = init_params if replicated is None or init_params is None else jax.device_put(init_params, replicated)
+        members, init = len(seeds), placed(init_params)
         arange = lambda first: np.arange(first, first + per, dtype=np.int32)
+        if carry is None:  # ignored by a first segment (block 0): zeros of its shape
+            carry = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype),
+                                           _carry_like(seeds, hparams, init, per))
         carries, results = [], []
-        for start in range(0, members, size):
-            index = np.minimum(np.arange(start, start + size), members - 1)
-            chunk = (seeds[index], jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[index], hparams))
-            if carry is None:
-                carry_like, _ = jax.eval_shape(segmented, *chunk, on_device, init, None, arange(0))
-                part = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), carry_like)
-            else:
-                part = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[index], carry)
-            if split is not None:
-                chunk, part = jax.device_put(chunk, split), jax.device_put(part, split)
+        for _, (*chunk, part) in padded_chunks(-(-size // len(devices)) * len(devices), seeds, hparams, carry):
             executable = compiled_segment(config, (*chunk, on_device, init, part, arange(0)), compiling)
             curves = []
             for block in range(blocks.start, blocks.stop, per):
