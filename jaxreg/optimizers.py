@@ -21,6 +21,7 @@ from jaxreg.penalties import Mask, add_penalty_gradient, decoupled_weight_decay
 
 OPTIMIZERS = ("sgd", "momentum", "ema_momentum", "adam", "adamw")
 L1_MODES = ("subgradient", "proximal")
+PENALTIES = ("l2", "l1", "weight_decay")
 
 
 def direction(name: str, hparams: HParams) -> optax.GradientTransformation:
@@ -47,7 +48,7 @@ def learning_rate(hparams: HParams, epoch) -> jnp.ndarray:
 
 
 def optimizer(name: str, hparams: HParams, learning_rate, mask: Mask | None = None, *,
-              l1_mode: str = "subgradient") -> optax.GradientTransformation:
+              l1_mode: str = "subgradient", penalties: tuple[str, ...] = PENALTIES) -> optax.GradientTransformation:
     """The update rule of one training step as an optax chain.
 
     Args:
@@ -57,13 +58,20 @@ def optimizer(name: str, hparams: HParams, learning_rate, mask: Mask | None = No
         mask: the params that L2, L1 and weight decay touch (see :mod:`jaxreg.penalties`).
         l1_mode: ``"subgradient"`` puts ``l1 * sign(w)`` into the gradient; ``"proximal"``
             leaves L1 out of the chain (apply :func:`jaxreg.penalties.prox_l1` after it).
+        penalties: the terms among ``PENALTIES`` to compile; the others are left out of the
+            chain, as if their hparams were 0 (no kernel runs for them). The engine passes
+            the ones some member of a sweep uses (``TrainConfig.penalties``).
 
     Returns:
         An ``optax.GradientTransformation`` whose ``update(grads, state, params)`` needs params.
     """
     check_choice("l1_mode", l1_mode, L1_MODES)
-    l1 = jnp.zeros_like(hparams.l1) if l1_mode == "proximal" else hparams.l1
-    return optax.chain(add_penalty_gradient(hparams.l2, l1, mask),
-                       direction(name, hparams),
-                       decoupled_weight_decay(hparams.weight_decay, mask),
-                       optax.scale(-learning_rate))
+    l2 = hparams.l2 if "l2" in penalties else 0.0
+    l1 = hparams.l1 if "l1" in penalties and l1_mode == "subgradient" else 0.0
+    chain = []
+    if not (isinstance(l2, float) and isinstance(l1, float)):
+        chain.append(add_penalty_gradient(l2, l1, mask))
+    chain.append(direction(name, hparams))
+    if "weight_decay" in penalties:
+        chain.append(decoupled_weight_decay(hparams.weight_decay, mask))
+    return optax.chain(*chain, optax.scale(-learning_rate))

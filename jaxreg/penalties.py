@@ -71,6 +71,28 @@ def _masked(mask_tree: Params, params: Params) -> Params:
         lambda m, p: m if isinstance(m, bool) else jnp.asarray(m).astype(p.dtype), mask_tree, params)
 
 
+def _add_masked(update: Array, m, term: Array) -> Array:
+    """``update + m * term``; a Python-bool ``m`` (a whole leaf in or out) costs no multiply,
+    and a leaf out of the mask costs nothing at all (``term`` is then never computed)."""
+    if m is False:
+        return update
+    return update + (term if m is True else m * term)
+
+
+def _penalty_grad(p: Array, l2, l1) -> Array:
+    """``l2 * p + l1 * sign(p)``, leaving out a term whose strength is the Python number 0
+    (the engine passes 0 for a penalty no member of a sweep uses: see ``TrainConfig.penalties``)."""
+    if _is_zero(l1):
+        return l2 * p
+    if _is_zero(l2):
+        return l1 * jnp.sign(p)
+    return l2 * p + l1 * jnp.sign(p)
+
+
+def _is_zero(value) -> bool:
+    return isinstance(value, (int, float)) and value == 0
+
+
 def _masked_sum(fn: Callable[[Array], Array], params: Params, mask: Params) -> Array:
     terms = [jnp.sum(m * fn(p)) for p, m in zip(jax.tree_util.tree_leaves(params),
                                                    jax.tree_util.tree_leaves(_masked(mask, params)))]
@@ -130,7 +152,7 @@ def add_penalty_gradient(l2, l1=0.0, mask: Mask | None = None, *,
     def update_fn(updates, state, params=None):
         _needs_params(name, params)
         masks = _masked(resolve_mask(params, mask), params)
-        updates = jax.tree_util.tree_map(lambda u, p, m: u + m * (l2 * p + l1 * jnp.sign(p)),
+        updates = jax.tree_util.tree_map(lambda u, p, m: _add_masked(u, m, _penalty_grad(p, l2, l1)),
                                          updates, params, masks)
         return updates, state
 
@@ -156,7 +178,10 @@ def decoupled_weight_decay(weight_decay, mask: Mask | None = None) -> optax.Grad
     def update_fn(updates, state, params=None):
         _needs_params("decoupled_weight_decay", params)
         masks = _masked(resolve_mask(params, mask), params)
-        updates = jax.tree_util.tree_map(lambda u, p, m: u + weight_decay * m * p, updates, params, masks)
+        # (weight_decay * m) is exact: the sum rounds once (one FMA) with either kind of mask
+        updates = jax.tree_util.tree_map(
+            lambda u, p, m: u if m is False else u + (weight_decay * p if m is True else weight_decay * m * p),
+            updates, params, masks)
         return updates, state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)

@@ -20,15 +20,16 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from jaxreg import early_stopping, losses, penalties, transfer
 from jaxreg.augment import augment
 from jaxreg.data import Split
 from jaxreg.errors import InputError, check_choice, check_positive_int, is_int
 from jaxreg.hparams import AUGMENTATIONS, HParams, as_dtype
-from jaxreg.layout import LAYOUTS, layout as make_layout, tree_where
+from jaxreg.layout import LAYOUTS, dense_mask, layout as make_layout, loop_mask, tree_where
 from jaxreg.models import Model
-from jaxreg.optimizers import L1_MODES, OPTIMIZERS, learning_rate, optimizer
+from jaxreg.optimizers import L1_MODES, OPTIMIZERS, PENALTIES, learning_rate, optimizer
 from jaxreg.step import TrainState, divergence_guard, evaluate, objective, train_step, weight_metrics_of
 
 Array = jax.Array
@@ -149,6 +150,11 @@ class TrainConfig:
             with this many bins between each one's min and max (fixed bins: they vmap). In
             ``Result.curves`` as ``hist/KIND/LAYER`` (evaluations, bins) and
             ``hist/KIND/LAYER/stats`` (min, max, sum, sum of squares). 0 (the default): none.
+        penalties: the penalty terms to compile, among ``("l2", "l1", "weight_decay")`` (all,
+            by default). A sweep compiles only those some member uses: the others cost no
+            kernel in the step. Training refuses a member whose left-out penalty is not 0
+            (checked on the host by ``train_batch``, and by ``make_train`` when its hparams
+            are concrete).
     """
 
     model: Model
@@ -168,12 +174,13 @@ class TrainConfig:
     penalize_bias: bool = False
     penalty_mask: Hashable | None = None
     metrics: tuple[str, ...] | None = None
-    layout: str = "flat"
+    layout: str = "tree"
     augment: tuple[str, ...] = ()
     image_shape: tuple[int, ...] | None = None
     blur_size: int = 5
     layerwise: bool = False
     histograms: int = 0
+    penalties: tuple[str, ...] = PENALTIES
 
     def __post_init__(self):
         if not isinstance(self.model, Model):
@@ -200,6 +207,11 @@ class TrainConfig:
         if self.penalty_mask is not None and not callable(self.penalty_mask):
             object.__setattr__(self, "penalty_mask", FrozenMask(self.penalty_mask))
         self._check_augment()
+        named = (self.penalties,) if isinstance(self.penalties, str) else tuple(self.penalties)
+        unknown = [name for name in named if name not in PENALTIES]
+        if unknown:
+            raise InputError(f"penalties: expected names among {', '.join(PENALTIES)}, got {unknown[0]!r}")
+        object.__setattr__(self, "penalties", tuple(name for name in PENALTIES if name in named))
         if not is_int(self.histograms) or not 0 <= self.histograms <= 1000:
             raise InputError(f"histograms: expected a number of bins in [0, 1000] (0: none), got {self.histograms!r}")
         if self.penalty_mask is not None and self.penalize_bias:
@@ -257,6 +269,19 @@ class TrainConfig:
         if self.penalty_mask is not None:
             return self.penalty_mask(params)
         return (penalties.all_params_mask if self.penalize_bias else penalties.weights_mask)(params)
+
+
+def check_penalties(config: TrainConfig, hparams: HParams) -> None:
+    """Refuses concrete hparams whose penalty ``config.penalties`` leaves out (it would not train);
+    traced ones are checked by ``train_batch`` on the host before it traces."""
+    for name in PENALTIES:
+        value = getattr(hparams, name)
+        if name in config.penalties or isinstance(value, jax.core.Tracer):
+            continue
+        values = np.asarray(value)
+        if np.any(values != 0):
+            raise InputError(f"hparams.{name}: expected 0 when TrainConfig.penalties leaves {name!r} out "
+                             f"(penalties = {list(config.penalties)}), got {values[values != 0].ravel()[0].item()}")
 
 
 def check_data(config: TrainConfig, data: Data) -> None:
@@ -414,7 +439,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
     """
     model, loss_fn = config.model, losses.get_loss(config.loss)
     minimize = config.minimize
-    proximal = config.l1_mode == "proximal"
+    proximal = config.l1_mode == "proximal" and "l1" in config.penalties
     epoch_metrics = bool({"epoch_loss", "epoch_accuracy"} & config.computed)
     weight_metrics = bool({"penalty", "weight_norm", "zero_fraction"} & config.computed)
 
@@ -434,9 +459,12 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
         seam = make_layout(config.layout, params)
         carried = seam.pack(params)
         dtype = jax.tree_util.tree_leaves(carried)[0].dtype
-        mask = seam.pack(jax.tree_util.tree_map(
-            lambda p, m: jnp.broadcast_to(jnp.asarray(m, dtype), p.shape), params, config.mask(params)))
+        mask_tree = config.mask(params)
+        mask = loop_mask(seam, config.layout, params, mask_tree, dtype)
+        # The weight metrics reduce one vector in either layout, so they round alike.
+        flat_mask = ravel_pytree(dense_mask(params, mask_tree, dtype))[0]
         hp = as_dtype(hparams, dtype)
+        check_penalties(config, hparams)
         scale, bn_frozen = None, jnp.zeros((), dtype)
         if config.layerwise:
             names = model.layer_names(params)
@@ -461,7 +489,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
 
         def epoch_fn(carry: _Carry, epoch):
             lr = learning_rate(hp, epoch)
-            tx = optimizer(config.optimizer, hp, lr, mask, l1_mode=config.l1_mode)
+            tx = optimizer(config.optimizer, hp, lr, mask, l1_mode=config.l1_mode, penalties=config.penalties)
             step_project = None if project is None else (lambda w: project(w, lr))
             (xs, ys), (x_last, y_last) = fixed_order
             if config.shuffle:
@@ -501,7 +529,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
                               **eval_options))
             m["epoch_loss"], m["epoch_accuracy"] = epoch_loss, epoch_acc
             if weight_metrics:
-                m.update(weight_metrics_of(state.params, mask, hp.l2, hp.l1))
+                m.update(weight_metrics_of(ravel_pytree(state.params)[0], flat_mask, hp.l2, hp.l1))
             return {name: m[name].astype(dtype) if name in config.computed else nan for name in METRICS}
 
         hist_n = min(n_train, HISTOGRAM_EXAMPLES)
@@ -553,7 +581,8 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
         no_metrics = dict.fromkeys(METRICS, nan)
         zero = jnp.zeros((), jnp.int32)
         start = TrainState(carried, model_state, optimizer(config.optimizer, hp, hp.learning_rate, mask,
-                                                           l1_mode=config.l1_mode).init(carried), zero)
+                                                           l1_mode=config.l1_mode,
+                                                           penalties=config.penalties).init(carried), zero)
         carry = _Carry(train=start, frozen=jnp.zeros((), bool), diverged=jnp.zeros((), bool),
                        diverged_epoch=zero, stopping=early_stopping.init(dtype),
                        best=(carried, model_state), best_metrics=no_metrics, last_metrics=no_metrics)

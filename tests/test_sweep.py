@@ -263,8 +263,13 @@ def test_chunk_size_follows_the_memory_budget():
     spec = build_spec(tiny(search={"chunk_size": None, "memory_budget_mb": 1}))
     per_member = bytes_per_member(spec)
     assert 10_000 < per_member < 2**20
-    assert choose_chunk_size(spec, 10_000) == 2**20 // per_member
+    fit = 2**20 // per_member
+    assert choose_chunk_size(spec, 10_000) == (fit if fit <= 64 else 64)
     assert choose_chunk_size(spec, 3) == 3  # never more than a round holds
+    # on a CPU at most 64 members a chunk, in chunks of equal size (the last is not mostly padding)
+    roomy = build_spec(tiny(search={"chunk_size": None, "memory_budget_mb": 1000}))
+    assert [choose_chunk_size(roomy, n) for n in (64, 65, 70, 130, 256, 1000)] == [64, 33, 35, 44, 64, 63]
+    assert choose_chunk_size(build_spec(tiny(search={"chunk_size": 256})), 1000) == 256  # asked for: as given
     with pytest.raises(ValueError, match=r"search.memory_budget_mb: expected at least 1 MB \(2 members\)"):
         choose_chunk_size(build_spec(tiny(search={"chunk_size": None, "memory_budget_mb": per_member / 2**20})), 8)
 
@@ -332,3 +337,18 @@ def test_a_float32_sweep_gives_the_same_numbers_after_a_float64_spec_turned_x64_
         jax.config.update("jax_enable_x64", was)
     assert _comparable(after) == _comparable(before)
     assert (tmp_path / "after" / "trials.jsonl").read_bytes() == (tmp_path / "before" / "trials.jsonl").read_bytes()
+
+
+def test_a_sweep_compiles_only_the_penalties_its_configs_use():
+    """Like dropout, a penalty no config of a case can set above 0 is left out of its program."""
+    configs = {
+        "none": tiny(),
+        "l2 axis": tiny(hparams={"learning_rate": 0.01, "l2": {"values": [0.0, 1e-3]}}),
+        "l2 at 0 only": tiny(hparams={"learning_rate": 0.01, "l2": {"values": [0.0]}}),
+        "weight decay, l1 sampled": tiny(hparams={"learning_rate": 0.01, "weight_decay": 1e-4,
+                                                  "l1": {"logspace": [1e-5, 1e-3, 3]}}),
+    }
+    got = {name: build_spec(spec).variants[0].config.penalties for name, spec in configs.items()}
+    assert got == {"none": (), "l2 axis": ("l2",), "l2 at 0 only": (), "weight decay, l1 sampled": ("l1", "weight_decay")}
+    cases = tiny(cases={"plain": {}, "decayed": {"l2": 1e-3}})
+    assert [v.config.penalties for v in build_spec(cases).variants] == [("l2",)]  # one program for both cases

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -392,25 +393,85 @@ def test_accuracies_are_counts_over_n_correctly_rounded():
             assert result.final[f"{split}_accuracy"][member] == np.float32(count / len(y))  # not 1 ulp off
 
 
-def test_the_tree_layout_trains_like_the_flat_one(x64):
-    """The params layout is one seam: the per-layer ("tree") layout gives the flat layout's
-    results up to the rounding of its reductions (float64: 1e-12), with every optimizer path
-    that touches the layout: momentum, L2, proximal L1, weight decay, penalize_bias, early
-    stopping's best copy and the divergence guard's restore."""
-    digits = jaxreg.as_data(jaxreg.data.load("digits", key=0, n_train=120, dtype="float64"))
-    net = jaxreg.mlp((64, 16, 10), dtype="float64")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_tree_layout_trains_like_the_flat_one_bit_for_bit(dtype, x64):
+    """The params layout is one seam: the per-layer ("tree") layout, the default, gives the
+    flat layout's results, here bit for bit (the same products and elementwise updates; the
+    weight metrics reduce the raveled params in both), with every optimizer path that touches the
+    layout: momentum, L2, proximal L1, weight decay, penalize_bias, early stopping's best copy
+    and the divergence guard's restore."""
+    digits = jaxreg.as_data(jaxreg.data.load("digits", key=0, n_train=120, dtype=dtype))
+    net = jaxreg.mlp((64, 16, 10), dtype=dtype)
     hps = jaxreg.stack_hparams([
         jaxreg.make_hparams(net, learning_rate=0.05, momentum=0.9, l2=1e-3, l1=1e-3, weight_decay=1e-3,
                             patience=2),
-        jaxreg.make_hparams(net, learning_rate=1e200)])  # overflows in its first epoch
+        jaxreg.make_hparams(net, learning_rate=1e200 if dtype == "float64" else 1e30)])  # overflows at once
     results = {}
-    for layout in jaxreg.LAYOUTS:
+    for layout, penalize_bias in (("flat", True), ("tree", True), ("flat", False), ("tree", False)):
         config = jaxreg.TrainConfig(model=net, optimizer="momentum", epochs=6, batch_size=40, eval_every=2,
-                                    l1_mode="proximal", penalize_bias=True, layout=layout, dropout=False)
-        results[layout] = jaxreg.train_batch(config, digits)(np.array([0, 1]), hps)
-    flat, tree = results["flat"], results["tree"]
-    assert flat.diverged.tolist() == tree.diverged.tolist() == [False, True]
-    assert flat.best_epoch.tolist() == tree.best_epoch.tolist()
-    assert max_relative_difference(tree.params, flat.params) < 1e-12
-    assert max_relative_difference(tree.curves, flat.curves) < 1e-12
-    assert jax.tree_util.tree_structure(tree.params) == jax.tree_util.tree_structure(net.init(jax.random.key(0))[0])
+                                    l1_mode="proximal", penalize_bias=penalize_bias, layout=layout, dropout=False)
+        results[layout, penalize_bias] = jaxreg.train_batch(config, digits)(np.array([0, 1]), hps)
+    assert jaxreg.TrainConfig(model=net).layout == "tree"
+    for penalize_bias in (True, False):
+        flat, tree = results["flat", penalize_bias], results["tree", penalize_bias]
+        assert flat.diverged.tolist() == tree.diverged.tolist() == [False, True]
+        assert flat.best_epoch.tolist() == tree.best_epoch.tolist()
+        assert max_relative_difference(tree.params, flat.params) == 0
+        assert max_relative_difference(tree.curves, flat.curves) == 0
+        assert jax.tree_util.tree_structure(tree.params) == jax.tree_util.tree_structure(net.init(jax.random.key(0))[0])
+    # penalize_bias changes the numbers (the mask reaches the biases in both layouts)
+    assert max_relative_difference(results["tree", True].params, results["tree", False].params) > 1e-6
+
+
+def _primitives(config, hparams, data) -> list[str]:
+    jaxpr = jax.make_jaxpr(jaxreg.make_train(config))(jaxreg.member_key(0), hparams, data, None)
+    names = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            names.append(eqn.primitive.name)
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+    walk(jaxpr.jaxpr)
+    return names
+
+
+def test_penalties_no_member_uses_are_left_out_of_the_program(data):
+    """``TrainConfig.penalties`` compiles only the named terms: without L1 there is no sign()
+    in the program, without any penalty fewer multiplies; the numbers are those of the full
+    program with those hparams at 0 (up to XLA's rounding: it contracts u + l2 * w into one FMA
+    where the full program adds 0 * sign(w) first)."""
+    net = jaxreg.mlp((64, 16, 10))
+    full = jaxreg.TrainConfig(model=net, optimizer="momentum", epochs=4, batch_size=50, dropout=False)
+    hp = jaxreg.make_hparams(net, learning_rate=0.1, momentum=0.9, l2=1e-3)
+    counts = {}
+    for penalties in (("l2", "l1", "weight_decay"), ("l2",), ()):
+        config = dataclasses.replace(full, penalties=penalties)
+        names = _primitives(config, hp if penalties else hp._replace(l2=jnp.zeros(())), data)
+        counts[penalties] = (names.count("sign"), names.count("mul"))
+    assert counts[("l2",)][0] == counts[()][0] < counts[("l2", "l1", "weight_decay")][0]  # no L1: no sign(w)
+    assert counts[()][1] < counts[("l2",)][1] < counts[("l2", "l1", "weight_decay")][1]
+    seeds = np.array([0, 1])
+    for penalties, l2 in ((("l2",), 1e-3), ((), 0.0)):
+        hps = jaxreg.stack_hparams([jaxreg.make_hparams(net, learning_rate=0.1, momentum=0.9, l2=l2)] * 2)
+        want = jaxreg.train_batch(full, data)(seeds, hps)
+        got = jaxreg.train_batch(dataclasses.replace(full, penalties=penalties), data)(seeds, hps)
+        assert max_relative_difference(got.curves, want.curves) < 1e-5
+        assert max_relative_difference(got.params, want.params) < 1e-5
+
+
+def test_a_penalty_left_out_refuses_a_member_that_asks_for_it(data):
+    net = jaxreg.mlp((64, 16, 10))
+    config = jaxreg.TrainConfig(model=net, epochs=2, penalties=("l1",))
+    hps = jaxreg.stack_hparams([jaxreg.make_hparams(net, l2=0.0), jaxreg.make_hparams(net, l2=0.01)])
+    message = "hparams.l2: expected 0 when TrainConfig.penalties leaves 'l2' out (penalties = ['l1']), got 0.01"
+    with pytest.raises(jaxreg.InputError) as error:
+        jaxreg.train_batch(config, data)(np.array([0, 1]), hps)
+    assert str(error.value) == message
+    with pytest.raises(jaxreg.InputError) as error:  # concrete hparams, no jit: refused as well
+        jaxreg.make_train(config)(jaxreg.member_key(0), jaxreg.make_hparams(net, l2=0.01), data)
+    assert str(error.value) == message
+    with pytest.raises(jaxreg.InputError) as error:
+        jaxreg.TrainConfig(model=net, penalties=("l2", "dropout"))
+    assert str(error.value) == "penalties: expected names among l2, l1, weight_decay, got 'dropout'"
+    assert jaxreg.TrainConfig(model=net, penalties="weight_decay").penalties == ("weight_decay",)

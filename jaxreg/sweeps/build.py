@@ -30,6 +30,7 @@ from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
 from jaxreg.sweeps.halving import brackets as halving_brackets
 from jaxreg.sweeps.space import Axis, Space
 from jaxreg.adapters import as_model
+from jaxreg.optimizers import PENALTIES
 from jaxreg.penalties import selects_anything
 from jaxreg.sweeps.spec import ARRAYS, CheckedSpec, Static, check_spec, importable, is_factory, read_spec
 from jaxreg.train import TrainConfig, as_data, check_data, check_values
@@ -376,7 +377,8 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
                                            if "penalty_mask" in t else None),
                              augment=augment, image_shape=tuple(image_shape) if image_shape else None,
                              blur_size=t.get("blur_size", 5), layerwise=layerwise,
-                             histograms=t.get("histograms", 0))
+                             histograms=t.get("histograms", 0),
+                             penalties=tuple(name for name in PENALTIES if _may_be_nonzero(space, name)))
         check_data(config, as_data(dataset))
     except ValueError as error:  # the library names the field: train.FIELD
         raise InputError(f"{where}train.{error}") from None

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from jaxreg.errors import InputError
@@ -36,6 +37,7 @@ from jaxreg.sweeps.spec import compute_difference
 from jaxreg.batch import segment_blocks, train_batch
 
 _MIN_CHUNK = 2  # XLA rounds a batch of one differently: never compile one
+CPU_CHUNK = 64  # the most members per chunk on a CPU (the cheapest member-step there: benchmarks/RESULTS.md)
 
 
 def config_id(config: Config) -> str:
@@ -51,9 +53,14 @@ def choose_chunk_size(spec: Spec, members_per_round: int, variant=None) -> int:
 
     Depends on the spec alone (never on how many trials remain), so a resumed sweep runs the
     same chunks' program and gives bitwise the same numbers.
+
+    On a CPU a chunk holds at most ``CPU_CHUNK`` members, in chunks of equal size: beyond
+    that the members' params and optimizer state leave the cache and a member-step costs more
+    (measured: ``benchmarks/run.py``'s scaling table, ``benchmarks/RESULTS.md``).
     """
     if spec.search["chunk_size"] is not None:
         return max(spec.search["chunk_size"], _MIN_CHUNK)
+    cap = CPU_CHUNK if jax.default_backend() == "cpu" else None
     per_member = bytes_per_member(variant or spec)
     budget_mb = memory_budget_mb(spec.search["memory_budget_mb"])
     fit = int(budget_mb * 2**20 // per_member)
@@ -62,7 +69,10 @@ def choose_chunk_size(spec: Spec, members_per_round: int, variant=None) -> int:
         raise InputError(f"search.memory_budget_mb: expected at least "
                         f"{math.ceil(_MIN_CHUNK * per_member / 2**20)} MB "
                         f"(2 members), got {given if given != 'auto' else f'auto ({budget_mb:g} MB here)'}")
-    return max(_MIN_CHUNK, min(fit, members_per_round))
+    size = max(_MIN_CHUNK, min(fit, members_per_round))
+    if cap is not None and size > cap:  # as many chunks as the cap needs, of equal size (no padding wasted)
+        size = max(_MIN_CHUNK, -(-members_per_round // -(-members_per_round // cap)))
+    return size
 
 
 def not_worse(values: Sequence, *, minimize: bool = True, z: float = 1.0) -> np.ndarray | None:
