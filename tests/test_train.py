@@ -475,3 +475,32 @@ def test_a_penalty_left_out_refuses_a_member_that_asks_for_it(data):
         jaxreg.TrainConfig(model=net, penalties=("l2", "dropout"))
     assert str(error.value) == "penalties: expected names among l2, l1, weight_decay, got 'dropout'"
     assert jaxreg.TrainConfig(model=net, penalties="weight_decay").penalties == ("weight_decay",)
+
+
+def test_a_per_example_step_rewrites_each_weight_once():
+    """Per-example SGD (the book's experiment) in the per-layer layout: the compiled step
+    updates each weight matrix in ONE fused kernel (the outer product of the gradient fused
+    into the update), with no concatenation or slicing of a params vector. The flat layout,
+    for contrast, concatenates the gradient every step."""
+    import re
+
+    net = jaxreg.mlp((64, 24, 10), bias=False)
+    digits = jaxreg.as_data(jaxreg.data.load("digits", key=0, n_train=50))
+    hp = jaxreg.make_hparams(net, learning_rate=0.01)
+
+    def innermost_body(layout):
+        config = jaxreg.TrainConfig(model=net, loss="sum_squared_error", optimizer="sgd", epochs=2, batch_size=1,
+                                    shuffle=False, dropout=False, monitor="train_loss", layout=layout, penalties=())
+        text = jax.jit(jaxreg.make_train(config)).lower(jaxreg.member_key(0), hp, digits, None).compile().as_text()
+        bodies = [c for c in re.split(r"\n(?=\S)", text) if "f32[50,1,64]" in c.split("\n", 1)[0]
+                  and " while(" not in c and "dot(" in c]
+        assert len(bodies) == 1, [b.split("\n", 1)[0][:80] for b in bodies]
+        return [line for line in bodies[0].splitlines()[1:] if "parameter(" not in line
+                and "get-tuple-element(" not in line and " tuple(" not in line and "constant(" not in line]
+
+    tree = innermost_body("tree")
+    writes = [line for line in tree if re.search(r"= f32\[64,24\]\{1,0\} (fusion|add|subtract|multiply|dot|copy)", line)]
+    assert len(writes) == 1 and "fusion(" in writes[0], writes
+    sliced = lambda lines: [line for line in lines if re.search(r"%\S*(slice|concatenate)\S* = f32\[64,24\]", line)]
+    assert not sliced(tree) and not [line for line in tree if "concatenate" in line]
+    assert sliced(innermost_body("flat"))  # the flat layout copies the layer out of its vector every step
