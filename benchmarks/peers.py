@@ -125,7 +125,9 @@ def numpy_book(images, labels, test_images, test_labels, epochs: int, *, dtype=n
                test_every: int = 10, alpha: float = 0.005, hidden: int = 40):
     """Grokking Deep Learning ch. 8, experiment 1, as the book writes it: per-example SGD on
     ``images`` (one-hot ``labels``), ReLU, the running error and correct count of every epoch,
-    and the test set evaluated image by image at epochs ``j % test_every == 0`` (and the last).
+    and the test set evaluated image by image. The book tests at ``j % 10 == 0`` and at the
+    last epoch; here after every ``test_every``-th epoch, as often as jaxreg's
+    ``eval_every = test_every`` does, so both pay for the same number of test passes.
     Returns ``(epoch, train error, train accuracy, test error, test accuracy)`` per test."""
     np.random.seed(1)
     relu = lambda x: (x >= 0) * x
@@ -149,7 +151,7 @@ def numpy_book(images, labels, test_images, test_labels, epochs: int, *, dtype=n
             weights_1_2 += alpha * layer_1.T.dot(layer_2_delta)
             weights_0_1 += alpha * layer_0.T.dot(layer_1_delta)
         train = (error / len(images), correct_cnt / len(images))
-        if j % test_every == 0 or j == epochs - 1:
+        if (j + 1) % test_every == 0:
             error, correct_cnt = (0.0, 0)
             for i in range(len(test_images)):
                 layer_1 = relu(np.dot(test_images[i:i + 1], weights_0_1))

@@ -7,7 +7,8 @@ like on whatever machine runs it (never compare absolute times across machines):
   elementwise update), and the three batched products of a 2-64-128-1 step at 64 members
   (forward, weight gradient, input gradient): the kernels a sweep of that network is made of.
 * notebook: the notebook's 2-D experiment (2-64-128-1, batch 16, EMA momentum, lr decay,
-  validation loss on 100 points every epoch), a 16 x 16 grid of learning rate x l2, one seed,
+  validation loss on 100 points every epoch: ``train.metrics = ["val_loss"]``, what the peers
+  compute; once more with every metric), a 16 x 16 grid of learning rate x l2, one seed,
   through ``jaxreg run`` in a fresh process, compile included (persistent compilation cache
   off); against the notebook's NumPy loop (one config), PyTorch eager (one config, one thread)
   and PyTorch training all 256 members at once with ``baddbmm``.
@@ -74,6 +75,11 @@ TARGETS = {  # name: (comparison, bound)
 }
 
 
+COMPILES: list[float] = []  # seconds of every XLA compilation since it was last cleared
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, seconds, **_: COMPILES.append(seconds) if event.endswith("backend_compile_duration") else None)
+
+
 def timed(fn, repeats: int) -> tuple[list[float], object]:
     times, out = [], None
     for _ in range(repeats):
@@ -131,7 +137,7 @@ def machine(repeats: int) -> dict:
 
 # ----------------------------------------------------------------------------------- notebook
 
-def notebook_spec(epochs: int, grid: int = GRID) -> str:
+def notebook_spec(epochs: int, grid: int = GRID, metrics: str = 'metrics = ["val_loss"]') -> str:
     lrs = ", ".join(f"{v:.6g}" for v in np.geomspace(0.01, 1.0, grid))
     l2s = ", ".join(f"{v:.6g}" for v in np.concatenate([[0.0], np.geomspace(1e-5, 1e-1, grid - 1)]))
     return textwrap.dedent(f"""\
@@ -150,6 +156,7 @@ def notebook_spec(epochs: int, grid: int = GRID) -> str:
         shuffle = false
         epochs = {epochs}
         eval_every = 1
+        {metrics}
         [hparams]
         learning_rate = {{ values = [{lrs}] }}
         l2 = {{ values = [{l2s}] }}
@@ -189,6 +196,9 @@ def notebook(epochs: int, repeats: int, have_torch: bool) -> dict:
     out["jaxreg run s"] = stats([s for s, _ in runs])
     out["jaxreg per trial s"] = stats([s / (GRID * GRID) for s, _ in runs])
     out["jaxreg trials with a finite val_loss"] = f"{finite}/{len(journal)}"
+    with tempfile.TemporaryDirectory() as tmp:  # every metric, as a sweep records by default: once
+        seconds, _ = jaxreg_run(notebook_spec(epochs, metrics=""), Path(tmp))
+    out["jaxreg run, every metric s"] = seconds
     t, costs = timed(lambda: peers.numpy_notebook(x, y, xv, yv, epochs), repeats)
     out["NumPy one config s"] = stats(t)
     out["NumPy final val cost"] = float(costs[-1])
@@ -214,9 +224,7 @@ def scaling(sizes, epochs: int, repeats: int, have_torch: bool) -> dict:
                                 shuffle=False, dropout=False, monitor="val_loss", penalties=("l2",))
     steps = epochs * -(-N_TRAIN // 16)
     out = {"epochs": epochs, "jaxreg us per member-step": {}, "PyTorch batched us per member-step": {}}
-    compiles = []
-    listener = lambda event, seconds, **_: compiles.append(seconds) if event.endswith("backend_compile_duration") else None
-    jax.monitoring.register_event_duration_secs_listener(listener)
+    compiles = COMPILES
     for size in sizes:
         hps = [jaxreg.make_hparams(net, learning_rate=float(LEARNING_RATES[i % GRID]), l2=float(L2S[i // GRID % GRID]),
                                    lr_decay=0.0005, momentum=0.9) for i in range(size)]
@@ -241,8 +249,6 @@ def scaling(sizes, epochs: int, repeats: int, have_torch: bool) -> dict:
             out["PyTorch batched us per member-step"][size] = min(t) / size / steps * 1e6
         print(f"  scaling: {size} members: jaxreg {out['jaxreg us per member-step'][size]:.1f} us per member-step",
               file=sys.stderr, flush=True)
-    jax.monitoring.unregister_event_duration_listener(listener) if hasattr(
-        jax.monitoring, "unregister_event_duration_listener") else None
     return out
 
 
@@ -287,14 +293,21 @@ def book(epochs: int, repeats: int) -> dict:
 
 # ------------------------------------------------------------------------------------ compile
 
+def forget_programs() -> None:
+    """Drops every compiled program of this process (jaxreg's memos and JAX's caches)."""
+    import jaxreg.batch
+
+    jaxreg.batch.compiled_members.cache_clear()
+    jaxreg.batch.compiled_segments.cache_clear()
+    jaxreg.batch._EXECUTABLES.clear()
+    jax.clear_caches()
+
+
 def recompiles() -> dict:
     """Backend compilations of a coarse-to-fine sweep with 3 rounds against the same with 1."""
     from jaxreg.sweeps import build_spec, run_sweep
 
-    counts = {}
-    events = []
-    listener = lambda event, seconds, **_: events.append(event) if event.endswith("backend_compile_duration") else None
-    jax.monitoring.register_event_duration_secs_listener(listener)
+    counts, events = {}, COMPILES
     for rounds in (1, 3):
         spec = build_spec({
             "name": f"c2f-{rounds}", "data": {"dataset": "blobs", "n_val": 100},
@@ -303,6 +316,7 @@ def recompiles() -> dict:
             "hparams": {"learning_rate": {"log_uniform": [0.01, 1.0]}, "l2": {"log_uniform": [1e-5, 1e-1]}},
             "search": {"method": "coarse_to_fine", "rounds": rounds, "samples": 16, "seeds": 2, "seed": 0},
             "output": {"plots": False}})
+        forget_programs()
         del events[:]
         with tempfile.TemporaryDirectory() as tmp:
             run_sweep(spec, tmp, progress=False)
@@ -377,8 +391,11 @@ def markdown(results: dict, r: dict, v: dict, command: str) -> str:
     lines += [f"| {k} | {val:.1f} |" for k, val in m.items()]
     lines += ["", f"## Notebook 2-D workload, {nb['configs']} configs, {nb['epochs']} epochs", "",
               "| run | seconds | per config |", "|---|---|---|",
-              f"| jaxreg run, whole sweep (fresh process, compile included) | {fmt(nb['jaxreg run s'])} | "
-              f"{nb['jaxreg per trial s']['median']:.4f} |",
+              f"| jaxreg run, whole sweep (fresh process, compile included; `train.metrics = [\"val_loss\"]`) | "
+              f"{fmt(nb['jaxreg run s'])} | {nb['jaxreg per trial s']['median']:.4f} |",
+              f"| the same, every metric (train and validation loss and accuracy, running epoch loss, weight "
+              f"metrics), one run | {nb['jaxreg run, every metric s']:.3g} | "
+              f"{nb['jaxreg run, every metric s'] / nb['configs']:.4f} |",
               f"| NumPy loop (the notebook's), one config | {fmt(nb['NumPy one config s'])} | {nb['NumPy one config s']['median']:.4f} |"]
     if "PyTorch batched 256 s" in nb:
         lines += [f"| PyTorch eager, one config, 1 thread | {fmt(nb['PyTorch eager one config s'])} | "
@@ -416,7 +433,7 @@ def markdown(results: dict, r: dict, v: dict, command: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2000, help="epochs of the notebook workload")
-    parser.add_argument("--book-epochs", type=int, default=10)
+    parser.add_argument("--book-epochs", type=int, default=20)
     parser.add_argument("--scaling-epochs", type=int, default=20)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024])
     parser.add_argument("--repeats", type=int, default=3)

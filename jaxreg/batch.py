@@ -8,6 +8,7 @@ compute, and accuracies recovered exactly as counts over ``n``.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
@@ -216,20 +217,31 @@ def exact_accuracies(result: Result, data: Data) -> Result:
 
 
 def _responsive(fn: Callable, *args):
-    """``fn(*args)`` computed to the end, waiting in short sleeps rather than inside XLA.
+    """``fn(*args)`` computed to the end, waited for so that a Ctrl-C is not held up.
 
     A signal's Python handler runs only when the main thread is between bytecodes, not while
     it is blocked on a result inside XLA: a Ctrl-C would wait for the whole segment. JAX
-    dispatches the computation asynchronously, so the wait happens here, in Python. (The
-    call itself runs in this thread: JAX's thread-local settings, such as ``enable_x64``,
-    apply; a compilation still holds the thread until it returns.)
+    dispatches the computation asynchronously; a helper thread blocks on the result and sets
+    an event, and this thread waits on the event, which a signal interrupts. The wait ends
+    the moment the result is ready (polling ``is_ready`` with growing sleeps overshot a short
+    segment by up to its own length: a quarter of a 64-member sweep's time). The call itself
+    runs in this thread: JAX's thread-local settings, such as ``enable_x64``, apply; a
+    compilation still holds the thread until it returns.
     """
     out = fn(*args)
-    leaves = [leaf for leaf in jax.tree_util.tree_leaves(out) if hasattr(leaf, "is_ready")]
-    delay = 0.0005
-    while not all(leaf.is_ready() for leaf in leaves):
-        time.sleep(delay)
-        delay = min(2 * delay, 0.05)
+    done = threading.Event()
+
+    def wait():
+        try:
+            jax.block_until_ready(out)
+        except Exception:  # noqa: BLE001 - the caller meets the error when it reads the result
+            pass
+        finally:
+            done.set()
+
+    threading.Thread(target=wait, daemon=True).start()
+    while not done.wait(0.25):
+        pass
     return out
 
 

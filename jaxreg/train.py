@@ -479,9 +479,11 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
         if proximal and scale is not None:  # a layer's threshold scales with its learning rate
             project = (lambda w, lr: jax.tree_util.tree_map(
                 lambda p, m, s: jnp.where(m > 0, penalties.soft_threshold(p, lr * hp.l1 * s), p), w, mask, scale))
-        labelled = [("train", data.train)] + [("val", data.val)] * (len(data.val.y) > 0)
-        labelled += [("test", data.test)] * (config.eval_test and len(data.test.y) > 0)
-        eval_x = jnp.concatenate([split.x.astype(dtype) for _, split in labelled])
+        # Only the splits whose metrics are asked for go through the evaluation's forward pass.
+        asked = lambda name: bool({f"{name}_loss", f"{name}_accuracy"} & config.computed)
+        labelled = [("train", data.train)] * asked("train") + [("val", data.val)] * (asked("val") and len(data.val.y) > 0)
+        labelled += [("test", data.test)] * (config.eval_test and asked("test") and len(data.test.y) > 0)
+        eval_x = jnp.concatenate([split.x.astype(dtype) for _, split in labelled]) if labelled else None
         eval_labels = [(name, split.y) for name, split in labelled]
         nan = jnp.full((), jnp.nan, dtype)
         # A fixed order is sliced once, outside the loops: XLA would repeat it every epoch.
@@ -525,8 +527,9 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
 
         def metrics_of(state: TrainState, epoch_loss, epoch_acc) -> dict:
             m = dict.fromkeys(METRICS, nan)
-            m.update(evaluate(model, seam.unpack(state.params), state.model_state, eval_x, eval_labels, loss_fn,
-                              **eval_options))
+            if labelled:
+                m.update(evaluate(model, seam.unpack(state.params), state.model_state, eval_x, eval_labels, loss_fn,
+                                  **eval_options))
             m["epoch_loss"], m["epoch_accuracy"] = epoch_loss, epoch_acc
             if weight_metrics:
                 m.update(weight_metrics_of(ravel_pytree(state.params)[0], flat_mask, hp.l2, hp.l1))

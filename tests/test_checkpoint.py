@@ -257,3 +257,45 @@ def test_given_initial_params_train_in_segments_as_in_one_program():
     given = jaxreg.train_batch(config, ds)(seeds, hps, init)
     assert_bitwise(given, expected)
     assert not np.array_equal(given.params["dense_0"]["w"], jaxreg.train_batch(config, ds)(seeds, hps).params["dense_0"]["w"])
+
+
+def test_a_signal_interrupts_the_wait_for_a_long_segment_at_once():
+    """The wait for a compiled segment is interruptible: a signal's handler runs within a
+    fraction of a second, not when the segment ends (a Ctrl-C must not wait out a long chunk);
+    and a short segment's result is returned as soon as it is ready."""
+    import signal
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    from jaxreg.batch import _responsive
+
+    @jax.jit
+    def slow(x):  # seconds of work on this machine
+        return jax.lax.fori_loop(0, 2000, lambda i, x: jnp.tanh(x @ x.T) / 512.0, x)
+
+    x = jnp.ones((512, 512))
+    compiled = slow.lower(x).compile()  # compiling is not what is measured
+
+    class Stop(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Stop
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        start = time.perf_counter()
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(Stop):
+            _responsive(compiled, x)
+        assert time.perf_counter() - start < 1.5
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    quick = jax.jit(lambda x: x + 1)
+    jax.block_until_ready(quick(x))
+    start = time.perf_counter()
+    assert float(_responsive(quick, x)[0, 0]) == 2.0
+    assert time.perf_counter() - start < 0.2

@@ -232,6 +232,12 @@ SPEC_CASES = [
      "model.bias: expected true with kind 'cnn' (its layers always have biases), got false"),
     ("cnn-on-blobs", {"model": {"kind": "cnn"}, "data": {"dataset": "blobs", "n_train": DELETE}},
      "model.kind: expected 'mlp' with dataset 'blobs' (a cnn needs image data: 'digits', 'mnist', or images of shape (n, H, W[, C])), got 'cnn'"),
+    ("metrics-unknown", {"train": {"metrics": ["val_loss", "val_los"]}},
+     "train.metrics: expected a non-empty list of names among train_loss, train_accuracy, val_loss, val_accuracy, "
+     "test_loss, test_accuracy, epoch_loss, epoch_accuracy, penalty, weight_norm, zero_fraction, got ['val_loss', 'val_los']"),
+    ("metrics-empty", {"train": {"metrics": []}},
+     "train.metrics: expected a non-empty list of names among train_loss, train_accuracy, val_loss, val_accuracy, "
+     "test_loss, test_accuracy, epoch_loss, epoch_accuracy, penalty, weight_norm, zero_fraction, got []"),
     # top level
     ("name-with-slash", {"name": "runs/a"},
      "name: expected letters, digits, '.', '_' or '-' (a folder name), got 'runs/a'"),

@@ -352,3 +352,17 @@ def test_a_sweep_compiles_only_the_penalties_its_configs_use():
     assert got == {"none": (), "l2 axis": ("l2",), "l2 at 0 only": (), "weight decay, l1 sampled": ("l1", "weight_decay")}
     cases = tiny(cases={"plain": {}, "decayed": {"l2": 1e-3}})
     assert [v.config.penalties for v in build_spec(cases).variants] == [("l2",)]  # one program for both cases
+
+
+def test_train_metrics_limits_what_each_evaluation_computes(tmp_path):
+    """train.metrics: only those metrics (plus search.metric) are computed; the others are null
+    in the journal and the evaluation's forward pass leaves their splits out. The numbers of
+    the metrics asked for are those of a sweep that computes everything."""
+    full = _run(tiny(), tmp_path / "full")
+    asked = tiny(train={"metrics": ["val_accuracy"]}, search={"seeds": 2, "chunk_size": 4, "metric": "val_loss"})
+    assert build_spec(asked).variants[0].config.metrics == ("val_accuracy", "val_loss")
+    some = _run(asked, tmp_path / "some")
+    for a, b in zip(full, some):
+        assert {k for k, v in b["metrics"].items() if v is not None} == {"val_loss", "val_accuracy"}
+        assert b["metrics"]["val_loss"] == pytest.approx(a["metrics"]["val_loss"], rel=1e-6)
+        assert b["metrics"]["val_accuracy"] == a["metrics"]["val_accuracy"]

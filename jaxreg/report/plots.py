@@ -56,7 +56,7 @@ _LAYER_NAME = re.compile(r"\['?([^'\]]+)'?\]")  # ['dense_0'] or [0] in a key pa
 _NOTHING_TO_DRAW = {
     "curves.png": "no curves file of a shown config could be read",
     "test_curves.png": "the test split was not evaluated during training (train.eval_test = false)",
-    "generalization_gap.png": "no accuracies (regression targets)",
+    "generalization_gap.png": "no train and validation accuracies (regression targets, or train.metrics leaves them out)",
     "search_space.png": "fewer than two configs with a finite metric",
     "weights_hist.png": "no saved weights could be read",
     "decision_boundary.png": "the inputs are not 2-D, or the model could not be rebuilt here",

@@ -68,7 +68,8 @@ OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_me
 OPTIONAL_MODEL_KEYS = ("options", "batch_norm", "pretrained", "pretrained_seed", "pretrained_head")
 # penalty_mask: "module:function", a callable params -> mask; blur_size [5]: augmentation's kernel;
 # histograms [0]: bins of the per-layer histograms of weights, gradients and activations (0: none)
-OPTIONAL_TRAIN_KEYS = ("penalty_mask", "blur_size", "histograms")
+# metrics [all]: the metrics to compute at each evaluation (and the monitored and searched ones)
+OPTIONAL_TRAIN_KEYS = ("penalty_mask", "blur_size", "histograms", "metrics")
 DATA_KEYS = ("dataset", "seed", "data_dir")
 ARRAYS = "arrays"  # data.dataset of a sweep whose data are passed in Python (jaxreg.sweep)
 STATIC = ("data", "model", "train")  # the tables a case may override
@@ -324,6 +325,10 @@ def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
         _int("train.blur_size", t["blur_size"], 1, 99)
     if "histograms" in t:
         _int("train.histograms", t["histograms"], 0, 1000)
+    if "metrics" in t and (not isinstance(t["metrics"], list) or not t["metrics"]
+                           or any(not isinstance(name, str) or name not in METRICS for name in t["metrics"])):
+        raise InputError(f"train.metrics: expected a non-empty list of names among {', '.join(METRICS)}, "
+                         f"got {t['metrics']!r}")
     _int("train.start_epoch", t["start_epoch"], 0)
     for flag in ("shuffle", "eval_test", "penalize_bias"):
         _bool(f"train.{flag}", t[flag])
