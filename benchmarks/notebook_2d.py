@@ -19,7 +19,9 @@ import functools
 import json
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -27,63 +29,16 @@ import numpy as np
 
 import jaxreg
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402
+
 SHAPE, BATCH, ALPHA, GAMMA, BETA = (2, 64, 128, 1), 16, 0.1, 0.0005, 0.9
 
 
 def numpy_notebook(x, y, epochs: int, seed: int = 1234):
-    """The notebook's ``train_dec`` loop as it is written: ``forwardn`` then ``backward_mom``
-    (which recomputes the forward pass), dict-of-layers params, float64, EMA momentum, lr decay,
-    and the whole-set cost and accuracy after every epoch."""
-    rng = np.random.RandomState(seed)
-    w = {l: rng.randn(SHAPE[l - 1], SHAPE[l]) * np.sqrt(2.0 / SHAPE[l - 1]) for l in range(1, 4)}
-    b = {l: np.zeros((SHAPE[l], 1)) for l in range(1, 4)}
-    relu = lambda z: np.maximum(z, 0)
-    drelu_dz = lambda z: (z > 0).astype(float)
-    sig = lambda z: 1 / (1 + np.exp(-z))
-    dsig_dz = lambda z: sig(z) * (1 - sig(z))
-    J = lambda y_, yh: -(yh * np.log(y_ + 1e-6) + (1 - yh) * np.log(1 - y_ + 1e-6))
-    dJ_dy = lambda y_, yh: (1 - yh) / (1 - y_ + 1e-8) - yh / (y_ + 1e-8)
-
-    def forwardn(x0):
-        x_prev = x0
-        for l in range(1, len(w)):
-            x_prev = relu(np.dot(x_prev, w[l]) + b[l].T)
-        return sig(np.dot(x_prev, w[len(w)]) + b[len(w)].T)
-
-    def backward_mom(x0, y_, yh, dw, db, alpha, beta):
-        n_layers, batch_size = len(w), len(yh)
-        z, xs, delta = {}, {0: x0}, {}
-        for l in range(1, n_layers + 1):
-            z[l] = np.matmul(xs[l - 1], w[l]) + b[l].T
-            xs[l] = relu(z[l])
-        for l in range(n_layers, 0, -1):
-            if l == n_layers:
-                delta[l] = (dJ_dy(y_, yh) * dsig_dz(z[n_layers])).T
-            else:
-                delta[l] = np.matmul(w[l + 1], delta[l + 1]) * drelu_dz(z[l]).T
-            dw_new = np.matmul(delta[l], xs[l - 1]).T / batch_size
-            db_new = delta[l].mean(axis=1, keepdims=True)
-            dw[l] = beta * dw[l] + (1 - beta) * dw_new
-            db[l] = beta * db[l] + (1 - beta) * db_new
-            w[l] -= alpha * dw[l]
-            b[l] -= alpha * db[l]
-        return dw, db
-
-    yhat = y.reshape(-1, 1).astype(np.float64)
-    costs, accuracy = np.zeros(epochs), 0.0
-    dw = {l: np.zeros_like(wl) for l, wl in w.items()}
-    db = {l: np.zeros_like(bl) for l, bl in b.items()}
-    alpha = ALPHA
-    for epoch in range(epochs):
-        for i in range(0, len(x), BATCH):
-            x_batch, yh = x[i:i + BATCH], yhat[i:i + BATCH]
-            y_ = forwardn(x_batch)
-            dw, db = backward_mom(x_batch, y_, yh, dw, db, alpha, BETA)
-        alpha *= 1 - GAMMA
-        predictions = forwardn(x)
-        costs[epoch] = np.mean(J(predictions, yhat))
-        accuracy = np.mean(predictions.round() == yhat)
-    return costs, accuracy
+    """The notebook's ``train_dec`` loop as it is written (``benchmarks/peers.py``), with the
+    whole-set cost and accuracy after every epoch, as the notebook evaluates its training set."""
+    return peers.numpy_notebook(x, y, x, y, epochs, seed)
 
 
 def plain_jax_notebook(x, y, epochs: int):

@@ -21,9 +21,10 @@ SHAPE, BATCH, ALPHA, GAMMA, BETA = (2, 64, 128, 1), 16, 0.1, 0.0005, 0.9
 
 def numpy_notebook(x, y, x_val, y_val, epochs: int, seed: int = 1234):
     """The notebook's ``train_dec`` loop: ``forwardn`` then ``backward_mom`` per mini-batch of 16,
-    EMA momentum, lr decay, then the cost on the validation points after every epoch.
+    EMA momentum, lr decay, then the cost on ``(x_val, y_val)`` after every epoch (the notebook
+    passes its training set there).
 
-    Returns the validation costs, one per epoch.
+    Returns the costs, one per epoch, and the accuracy on ``(x_val, y_val)`` at the end.
     """
     rng = np.random.RandomState(seed)
     w = {l: rng.randn(SHAPE[l - 1], SHAPE[l]) * np.sqrt(2.0 / SHAPE[l - 1]) for l in range(1, 4)}
@@ -66,8 +67,9 @@ def numpy_notebook(x, y, x_val, y_val, epochs: int, seed: int = 1234):
             x_batch, yh = x[i:i + BATCH], yhat[i:i + BATCH]
             backward_mom(x_batch, forwardn(x_batch), yh, dw, db, alpha)
         alpha *= 1 - GAMMA
-        costs[epoch] = np.mean(cost(forwardn(x_val), yhat_val))
-    return costs
+        predictions = forwardn(x_val)
+        costs[epoch] = np.mean(cost(predictions, yhat_val))
+    return costs, np.mean(predictions.round() == yhat_val)
 
 
 def torch_notebook(x, y, x_val, y_val, epochs: int, learning_rates, l2s, *, threads: int = 1, seed: int = 0):

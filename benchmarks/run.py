@@ -199,7 +199,7 @@ def notebook(epochs: int, repeats: int, have_torch: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:  # every metric, as a sweep records by default: once
         seconds, _ = jaxreg_run(notebook_spec(epochs, metrics=""), Path(tmp))
     out["jaxreg run, every metric s"] = seconds
-    t, costs = timed(lambda: peers.numpy_notebook(x, y, xv, yv, epochs), repeats)
+    t, (costs, _) = timed(lambda: peers.numpy_notebook(x, y, xv, yv, epochs), repeats)
     out["NumPy one config s"] = stats(t)
     out["NumPy final val cost"] = float(costs[-1])
     if have_torch:
