@@ -57,7 +57,10 @@ def resolve_mask(params: Params, mask: Mask | None) -> Params:
     """The mask pytree for ``params``: ``mask`` itself, ``mask(params)``, or :func:`weights_mask`."""
     if mask is None:
         return weights_mask(params)
-    return mask(params) if callable(mask) else mask
+    leaves = jax.tree_util.tree_leaves(mask)
+    if callable(mask) and (len(leaves) == 1 and leaves[0] is mask):  # a function, not a pytree
+        return mask(params)
+    return mask  # a pytree, even a callable one (an Equinox module of bools is both)
 
 
 def selects_anything(mask_tree: Params) -> bool:
