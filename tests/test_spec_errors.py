@@ -108,7 +108,7 @@ SPEC_CASES = [
      "spec: expected keys among cases, data, description, hparams, model, name, output, search, train, "
      "got 'epochs'"),
     ("unknown-train-key", {"train": {"lr": 0.1}},
-     "train: expected keys among batch_size, blur_size, dtype, epochs, eval_every, eval_test, histograms, l1_mode, loss, mode, "
+     "train: expected keys among batch_size, blur_size, dtype, epochs, eval_every, eval_test, histograms, l1_mode, loss, metrics, mode, "
      "monitor, optimizer, penalize_bias, penalty_mask, shuffle, start_epoch, got 'lr'"),
     ("unknown-model-key", {"model": {"width": 8}},
      "model: expected keys among activation, batch_norm, bias, channels, hidden, init, init_scale, init_seed, "

@@ -394,12 +394,13 @@ def test_accuracies_are_counts_over_n_correctly_rounded():
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_the_tree_layout_trains_like_the_flat_one_bit_for_bit(dtype, x64):
+def test_the_tree_layout_trains_like_the_flat_one(dtype, x64):
     """The params layout is one seam: the per-layer ("tree") layout, the default, gives the
-    flat layout's results, here bit for bit (the same products and elementwise updates; the
-    weight metrics reduce the raveled params in both), with every optimizer path that touches the
-    layout: momentum, L2, proximal L1, weight decay, penalize_bias, early stopping's best copy
-    and the divergence guard's restore."""
+    flat layout's results up to the rounding of XLA's fusions (the same products and
+    elementwise updates; XLA contracts ``u + l2 * w`` into one FMA where a bool mask leaves no
+    multiply, and rounds the flat layout's ``u + m * (l2 * w)`` twice), with every optimizer
+    path that touches the layout: momentum, L2, proximal L1, weight decay, penalize_bias, early
+    stopping's best copy and the divergence guard's restore."""
     digits = jaxreg.as_data(jaxreg.data.load("digits", key=0, n_train=120, dtype=dtype))
     net = jaxreg.mlp((64, 16, 10), dtype=dtype)
     hps = jaxreg.stack_hparams([
@@ -416,8 +417,9 @@ def test_the_tree_layout_trains_like_the_flat_one_bit_for_bit(dtype, x64):
         flat, tree = results["flat", penalize_bias], results["tree", penalize_bias]
         assert flat.diverged.tolist() == tree.diverged.tolist() == [False, True]
         assert flat.best_epoch.tolist() == tree.best_epoch.tolist()
-        assert max_relative_difference(tree.params, flat.params) == 0
-        assert max_relative_difference(tree.curves, flat.curves) == 0
+        tolerance = 1e-12 if dtype == "float64" else 1e-5
+        assert max_relative_difference(tree.params, flat.params) < tolerance
+        assert max_relative_difference(tree.curves, flat.curves) < tolerance
         assert jax.tree_util.tree_structure(tree.params) == jax.tree_util.tree_structure(net.init(jax.random.key(0))[0])
     # penalize_bias changes the numbers (the mask reaches the biases in both layouts)
     assert max_relative_difference(results["tree", True].params, results["tree", False].params) > 1e-6
