@@ -180,7 +180,8 @@ def train_halving(variant, runner, chunk_size: int, trials: list, store, records
             records[(record["config_id"], record["seed"])] = record
         journaled += len(new)
         on_kept(rungs[k - 1] if k and state_kept else None)
-        alive = np.array([m for m in alive if int(m) not in set(leaving)], np.int64)
+        left = set(leaving)
+        alive = np.array([m for m in alive if int(m) not in left], np.int64)
         if not compact:
             frozen_by_pruning[list(pruned)] = True
         if progress and prune:
