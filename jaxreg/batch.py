@@ -19,8 +19,7 @@ import numpy as np
 from jaxreg import penalties, transfer
 from jaxreg.errors import InputError, check_positive_int
 from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, HParams
-from jaxreg.optimizers import PENALTIES
-from jaxreg.train import Data, Result, TrainConfig, as_data, check_values, make_train
+from jaxreg.train import Data, Result, TrainConfig, as_data, check_penalties, check_values, make_train
 
 Array = jax.Array
 Params = Any
@@ -184,11 +183,7 @@ def check_hparams(config: TrainConfig, hparams: HParams, init_params: Params = N
     if init_params is not None and isinstance(init_params, dict) and isinstance(fresh, dict) \
             and set(init_params) < set(fresh):
         transfer.pretrained_layers(init_params, fresh, keep_head=True, where="init_params")
-    for name in PENALTIES:
-        values = np.asarray(getattr(hparams, name))
-        if name not in config.penalties and np.any(values != 0):
-            raise InputError(f"hparams.{name}: expected 0 when TrainConfig.penalties leaves {name!r} out "
-                             f"(penalties = {list(config.penalties)}), got {values[values != 0].ravel()[0].item()}")
+    check_penalties(config, hparams)
     asked = [name for name in ("l2", "l1", "weight_decay") if np.any(np.asarray(getattr(hparams, name)) > 0)]
     if asked:
         params = transfer.merge_params(fresh, init_params)
