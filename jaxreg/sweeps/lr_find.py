@@ -34,7 +34,7 @@ from jaxreg import losses
 from jaxreg.batch import member_key, train_batch
 from jaxreg.errors import InputError
 from jaxreg.hparams import as_dtype, make_hparams, stack_hparams
-from jaxreg.layout import layout as make_layout
+from jaxreg.layout import layout as make_layout, loop_mask
 from jaxreg.optimizers import optimizer
 from jaxreg.sweeps.sanity import OFF, init_loss, member_init
 from jaxreg.sweeps.space import geomspace
@@ -135,8 +135,7 @@ def ramp(spec, *, low: float = 1e-5, high: float = 10.0, steps: int = 100, seed:
     seam = make_layout(config.layout, params)
     carried = seam.pack(params)
     dtype = jax.tree_util.tree_leaves(carried)[0].dtype
-    mask = seam.pack(jax.tree_util.tree_map(lambda p, m: jnp.broadcast_to(jnp.asarray(m, dtype), p.shape),
-                                            params, config.mask(params)))
+    mask = loop_mask(seam, config.layout, params, config.mask(params), dtype)
     hp = as_dtype(make_hparams(model, **{**base, "learning_rate": low}), dtype)
     loss_fn = losses.get_loss(config.loss)
     x_all, y_all = jnp.asarray(data.train.x, dtype), jnp.asarray(data.train.y)
@@ -157,11 +156,12 @@ def ramp(spec, *, low: float = 1e-5, high: float = 10.0, steps: int = 100, seed:
             return loss_fn(logits, y_all[order]), new_state
 
         (loss, new_state), grads = jax.value_and_grad(objective, has_aux=True)(w)
-        tx = optimizer(config.optimizer, hp, lr, mask, l1_mode=config.l1_mode)
+        tx = optimizer(config.optimizer, hp, lr, mask, l1_mode=config.l1_mode, penalties=config.penalties)
         updates, opt_state = tx.update(grads, opt_state, w)
         return (optax.apply_updates(w, updates), new_state, opt_state), loss
 
-    opt_state = optimizer(config.optimizer, hp, hp.learning_rate, mask, l1_mode=config.l1_mode).init(carried)
+    opt_state = optimizer(config.optimizer, hp, hp.learning_rate, mask, l1_mode=config.l1_mode,
+                          penalties=config.penalties).init(carried)
     _, batch_losses = jax.jit(lambda c, xs: jax.lax.scan(step, c, xs))(
         (carried, state, opt_state), (jnp.asarray(learning_rates, dtype), keys))
     batch_losses = np.asarray(batch_losses, float)
