@@ -2,7 +2,7 @@
 
     python experiments/search_repeats.py                  # momentum, as in the search-*.toml specs
     python experiments/search_repeats.py --set train.optimizer=adam --runs results/search-repeats-adam \
-        --name repeats-adam                          # the same with Adam
+        --name repeats-adam --landscape results/search-landscape-adam   # the same with Adam
     python experiments/search_repeats.py --seeds 5 --methods random random-linear-lr ...   # a subset
 
 For each sampling seed s (``search.seed = s``) it runs search-random, search-random-linear-lr,
@@ -17,7 +17,10 @@ learning rates at ``10 ** (-4 + i + u)``, i = 0..3, one per decade, ``u ~ U(0, 1
 A search's best config mean is the minimum of noisy means, biased low, the more so the more
 near-optimal configs it tried. So each draw's chosen config is also retrained on fresh seeds
 (100..109), all of them in one sweep (``RUNS/reeval``: one case per distinct config; it is
-recomputed when the set of chosen configs changes).
+recomputed when the set of chosen configs changes), and again on 30 seeds no search or choice
+used (200..229, ``RUNS/truth``). The same two retrainings measure the ceiling: how often one fixed
+config (the landscape's best, ``--landscape``, and the best retrained choice) beats each method's
+choice, which no search that must find a config can beat more often, up to the noise of the measure.
 
 Writes into ``--out``: ``NAME_draws.csv`` (one row per method and draw), ``NAME.csv`` and
 ``NAME.md`` (per method: median and quartiles, wins), ``NAME_best_so_far.png``.
@@ -44,6 +47,7 @@ SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"  # the TOML specs it 
 METHODS = ("grid", "grid-shifted", "random", "coarse-to-fine", "coarse-to-fine-top-k", "random-linear-lr", "tpe",
            "halving")
 FRESH_SEEDS = list(range(100, 110))
+TRUTH_SEEDS = list(range(200, 230))  # a second, larger retraining: no search or choice used them
 
 
 def shifted_grid(seed: int, low: float = 1e-4, decades: int = 4) -> list[float]:
@@ -78,26 +82,54 @@ def run_method(method: str, seed: int, overrides: list[str], runs: Path) -> Path
     return out
 
 
-def reevaluate(draws: list[dict], overrides: list[str], runs: Path) -> dict:
-    """Retrains every distinct chosen (learning_rate, l2) on FRESH_SEEDS; returns its summary rows."""
-    chosen = sorted({(d["best_learning_rate"], d["best_l2"]) for d in draws})
+def reevaluate(configs, overrides: list[str], runs: Path, seeds=FRESH_SEEDS, name: str = "reeval") -> dict:
+    """Retrains every (learning_rate, l2) of ``configs`` on ``seeds`` (one sweep, a case a config,
+    into ``RUNS/NAME``); returns its summary row by config."""
+    chosen = sorted(set(configs))
     raw = apply_overrides(tomllib.loads((SWEEPS / "search-grid.toml").read_text()), overrides)
-    raw["name"] = "search-reeval"
-    raw["description"] = "the configs chosen by the repeated searches, retrained on fresh seeds"
+    raw["name"] = f"search-{name}"
+    raw["description"] = f"the configs chosen by the repeated searches, retrained on seeds {seeds[0]}..{seeds[-1]}"
     raw["hparams"] = {k: v for k, v in raw["hparams"].items() if k not in ("learning_rate", "l2")}
     raw["cases"] = {f"c{i}": {"learning_rate": lr, "l2": l2} for i, (lr, l2) in enumerate(chosen)}
-    raw["search"] = {"method": "grid", "seeds": FRESH_SEEDS, "metric": raw["search"]["metric"]}
+    raw["search"] = {"method": "grid", "seeds": list(seeds), "metric": raw["search"]["metric"]}
     raw["output"] = {"plots": False}
     spec = build_spec(raw)
     start = time.perf_counter()
-    manifest = runs / "reeval" / report.MANIFEST
-    stale = manifest.exists() and report.load_manifest(runs / "reeval")["spec_sha256"] != spec.digest
-    records = run_sweep(spec, runs / "reeval", overwrite=stale, progress=False)
-    print(f"reeval of {len(chosen)} configs: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    manifest = runs / name / report.MANIFEST
+    stale = manifest.exists() and report.load_manifest(runs / name)["spec_sha256"] != spec.digest
+    records = run_sweep(spec, runs / name, overwrite=stale, progress=False)
+    print(f"{name} of {len(chosen)} configs: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     rows = report.summarize(records, spec.search)
-    report.write_summary(runs / "reeval", rows)
+    report.write_summary(runs / name, rows)
     by_case = {row["case"]: row for row in rows}
     return {config: by_case[f"c{i}"] for i, config in enumerate(chosen)}
+
+
+def ceiling(draws: list[dict], fresh: dict, truth: dict, landscape: tuple[float, float], methods: list[str]) -> list[str]:
+    """How often a FIXED good config beats each method's choice, on either set of fresh seeds: the
+    landscape's best config and the best of the configs the searches chose on FRESH_SEEDS (both
+    chosen there, so favoured there), and the best of those on TRUTH_SEEDS (favoured there). On the
+    seeds that did not choose it, a config's number is a fair measure; a search that always found
+    it would beat each method in that many draws."""
+    on_fresh = min(fresh, key=lambda c: fresh[c]["val_loss_mean"])
+    on_truth = min(fresh, key=lambda c: truth[c]["val_loss_mean"])
+    lines = ["| fixed config | " + " | ".join(f"< {m} (seeds {FRESH_SEEDS[0]}-{FRESH_SEEDS[-1]} / "
+                                              f"{TRUTH_SEEDS[0]}-{TRUTH_SEEDS[-1]})" for m in methods) + " |",
+             "|---" * (len(methods) + 1) + "|"]
+    for label, config in ((f"landscape best, lr {landscape[0]:.3g}, L2 {landscape[1]:.2g}", landscape),
+                          (f"best on seeds {FRESH_SEEDS[0]}-{FRESH_SEEDS[-1]}, lr {on_fresh[0]:.3g}, "
+                           f"L2 {on_fresh[1]:.2g}", on_fresh),
+                          (f"best on seeds {TRUTH_SEEDS[0]}-{TRUTH_SEEDS[-1]}, lr {on_truth[0]:.3g}, "
+                           f"L2 {on_truth[1]:.2g}", on_truth)):
+        cells = []
+        for m in methods:
+            mine = [d for d in draws if d["method"] == m]
+            a = sum(fresh[config]["val_loss_mean"] < d["reeval_val_loss"] for d in mine)
+            b = sum(truth[config]["val_loss_mean"] < d["truth_val_loss"] for d in mine)
+            cells.append(f"{a} / {len(mine)} ; {b} / {len(mine)}")
+        lines.append(f"| {label}: {fresh[config]['val_loss_mean']:.4f} / {truth[config]['val_loss_mean']:.4f} | "
+                     + " | ".join(cells) + " |")
+    return lines
 
 
 def draw_row(method: str, seed: int, folder: Path) -> dict:
@@ -153,7 +185,7 @@ def pairwise(draws: list[dict], methods: list[str]) -> list[str]:
                  ("tpe", "coarse-to-fine"), ("halving", "random")):
         if a in methods and b in methods:
             cells = []
-            for key in ("best", "reeval_val_loss"):
+            for key in ("best", "reeval_val_loss", "truth_val_loss"):
                 wins = sum(get(a, s, key) < get(b, s, key) for s in seeds)
                 ties = sum(get(a, s, key) == get(b, s, key) for s in seeds)
                 cells.append(f"{wins} / {len(seeds)}" + (f" ({ties} tied: the same config)" if ties else ""))
@@ -192,6 +224,8 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", type=Path, default=Path("results/search-repeats"))
     parser.add_argument("--out", type=Path, default=Path("results/search-comparison"))
     parser.add_argument("--name", default="repeats")
+    parser.add_argument("--landscape", type=Path, default=Path("results/search-landscape"),
+                        help="the grid whose best config is the fixed reference (results/search-landscape-adam for Adam)")
     args = parser.parse_args(argv)
     # Every run compiles the same few programs: keep them across runs of this process.
     jax.config.update("jax_compilation_cache_dir", "/tmp/jaxreg-xla-cache")
@@ -202,10 +236,15 @@ def main(argv=None) -> None:
             if method == "grid" and seed > 0:
                 continue  # the fixed grid does not depend on the sampling seed
             draws.append(draw_row(method, seed, run_method(method, seed, args.set, args.runs)))
-    fresh = reevaluate(draws, args.set, args.runs)
+    best_row = load_folder(args.landscape).rows[0]
+    landscape = (float(best_row["learning_rate"]), float(best_row["l2"]))
+    chosen = [(d["best_learning_rate"], d["best_l2"]) for d in draws]
+    fresh = reevaluate([*chosen, landscape], args.set, args.runs)
+    truth = reevaluate([*chosen, landscape, *fresh], args.set, args.runs, TRUTH_SEEDS, "truth")
     for d in draws:
         row = fresh[(d["best_learning_rate"], d["best_l2"])]
         d["reeval_val_loss"], d["reeval_test_accuracy"] = row["val_loss_mean"], row["test_accuracy_mean"]
+        d["truth_val_loss"] = truth[(d["best_learning_rate"], d["best_l2"])]["val_loss_mean"]
     args.out.mkdir(parents=True, exist_ok=True)
     report.write_csv(args.out / f"{args.name}_draws.csv", [{k: v for k, v in d.items() if k != "curve"} for d in draws])
     stats = statistics(draws, args.methods)
@@ -217,17 +256,23 @@ def main(argv=None) -> None:
              f"{FRESH_SEEDS[0]}..{FRESH_SEEDS[-1]}: median [quartiles] over draws; wins: draws where the "
              f"method is the best of those run (the fixed grid is one draw, counted in every one; a tie "
              f"counts for each tied method).", "",
-             "| method | configs | best found | retrained val_loss | retrained test acc % | wins (found) | wins (retrained) |",
-             "|---|---|---|---|---|---|---|"]
+             f"| method | configs | best found | retrained val_loss | retrained test acc % | wins (found) | wins (retrained) "
+             f"| retrained on seeds {TRUTH_SEEDS[0]}..{TRUTH_SEEDS[-1]} |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in stats:
         accuracy = f"{100 * row['reeval_test_accuracy_median']:.2f}"
         found = [d["best"] for d in draws if d["method"] == row["method"]]
         fresh_values = [d["reeval_val_loss"] for d in draws if d["method"] == row["method"]]
         lines.append(f"| {row['method']} | {row['configs']} | {quartiles(found)} | {quartiles(fresh_values)} | "
-                     f"{accuracy} | {row['wins_best_found']} | {row['wins_reeval']} |")
+                     f"{accuracy} | {row['wins_best_found']} | {row['wins_reeval']} | "
+                     f"{quartiles([d['truth_val_loss'] for d in draws if d['method'] == row['method']])} |")
     pairs = pairwise(draws, args.methods)
     if pairs:
-        lines += ["", "| lower is better | draws (best found) | draws (retrained) |", "|---|---|---|", *pairs]
+        lines += ["", f"| lower is better | draws (best found) | draws (retrained, seeds {FRESH_SEEDS[0]}-{FRESH_SEEDS[-1]}) "
+                      f"| draws (retrained, seeds {TRUTH_SEEDS[0]}-{TRUTH_SEEDS[-1]}) |", "|---|---|---|---|", *pairs]
+    lines += ["", "How often one fixed config beats each method's choice, on each set of fresh seeds (a config "
+              "is favoured on the seeds that chose it; on the other set its number is fair):", "",
+              *ceiling(draws, fresh, truth, landscape, [m for m in args.methods if m != "grid"])]
     seconds = [d["seconds"] for d in draws]
     lines += ["", f"Run time recorded in the {len(draws)} searches' manifests: {sum(seconds):.0f} s "
               f"(median {np.median(seconds):.1f} s a search, compiling included); this call: "
