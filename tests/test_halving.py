@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 
+from jaxreg import load_best
 from jaxreg.errors import InputError
 from jaxreg.report import store
 from jaxreg.report.summary import summarize
@@ -234,6 +235,11 @@ def test_hyperband_runs_each_bracket_as_a_round(tmp_path):
     assert counts == [4, 3, 3]
     for b, (_, rungs) in enumerate(halving.brackets(8, 2, 2)):
         assert {r["rungs"][0]["epoch"] for r in journal if r["round"] == b} == {rungs[0]}
+    # The manifest's resolved spec (samples filled in) builds again: jaxreg best retrains from it.
+    assert build_spec(store.load_manifest(tmp_path / "hb")["spec"]).digest == built.digest
+    best = load_best(tmp_path / "hb")
+    finished = [r for r in journal if r["pruned_epoch"] is None]
+    assert best.hparams["learning_rate"] == min(finished, key=lambda r: r["metrics"]["val_loss"])["hparams"]["learning_rate"]
 
 
 @pytest.mark.parametrize("patch, message", [

@@ -568,10 +568,12 @@ def _check_halving(s: dict, search_raw: dict, train: dict) -> None:
         raise InputError(f"search.min_epochs: expected a multiple of train.eval_every ({every}) below train.epochs "
                          f"({epochs}): the first rung ranks configs on an evaluation, got {first!r}")
     if s["method"] == "hyperband":
-        if "samples" in search_raw:
+        samples = halving_brackets(epochs, first, s["eta"])[0][0]
+        # A resolved spec (a manifest's, rebuilt by jaxreg best) carries the count it resolved to.
+        if "samples" in search_raw and search_raw["samples"] != samples:
             raise InputError(f"search.samples: expected none with search.method 'hyperband' (each bracket's "
                              f"configs follow from eta and the rungs), got {search_raw['samples']!r}")
-        s["samples"] = halving_brackets(epochs, first, s["eta"])[0][0]
+        s["samples"] = samples
         if search_raw.get("round_method", "random") != "random":
             raise InputError(f"search.round_method: expected 'random' with search.method 'hyperband' (its brackets "
                              f"draw different counts), got {search_raw['round_method']!r}")
