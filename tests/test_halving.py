@@ -318,3 +318,41 @@ def test_the_rungs_plot_draws_each_config_to_the_rung_it_reached(halved):
     assert sum(line.get_color() == "grey" for line in ax.get_lines()) == 6  # pruned
     assert all(len(line.get_xdata()) == 3 for line in ax.get_lines() if line.get_color() != "grey")
     assert (out / "run" / "rungs.png") in plot_dir(out / "run")
+
+
+def _tamper(folder, config_id, metric, by=1e-3):
+    """The journal with one trial's ``metric`` of ``config_id`` (seed 0) moved by ``by``: what
+    ``best`` then finds when it trains that trial again."""
+    lines = (folder / "trials.jsonl").read_text().splitlines()
+    for i, line in enumerate(lines):
+        record = json.loads(line)
+        if record.get("config_id") == config_id and record.get("seed") == 0:
+            record["metrics"][metric] += by
+            lines[i] = json.dumps(record)
+    (folder / "trials.jsonl").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("method", ["grid", "halving"])
+def test_a_retrained_best_that_differs_from_the_journal_names_the_metric_and_the_likely_cause(tmp_path, method):
+    from jaxreg.sweeps.best import best_config, best_params
+
+    spec = tiny(**HALVING)
+    if method == "grid":
+        spec["hparams"] = {"learning_rate": {"values": [0.01, 0.05]}}
+        spec["search"] = {"method": "grid", "seeds": 2, "chunk_size": 4}
+    out = tmp_path / method
+    run_sweep(build_spec(spec), out, progress=False)
+    best = best_config(out)
+    trained = next(r for r in store.read_journal(out) if r["config_id"] == best.config_id and r["seed"] == 0)
+    _tamper(out, best.config_id, "train_loss")
+    notes = best_params(out)[4]
+    retrained = [n for n in notes if n.startswith("seed 0:")]
+    assert len(retrained) == 1
+    if method == "grid":  # trained alone at the manifest's chunk size: bitwise, but for the tampered metric
+        assert retrained[0] == (f"seed 0: retrained train_loss is {trained['metrics']['train_loss']!r}, the "
+                                f"journal has {trained['metrics']['train_loss'] + 1e-3!r} (trained with another "
+                                f"jaxreg, JAX or XLA version, or on another machine)")
+    else:
+        assert retrained[0].endswith("(its chunk shrank as members left the batch (search.method 'halving'), which "
+                                     "rounds like another chunk size: a run of the config alone does not repeat it "
+                                     "bit for bit)")

@@ -30,6 +30,7 @@ def _json_default(name: str):
     return "inf" if value == float("inf") else value
 from jaxreg.report.store import CURVES, atomic_write, load_curves, load_manifest, read_journal, versions
 from jaxreg.report.summary import as_float, rank_key, summarize
+from jaxreg.sweeps.halving import METHODS as HALVING
 from jaxreg.sweeps.spec import STATIC
 
 __all__ = ["Best", "BestConfig", "best_config", "best_params", "export_best", "load_best"]
@@ -189,13 +190,21 @@ def _retrain(variant, trials: list, manifest: dict, best: BestConfig):
             same = all(_same(float(result.final[name][i]), value) for name, value in trial["metrics"].items())
             if trial["seed"] not in found or same:
                 found[trial["seed"]] = (result, i, same)
+    search = manifest["spec"]["search"]
+    if search["method"] in HALVING or search.get("compact", False):
+        why = (f"its chunk shrank as members left the batch (search.method {search['method']!r}"
+               f"{', search.compact' if search['method'] not in HALVING else ''}), which rounds like another chunk "
+               f"size: a run of the config alone does not repeat it bit for bit")
+    else:
+        why = "trained with another jaxreg, JAX or XLA version, or on another machine"
     notes = []
     for trial in trials:
         result, i, same = found[trial["seed"]]
-        if not same:
-            notes.append(f"seed {trial['seed']}: retrained {metric} is {float(result.final[metric][i])!r}, the "
-                         f"journal has {trial['metrics'][metric]!r} (trained with another jaxreg, JAX or XLA "
-                         f"version, or on another machine)")
+        if not same:  # the search metric if it differs, else the first metric that does
+            name = next(n for n in (metric, *trial["metrics"])
+                        if n in trial["metrics"] and not _same(float(result.final[n][i]), trial["metrics"][n]))
+            notes.append(f"seed {trial['seed']}: retrained {name} is {float(result.final[name][i])!r}, the "
+                         f"journal has {trial['metrics'][name]!r} ({why})")
     def member(tree, seed):
         result, i, _ = found[seed]
         return jax.tree_util.tree_map(lambda leaf: np.asarray(leaf[i]), getattr(result, tree))
