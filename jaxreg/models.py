@@ -273,7 +273,8 @@ def mlp(
         ``apply(..., logits=False)`` applies the output activation. Its dropout vector has one rate per layer that feeds a weight
         matrix: the input and every hidden layer, input first (the notebook's keep
         probabilities ``(1, 0.5, 0.5, 1)`` are drop rates ``(0, 0.5, 0.5)``; the output is
-        never dropped). DropConnect takes one rate per weight matrix.
+        never dropped). DropConnect takes one rate per weight matrix. Inputs of more than two
+        dimensions (images, ``(n, H, W[, C])``) are flattened to one row per example.
 
     >>> import jax
     >>> net = mlp((2, 8, 1), output="sigmoid")
@@ -317,7 +318,7 @@ def mlp(
         connect = _per_layer(dropconnect, n_layers, "dropconnect", x.dtype)
         drop_keys, connect_keys = _layer_keys(key if train else None, n_layers, n_layers, dropout, dropconnect)
         frozen = _frozen_layers(bn_frozen, n_layers, x.dtype)
-        h, state = x, dict(state)
+        h, state = (x.reshape((x.shape[0], -1)) if x.ndim > 2 else x), dict(state)  # images: one row each
         for i, name in enumerate(names):
             h = drop_units(drop_keys[i], h, drop[i])
             z = _dense(connect_keys[i], params[name], h, connect[i])

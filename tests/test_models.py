@@ -217,6 +217,15 @@ def test_mlp_without_bias_and_logits_match_numpy(x64):
         np.testing.assert_allclose(logits, expected, rtol=1e-12, atol=1e-12)
 
 
+def test_an_mlp_takes_images_as_one_row_each(x64):
+    net = jaxreg.mlp((12, 6, 3), activation="tanh", dtype=jnp.float64)
+    params = random_params(init_shapes(net), seed=5)
+    x = np.random.default_rng(6).normal(size=(5, 2, 3, 2))  # (n, H, W, C): the numpy oracle on rows
+    out, _ = net.apply(jax.tree_util.tree_map(jnp.asarray, params), {}, jnp.asarray(x))
+    np.testing.assert_allclose(out, np_dense_stack(named(params, "dense"), x.reshape(5, 12), "tanh", "linear"),
+                               rtol=1e-12, atol=1e-12)
+
+
 CNN_ORACLE_CASES = [
     pytest.param((8, 8, 1), (3, 4), 3, "relu", "max", (5,), "linear", id="8x8x1-max"),
     pytest.param((8, 8, 1), (3, 4), 3, "tanh", "avg", (5,), "softmax", id="8x8x1-avg"),
