@@ -201,7 +201,8 @@ def test_a_run_stopped_after_a_rung_resumes_there_and_gives_the_same_journal(hal
     assert (tmp_path / "b" / halving.STATE).exists()
     from jaxreg.sweeps.run import kept  # what an interrupted `jaxreg run` says it kept
 
-    assert kept() == "kept 12 trials in the journal, and the members left after epoch 4 in halving.npz"
+    assert kept() == ("kept 12 trials in the journal, and the members left after epoch 4 in halving.npz (halving "
+                      "keeps its state at rungs only: the training since the last rung is done again)")
     monkeypatch.setattr(store.Store, "append", original)
     logged = []
     run_sweep(build_spec(spec), tmp_path / "b", progress=True, log=logged.append)

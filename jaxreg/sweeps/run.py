@@ -145,7 +145,8 @@ def search_rounds(space: Space, score: Callable[[list[Config]], list], *, rounds
     return history
 
 
-_progress = {"journaled": None, "checkpoint": None, "rung": None}  # what the running sweep has kept
+_progress = {"journaled": None, "checkpoint": None, "rung": None,  # what the running sweep has kept
+             "rungs_only": False}  # halving and hyperband keep their state at rungs, not within them
 
 
 def kept() -> str:
@@ -159,6 +160,9 @@ def kept() -> str:
         words += f", and the chunk in training up to evaluation {checkpoint.saved} in {checkpoint.path.name}"
     if _progress["rung"] is not None:
         words += f", and the members left after epoch {_progress['rung']} in {HALVING_STATE}"
+    if _progress["rungs_only"]:
+        since = "the last rung" if _progress["rung"] is not None else "the start"
+        words += f" (halving keeps its state at rungs only: the training since {since} is done again)"
     return words
 
 
@@ -228,7 +232,8 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
             log(f"{store.curves_dir}: {len(damaged)} curves file{'s' * (len(damaged) > 1)} missing or damaged "
                 f"({', '.join(damaged[:3])}{', ...' if len(damaged) > 3 else ''}): "
                 f"{'their trials are' if len(damaged) > 1 else 'its trial is'} trained again")
-        _progress.update(journaled=len(records), checkpoint=None, rung=None)
+        _progress.update(journaled=len(records), checkpoint=None, rung=None,
+                         rungs_only=spec.search["method"] in HALVING)
         chance = {case or "": chance_rate(v.dataset.train.y, v.config.loss) for v in spec.variants for case in v.cases}
         extra = {**({"shard": str(shard)} if shard is not None else {}),
                  **(executor.describe() if executor is not None else {})}
