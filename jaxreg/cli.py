@@ -218,8 +218,9 @@ def _plan(args) -> None:
     spec = load_spec(args.spec, args.set)
     for line in spread_hparams(read_spec(args.spec), args.set):
         print(line)
-    configs = spec.configs(0)
     s = spec.search
+    # hyperband: every bracket (a round each) draws its own configs, listed bracket by bracket
+    configs = [c for r in range(s["rounds"] if s["method"] == "hyperband" else 1) for c in spec.configs(r)]
     members = len(configs) * len(spec.seeds)
     draws = sum(v.space.draws() for v in spec.variants)
     chunks = [choose_chunk_size(spec, len(v.space.configs(0)) * len(spec.seeds), v) for v in spec.variants]
@@ -227,6 +228,7 @@ def _plan(args) -> None:
                 f"{len(chunks)} compiled programs (cases with their own data, model or train "
                 f"settings), {', '.join(map(str, chunks))} members per chunk")
     print(f"{spec.name}: {len(configs)} configs x {len(spec.seeds)} seeds = {members} trials"
+          + (f" in {s['rounds']} brackets" if s["method"] == "hyperband" else "")
           + (f" per round, {s['rounds']} rounds ({s['round_method']}, {zoom_words(s)})"
              if s["method"] == "coarse_to_fine" else
              f" per round at most, {s['rounds']} rounds ({s['method']} through Optuna: round 1 its "
@@ -239,15 +241,19 @@ def _plan(args) -> None:
         print(f"note: {draws - len(configs)} of {draws} random draws repeat a config of their case (a case "
               f"without axes, or fewer values than search.samples): each config is trained once")
     costs = [estimate(v, len(v.space.configs(0)) * len(spec.seeds), size) for v, size in zip(spec.variants, chunks)]
-    for line in describe(costs, s["rounds"] if s["method"] in ("coarse_to_fine", *MODEL_METHODS) else 1):
+    for line in describe(costs, s["rounds"] if s["method"] in ("coarse_to_fine", "hyperband", *MODEL_METHODS) else 1):
         print(line)
+    if s["method"] in HALVING:
+        print(f"(an upper bound for {s['method']}: every {'bracket' if s['method'] == 'hyperband' else 'config'} "
+              f"costed as if it trained all epochs; pruned members stop at their rung)")
     names = []
     for variant in spec.variants:
         names.extend(n for n in variant.space.varying() if n not in names)
     for config in configs:
         values = "  ".join(f"{n}={config.point[n]!r}" for n in names if n in config.point)
         case = f"[{config.case}]  " if config.case is not None else ""
-        print(f"{config_id(config)}  {case}{values}".rstrip())
+        bracket = f"[bracket {config.round + 1}]  " if s["method"] == "hyperband" else ""
+        print(f"{config_id(config)}  {bracket}{case}{values}".rstrip())
 
 
 def _sanity(args) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
 
 import jax
 import numpy as np
@@ -357,3 +358,24 @@ def test_a_retrained_best_that_differs_from_the_journal_names_the_metric_and_the
         assert retrained[0].endswith("(its chunk shrank as members left the batch (search.method 'halving'), which "
                                      "rounds like another chunk size: a run of the config alone does not repeat it "
                                      "bit for bit)")
+
+
+def test_plan_lists_every_hyperband_bracket_and_counts_them_all(tmp_path, capsys):
+    from jaxreg import cli
+
+    spec = tmp_path / "hb.toml"
+    spec.write_text('name = "hb"\n[data]\ndataset = "blobs"\n[model]\nhidden = [4]\n[train]\nloss = "bce"\n'
+                    'epochs = 8\n[hparams]\nlearning_rate = { log_uniform = [0.01, 1.0] }\n[search]\n'
+                    'method = "hyperband"\neta = 2\nmin_epochs = 2\nseeds = 2\n[output]\nplots = false\n')
+    assert cli.main(["plan", str(spec)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("hb: 10 configs x 2 seeds = 20 trials in 3 brackets (hyperband: 3 brackets of "
+                               "successive halving (the best 1/2 go on), 4 configs from epoch 2; 3 configs from "
+                               "epoch 4; 3 configs from epoch 8); ")
+    assert "estimated training time: " in lines[2] and " for 3 rounds, " in lines[2]
+    assert lines[3] == ("(an upper bound for hyperband: every bracket costed as if it trained all epochs; pruned "
+                        "members stop at their rung)")
+    listed = [line.split("  ")[1] for line in lines[4:]]
+    assert listed == ["[bracket 1]"] * 4 + ["[bracket 2]"] * 3 + ["[bracket 3]"] * 3
+    journal = run_sweep(build_spec(tomllib.loads(spec.read_text())), tmp_path / "out", progress=False)
+    assert sorted({r["config_id"] for r in journal}) == sorted(line.split("  ")[0] for line in lines[4:])

@@ -66,7 +66,7 @@ def words(epochs: int, search: dict) -> str:
         return f"successive halving: rungs at epochs {', '.join(map(str, rungs))}, the best 1/{eta} go on"
     parts = [f"{n} configs from epoch {rungs[0]}" for n, rungs in brackets(epochs, first, eta)]
     return (f"hyperband: {len(parts)} brackets of successive halving (the best 1/{eta} go on), "
-            f"{'; '.join(parts)}; the first listed below")
+            f"{'; '.join(parts)}")
 
 
 def bucket(members: int, chunk_size: int) -> int:
