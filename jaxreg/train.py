@@ -338,8 +338,9 @@ def check_values(config: TrainConfig, data: Data) -> None:
             if not np.all(np.isfinite(y)):
                 raise InputError(f"data.{name}.y: expected finite targets, got {y[~np.isfinite(y)][0]}")
             if config.loss == "cross_entropy":
-                raise InputError(f"data.{name}.y: expected integer class labels for loss 'cross_entropy', "
-                                 f"got float targets")
+                raise InputError(f"data.{name}.y: expected integer class labels for loss 'cross_entropy' "
+                                 f"(one integer >= 0 per example; data files: data.targets = \"classes\" says "
+                                 f"which is not), got float targets")
             if config.loss == "bce" and (y.min() < 0 or y.max() > 1):
                 bad = y[(y < 0) | (y > 1)][0]
                 raise InputError(f"data.{name}.y: expected targets in [0, 1] for loss 'bce', got {bad}")

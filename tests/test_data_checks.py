@@ -67,7 +67,8 @@ def test_bce_labels_other_than_0_and_1_are_refused():
 def test_float_targets_for_cross_entropy_are_refused():
     x, _ = arrays()
     assert refused(config(), as_splits((x, np.linspace(0, 2, len(x))))) == (
-        "data.train.y: expected integer class labels for loss 'cross_entropy', got float targets")
+        "data.train.y: expected integer class labels for loss 'cross_entropy' (one integer >= 0 per example; "
+        "data files: data.targets = \"classes\" says which is not), got float targets")
 
 
 def test_regression_targets_stay_floats_and_train():

@@ -186,9 +186,10 @@ def train_halving(variant, runner, chunk_size: int, trials: list, store, records
             frozen_by_pruning[list(pruned)] = True
         if progress and prune:
             kept_configs = len({trials[m][0] for m in alive})
+            going = f"{kept_configs} config{'s go' if kept_configs != 1 else ' goes'} on"
             log(f"{label}: rung {k + 1}/{len(rungs)} (epoch {rungs[k]}): {len(training)} members trained in chunks "
                 f"of {size}; {len(pruned)} pruned, {len(stopped)} stopped" +
-                (f"; {kept_configs} configs go on" if not last else ""))
+                (f"; {going}" if not last else ""))
         elif progress:
             log(f"{label}: epoch {rungs[k]}/{rungs[-1]}: {len(training)} members trained in chunks of {size}"
                 + (f"; {len(stopped)} stopped, {len(alive)} go on" if not last else ""))
