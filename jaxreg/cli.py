@@ -200,7 +200,8 @@ def _header(spec, n_trials: int, seconds: float) -> str:
     return (f"{spec.name}: {info['name']} ({split}), "
             f"{spec.resolved['model']['kind']} "
             + (f"{spec.resolved['model']['channels']} conv + " if spec.resolved['model']['kind'] == "cnn" else "")
-            + f"{spec.resolved['model']['hidden']}, "
+            + (f"{spec.resolved['model'].get('options', {})}, " if ":" in spec.resolved['model']['kind'] else
+               f"{spec.resolved['model']['hidden']}, ") +
             f"{spec.config.optimizer}, {spec.config.epochs} epochs; {n_trials} trials "
             f"({len(spec.seeds)} seeds per config) in {seconds:.1f} s; "
             f"best first by {spec.search['metric']} (mean +- std over seeds), "

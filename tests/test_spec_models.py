@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxreg.errors import InputError
-from jaxreg.sweeps import load_spec, run_sweep
+from jaxreg.sweeps import build_spec, load_spec, run_sweep
 
 SPEC = """
 name = "own-model"
@@ -80,6 +80,16 @@ def test_a_bad_factory_is_a_one_line_error(tmp_path, kind, message):
     with pytest.raises(InputError) as error:
         load_spec(path)
     assert str(error.value) == message
+
+
+def test_a_built_in_model_key_with_a_factory_kind_is_refused_not_ignored(tmp_path):
+    path = write_spec(tmp_path, "flax_mlp")
+    with pytest.raises(InputError) as error:
+        load_spec(path, ["model.hidden=[32]"])
+    assert str(error.value) == ("model.hidden: expected none with a factory kind ('spec_models:flax_mlp' builds its "
+                                "own layers: give its arguments in model.options), got [32]")
+    spec = load_spec(path)  # its resolved spec carries the built-in keys at their defaults, and builds again
+    assert build_spec(spec.resolved).digest == spec.digest
 
 
 def test_an_l2_axis_with_a_mask_that_selects_nothing_is_an_error(tmp_path):

@@ -66,6 +66,9 @@ OUTPUT_DEFAULTS = {"params": False, "plots": True, "curves_csv": False, "plot_me
 # which seed's params [the best seed]; pretrained_head [false]: keep the pretrained head too (the
 # same task: fine-tuning), else it starts afresh (a new task's head).
 OPTIONAL_MODEL_KEYS = ("options", "batch_norm", "pretrained", "pretrained_seed", "pretrained_head")
+# what only the built-in mlp and cnn use: a factory kind ("module:function") refuses them
+BUILT_IN_MODEL_KEYS = ("hidden", "activation", "output", "bias", "init", "init_scale", "init_seed", "channels",
+                       "kernel_size", "pool")
 # penalty_mask: "module:function", a callable params -> mask; blur_size [5]: augmentation's kernel;
 # histograms [0]: bins of the per-layer histograms of weights, gradients and activations (0: none)
 # metrics [all]: the metrics to compute at each evaluation (and the monitored and searched ones)
@@ -269,6 +272,11 @@ def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
         if not isinstance(m.get("options", {}), dict):
             raise InputError(f"model.options: expected a table of keyword arguments for {m['kind']!r}, "
                              f"got {m['options']!r}")
+        # The built-in models' keys would be ignored: refused, unless at their defaults (a resolved spec).
+        ignored = [k for k in BUILT_IN_MODEL_KEYS if k in model_raw and model_raw[k] != MODEL_DEFAULTS[k]]
+        if ignored:
+            raise InputError(f"model.{ignored[0]}: expected none with a factory kind ({m['kind']!r} builds its own "
+                             f"layers: give its arguments in model.options), got {model_raw[ignored[0]]!r}")
     else:
         check_choice("model.kind", m["kind"], ("mlp", "cnn", "MODULE:FUNCTION"))
         if "options" in m:
