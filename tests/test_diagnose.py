@@ -168,3 +168,25 @@ def test_sanity_turns_every_regularizer_off_and_flags_a_large_init():
     spec = build_spec({"data": {"dataset": "digits"}, "model": {"hidden": [64]}, "train": {"optimizer": "adam"},
                        "hparams": {"learning_rate": 0.01, "l2": 10.0, "dropout": 0.5, "rotate": 30.0}})
     assert sanity_check(spec, examples=50, seeds=1, epochs=40).passed
+
+
+def test_sweep_findings_say_an_edge_best_value_may_lie_past_it_unless_it_is_off():
+    from types import SimpleNamespace
+
+    from jaxreg.report.findings import sweep_findings
+
+    def folder(best_l2, best_lr):
+        rows = [{"config_id": f"c{i}", "case": None, "l2": l2, "learning_rate": lr, "val_loss_mean": loss,
+                 "val_loss_std": 0.0}
+                for i, (l2, lr, loss) in enumerate([(best_l2, best_lr, 0.1), (0.01, 0.03, 0.2), (0.1, 0.01, 0.3),
+                                                    (1.0, 0.02, 0.4)])]
+        return SimpleNamespace(records=[], trials={r["config_id"]: [{}] for r in rows}, metric="val_loss", rows=rows,
+                               numeric=["l2", "learning_rate"])
+
+    assert sweep_findings(folder(0.0, 0.1)) == [
+        "the best config has l2 = 0 (off), the lowest tried (of 0 to 1): no l2 tried did better than none",
+        "the best config sits at the highest learning_rate tried (0.1, of 0.01 to 0.1): the best value may lie "
+        "above it; search past it"]
+    assert sweep_findings(folder(0.001, 0.015)) == [
+        "the best config sits at the lowest l2 tried (0.001, of 0.001 to 1): the best value may lie below it; "
+        "search past it"]

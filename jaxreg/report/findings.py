@@ -11,6 +11,7 @@ import numpy as np
 
 from jaxreg.diagnosis import LABELS, Finding, Thresholds, diagnose
 from jaxreg.errors import InputError
+from jaxreg.hparams import DEFAULTS
 from jaxreg.report.folder import Folder
 from jaxreg.report.store import load_curves
 from jaxreg.report.summary import as_float
@@ -50,10 +51,14 @@ def sweep_findings(folder: Folder) -> list[str]:
         tried = sorted({as_float(r[name]) for r in rows if r["case"] == best["case"] and name in r
                         and np.isfinite(as_float(r[name]))})
         value = as_float(best.get(name, math.nan))
-        if len(tried) >= 3 and value in (tried[0], tried[-1]):
+        if len(tried) >= 3 and value == tried[0] == DEFAULTS.get(name) == 0:  # off: nothing lies below
+            lines.append(f"the best config has {name} = 0 (off), the lowest tried (of 0 to {tried[-1]:g}): no "
+                         f"{name} tried did better than none")
+        elif len(tried) >= 3 and value in (tried[0], tried[-1]):
             side = "lowest" if value == tried[0] else "highest"
             lines.append(f"the best config sits at the {side} {name} tried ({value:g}, of {tried[0]:g} to "
-                         f"{tried[-1]:g}): widen the search past it")
+                         f"{tried[-1]:g}): the best value may lie {'below' if side == 'lowest' else 'above'} it; "
+                         f"search past it")
     if len(rows) >= 2 and len(folder.trials[best["config_id"]]) >= 2:
         second = rows[1]
         gap = abs(best[f"{metric}_mean"] - second[f"{metric}_mean"])
