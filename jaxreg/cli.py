@@ -107,8 +107,7 @@ def _parser() -> _Parser:
                           "(pip install 'jaxreg[ray]')")
     run.add_argument("--checkpoint-every", type=_seconds, default=10.0, metavar="SECONDS",
                      help="keep the chunk in training at most this often (default 10; 0: after every "
-                          "segment); a rerun resumes it. halving and hyperband keep their state at rungs "
-                          "instead (halving.npz), whatever this says")
+                          "segment); a rerun resumes it")
     plan = commands.add_parser("plan", help="print the configs a spec expands to; trains nothing")
     plan.add_argument("spec")
     plan.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

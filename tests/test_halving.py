@@ -167,6 +167,36 @@ def test_compaction_gives_what_training_the_pruned_members_in_place_gives(tmp_pa
     print(f"compaction drift {drift:.2e}, chunk-size drift {chunk_drift:.2e}")
 
 
+def test_a_run_stopped_within_a_rung_resumes_there_and_gives_the_same_journal(halved, tmp_path, monkeypatch):
+    from jaxreg.sweeps.run import kept
+
+    spec, out, _, _ = halved
+    whole = (out / "run" / "trials.jsonl").read_bytes()
+    saved, put = [], halving._put
+
+    def save(path, tag, next_rung, alive, carry, curves, reached, next_block, original=halving._save):
+        original(path, tag, next_rung, alive, carry, curves, reached, next_block)
+        saved.append(next_block)
+
+    def die_in_the_next_segment(whole, index, new):  # after the last rung's first segment was kept
+        if saved and saved[-1] == 3:  # inside the last rung (epochs 4 to 8: blocks 2 to 4, eval_every 2)
+            raise KeyboardInterrupt
+        return put(whole, index, new)
+
+    monkeypatch.setattr(halving, "_save", save)
+    monkeypatch.setattr(halving, "_put", die_in_the_next_segment)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(build_spec(spec), tmp_path / "c", progress=False, checkpoint_seconds=0)
+    assert saved == [1, 2, 3]  # after each rung, and within the last one
+    assert kept() == "kept 12 trials in the journal, and the members left after epoch 6 in halving.npz"
+    monkeypatch.setattr(halving, "_put", put)
+    logged = []
+    run_sweep(build_spec(spec), tmp_path / "c", progress=True, log=logged.append)
+    assert any("resumed from halving.npz at epoch 6 (rung 3 of 3): 4 members left" in line for line in logged), logged
+    assert (tmp_path / "c" / "trials.jsonl").read_bytes() == whole
+    assert not (tmp_path / "c" / halving.STATE).exists()
+
+
 def test_a_run_stopped_after_a_rung_resumes_there_and_gives_the_same_journal(halved, tmp_path, monkeypatch):
     spec, out, _, _ = halved
     whole = (out / "run" / "trials.jsonl").read_bytes()
@@ -202,12 +232,11 @@ def test_a_run_stopped_after_a_rung_resumes_there_and_gives_the_same_journal(hal
     assert (tmp_path / "b" / halving.STATE).exists()
     from jaxreg.sweeps.run import kept  # what an interrupted `jaxreg run` says it kept
 
-    assert kept() == ("kept 12 trials in the journal, and the members left after epoch 4 in halving.npz (halving "
-                      "keeps its state at rungs only: the training since the last rung is done again)")
+    assert kept() == "kept 12 trials in the journal, and the members left after epoch 4 in halving.npz"
     monkeypatch.setattr(store.Store, "append", original)
     logged = []
     run_sweep(build_spec(spec), tmp_path / "b", progress=True, log=logged.append)
-    assert any("resumed from halving.npz after rung 2 (epoch 4): 4 members left" in line for line in logged), logged
+    assert any("resumed from halving.npz at epoch 4 (rung 3 of 3): 4 members left" in line for line in logged), logged
     assert (tmp_path / "b" / "trials.jsonl").read_bytes() == whole
     assert not (tmp_path / "b" / halving.STATE).exists()
 

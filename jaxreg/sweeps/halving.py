@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import math
+import time
 from collections.abc import Callable
 
 import jax
@@ -89,7 +90,7 @@ def _tag(digest: str, trials: list, chunk_size: int, rungs: list[int]) -> str:
 def train_halving(variant, runner, chunk_size: int, trials: list, store, records: dict, *, rungs: list[int],
                   eta: int, metric: str, minimize: bool, digest: str, label: str, save_params: bool,
                   log: Callable[[str], None], progress: bool, compact: bool = True, prune: bool = True,
-                  on_kept: Callable[[int | None], None] = lambda epoch: None) -> int:
+                  on_kept: Callable[[int | None], None] = lambda epoch: None, checkpoint_seconds: float = 10.0) -> int:
     """Successive halving over ``trials`` (``(config id, config, seed)``, the round's every
     trial), journaling each as it leaves training; returns how many were journaled now.
 
@@ -97,7 +98,9 @@ def train_halving(variant, runner, chunk_size: int, trials: list, store, records
     compaction costs: the benchmark's baseline). ``prune=False`` (``search.compact`` without
     halving: ``eta`` 1, rungs at segment ends) only lets stopped members leave, and journals
     ``trained_epochs`` alone of the rung fields. ``on_kept(epoch)`` is called whenever the journal
-    or the kept state grew: the epoch of the rung kept in ``halving.npz`` (None: none).
+    or the kept state grew: the epoch up to which ``halving.npz`` keeps the members left (None:
+    none). Within a rung the state is kept too, after a segment, at most every
+    ``checkpoint_seconds`` (0: after every segment); keeping it changes no number.
     """
     config, every = variant.config, variant.config.eval_every
     seeds = np.array([seed for _, _, seed in trials], np.uint32)
@@ -108,11 +111,11 @@ def train_halving(variant, runner, chunk_size: int, trials: list, store, records
     tag = _tag(digest, trials, chunk_size, rungs)
     state = _load(store.out / STATE, tag, runner, seeds, hparams, variant.init_params, per)
     if state is None:
-        alive, carry, curves, reached, first = np.arange(n), None, None, [[] for _ in range(n)], 0
+        alive, carry, curves, reached, first, resume_at = np.arange(n), None, None, [[] for _ in range(n)], 0, 0
     else:
-        alive, carry, curves, reached, first = state
+        alive, carry, curves, reached, first, resume_at = state
         if progress:
-            log(f"{label}: resumed from {STATE} after rung {first} (epoch {rungs[first - 1]}): "
+            log(f"{label}: resumed from {STATE} at epoch {resume_at * every} (rung {first + 1} of {len(rungs)}): "
                 f"{len(alive)} members left")
     said = set()
 
@@ -123,26 +126,36 @@ def train_halving(variant, runner, chunk_size: int, trials: list, store, records
             log(f"{label}: compiled in {seconds:.1f} s")
         said.add(size)
 
-    journaled, state_kept = 0, state is not None
+    journaled, kept_epoch = 0, (resume_at * every if state is not None else None)  # what halving.npz holds
     frozen_by_pruning = np.zeros(n, bool)  # compact=False: pruned members left in place
+    saved_at = time.monotonic()
     for k in range(first, len(rungs)):
-        start = 0 if k == 0 else blocks[k - 1]
+        begin = resume_at if k == first and resume_at else (0 if k == 0 else blocks[k - 1])
         training = alive if compact else np.arange(n)
         size = bucket(len(training), chunk_size) if compact else chunk_size
-        part = None if carry is None else jax.tree_util.tree_map(lambda leaf: leaf[training], carry)
-        if part is not None and not compact:
-            part = part._replace(frozen=part.frozen | frozen_by_pruning)
-        part, result = runner.advance(seeds[training], jax.tree_util.tree_map(lambda a: a[training], hparams),
-                                      variant.init_params, part, range(start, blocks[k]), size, per,
-                                      compiling=lambda s, size=size: compiling(s, size))
-        if carry is None:
-            carry = part
-            curves = {name: np.full((n, n_evals, *c.shape[2:]), np.nan, c.dtype) for name, c in result.curves.items()}
-        else:
-            carry = jax.tree_util.tree_map(lambda whole, new: _put(whole, training, new), carry, part)
         at = {int(m): j for j, m in enumerate(training)}
-        for name, c in result.curves.items():
-            curves[name][alive, start:blocks[k]] = c[[at[m] for m in alive]]
+        # One segment (per blocks) a call: the state can be kept between them, the numbers are
+        # those of one call over the whole rung (each chunk's segments run in the same order).
+        for start in range(begin, blocks[k], per):
+            part = None if carry is None else jax.tree_util.tree_map(lambda leaf: leaf[training], carry)
+            if part is not None and not compact:
+                part = part._replace(frozen=part.frozen | frozen_by_pruning)
+            part, result = runner.advance(seeds[training], jax.tree_util.tree_map(lambda a: a[training], hparams),
+                                          variant.init_params, part, range(start, start + per), size, per,
+                                          compiling=lambda s, size=size: compiling(s, size))
+            if carry is None:
+                carry = part
+                curves = {name: np.full((n, n_evals, *c.shape[2:]), np.nan, c.dtype)
+                          for name, c in result.curves.items()}
+            else:
+                carry = jax.tree_util.tree_map(lambda whole, new: _put(whole, training, new), carry, part)
+            for name, c in result.curves.items():
+                curves[name][alive, start:start + per] = c[[at[m] for m in alive]]
+            within = start + per < blocks[k]
+            if within and time.monotonic() - saved_at >= checkpoint_seconds:
+                _save(store.out / STATE, tag, k, alive, carry, curves, reached, start + per)
+                saved_at, kept_epoch = time.monotonic(), (start + per) * every
+                on_kept(kept_epoch)
         values = {int(m): float(result.final[metric][at[m]]) for m in alive}
         for m in alive:
             reached[m].append((rungs[k], values[int(m)]))
@@ -179,7 +192,7 @@ def train_halving(variant, runner, chunk_size: int, trials: list, store, records
         for record in new:
             records[(record["config_id"], record["seed"])] = record
         journaled += len(new)
-        on_kept(rungs[k - 1] if k and state_kept else None)
+        on_kept(kept_epoch)  # the kept state stays valid: a rerun skips the members journaled since
         left = set(leaving)
         alive = np.array([m for m in alive if int(m) not in left], np.int64)
         if not compact:
@@ -194,9 +207,9 @@ def train_halving(variant, runner, chunk_size: int, trials: list, store, records
             log(f"{label}: epoch {rungs[k]}/{rungs[-1]}: {len(training)} members trained in chunks of {size}"
                 + (f"; {len(stopped)} stopped, {len(alive)} go on" if not last else ""))
         if not last:
-            _save(store.out / STATE, tag, k + 1, alive, carry, curves, reached)
-            state_kept = True
-            on_kept(rungs[k])
+            _save(store.out / STATE, tag, k + 1, alive, carry, curves, reached, blocks[k])
+            saved_at, kept_epoch = time.monotonic(), rungs[k]
+            on_kept(kept_epoch)
     (store.out / STATE).unlink(missing_ok=True)
     on_kept(None)
     return journaled
@@ -208,10 +221,12 @@ def _put(whole, index, new):
     return whole
 
 
-def _save(path, tag: str, next_rung: int, alive, carry, curves: dict, reached: list) -> None:
+def _save(path, tag: str, next_rung: int, alive, carry, curves: dict, reached: list, next_block: int) -> None:
+    """The members left (``alive``), their loop state and curves, at evaluation block
+    ``next_block``, in rung ``next_rung`` (where the rerun goes on)."""
     leaves = jax.tree_util.tree_leaves(carry)
-    arrays = {"tag": np.array(tag), "next_rung": np.array(next_rung), "alive": np.asarray(alive),
-              "reached": np.array(json.dumps(reached))}
+    arrays = {"tag": np.array(tag), "next_rung": np.array(next_rung), "next_block": np.array(next_block),
+              "alive": np.asarray(alive), "reached": np.array(json.dumps(reached))}
     arrays.update({f"carry/{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
     arrays.update({f"curves/{name}": value for name, value in curves.items()})
     buffer = io.BytesIO()
@@ -220,7 +235,8 @@ def _save(path, tag: str, next_rung: int, alive, carry, curves: dict, reached: l
 
 
 def _load(path, tag: str, runner, seeds, hparams, init_params, per: int):
-    """The kept state ``(alive, carry, curves, reached, next rung)`` when it belongs to this round."""
+    """The kept state ``(alive, carry, curves, reached, next rung, next block)`` when it belongs
+    to this round."""
     if not path.is_file():
         return None
     try:
@@ -236,6 +252,6 @@ def _load(path, tag: str, runner, seeds, hparams, init_params, per: int):
             curves = {name[len("curves/"):]: kept[name] for name in kept.files if name.startswith("curves/")}
             reached = [[tuple(r) for r in member] for member in json.loads(str(kept["reached"]))]
             return (kept["alive"].astype(np.int64), jax.tree_util.tree_unflatten(treedef, carry), curves, reached,
-                    int(kept["next_rung"]))
+                    int(kept["next_rung"]), int(kept["next_block"]))
     except (OSError, ValueError, KeyError):
         return None

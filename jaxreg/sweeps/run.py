@@ -145,8 +145,7 @@ def search_rounds(space: Space, score: Callable[[list[Config]], list], *, rounds
     return history
 
 
-_progress = {"journaled": None, "checkpoint": None, "rung": None,  # what the running sweep has kept
-             "rungs_only": False}  # halving and hyperband keep their state at rungs, not within them
+_progress = {"journaled": None, "checkpoint": None, "rung": None}  # what the running sweep has kept
 
 
 def kept() -> str:
@@ -160,9 +159,6 @@ def kept() -> str:
         words += f", and the chunk in training up to evaluation {checkpoint.saved} in {checkpoint.path.name}"
     if _progress["rung"] is not None:
         words += f", and the members left after epoch {_progress['rung']} in {HALVING_STATE}"
-    if _progress["rungs_only"]:
-        since = "the last rung" if _progress["rung"] is not None else "the start"
-        words += f" (halving keeps its state at rungs only: the training since {since} is done again)"
     return words
 
 
@@ -232,8 +228,7 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
             log(f"{store.curves_dir}: {len(damaged)} curves file{'s' * (len(damaged) > 1)} missing or damaged "
                 f"({', '.join(damaged[:3])}{', ...' if len(damaged) > 3 else ''}): "
                 f"{'their trials are' if len(damaged) > 1 else 'its trial is'} trained again")
-        _progress.update(journaled=len(records), checkpoint=None, rung=None,
-                         rungs_only=spec.search["method"] in HALVING)
+        _progress.update(journaled=len(records), checkpoint=None, rung=None)
         chance = {case or "": chance_rate(v.dataset.train.y, v.config.loss) for v in spec.variants for case in v.cases}
         extra = {**({"shard": str(shard)} if shard is not None else {}),
                  **(executor.describe() if executor is not None else {})}
@@ -262,8 +257,8 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
                         variant, runner, chunk_size, trials, store, records, rungs=_rungs(spec, variant, configs),
                         eta=spec.search.get("eta", 1), metric=metric, minimize=spec.minimize, digest=spec.digest,
                         label=label or "sweep", save_params=spec.output["params"], log=log, progress=progress,
-                        prune=spec.search["method"] in HALVING, on_kept=lambda epoch: _progress.update(
-                            journaled=len(records), rung=epoch))
+                        prune=spec.search["method"] in HALVING, checkpoint_seconds=checkpoint_seconds,
+                        on_kept=lambda epoch: _progress.update(journaled=len(records), rung=epoch))
                 elif pending and executor is not None:
                     trained += executor.train_round(index, variant, chunk_size, pending, store, records, label,
                                                     progress, spec.output["params"], log)
