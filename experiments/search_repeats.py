@@ -19,8 +19,8 @@ near-optimal configs it tried. So each draw's chosen config is also retrained on
 (100..109), all of them in one sweep (``RUNS/reeval``: one case per distinct config; it is
 recomputed when the set of chosen configs changes), and again on 30 seeds no search or choice
 used (200..229, ``RUNS/truth``). The same two retrainings measure the ceiling: how often one fixed
-config (the landscape's best, ``--landscape``, and the best retrained choice) beats each method's
-choice, which no search that must find a config can beat more often, up to the noise of the measure.
+config (the landscape's best, ``--landscape``, and the best chosen config on either seed set) beats
+each method's choice: what a search that always found it would reach.
 
 Writes into ``--out``: ``NAME_draws.csv`` (one row per method and draw), ``NAME.csv`` and
 ``NAME.md`` (per method: median and quartiles, wins), ``NAME_best_so_far.png``.

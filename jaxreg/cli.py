@@ -184,6 +184,8 @@ def _run(args) -> None:
 
 
 def _header(spec, n_trials: int, seconds: float) -> str:
+    from jaxreg.sweeps.spec import is_factory
+
     info = spec.dataset.info
     # Cases that change the data (digits' per_class, say) train on splits of other sizes: each said.
     sizes = []
@@ -199,7 +201,7 @@ def _header(spec, n_trials: int, seconds: float) -> str:
     return (f"{spec.name}: {info['name']} ({split}), "
             f"{spec.resolved['model']['kind']} "
             + (f"{spec.resolved['model']['channels']} conv + " if spec.resolved['model']['kind'] == "cnn" else "")
-            + (f"{spec.resolved['model'].get('options', {})}, " if ":" in spec.resolved['model']['kind'] else
+            + (f"{spec.resolved['model'].get('options', {})}, " if is_factory(spec.resolved['model']['kind']) else
                f"{spec.resolved['model']['hidden']}, ") +
             f"{spec.config.optimizer}, {spec.config.epochs} epochs; {n_trials} trials "
             f"({len(spec.seeds)} seeds per config) in {seconds:.1f} s; "

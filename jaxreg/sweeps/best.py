@@ -30,7 +30,7 @@ def _json_default(name: str):
     return "inf" if value == float("inf") else value
 from jaxreg.report.store import CURVES, atomic_write, load_curves, load_manifest, read_journal, versions
 from jaxreg.report.summary import as_float, rank_key, summarize
-from jaxreg.sweeps.halving import METHODS as HALVING
+from jaxreg.sweeps.halving import METHODS as HALVING, compacts
 from jaxreg.sweeps.spec import STATIC
 
 __all__ = ["Best", "BestConfig", "best_config", "best_params", "export_best", "load_best"]
@@ -191,7 +191,7 @@ def _retrain(variant, trials: list, manifest: dict, best: BestConfig):
             if trial["seed"] not in found or same:
                 found[trial["seed"]] = (result, i, same)
     search = manifest["spec"]["search"]
-    if search["method"] in HALVING or search.get("compact", False):
+    if compacts(search):
         why = (f"its chunk shrank as members left the batch (search.method {search['method']!r}"
                f"{', search.compact' if search['method'] not in HALVING else ''}), which rounds like another chunk "
                f"size: a run of the config alone does not repeat it bit for bit")

@@ -59,6 +59,12 @@ def brackets(epochs: int, min_epochs: int, eta: int) -> list[tuple[int, list[int
             for s in range(s_max, -1, -1)]
 
 
+def compacts(search: dict) -> bool:
+    """Whether a sweep's members leave their chunk as they stop (``search``: a resolved spec's):
+    halving and hyperband always, any method with ``search.compact``."""
+    return search["method"] in METHODS or search.get("compact", False)
+
+
 def words(epochs: int, search: dict) -> str:
     """A halving or hyperband search in words (plan)."""
     eta, first = search["eta"], search["min_epochs"]

@@ -30,7 +30,7 @@ from jaxreg.report.store import MANIFEST, ChunkCheckpoint, Shard, Store, load_ma
 from jaxreg.report.summary import as_float, chance_rate, rank_key
 from jaxreg.sweeps.build import Spec
 from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, memory_budget_mb, padding_warning
-from jaxreg.sweeps.halving import METHODS as HALVING, STATE as HALVING_STATE, brackets as halving_brackets, rung_epochs, train_halving
+from jaxreg.sweeps.halving import METHODS as HALVING, STATE as HALVING_STATE, brackets as halving_brackets, compacts, rung_epochs, train_halving
 from jaxreg.sweeps.samplers import NEEDS as SAMPLER_PACKAGES, check_replay, model_rounds
 from jaxreg.sweeps.space import MODEL_METHODS, Config, Space
 from jaxreg.sweeps.spec import compute_difference
@@ -195,7 +195,7 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     if shard is not None and overwrite:
         raise InputError("--overwrite: expected no --shard with it (a shard must not remove the other "
                          "shards' results), got both; overwrite with one unsharded run first")
-    compacting = spec.search["method"] in HALVING or spec.search.get("compact", False)
+    compacting = compacts(spec.search)
     if compacting and (shard is not None or executor is not None):
         what = (f"search.method {spec.search['method']!r} (its rungs rank every config of a round together, in one "
                 f"process)" if spec.search["method"] in HALVING else
