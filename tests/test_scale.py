@@ -14,6 +14,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,30 @@ def jaxreg(*args, cwd, env=None, background=False):
         return subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
     return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=900)
+
+
+def finish_together(processes, timeout):
+    """The (stdout, stderr) of each process once all have ended; once one fails the others are
+    killed (a shard that waits for a failed one would wait until the timeout)."""
+    outputs = [None] * len(processes)
+
+    def read(i):
+        outputs[i] = processes[i].communicate()
+
+    threads = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(len(processes))]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    while any(thread.is_alive() for thread in threads) and time.monotonic() < deadline:
+        if any(process.returncode not in (None, 0) for process in processes):
+            break
+        time.sleep(0.5)
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+    for thread in threads:
+        thread.join()
+    return outputs
 
 
 def ok(process):
@@ -128,7 +154,7 @@ def test_two_shards_one_after_the_other_give_one_process_journal(specs):
 def test_coarse_to_fine_shards_at_once_wait_for_each_round_and_merge_to_one_process_journal(specs):
     shards = [jaxreg("run", "c2f.toml", "--out", "both", "--shard", f"{i}/2", cwd=specs, background=True)
               for i in (1, 0)]
-    outputs = [process.communicate(timeout=900) for process in shards]
+    outputs = finish_together(shards, timeout=900)
     assert [process.returncode for process in shards] == [0, 0], outputs
     journal = (specs / "both" / "trials.jsonl").read_bytes()
     assert journal == (specs / "one-c2f" / "trials.jsonl").read_bytes()

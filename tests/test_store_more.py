@@ -233,6 +233,20 @@ def test_an_empty_curves_folder_and_the_lock_are_leftovers_not_foreign(tmp_path)
     assert s.foreign_entries() == []
 
 
+def test_a_folder_another_run_is_starting_in_is_not_foreign(tmp_path):
+    # Two shards started at once: the first holds the lock and has written its manifest's
+    # temporary, not the manifest yet; the second must join it, not call the folder foreign.
+    first = store.Store(tmp_path / "out", store.Shard(1, 2))
+    first.lock()
+    (tmp_path / "out" / ".manifest.json.k2x9").write_text("{")
+    try:
+        assert store.Store(tmp_path / "out", store.Shard(0, 2)).foreign_entries() == []
+    finally:
+        first.unlock()
+    # Once no run holds the lock, the same files without a manifest are foreign again.
+    assert store.Store(tmp_path / "out").foreign_entries() == [".manifest.json.k2x9"]
+
+
 def test_resuming_checks_the_spec_and_overwrite_clears_only_ours(tmp_path):
     s = store.Store(tmp_path)
     s.prepare(SPEC, overwrite=False)

@@ -257,13 +257,36 @@ class Store:
 
     def foreign_entries(self) -> list[str]:
         """The entries of an existing folder without a manifest (not jaxreg's), sorted; an empty
-        ``curves`` folder and the lock file are jaxreg's own leftovers of an interrupted start."""
+        ``curves`` folder and the lock file are jaxreg's own leftovers of an interrupted start.
+
+        A run starting beside another (the shards of one sweep) can see the folder while the
+        other writes its first files: the listing comes first, then a manifest or a live holder of
+        the folder's lock (only jaxreg takes it) makes the folder jaxreg's."""
         if not self.out.is_dir() or self.manifest_path.exists():
             return []
         leftovers = {LOCK} | {path.name for path in self.out.glob(".jaxreg.shard-*-of-*.lock")}
         if self.curves_dir.is_dir() and not any(self.curves_dir.iterdir()):
             leftovers.add(CURVES)
-        return sorted(path.name for path in self.out.iterdir() if path.name not in leftovers)
+        foreign = sorted(path.name for path in self.out.iterdir() if path.name not in leftovers)
+        if foreign and (self.manifest_path.exists() or self._lock_held_elsewhere()):
+            return []
+        return foreign
+
+    def _lock_held_elsewhere(self) -> bool:
+        """Whether a live process holds the folder's lock (a jaxreg run writing it now)."""
+        try:
+            handle = os.open(self.out / LOCK, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(handle)
 
     def _check_same_spec(self, spec, grows=None) -> None:
         try:

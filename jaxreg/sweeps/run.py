@@ -315,8 +315,12 @@ def _wait_for(trials: list, store: Store, records: dict, label: str, shard, poll
     while missing:
         if said is None or time.monotonic() - said > 60:
             others = f"shard {1 - shard.index}/2" if shard.count == 2 else f"the shards other than {shard}"
+            running = {name.split()[0] for name in store.running_shards()} - {str(shard)}
+            idle = [f"{i}/{shard.count}" for i in range(shard.count)
+                    if i != shard.index and f"{i}/{shard.count}" not in running]
             log(f"{label}: waiting for {len(missing)} trial{'s' * (len(missing) > 1)} from {others} "
-                f"before zooming in")
+                f"before zooming in" + (f" (not running now: start {', '.join(idle)} with the same spec "
+                                        f"and --out)" if idle else ""))
             said = time.monotonic()
         time.sleep(poll_seconds)
         records.update(store.read_journal())
