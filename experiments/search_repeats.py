@@ -4,6 +4,9 @@
     python experiments/search_repeats.py --set train.optimizer=adam --runs results/search-repeats-adam \
         --name repeats-adam --landscape results/search-landscape-adam   # the same with Adam
     python experiments/search_repeats.py --seeds 5 --methods random random-linear-lr ...   # a subset
+    python experiments/search_repeats.py --first-seed 20 --methods random coarse-to-fine \
+        --runs results/search-repeats-20 --name repeats-20       # 20 more draws (a folder of their own)
+    python experiments/search_repeats.py --all-configs          # + every config seen, retrained
 
 For each sampling seed s (``search.seed = s``) it runs search-random, search-random-linear-lr,
 search-coarse-to-fine (zoom rule ``not_worse``) and the same with ``search.zoom = "top_k"`` (the
@@ -46,6 +49,7 @@ from jaxreg.sweeps import apply_overrides, build_spec, load_spec, run_sweep
 SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"  # the TOML specs it runs
 METHODS = ("grid", "grid-shifted", "random", "coarse-to-fine", "coarse-to-fine-top-k", "random-linear-lr", "tpe",
            "halving")
+EXTRA_METHODS = ("gp",)  # Optuna's GP sampler needs PyTorch: run it by name
 FRESH_SEEDS = list(range(100, 110))
 TRUTH_SEEDS = list(range(200, 230))  # a second, larger retraining: no search or choice used them
 
@@ -58,7 +62,7 @@ def shifted_grid(seed: int, low: float = 1e-4, decades: int = 4) -> list[float]:
 
 def run_method(method: str, seed: int, overrides: list[str], runs: Path) -> Path:
     spec_file = SWEEPS / ("search-grid.toml" if method.startswith("grid") else
-                          "search-coarse-to-fine.toml" if method.startswith("coarse-to-fine") or method == "tpe"
+                          "search-coarse-to-fine.toml" if method.startswith("coarse-to-fine") or method in ("tpe", "gp")
                           else "search-random.toml" if method == "halving" else f"search-{method}.toml")
     extra = ["output.plots=false"]
     if method == "halving":  # 36 configs from epoch 5, the best third to 15, the best ninth to 20: the
@@ -69,6 +73,9 @@ def run_method(method: str, seed: int, overrides: list[str], runs: Path) -> Path
     if method == "tpe":  # Optuna's TPE, the same 3 rounds of 5: round 1 random, then asked from the results
         extra += ['search.method="tpe"', 'name="search-tpe"', 'description="digits, MLP 64-64-10: Optuna TPE, '
                   '3 rounds x 5 configs (round 1 random, then asked from the results), 3 seeds per config"']
+    if method == "gp":  # Optuna's Gaussian-process sampler, the same 3 rounds of 5
+        extra += ['search.method="gp"', 'name="search-gp"', 'description="digits, MLP 64-64-10: Optuna GP, '
+                  '3 rounds x 5 configs (round 1 random, then asked from the results), 3 seeds per config"']
     if method == "coarse-to-fine-top-k":  # the zoom rule before not_worse: around the round's top 3
         extra += ['search.zoom="top_k"']
     if method == "grid-shifted":
@@ -76,8 +83,13 @@ def run_method(method: str, seed: int, overrides: list[str], runs: Path) -> Path
     elif method != "grid":
         extra += [f"search.seed={seed}"]
     out = runs / method / f"seed-{seed}"
+    spec = load_spec(spec_file, [*overrides, *extra])
+    if (out / report.MANIFEST).exists():  # a search that ended is read as it is (no run entry added)
+        manifest = report.load_manifest(out)
+        if manifest["spec_sha256"] == spec.digest and manifest["runs"][-1].get("finished"):
+            return out
     start = time.perf_counter()
-    run_sweep(load_spec(spec_file, [*overrides, *extra]), out, progress=False)
+    run_sweep(spec, out, progress=False)
     print(f"{method} seed {seed}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     return out
 
@@ -97,7 +109,10 @@ def reevaluate(configs, overrides: list[str], runs: Path, seeds=FRESH_SEEDS, nam
     start = time.perf_counter()
     manifest = runs / name / report.MANIFEST
     stale = manifest.exists() and report.load_manifest(runs / name)["spec_sha256"] != spec.digest
-    records = run_sweep(spec, runs / name, overwrite=stale, progress=False)
+    if manifest.exists() and not stale and report.load_manifest(runs / name)["runs"][-1].get("finished"):
+        records = report.read_journal(runs / name)  # done: read, no run entry added
+    else:
+        records = run_sweep(spec, runs / name, overwrite=stale, progress=False)
     print(f"{name} of {len(chosen)} configs: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     rows = report.summarize(records, spec.search)
     report.write_summary(runs / name, rows)
@@ -132,6 +147,36 @@ def ceiling(draws: list[dict], fresh: dict, truth: dict, landscape: tuple[float,
     return lines
 
 
+def seen_configs(draws: list[dict], overrides: list[str], runs: Path, seeds) -> list[str]:
+    """Every config random search and coarse-to-fine evaluated, retrained on TRUTH_SEEDS: was a
+    better config than random's choice among those a search evaluated (exploration), and did the
+    search choose its best one (selection)?"""
+    methods = [m for m in ("random", "coarse-to-fine") if any(d["method"] == m for d in draws)]
+    seen = {(m, s): [(float(r["learning_rate"]), float(r["l2"])) for r in load_folder(runs / m / f"seed-{s}").rows]
+            for m in methods for s in seeds}
+    truth = reevaluate([c for configs in seen.values() for c in configs], overrides, runs, TRUTH_SEEDS, "all-truth")
+    table = {(d["method"], d["seed"]): d for d in draws}
+    value = lambda config: truth[config]["val_loss_mean"]
+    lines = [f"Every config the searches evaluated, retrained on seeds {TRUTH_SEEDS[0]}-{TRUTH_SEEDS[-1]} "
+             f"({len(set(c for configs in seen.values() for c in configs))} configs): the best one each search "
+             f"saw, and how often it chose that one.", "",
+             "| method | best config seen (median) | chose its best config seen | best seen beats random's choice |"
+             " configs seen better than random's choice (median) |", "|---|---|---|---|---|"]
+    for m in methods:
+        best = [min(value(c) for c in seen[(m, s)]) for s in seeds]
+        chose = sum(value((table[(m, s)]["best_learning_rate"], table[(m, s)]["best_l2"])) == b
+                    for s, b in zip(seeds, best))
+        if "random" in methods:
+            rival = [value((table[("random", s)]["best_learning_rate"], table[("random", s)]["best_l2"]))
+                     for s in seeds]  # from the same retraining as the configs seen
+            beats = f"{sum(b < r for b, r in zip(best, rival))} / {len(best)}"
+            better = f"{np.median([sum(value(c) < r for c in seen[(m, s)]) for s, r in zip(seeds, rival)]):g}"
+        else:
+            beats = better = "-"
+        lines.append(f"| {m} | {np.median(best):.4f} | {chose} / {len(best)} | {beats} | {better} |")
+    return lines
+
+
 def draw_row(method: str, seed: int, folder: Path) -> dict:
     f = load_folder(folder)
     metric, best = f.search["metric"], f.rows[0]
@@ -155,10 +200,10 @@ def quartiles(values) -> str:
 def statistics(draws: list[dict], methods: list[str]) -> list[dict]:
     seeds = sorted({d["seed"] for d in draws if d["method"] != "grid"})
     table = {(d["method"], d["seed"]): d for d in draws}
-    get = lambda m, s, key: table[(m, s if m != "grid" else 0)][key]
+    get = lambda m, s, key: table[(m, s if m != "grid" else seeds[0])][key]
     rows = []
     for m in methods:
-        mine = [table[(m, s if m != "grid" else 0)] for s in seeds]
+        mine = [table[(m, s if m != "grid" else seeds[0])] for s in seeds]
         row = {"method": m, "draws": len({d["seed"] for d in mine}), "configs": mine[0]["configs"]}
         for key, label in (("best", "best_found"), ("reeval_val_loss", "reeval_val_loss"),
                            ("reeval_test_accuracy", "reeval_test_accuracy")):
@@ -177,12 +222,12 @@ def pairwise(draws: list[dict], methods: list[str]) -> list[str]:
     """'A beats B in k of n draws' for the pairs the experiment is about."""
     seeds = sorted({d["seed"] for d in draws if d["method"] != "grid"})
     table = {(d["method"], d["seed"]): d for d in draws}
-    get = lambda m, s, key: table[(m, s if m != "grid" else 0)][key]
+    get = lambda m, s, key: table[(m, s if m != "grid" else seeds[0])][key]
     lines = []
     for a, b in (("random", "grid"), ("random", "grid-shifted"), ("coarse-to-fine", "random"),
                  ("coarse-to-fine-top-k", "random"), ("coarse-to-fine", "coarse-to-fine-top-k"),
                  ("coarse-to-fine", "grid"), ("random", "random-linear-lr"), ("tpe", "random"),
-                 ("tpe", "coarse-to-fine"), ("halving", "random")):
+                 ("tpe", "coarse-to-fine"), ("halving", "random"), ("gp", "random")):
         if a in methods and b in methods:
             cells = []
             for key in ("best", "reeval_val_loss", "truth_val_loss"):
@@ -217,8 +262,13 @@ def plot_curves(draws: list[dict], methods: list[str], metric: str) -> Figure:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=20, help="sampling seeds 0..N-1")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--seeds", type=int, default=20, help="how many sampling seeds")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first sampling seed (then the next ones)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS + EXTRA_METHODS)
+    parser.add_argument("--all-configs", action="store_true",
+                        help="also retrain every config random search and coarse-to-fine evaluated (not only the "
+                             "chosen ones) on the 30 truth seeds, into RUNS/all-truth: how good the best config each "
+                             "search saw was, and how often its choice was that one")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an override for every run, e.g. train.optimizer=adam")
     parser.add_argument("--runs", type=Path, default=Path("results/search-repeats"))
@@ -231,9 +281,10 @@ def main(argv=None) -> None:
     jax.config.update("jax_compilation_cache_dir", "/tmp/jaxreg-xla-cache")
     started = time.perf_counter()
     draws = []
-    for seed in range(args.seeds):
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    for seed in seeds:
         for method in args.methods:
-            if method == "grid" and seed > 0:
+            if method == "grid" and seed > args.first_seed:
                 continue  # the fixed grid does not depend on the sampling seed
             draws.append(draw_row(method, seed, run_method(method, seed, args.set, args.runs)))
     best_row = load_folder(args.landscape).rows[0]
@@ -251,7 +302,7 @@ def main(argv=None) -> None:
     report.write_csv(args.out / f"{args.name}.csv", stats)
     metric = load_spec(SWEEPS / "search-grid.toml").search["metric"]
     plot_curves(draws, args.methods, metric).savefig(args.out / f"{args.name}_best_so_far.png", dpi=120)
-    lines = [f"# {args.name}: {args.seeds} sampling seeds" + (f", {' '.join(args.set)}" if args.set else ""), "",
+    lines = [f"# {args.name}: sampling seeds {seeds[0]}..{seeds[-1]}" + (f", {' '.join(args.set)}" if args.set else ""), "",
              f"Best {metric} found (config mean over 3 seeds) and the chosen config retrained on seeds "
              f"{FRESH_SEEDS[0]}..{FRESH_SEEDS[-1]}: median [quartiles] over draws; wins: draws where the "
              f"method is the best of those run (the fixed grid is one draw, counted in every one; a tie "
@@ -273,6 +324,8 @@ def main(argv=None) -> None:
     lines += ["", "How often one fixed config beats each method's choice, on each set of fresh seeds (a config "
               "is favoured on the seeds that chose it; on the other set its number is fair):", "",
               *ceiling(draws, fresh, truth, landscape, [m for m in args.methods if m != "grid"])]
+    if args.all_configs:
+        lines += ["", *seen_configs(draws, args.set, args.runs, seeds)]
     seconds = [d["seconds"] for d in draws]
     lines += ["", f"Run time recorded in the {len(draws)} searches' manifests: {sum(seconds):.0f} s "
               f"(median {np.median(seconds):.1f} s a search, compiling included); this call: "
