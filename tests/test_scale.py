@@ -23,7 +23,7 @@ import pytest
 from jaxreg import cli, report
 from jaxreg.errors import InputError
 from jaxreg.report.store import Shard, Store, parse_shard, shard_journals
-from jaxreg.sweeps.run import owns
+from jaxreg.sweeps.run import _wait_for, owns
 
 TINY = """
 name = "tiny"
@@ -163,6 +163,29 @@ def test_coarse_to_fine_shards_at_once_wait_for_each_round_and_merge_to_one_proc
     assert sorted({r["round"] for r in records}) == [0, 1, 2]
     runs = json.loads((specs / "both" / "manifest.json").read_text())["runs"]
     assert sorted(r["shard"] for r in runs) == ["0/2", "1/2"] and sum(r["trials_trained"] for r in runs) == 18
+
+
+def test_a_shard_waiting_for_another_says_whether_that_one_is_running(tmp_path):
+    said = []
+
+    def log(line):
+        said.append(line)
+        raise KeyboardInterrupt  # one message is enough: the wait itself never ends here
+
+    mine, other = Store(tmp_path, Shard(1, 2)), Store(tmp_path, Shard(0, 2))
+    mine.lock()
+    try:
+        for running in (False, True):
+            if running:
+                other.lock()
+            with pytest.raises(KeyboardInterrupt):
+                _wait_for([("abc", None, 0)], mine, {}, "round 1/3", Shard(1, 2), 0.01, log)
+    finally:
+        other.unlock()
+        mine.unlock()
+    assert said == ["round 1/3: waiting for 1 trial from shard 0/2 before zooming in (not running now: start "
+                    "0/2 with the same spec and --out)",
+                    "round 1/3: waiting for 1 trial from shard 0/2 before zooming in"]
 
 
 def test_a_shard_and_an_unsharded_run_never_overlap(tmp_path):
