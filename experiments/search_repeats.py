@@ -84,14 +84,20 @@ def run_method(method: str, seed: int, overrides: list[str], runs: Path) -> Path
         extra += [f"search.seed={seed}"]
     out = runs / method / f"seed-{seed}"
     spec = load_spec(spec_file, [*overrides, *extra])
-    if (out / report.MANIFEST).exists():  # a search that ended is read as it is (no run entry added)
-        manifest = report.load_manifest(out)
-        if manifest["spec_sha256"] == spec.digest and manifest["runs"][-1].get("finished"):
-            return out
+    if ended(out, spec):  # read as it is: run_sweep would add a run entry to its manifest
+        return out
     start = time.perf_counter()
     run_sweep(spec, out, progress=False)
     print(f"{method} seed {seed}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     return out
+
+
+def ended(folder: Path, spec) -> bool:
+    """Whether ``folder`` holds a finished run of ``spec``."""
+    if not (folder / report.MANIFEST).exists():
+        return False
+    manifest = report.load_manifest(folder)
+    return manifest["spec_sha256"] == spec.digest and bool(manifest["runs"][-1].get("finished"))
 
 
 def reevaluate(configs, overrides: list[str], runs: Path, seeds=FRESH_SEEDS, name: str = "reeval") -> dict:
@@ -109,8 +115,8 @@ def reevaluate(configs, overrides: list[str], runs: Path, seeds=FRESH_SEEDS, nam
     start = time.perf_counter()
     manifest = runs / name / report.MANIFEST
     stale = manifest.exists() and report.load_manifest(runs / name)["spec_sha256"] != spec.digest
-    if manifest.exists() and not stale and report.load_manifest(runs / name)["runs"][-1].get("finished"):
-        records = report.read_journal(runs / name)  # done: read, no run entry added
+    if ended(runs / name, spec):
+        records = report.read_journal(runs / name)
     else:
         records = run_sweep(spec, runs / name, overwrite=stale, progress=False)
     print(f"{name} of {len(chosen)} configs: {time.perf_counter() - start:.1f} s", file=sys.stderr)
@@ -152,10 +158,9 @@ def seen_configs(draws: list[dict], overrides: list[str], runs: Path, seeds) -> 
     better config than random's choice among those a search evaluated (exploration), and did the
     search choose its best one (selection)?"""
     methods = [m for m in ("random", "coarse-to-fine") if any(d["method"] == m for d in draws)]
-    seen = {(m, s): [(float(r["learning_rate"]), float(r["l2"])) for r in load_folder(runs / m / f"seed-{s}").rows]
-            for m in methods for s in seeds}
-    truth = reevaluate([c for configs in seen.values() for c in configs], overrides, runs, TRUTH_SEEDS, "all-truth")
     table = {(d["method"], d["seed"]): d for d in draws}
+    seen = {(m, s): table[(m, s)]["seen"] for m in methods for s in seeds}
+    truth = reevaluate([c for configs in seen.values() for c in configs], overrides, runs, TRUTH_SEEDS, "all-truth")
     value = lambda config: truth[config]["val_loss_mean"]
     lines = [f"Every config the searches evaluated, retrained on seeds {TRUTH_SEEDS[0]}-{TRUTH_SEEDS[-1]} "
              f"({len(set(c for configs in seen.values() for c in configs))} configs): the best one each search "
@@ -189,7 +194,7 @@ def draw_row(method: str, seed: int, folder: Path) -> dict:
             "seconds": sum(r.get("seconds") or 0.0 for r in report.load_manifest(folder)["runs"]),
             "member_epochs": sum(r.get("trained_epochs", report.load_manifest(folder)["spec"]["train"]["epochs"])
                                  for r in f.records),
-            "curve": curve}
+            "curve": curve, "seen": [(float(r["learning_rate"]), float(r["l2"])) for r in f.rows]}
 
 
 def quartiles(values) -> str:
@@ -297,7 +302,7 @@ def main(argv=None) -> None:
         d["reeval_val_loss"], d["reeval_test_accuracy"] = row["val_loss_mean"], row["test_accuracy_mean"]
         d["truth_val_loss"] = truth[(d["best_learning_rate"], d["best_l2"])]["val_loss_mean"]
     args.out.mkdir(parents=True, exist_ok=True)
-    report.write_csv(args.out / f"{args.name}_draws.csv", [{k: v for k, v in d.items() if k != "curve"} for d in draws])
+    report.write_csv(args.out / f"{args.name}_draws.csv", [{k: v for k, v in d.items() if k not in ("curve", "seen")} for d in draws])
     stats = statistics(draws, args.methods)
     report.write_csv(args.out / f"{args.name}.csv", stats)
     metric = load_spec(SWEEPS / "search-grid.toml").search["metric"]

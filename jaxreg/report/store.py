@@ -181,6 +181,22 @@ def trial_record(cid: str, config, seed: int, i: int, result, hparams: HParams) 
     }
 
 
+def _holder(path: Path, probe: int) -> str | None:
+    """What a lock file says of the live process holding it (its text, maybe empty), or None when
+    no process does (or there is no file); ``probe``: the lock mode that a holder would block."""
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(handle, probe | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(handle, 200, 0).decode(errors="replace").strip()
+    finally:
+        os.close(handle)  # releases the probe's lock when it got one
+    return None
+
+
 class Store:
     """The files of one results folder."""
 
@@ -268,25 +284,10 @@ class Store:
         if self.curves_dir.is_dir() and not any(self.curves_dir.iterdir()):
             leftovers.add(CURVES)
         foreign = sorted(path.name for path in self.out.iterdir() if path.name not in leftovers)
-        if foreign and (self.manifest_path.exists() or self._lock_held_elsewhere()):
+        # Shards hold the folder's lock shared, a run exclusively: only an exclusive probe sees both.
+        if foreign and (self.manifest_path.exists() or _holder(self.out / LOCK, fcntl.LOCK_EX) is not None):
             return []
         return foreign
-
-    def _lock_held_elsewhere(self) -> bool:
-        """Whether a live process holds the folder's lock (a jaxreg run writing it now)."""
-        try:
-            handle = os.open(self.out / LOCK, os.O_RDONLY)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        else:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return False
-        finally:
-            os.close(handle)
 
     def _check_same_spec(self, spec, grows=None) -> None:
         try:
@@ -357,15 +358,10 @@ class Store:
             match = re.fullmatch(r"\.jaxreg\.shard-(\d+)-of-(\d+)\.lock", path.name)
             if not match:
                 continue
-            handle = os.open(path, os.O_RDONLY)
-            try:
-                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                text = os.pread(handle, 200, 0).decode(errors="replace").strip()
+            text = _holder(path, fcntl.LOCK_SH)
+            if text is not None:
                 pid = re.search(r"pid .*", text)
                 running.append(f"{match[1]}/{match[2]}" + (f" ({pid[0]})" if pid else ""))
-            finally:
-                os.close(handle)
         return running
 
     def unlock(self) -> None:
