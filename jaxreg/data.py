@@ -76,7 +76,7 @@ class Dataset(NamedTuple):
 
 # A user's data: a file (or arrays) split with the key, or splits given as files of their own.
 _SPLIT_OPTIONS = {"val_path": None, "test_path": None, "val_fraction": None, "test_fraction": None,
-                  "n_train": None, "standardize": False, "targets": "auto", "dtype": "float32"}
+                  "n_train": None, "standardize": "auto", "targets": "auto", "dtype": "float32"}
 TARGETS = ("auto", "classes", "values")
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -131,8 +131,9 @@ def load(name: str, *, key=None, data_dir: str | os.PathLike | None = None, **op
                 same layout) holding those splits; otherwise ``val_fraction`` [None: 0.2] and
                 ``test_fraction`` [None: 0.2] of ``path`` are drawn with ``key`` (stratified by class
                 for class targets); ``n_train`` [None: all the rest; else a random subsample];
-                ``standardize`` [False]: subtract the training split's mean and divide by its
-                standard deviation, per feature (``info["standardize"]`` keeps both);
+                ``standardize`` ["auto": true for rows of features, false for images]:
+                subtract the training split's mean and divide by its standard deviation, per
+                feature (``info["standardize"]`` keeps both);
                 ``targets`` ["auto"]: ``"classes"`` (integer class ids), ``"values"``
                 (float regression targets), or ``"auto"``: classes when every target is an
                 integer (or text), values otherwise. See :func:`from_arrays`.
@@ -583,6 +584,10 @@ def from_arrays(x, y, *, key=None, val=None, test=None, val_fraction=None, test_
         n_train: keep a random subsample of this size of the training split (default: all).
         standardize: subtract the training split's per-feature mean and divide by its standard
             deviation (1 where it is 0), on every split; ``info["standardize"]`` keeps both.
+            ``"auto"``: for rows of features (``x`` of shape ``(n, features)``), not for images.
+            ``info["feature_std"]`` keeps the smallest and largest non-zero standard deviation of
+            the raw training features (rows of features only): their ratio says how unequal the
+            features' scales are.
         targets: ``"classes"``, ``"values"`` or ``"auto"`` (classes when every target is an
             integer >= 0 or a text, one per example; values otherwise).
         dtype: ``"float32"`` or ``"float64"``: features and regression targets.
@@ -599,7 +604,8 @@ def from_arrays(x, y, *, key=None, val=None, test=None, val_fraction=None, test_
     dtype = _check_dtype(dtype)
     if targets not in TARGETS:
         raise ValueError(f"targets: expected one of {_quoted(TARGETS)}, got {targets!r}")
-    standardize = _check_bool("standardize", standardize)
+    if not (isinstance(standardize, (bool, np.bool_)) or (isinstance(standardize, str) and standardize == "auto")):
+        raise ValueError(f"standardize: expected True, False or 'auto', got {standardize!r}")
     pairs = {"data": _as_pair("data", (x, y))}
     for split, given in (("val", val), ("test", test)):
         if given is not None:
@@ -646,7 +652,13 @@ def from_arrays(x, y, *, key=None, val=None, test=None, val_fraction=None, test_
             if split != "train" and ys.size and ys.max() >= num_classes:
                 raise ValueError(f"{split}.y: expected class ids seen in the data, got {ys.max()}")
 
-    scaling = None
+    scaling = feature_std = None
+    if standardize == "auto":
+        standardize = len(shape) == 1
+    if len(shape) == 1 and len(splits["train"][0]):
+        spread = splits["train"][0].astype(np.float64).std(axis=0)
+        spread = spread[np.isfinite(spread) & (spread > 0)]
+        feature_std = [float(spread.min()), float(spread.max())] if spread.size else None
     if standardize:
         train_x = splits["train"][0].astype(np.float64)
         mean, std = train_x.mean(axis=0), train_x.std(axis=0)
@@ -658,7 +670,7 @@ def from_arrays(x, y, *, key=None, val=None, test=None, val_fraction=None, test_
                  dict(options or {}), _key_data(key) if drawn else None)
     info.update(num_outputs=num_outputs if num_classes is None else num_classes,
                 targets="values" if num_classes is None else "classes",
-                classes=class_names, standardize=scaling)
+                classes=class_names, standardize=scaling, feature_std=feature_std)
     return Dataset(splits["train"], splits["val"], splits["test"], info)
 
 
@@ -670,7 +682,8 @@ def _resolve(field: str, path, data_dir, suffix: str) -> Path:
         path = Path(data_dir).expanduser() / path
     if not path.is_file():
         why = "not found" if not path.exists() else "not a regular file"
-        raise DatasetError(f"{field}: expected a readable {suffix} file, got {str(path)!r} ({why})")
+        where = "" if path.is_absolute() else f" at {os.path.abspath(path)}"  # where it was looked for
+        raise DatasetError(f"{field}: expected a readable {suffix} file, got {str(path)!r} ({why}{where})")
     return path
 
 

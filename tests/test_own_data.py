@@ -205,13 +205,13 @@ def jaxreg_leaves(tree):
 
 @pytest.mark.parametrize("data, message", [
     ('dataset = "npz"', "data.path: expected the path of a .npz file for dataset 'npz', got nothing"),
-    ('dataset = "npz"\npath = "nowhere.npz"', "data.path: expected a readable .npz file, got 'nowhere.npz' (not found)"),
-    ('dataset = "csv"\npath = "x.csv"\ntarget = "price"', "data.target: expected a column of x.csv (its header "
+    ('dataset = "npz"\npath = "nowhere.npz"', "data.path: expected a readable .npz file, got '{dir}/nowhere.npz' (not found)"),
+    ('dataset = "csv"\npath = "x.csv"\ntarget = "price"', "data.target: expected a column of {dir}/x.csv (its header "
      "names 'a', 'b'), got 'price'"),
-    ('dataset = "csv"\npath = "bad.csv"', "data.path: expected numbers in the feature columns of bad.csv, got "
+    ('dataset = "csv"\npath = "bad.csv"', "data.path: expected numbers in the feature columns of {dir}/bad.csv, got "
      "'n/a' in line 3, column 'a'"),
     ('dataset = "digits"\ndata_dir = "somewhere"',
-     "data.data_dir: expected none for dataset 'digits' (it reads no files), got 'somewhere'"),
+     "data.data_dir: expected none for dataset 'digits' (it reads no files), got '{dir}/somewhere'"),
 ])
 def test_a_bad_data_table_is_one_line_before_anything_runs(tmp_path, capsys, monkeypatch, data, message):
     monkeypatch.chdir(tmp_path)
@@ -323,3 +323,96 @@ def test_a_key_added_since_with_default_none_does_not_stop_an_older_folder_from_
     assert compute_difference(old, new) is None and compute_difference(new, old) is None
     chosen = {**new, "data": {**new["data"], "classes": [0, 1]}}
     assert compute_difference(old, chosen) == "data.classes is unset there, [0, 1] here"
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths in a spec, and standardization by default
+
+
+def _write_csv(path: Path, x, labels) -> None:
+    rows = ["a,b,c,kind"] + [f"{float(a)!r},{float(b)!r},{float(c)!r},{k}" for (a, b, c), k in zip(x, labels)]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_a_specs_paths_are_read_from_its_folder_and_overrides_from_the_working_directory(tmp_path, monkeypatch):
+    from jaxreg.sweeps import load_spec
+
+    x, y = _blobs(60)
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir(), elsewhere.mkdir()
+    _write_csv(project / "flowers.csv", x, np.array(["iris", "rose"])[y])
+    _write_csv(elsewhere / "flowers.csv", x + 100.0, np.array(["iris", "rose"])[y])  # another file, same name
+    spec = _spec(project, 'dataset = "csv"\npath = "flowers.csv"\ntarget = "kind"\nstandardize = false')
+    monkeypatch.chdir(elsewhere)
+    built = load_spec(spec)
+    assert built.resolved["data"]["path"] == str(project / "flowers.csv")
+    np.testing.assert_allclose(np.sort(np.concatenate([s.x[:, 0] for s in built.dataset[:3]])),
+                               np.sort(x[:, 0]).astype(np.float32))
+    # --set data.path=flowers.csv: a shell argument, read from the working directory
+    moved = load_spec(spec, ["data.path=flowers.csv"])
+    assert moved.resolved["data"]["path"] == str(elsewhere / "flowers.csv")
+    assert np.min(np.concatenate([s.x[:, 0] for s in moved.dataset[:3]])) > 90
+    # not found: the message names the absolute path it looked for
+    with pytest.raises(InputError, match=f"^data.path: expected a readable .csv file, got "
+                                         f"'{project}/missing.csv' \\(not found\\)$"):
+        load_spec(spec, ["data.path=../project/missing.csv"])
+    # the Python API with a relative path names where it looked too
+    with pytest.raises(data_lib.DatasetError, match=f"got 'missing.csv' \\(not found at {elsewhere}/missing.csv\\)"):
+        data_lib.load("csv", path="missing.csv", key=0)
+
+
+def test_a_study_grows_from_a_moved_project_when_its_data_is_the_same(tmp_path):
+    """The data's SHA-256 names it: the same file read from another folder computes the same trials."""
+    from jaxreg.sweeps.spec import compute_difference
+
+    there = {"data": {"dataset": "csv", "path": "/a/flowers.csv", "sha256": {"path": "1" * 64}},
+             "model": {"kind": "mlp", "pretrained": "/a/results/source", "pretrained_sha256": "2" * 64},
+             "train": {}, "hparams": {}, "search": {"method": "grid"}}
+    moved = json.loads(json.dumps(there).replace('"/a/', '"/b/'))
+    assert compute_difference(there, moved) is None
+    changed = json.loads(json.dumps(moved).replace("1" * 64, "3" * 64))
+    assert compute_difference(there, changed).startswith("data.sha256.path is '1111")
+    no_hash = {**there, "data": {"dataset": "digits", "data_dir": "/a"}}
+    assert compute_difference(no_hash, {**no_hash, "data": {"dataset": "digits", "data_dir": "/b"}}) == \
+        "data.data_dir is '/a' there, '/b' here"
+
+
+def test_csv_and_npz_features_are_standardized_by_default_and_images_are_not(tmp_path):
+    from jaxreg.sweeps import load_spec
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(90, 3)) * [0.1, 50.0, 5000.0]
+    y = (x[:, 0] / 0.1 + x[:, 2] / 5000 > 1).astype(int)
+    _write_csv(tmp_path / "raw.csv", x, np.array(["no", "yes"])[y])
+    built = load_spec(_spec(tmp_path, 'dataset = "csv"\npath = "raw.csv"\ntarget = "kind"'))
+    train = built.dataset.train.x
+    np.testing.assert_allclose(train.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(train.std(0), 1, atol=1e-5)
+    assert built.dataset.info["standardize"] is not None
+    np.savez(tmp_path / "rows.npz", x=x, y=y)
+    rows = load_spec(_spec(tmp_path, 'dataset = "npz"\npath = "rows.npz"')).dataset
+    np.testing.assert_allclose(rows.train.x.std(0), 1, atol=1e-5)
+    np.savez(tmp_path / "images.npz", x=rng.uniform(size=(40, 4, 4)), y=rng.integers(0, 2, 40))
+    images = load_spec(_spec(tmp_path, 'dataset = "npz"\npath = "images.npz"')).dataset
+    assert images.info["standardize"] is None and float(images.train.x.max()) <= 1.0
+    with pytest.raises(InputError, match="^data.standardize: expected True, False or 'auto', got 'yes'$"):
+        load_spec(_spec(tmp_path, 'dataset = "npz"\npath = "rows.npz"\nstandardize = "yes"'))
+
+
+def test_unscaled_features_left_unstandardized_are_a_finding(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    x = rng.uniform(size=(80, 3)) * [0.1, 50.0, 5000.0]
+    y = (x[:, 0] / 0.1 + x[:, 2] / 5000 > 1).astype(int)
+    _write_csv(tmp_path / "raw.csv", x, np.array(["no", "yes"])[y])
+    line = "differ in scale by"
+    for standardize, said in (("false", True), ("true", False)):
+        spec = _spec(tmp_path, f'dataset = "csv"\npath = "raw.csv"\ntarget = "kind"\nstandardize = {standardize}')
+        spec.write_text(spec.read_text().replace("epochs = 6\neval_every = 2", "epochs = 2\neval_every = 1")
+                        .replace("seeds = 2", "seeds = 1"))
+        out = tmp_path / f"r-{standardize}"
+        printed = _run(capsys, "run", str(spec), "--out", str(out), "--quiet")
+        assert (line in printed) is said
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["scales"][""]["standardized"] is not said
+        low, high = manifest["scales"][""]["feature_std"]
+        assert high / low > 1000

@@ -35,9 +35,29 @@ def trial_findings(folder: Folder, record: dict, thresholds: Thresholds = Thresh
                     diverged_epoch=record.get("diverged_epoch", 0), thresholds=thresholds)
 
 
+# Features whose standard deviations differ by more than this factor train badly unless scaled.
+SCALE_RATIO = 100.0
+
+
+def scale_findings(scales: dict | None) -> list[str]:
+    """A line for each case whose raw features differ in scale by more than :data:`SCALE_RATIO`
+    and were not standardized (one line for all cases that share the numbers)."""
+    said: dict[tuple, list[str]] = {}
+    for case, scale in (scales or {}).items():
+        if not isinstance(scale, dict) or scale.get("standardized") is not False:
+            continue
+        low, high = (as_float(v) for v in (scale.get("feature_std") or [math.nan, math.nan]))
+        if low > 0 and high / low > SCALE_RATIO:
+            said.setdefault((low, high), []).append(case)
+    return [f"{'the features' if cases == [''] else 'the features of ' + ', '.join(cases)} differ in scale by "
+            f"{high / low:.3g}x (standard deviations {low:.3g} to {high:.3g}) and data.standardize is off: "
+            f"set data.standardize = true (gradient descent on unscaled features is slow and favours the "
+            f"largest)" for (low, high), cases in said.items()]
+
+
 def sweep_findings(folder: Folder) -> list[str]:
     """Findings about the sweep as a whole, one line each."""
-    lines = []
+    lines = scale_findings(folder.scales)
     diverged = [r for r in folder.records if r["status"] == "diverged"]
     if diverged:
         configs = len({r["config_id"] for r in diverged})

@@ -51,7 +51,7 @@ def load_folder(path: str | Path, *, build: Callable[[dict], object] | None = No
     if not isinstance(spec, dict) or not isinstance(spec.get("search"), dict):
         raise InputError(f"DIR: expected a manifest.json with the resolved spec, got {str(path)!r} without one")
     return Folder(path, spec, read_journal(path), build=build, runs=manifest.get("runs") or [],
-                  chance=manifest.get("chance"))
+                  chance=manifest.get("chance"), scales=manifest.get("scales"))
 
 
 @dataclasses.dataclass(eq=False)
@@ -62,7 +62,8 @@ class Folder:
         path: the folder; ``spec``: the manifest's resolved spec; ``records``: the journal's
             trials in order; ``label``: a name to show it by (comparisons set it).
         build: see :func:`load_folder`; ``runs``: the manifest's runs (start, end, seconds);
-            ``chance``: the manifest's chance rates (``report.summary.at_chance``).
+            ``chance``: the manifest's chance rates (``report.summary.at_chance``); ``scales``:
+            the spread of each case's raw features (``jaxreg.sweeps.run.feature_scales``).
         rows: the summary, one row per config, best first (:func:`jaxreg.report.summarize`).
         trials: the records of each config id, configs in journal order.
     """
@@ -74,6 +75,7 @@ class Folder:
     build: Callable[[dict], object] | None = None
     runs: list = dataclasses.field(default_factory=list)
     chance: dict | None = None
+    scales: dict | None = None
 
     def __post_init__(self):
         self.path = Path(self.path)

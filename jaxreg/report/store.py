@@ -385,11 +385,13 @@ class Store:
             os.close(handle)
 
     def start_run(self, spec, chunk_size: int, chance: dict | None = None, extra: dict | None = None,
-                  packages: tuple = ()) -> None:
+                  packages: tuple = (), scales: dict | None = None) -> None:
         """Records a run's start in the manifest; ``chance``: ``{case or "": the training
         accuracy of always predicting the most frequent class}`` (see ``report.summary.at_chance``);
         ``extra``: more fields of the run's entry (its shard, the Ray cluster); ``packages``: more
-        packages whose versions the numbers depend on (Optuna, for its samplers)."""
+        packages whose versions the numbers depend on (Optuna, for its samplers); ``scales``:
+        ``{case or "": {"feature_std": [smallest, largest], "standardized": bool}}``, the raw
+        training features' spread (``report.findings`` reads it)."""
         self.out.mkdir(parents=True, exist_ok=True)
         self.curves_dir.mkdir(exist_ok=True)
         run = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -407,6 +409,8 @@ class Store:
                 manifest = {"spec_sha256": spec.digest, "spec": spec.resolved, "runs": []}
             if chance:
                 manifest["chance"] = {**manifest.get("chance", {}), **chance}
+            if scales:
+                manifest["scales"] = {**manifest.get("scales", {}), **scales}
             manifest["runs"].append(dict(run))
             if grew_from is not None:
                 manifest["runs"][-1]["grew_from"] = grew_from

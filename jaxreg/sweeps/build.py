@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -287,7 +288,7 @@ def _pretrained(m: dict, model: Model) -> tuple[Any, str]:
     path = m["pretrained"]
     if not Path(path).exists():
         raise InputError(f"model.pretrained: expected a results folder or an exported .npz, got {path!r} "
-                         f"(no such file or folder)")
+                         f"(no such file or folder{'' if Path(path).is_absolute() else ' at ' + os.path.abspath(path)})")
     try:
         best = load_best(path, seed=m.get("pretrained_seed"))
     except InputError as error:

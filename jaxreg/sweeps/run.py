@@ -148,6 +148,20 @@ def search_rounds(space: Space, score: Callable[[list[Config]], list], *, rounds
 _progress = {"journaled": None, "checkpoint": None, "rung": None}  # what the running sweep has kept
 
 
+def feature_scales(spec: Spec) -> dict:
+    """``{case or "": {"feature_std": [smallest, largest], "standardized": bool}}`` for the cases
+    trained on rows of features (:func:`jaxreg.data.from_arrays` measures them), for the
+    manifest: a finding says when features differ in scale and nothing standardized them."""
+    scales = {}
+    for variant in spec.variants:
+        info = variant.dataset.info
+        if info.get("feature_std"):
+            for case in variant.cases:
+                scales[case or ""] = {"feature_std": list(info["feature_std"]),
+                                      "standardized": info.get("standardize") is not None}
+    return scales
+
+
 def kept() -> str:
     """What the sweep running in this process has kept so far, in words (for the one line an
     interrupted command prints)."""
@@ -234,7 +248,7 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
                  **(executor.describe() if executor is not None else {})}
         store.start_run(spec, chunk_sizes[0] if len(chunk_sizes) == 1 else chunk_sizes,
                         {case: rate for case, rate in chance.items() if rate is not None}, extra,
-                        packages=SAMPLER_PACKAGES.get(spec.search["method"], ()))
+                        packages=SAMPLER_PACKAGES.get(spec.search["method"], ()), scales=feature_scales(spec))
         done_before, trained = len(records), 0
         order: list[tuple[str, int]] = []  # every trial, in the order one process journals them
         chunks_before = 0                  # chunks of the rounds before: the round-robin's offset

@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -35,7 +36,7 @@ from jaxreg.sweeps.samplers import check_installed
 from jaxreg.sweeps.space import METHODS, MODEL_METHODS, parse_axis
 from jaxreg.train import METRICS, MONITORS
 
-__all__ = ["CheckedSpec", "Static", "apply_overrides", "check_spec", "parse_override", "read_spec"]
+__all__ = ["CheckedSpec", "Static", "anchor_paths", "apply_overrides", "check_spec", "parse_override", "read_spec"]
 
 TOP_LEVEL = ("name", "description", "data", "model", "train", "hparams", "cases", "search", "output")
 
@@ -178,7 +179,29 @@ def read_spec(path: str | Path, overrides: list[str] = ()) -> dict:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"spec: expected valid TOML in {str(path)!r}, got a syntax error: {error}") from None
-    return apply_overrides(raw, list(overrides))
+    # A spec's own paths are read from its folder, wherever it is run from; an override's from the
+    # working directory, as a shell argument is.
+    raw = anchor_paths(raw, path.resolve().parent)
+    return anchor_paths(apply_overrides(raw, list(overrides)), Path.cwd())
+
+
+# The spec keys that hold a path of a file or folder: (table, key), in the spec and in each case.
+PATH_KEYS = (("data", "path"), ("data", "val_path"), ("data", "test_path"), ("data", "data_dir"),
+             ("model", "pretrained"))
+
+
+def anchor_paths(raw: dict, base: Path) -> dict:
+    """``raw`` with each relative path of :data:`PATH_KEYS` made absolute against ``base`` (``~``
+    expanded); other values, absolute paths and values that are not strings are left as they are."""
+    raw = copy.deepcopy(raw)
+    tables = [raw] + [case for case in (raw.get("cases") or {}).values() if isinstance(case, dict)] \
+        if isinstance(raw.get("cases", {}), dict) else [raw]
+    for owner in tables:
+        for table, key in PATH_KEYS:
+            values = owner.get(table)
+            if isinstance(values, dict) and isinstance(values.get(key), str) and values[key]:
+                values[key] = os.path.normpath(base / Path(values[key]).expanduser())  # an absolute one stays
+    return raw
 
 
 def _check_keys(table: str, given: dict, allowed) -> None:
@@ -365,6 +388,19 @@ def _fixed(table: dict) -> dict:
     return {k: v for k, v in table.items() if k not in STATIC and not isinstance(v, dict)}
 
 
+def _content(table: str, values):
+    """A resolved ``data`` or ``model`` table without the paths where a hash names the content
+    (a file's ``sha256``, ``pretrained_sha256``; MNIST's files are checked against its own): the
+    same data read from another folder (a moved or cloned project) computes the same trials."""
+    if not isinstance(values, dict):
+        return values
+    if table == "data" and ("sha256" in values or values.get("dataset") == "mnist"):
+        return {k: v for k, v in values.items() if k not in ("path", "val_path", "test_path", "data_dir")}
+    if table == "model" and "pretrained_sha256" in values:
+        return {k: v for k, v in values.items() if k != "pretrained"}
+    return values
+
+
 def compute_difference(there: dict, here: dict) -> str | None:
     """Where two resolved specs would compute a trial differently, in words, or None.
 
@@ -376,14 +412,15 @@ def compute_difference(there: dict, here: dict) -> str | None:
     its later rounds depend on every search setting, so it grows by more ``rounds`` only.
     """
     for table in STATIC:
-        if (why := _first_difference(table, there.get(table, _UNSET), here.get(table, _UNSET))) is not None:
+        if (why := _first_difference(table, _content(table, there.get(table, _UNSET)),
+                                     _content(table, here.get(table, _UNSET)))) is not None:
             return why
     if (why := _first_difference("hparams", _fixed(there.get("hparams") or {}), _fixed(here.get("hparams") or {}))):
         return why
     old_cases, new_cases = there.get("cases") or {}, here.get("cases") or {}
     for case in sorted(old_cases.keys() & new_cases.keys()):
         old, new = old_cases[case], new_cases[case]
-        for part in (_fixed, lambda t: {k: t[k] for k in STATIC if k in t}):
+        for part in (_fixed, lambda t: {k: _content(k, t[k]) for k in STATIC if k in t}):
             if (why := _first_difference(f"cases.{case}", part(old), part(new))) is not None:
                 return why
     # A coarse-to-fine round's configs depend on the rounds before it and on every search setting
