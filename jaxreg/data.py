@@ -548,7 +548,7 @@ def _targets(pairs: dict, mode: str, dtype: np.dtype):
     every = np.concatenate([y.reshape(len(y), -1) for y in ys]) if ys else np.zeros((0, 1))
     if mode == "auto":
         integral = not text and (every.dtype.kind in "biu" or bool(np.all(np.isfinite(every)) and np.all(every == np.round(every))))
-        mode = "classes" if text or (integral and every.size and every.min() >= 0 and every.shape[1] == 1) else "values"
+        mode = "classes" if text or (integral and every.size and every.shape[1] == 1) else "values"
     if mode == "values":
         if text:
             raise ValueError("targets: expected 'classes' for text targets (class names), got 'values'")
@@ -561,9 +561,14 @@ def _targets(pairs: dict, mode: str, dtype: np.dtype):
         ids = {n: i for i, n in enumerate(names)}
         return ({k: (x, np.array([ids[str(v)] for v in y.tolist()], np.int32)) for k, (x, y) in pairs.items()},
                 len(names), None, names)
-    if not (np.all(np.isfinite(every)) and np.all(every == np.round(every)) and every.min() >= 0):
-        bad = every[~(np.isfinite(every) & (every == np.round(every)) & (every >= 0))][0]
-        raise ValueError(f"targets: expected class ids (integers >= 0) with targets = 'classes', got {bad}")
+    if not (np.all(np.isfinite(every)) and np.all(every == np.round(every))):
+        bad = every[~(np.isfinite(every) & (every == np.round(every)))][0]
+        raise ValueError(f"targets: expected class labels (integers or text) with targets = 'classes', got {bad}")
+    if every.size and every.min() < 0:  # labels such as -1 and 1: classes named by their values, in order
+        names = sorted({int(v) for v in every.ravel().tolist()})
+        ids = {n: i for i, n in enumerate(names)}
+        return ({k: (x, np.array([ids[int(v)] for v in y.tolist()], np.int32)) for k, (x, y) in pairs.items()},
+                len(names), None, names)
     return ({k: (x, y.astype(np.int32)) for k, (x, y) in pairs.items()},
             int(every.max()) + 1 if every.size else 0, None, None)
 
@@ -589,7 +594,9 @@ def from_arrays(x, y, *, key=None, val=None, test=None, val_fraction=None, test_
             the raw training features (rows of features only): their ratio says how unequal the
             features' scales are.
         targets: ``"classes"``, ``"values"`` or ``"auto"`` (classes when every target is an
-            integer >= 0 or a text, one per example; values otherwise).
+            integer or a text, one per example; values otherwise). Class ids are the integers
+            themselves when none is negative; text, or integers with a negative one (-1/1
+            labels), are named in ``info["classes"]`` in sorted order and numbered so.
         dtype: ``"float32"`` or ``"float64"``: features and regression targets.
         name, source, options: recorded in ``info``.
 

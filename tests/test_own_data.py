@@ -89,7 +89,7 @@ def test_from_arrays_targets_classes_values_and_names():
     (dict(x=np.zeros((5, 2)), y=np.zeros(5), targets="labels"),
      "targets: expected one of 'auto', 'classes', 'values', got 'labels'"),
     (dict(x=np.zeros((5, 2)), y=np.array([0, 1, 2, 0.5, 1]), targets="classes"),
-     "targets: expected class ids (integers >= 0) with targets = 'classes', got 0.5"),
+     "targets: expected class labels (integers or text) with targets = 'classes', got 0.5"),
     (dict(x=np.zeros((10, 2)), y=np.zeros(10), val_fraction=0.6, test_fraction=0.5),
      "val_fraction: expected fractions that leave training examples (val_fraction + test_fraction < 1 of 10 "
      "examples), got 0.6 and 0.5"),
@@ -416,3 +416,15 @@ def test_unscaled_features_left_unstandardized_are_a_finding(tmp_path, capsys):
         assert manifest["scales"][""]["standardized"] is not said
         low, high = manifest["scales"][""]["feature_std"]
         assert high / low > 1000
+
+
+@pytest.mark.parametrize("labels", [np.array([-1, 1]), np.array([-1.0, 0.0])])
+def test_negative_integer_labels_are_classes_named_by_their_values(labels):
+    x, y = _blobs(40)
+    ds = data_lib.from_arrays(x, labels[y], key=0)
+    assert ds.info["targets"] == "classes" and ds.info["num_classes"] == 2
+    assert ds.info["classes"] == [int(labels[0]), int(labels[1])]
+    for split in ds[:3]:
+        assert split.y.dtype == np.int32 and set(split.y.tolist()) <= {0, 1}
+    every = np.concatenate([s.y for s in ds[:3]])
+    assert np.sum(every == 1) == np.sum(y == 1)  # id 1 is the larger label

@@ -121,7 +121,13 @@ SPEC_CASES = [
      "val_fraction, got 'n_val'"),
     ("unknown-hparam", {"hparams": {"dropuot": 0.5}},
      "hparams: expected keys among blur, bn_epsilon, bn_momentum, brightness, contrast, dropcon"
-     "nect, dropout, flip, l1, l2, layer_lr_decay, learning_rate, lr_decay, min_delta, momentum, noise, patience, restore_best, rotate, saturation, shear, shift, trainable_layers, weight_decay, zoom, got 'dropuot'"),
+     "nect, dropout, flip, l1, l2, layer_lr_decay, learning_rate, lr_decay, min_delta, momentum, noise, patience, restore_best, rotate, saturation, shear, shift, trainable_layers, weight_decay, zoom, got 'dropuot' (did you mean 'dropout'?)"),
+    ("misspelt-search-key", {"search": {"metrc": "val_loss"}},
+     "search: expected keys among chunk_size, compact, eta, goal, memory_budget_mb, method, metric, min_epochs, "
+     "min_width, round_method, rounds, samples, seed, seeds, top_k, z, zoom, got 'metrc' (did you mean 'metric'?)"),
+    ("misspelt-hparam-in-case", {"cases": {"a": {"l2_": 0.1}}},
+     "cases.a: expected hparams among blur, bn_epsilon, bn_momentum, brightness, contrast, dropcon"
+     "nect, dropout, flip, l1, l2, layer_lr_decay, learning_rate, lr_decay, min_delta, momentum, noise, patience, restore_best, rotate, saturation, shear, shift, trainable_layers, weight_decay, zoom or the tables data, model, train, got 'l2_' (did you mean 'l2'?)"),
     ("unknown-hparam-in-case", {"cases": {"a": {"lr": 0.1}}},
      "cases.a: expected hparams among blur, bn_epsilon, bn_momentum, brightness, contrast, dropcon"
      "nect, dropout, flip, l1, l2, layer_lr_decay, learning_rate, lr_decay, min_delta, momentum, noise, patience, restore_best, rotate, saturation, shear, shift, trainable_layers, weight_decay, zoom or the tables data, model, train, got 'lr'"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import json
 import math
 import os
@@ -204,10 +205,17 @@ def anchor_paths(raw: dict, base: Path) -> dict:
     return raw
 
 
+def did_you_mean(given, allowed) -> str:
+    """`` (did you mean 'dropout'?)`` for a misspelt name close to one of ``allowed``, else ``""``."""
+    close = difflib.get_close_matches(str(given), [str(a) for a in allowed], n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _check_keys(table: str, given: dict, allowed) -> None:
     for key in given:
         if key not in allowed:
-            raise InputError(f"{table}: expected keys among {', '.join(sorted(allowed))}, got {key!r}")
+            raise InputError(f"{table}: expected keys among {', '.join(sorted(allowed))}, got {key!r}"
+                             f"{did_you_mean(key, allowed)}")
 
 
 def _table(raw: dict, name: str) -> dict:
@@ -482,7 +490,7 @@ def check_spec(raw: dict, default_name: str = "sweep") -> CheckedSpec:
         for key in table:
             if key not in HParams._fields + STATIC:
                 raise InputError(f"cases.{case}: expected hparams among {', '.join(sorted(HParams._fields))} "
-                                 f"or the tables {', '.join(STATIC)}, got {key!r}")
+                                 f"or the tables {', '.join(STATIC)}, got {key!r}{did_you_mean(key, HParams._fields + STATIC)}")
         cases[case] = {name: parse_axis(name, value, f"cases.{case}.{name}")
                        for name, value in table.items() if name not in STATIC}
         overrides[case] = {key: table[key] for key in STATIC if key in table}
