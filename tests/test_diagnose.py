@@ -44,7 +44,44 @@ def test_a_healthy_curve_has_no_finding():
 
 @pytest.mark.parametrize("label", list(SYNTHETIC))
 def test_each_label_fires_on_its_synthetic_curve(label):
-    assert label in labels(SYNTHETIC[label])
+    assert labels(SYNTHETIC[label], reference=0.99) == [label]
+
+
+def test_underfitting_is_judged_only_against_what_the_model_can_fit():
+    # 50% training accuracy, a small gap, no progress at the end
+    flat = {"train_loss": np.maximum(1.0, 2.3 - 0.1 * E), "val_loss": np.maximum(1.05, 2.35 - 0.1 * E),
+            "train_accuracy": np.minimum(0.5, 0.1 + 0.02 * E)}
+    assert labels(flat) == ["plateau"]                       # no reference: no underfitting
+    assert labels(flat, reference=0.99) == ["underfitting"]  # not also a plateau: one label at the end
+    assert "bigger network" in diagnose(flat, reference=0.99)[0].text
+    # 86% where the best config reaches 88% (overlapping classes): fits as well as the model can
+    close = {**flat, "train_accuracy": np.minimum(0.86, 0.1 + 0.05 * E)}
+    assert labels(close, reference=0.88) == []
+    assert labels(close, reference=0.99) == ["underfitting"]
+    # without accuracies, against a reference loss
+    losses = {k: v for k, v in flat.items() if k != "train_accuracy"}
+    assert labels(losses, reference=0.9) == []
+    assert labels(losses, reference=0.3) == ["underfitting"]
+
+
+def test_one_label_per_phase():
+    # the validation loss rises while the training loss falls slowly and stays high: overfitting
+    # alone, not also underfitting or a plateau for the same epochs
+    both = {"train_loss": 1.2 - 0.001 * E, "val_loss": 1.0 + 0.002 * (E - 10) ** 2 / 10,
+            "train_accuracy": np.full(40, 0.5)}
+    assert labels(both, reference=0.99) == ["overfitting"]
+    # a learning rate too big is the whole run: nothing else is read in it
+    jumpy = {k: np.asarray(v) for k, v in SYNTHETIC["lr_too_big"].items()}
+    assert labels(jumpy, reference=0.99) == ["lr_too_big"]
+    # a diverged run likewise
+    assert labels(SYNTHETIC["overfitting"], diverged_epoch=30) == ["diverged"]
+    # still catching up after a slow start: the start is the cause, not also underfitting
+    late = np.where(E < 15, 2.3, 2.3 * np.exp(-(E - 15) / 30))
+    catching_up = {"train_loss": late, "val_loss": late * 1.02, "train_accuracy": np.where(E < 15, 0.1, 0.5 + E / 200)}
+    assert labels(catching_up, reference=0.99) == ["slow_start"]
+    assert labels({**catching_up, "train_loss": np.where(E < 15, 2.3, np.maximum(1.5, late)),
+                   "val_loss": np.where(E < 15, 2.3, np.maximum(1.5, late)) * 1.02}, reference=0.99) == \
+        ["slow_start", "underfitting"]  # converged short of the reference: underfitting too
 
 
 def test_a_plateau_after_the_learning_rate_shrank_is_a_decay_too_soon():
@@ -82,8 +119,9 @@ def _run(net, data, *, epochs=60, optimizer="sgd", **hp):
     config = TrainConfig(model=net, epochs=epochs, batch_size=20, optimizer=optimizer)
     result = train_batch(config, data)(np.arange(2), stack_hparams([make_hparams(net, **hp)] * 2))
     rate, decay = hp["learning_rate"], hp.get("lr_decay", 0.0)
+    # the reference: these networks fit the digits' training set (the healthy run reaches 100%)
     return [labels({k: v[s] for k, v in result.curves.items()}, diverged_epoch=int(result.diverged_epoch[s]),
-                   learning_rate=lambda e: rate * (1 - decay) ** e) for s in range(2)]
+                   learning_rate=lambda e: rate * (1 - decay) ** e, reference=1.0) for s in range(2)]
 
 
 def test_confusion_table_on_real_runs(digits):
@@ -129,7 +167,17 @@ def test_show_prints_the_findings(tmp_path, capsys):
     from jaxreg.report import plots
     from jaxreg.report.folder import load_folder
 
-    figure = plots._curves(load_folder(tmp_path / "diag"))
+    folder = load_folder(tmp_path / "diag")
+    from jaxreg.report.findings import finding_lines
+
+    every = finding_lines(folder, limit=100)
+    capped = finding_lines(folder, limit=2)
+    if len(every) > 2:
+        assert capped[:1] == every[:1] and capped[1] == f"... and {len(every) - 1} more findings (jaxreg.report." \
+            f"findings.finding_lines with a larger limit lists them)"
+    assert len({line.split("seeds: ")[1].split(":")[0] for line in every if "seeds: " in line}) == \
+        len([line for line in every if "seeds: " in line])  # one line a label
+    figure = plots._curves(folder)
     labels_drawn = [line.get_label() for line in figure.axes[0].get_lines() if not line.get_label().startswith("_")]
     assert any("[overfitting 1/2]" in label for label in labels_drawn), labels_drawn
 
@@ -181,7 +229,7 @@ def test_sweep_findings_say_an_edge_best_value_may_lie_past_it_unless_it_is_off(
                 for i, (l2, lr, loss) in enumerate([(best_l2, best_lr, 0.1), (0.01, 0.03, 0.2), (0.1, 0.01, 0.3),
                                                     (1.0, 0.02, 0.4)])]
         return SimpleNamespace(records=[], trials={r["config_id"]: [{}] for r in rows}, metric="val_loss", rows=rows,
-                               numeric=["l2", "learning_rate"])
+                               numeric=["l2", "learning_rate"], scales=None)
 
     assert sweep_findings(folder(0.0, 0.1)) == [
         "the best config has l2 = 0 (off), the lowest tried (of 0 to 1): no l2 tried did better than none",
@@ -190,3 +238,15 @@ def test_sweep_findings_say_an_edge_best_value_may_lie_past_it_unless_it_is_off(
     assert sweep_findings(folder(0.001, 0.015)) == [
         "the best config sits at the lowest l2 tried (0.001, of 0.001 to 1): the best value may lie below it; "
         "search past it"]
+
+
+def test_unscaled_features_are_said_once_for_the_cases_that_share_them():
+    from jaxreg.report.findings import scale_findings
+
+    wide = {"feature_std": [0.1, 5000.0], "standardized": False}
+    assert scale_findings({"a": wide, "b": wide, "c": {**wide, "standardized": True},
+                           "d": {"feature_std": [1.0, 99.0], "standardized": False}}) == [
+        "the features of a, b differ in scale by 5e+04x (standard deviations 0.1 to 5e+03) and data.standardize "
+        "is off: set data.standardize = true (gradient descent on unscaled features is slow and favours the largest)"]
+    assert scale_findings({"": wide})[0].startswith("the features differ in scale by 5e+04x")
+    assert scale_findings(None) == [] and scale_findings({"": {"feature_std": None, "standardized": False}}) == []

@@ -5,6 +5,7 @@ config on the edge of its search space, top configs closer than the seed noise, 
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -16,11 +17,38 @@ from jaxreg.report.folder import Folder
 from jaxreg.report.store import load_curves
 from jaxreg.report.summary import as_float
 
-__all__ = ["sweep_findings", "trial_findings", "finding_lines"]
+__all__ = ["finding_lines", "references", "scale_findings", "sweep_findings", "trial_findings"]
 
 
-def trial_findings(folder: Folder, record: dict, thresholds: Thresholds = Thresholds()) -> list[Finding]:
-    """:func:`jaxreg.diagnose` of one journaled trial (its curves file, its learning-rate schedule)."""
+def references(folder: Folder) -> dict:
+    """What the model can fit, for each case: the best seed-mean training accuracy of the configs
+    that share its data and model (finished ones; the best training loss where there are no
+    accuracies), as :func:`jaxreg.diagnose` takes it; None where nothing finished."""
+    cases_raw = folder.spec.get("cases") or {}
+
+    def setup(case) -> str:  # the cases that train the same model on the same data
+        overrides = (cases_raw.get(case) or {}) if case is not None else {}
+        return json.dumps([overrides.get("data"), overrides.get("model")], sort_keys=True, default=str)
+
+    accuracy: dict[str, float] = {}
+    loss: dict[str, float] = {}
+    for row in folder.rows:
+        if row.get("pruned"):
+            continue
+        key = setup(row["case"])
+        a, l = as_float(row.get("train_accuracy_mean", math.nan)), as_float(row.get("train_loss_mean", math.nan))
+        if math.isfinite(a):
+            accuracy[key] = max(accuracy.get(key, -math.inf), a)
+        if math.isfinite(l):
+            loss[key] = min(loss.get(key, math.inf), l)
+    return {row["case"]: accuracy.get(setup(row["case"]), loss.get(setup(row["case"])))
+            for row in folder.rows}
+
+
+def trial_findings(folder: Folder, record: dict, thresholds: Thresholds = Thresholds(),
+                   reference: float | None | object = ...) -> list[Finding]:
+    """:func:`jaxreg.diagnose` of one journaled trial (its curves file, its learning-rate schedule),
+    against ``reference`` (default: :func:`references` of the folder, for the trial's case)."""
     try:
         saved = load_curves(folder.path, record["config_id"], record["seed"])
     except (FileNotFoundError, InputError):  # not written, or damaged: `plot` names it; findings skip it
@@ -29,10 +57,14 @@ def trial_findings(folder: Folder, record: dict, thresholds: Thresholds = Thresh
               if f"curve/{name}" in saved}
     if "train_loss" not in curves:
         return []
+    if reference is ...:
+        if getattr(folder, "_references", None) is None:
+            folder._references = references(folder)
+        reference = folder._references.get(record["case"])
     hp = record["hparams"]
     rate, decay = as_float(hp.get("learning_rate", 1.0)), as_float(hp.get("lr_decay", 0.0))
     return diagnose(curves, epochs=saved.get("epochs"), learning_rate=lambda epoch: rate * (1 - decay) ** epoch,
-                    diverged_epoch=record.get("diverged_epoch", 0), thresholds=thresholds)
+                    diverged_epoch=record.get("diverged_epoch", 0), reference=reference, thresholds=thresholds)
 
 
 # Features whose standard deviations differ by more than this factor train badly unless scaled.
@@ -89,20 +121,36 @@ def sweep_findings(folder: Folder) -> list[str]:
     return lines
 
 
-def finding_lines(folder: Folder, thresholds: Thresholds = Thresholds()) -> list[str]:
-    """The findings of the shown configs (each label with how many seeds show it and the first
-    seed's numbers), then the sweep's own, one line each; empty for a healthy sweep."""
-    lines = []
+# The most lines `run` and `show` print: the sweep's own findings first, then one line a label.
+MAX_LINES = 8
+
+
+def finding_lines(folder: Folder, thresholds: Thresholds = Thresholds(), limit: int = MAX_LINES) -> list[str]:
+    """The sweep's own findings, then, for each label :func:`jaxreg.diagnose` gives the shown
+    configs, one line: the best-ranked config showing it (how many of its seeds, the first
+    seed's numbers) and how many other shown configs do; at most ``limit`` lines, the last
+    saying how many were left out. Empty for a healthy sweep."""
     rank = {row["config_id"]: i + 1 for i, row in enumerate(folder.rows)}
+    by_label: dict[str, list] = {}
     for row in folder.shown():
         trials = folder.trials[row["config_id"]]
         seen: dict[str, list[Finding]] = {}
         for record in trials:
             for finding in trial_findings(folder, record, thresholds):
                 seen.setdefault(finding.label, []).append(finding)
-        for label in LABELS:
-            if label in seen:
-                example = seen[label][0]
-                lines.append(f"rank {rank[row['config_id']]} ({folder.config_label(row)}): {len(seen[label])} of "
-                             f"{len(trials)} seeds: {example.text}")
-    return lines + sweep_findings(folder)
+        for label, found in seen.items():
+            by_label.setdefault(label, []).append((row, len(found), len(trials), found[0]))
+    lines = sweep_findings(folder)
+    for label in LABELS:
+        if label not in by_label:
+            continue
+        (row, count, seeds, example), *others = by_label[label]
+        more = (f" (and {len(others)} more shown config{'s' * (len(others) > 1)}: rank"
+                f"{'s' * (len(others) > 1)} {', '.join(str(rank[o[0]['config_id']]) for o in others)})"
+                if others else "")
+        lines.append(f"rank {rank[row['config_id']]} ({folder.config_label(row)}){more}: {count} of {seeds} seeds: "
+                     f"{example.text}")
+    if len(lines) > limit:
+        lines = lines[:limit - 1] + [f"... and {len(lines) - limit + 1} more findings (jaxreg.report.findings."
+                                     f"finding_lines with a larger limit lists them)"]
+    return lines

@@ -135,7 +135,7 @@ def sanity_check(spec, *, examples: int = 100, seeds: int = 3, epochs: int = 200
             curves = {k: result.curves[k][s] for k in ("train_loss", "val_loss", "train_accuracy")}
             rate, decay = float(hparams.learning_rate), float(hparams.lr_decay)
             findings = diagnose(curves, epochs=config.eval_epochs, diverged_epoch=int(result.diverged_epoch[s]),
-                                learning_rate=lambda e: rate * (1 - decay) ** e)
+                                learning_rate=lambda e: rate * (1 - decay) ** e, reference=1.0)  # 100 examples fit
             said = "; ".join(f.text for f in findings) or (
                 f"best training accuracy {100 * accuracy[s]:.1f}% and no failure mode of jaxreg.diagnose in its "
                 f"curves: a network too small for the data, or too few epochs")
