@@ -14,7 +14,8 @@ Layout, in the order data flows, each layer importing only from those before it:
 
 The library never imports the tooling (``sweeps``, ``report``), and ``report`` never imports
 ``sweeps``; ``import jaxreg`` loads the library only. Two names reach into the tooling, for
-Python users: ``jaxreg.sweep`` (a whole sweep, as ``jaxreg run``) and ``jaxreg.load_best``.
+Python users: ``jaxreg.sweep`` (a whole sweep, as ``jaxreg run``) and ``jaxreg.load_best`` (with
+``jaxreg.load_model`` for its export).
 
 Names load on first use (:pep:`562`): ``import jaxreg`` itself imports neither JAX nor NumPy's
 heavier users, so the ``jaxreg`` command answers ``--help`` at once and takes a Ctrl-C cleanly
@@ -50,7 +51,7 @@ _EXPORTS = {
     "jaxreg.diagnosis": ("Finding", "Thresholds", "diagnose"),
     # The tooling's two entry points for Python users; loaded only when used.
     "jaxreg.sweeps.api": ("SweepResult", "sweep"),
-    "jaxreg.sweeps.best": ("Best", "load_best"),
+    "jaxreg.sweeps.best": ("Best", "load_best", "load_model"),
 }
 _SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}
 _RENAMED = {"make_layout": "layout"}

@@ -5,6 +5,7 @@
     jaxreg show DIR [--top N]
     jaxreg plot DIR
     jaxreg best DIR [--export FILE]
+    jaxreg predict DIR_OR_FILE DATA --out FILE [--seed N]
     jaxreg compare DIR [DIR ...] --out DIR
     jaxreg --version
 
@@ -30,7 +31,7 @@ class UsageError(InputError):
     """Bad input from the command line: reported as one line and exit code 2."""
 
 
-COMMANDS = ("run", "plan", "sanity", "lr-find", "show", "plot", "best", "compare")  # in --help's order
+COMMANDS = ("run", "plan", "sanity", "lr-find", "show", "plot", "best", "predict", "compare")  # in --help's order
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,7 +51,8 @@ def _house_style(message: str) -> str:
     if match := re.fullmatch(r"the following arguments are required: (.+)", message):
         name = match[1].split(",")[0].strip()
         allowed = {"command": f"one of {', '.join(map(repr, COMMANDS))}", "spec": "a sweep spec (a TOML file)",
-                   "dir": "a results folder"}.get(name, "a value")
+                   "dir": "a results folder", "DIR_OR_FILE": "a results folder or a file of jaxreg best --export",
+                   "DATA": "a .csv or .npz file"}.get(name, "a value")
         return f"{name}: expected {allowed}, got nothing"
     if match := re.fullmatch(r"unrecognized arguments: (.+)", message):
         return f"arguments: expected only those listed by --help, got {match[1]!r}"
@@ -138,6 +140,14 @@ def _parser() -> _Parser:
     best.add_argument("--export", metavar="FILE", help="write the best config's params (every seed) and a "
                       "manifest that rebuilds its model to FILE (.npz; jaxreg.load_best reads it); "
                       "trains the config again, bitwise, when the sweep kept no params")
+    predict = commands.add_parser("predict", help="predict raw rows of a .csv or .npz with the best config of a "
+                                  "results folder or of a best --export file")
+    predict.add_argument("source", metavar="DIR_OR_FILE", help="a results folder or a file of jaxreg best --export")
+    predict.add_argument("data", metavar="DATA", help="a .csv (the training file's columns by header name; without "
+                         "a header the feature columns alone or all the training file's) or an .npz")
+    predict.add_argument("--out", required=True, metavar="FILE", help="the predictions' CSV: one row per input, "
+                         "the predicted class (or value) and each class's probability")
+    predict.add_argument("--seed", type=int, default=None, help="whose params predict (default: the best seed)")
     compare = commands.add_parser("compare", help="compare results folders: best so far, sampled points, "
                                   "comparison.csv")
     compare.add_argument("dir", nargs="+", help="results folders ranked by the same metric")
@@ -353,6 +363,49 @@ def _best(args) -> None:
               f"({str(args.export)!r}) rebuilds the model)")
 
 
+def _predict(args) -> None:
+    import csv
+    import io
+
+    import numpy as np
+
+    from jaxreg.data import read_features
+    from jaxreg.report.store import atomic_write
+    from jaxreg.report.summary import csv_value
+    from jaxreg.sweeps.best import _loss, load_best
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise InputError(f"--out: expected a file path, got {str(out)!r} (a folder)")
+    best = load_best(args.source, seed=args.seed, log=lambda text: print(text, file=sys.stderr))
+    data = best.info["data"]
+    x, y = read_features(args.data, data)
+    predicted = best.predict(x)
+    names = data.get("classes") or list(range(data["num_classes"] or 0))
+    probabilities = best.predict_proba(x) if names and _loss(best.info) in ("cross_entropy", "bce") else None
+    values = predicted.reshape(len(predicted), -1)
+    header = ["prediction"] if values.shape[1] == 1 else [f"prediction_{i}" for i in range(values.shape[1])]
+    header += [f"p_{name}" for name in names] if probabilities is not None else []
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    for i, row in enumerate(values.tolist()):
+        writer.writerow([csv_value(v) for v in row]
+                        + ([csv_value(float(p)) for p in probabilities[i]] if probabilities is not None else []))
+    atomic_write(out, text.getvalue())
+    scored = ""
+    if y is not None and len(y):
+        if names:
+            right = np.asarray(y).astype(str) == np.asarray(predicted).astype(str) if data.get("classes") else \
+                np.asarray(y, np.float64) == np.asarray(predicted, np.float64)
+            scored = f"; accuracy {float(np.mean(right)):.4g} against the file's targets"
+        elif np.asarray(y).dtype.kind in "iuf":
+            error = np.asarray(y, np.float64).reshape(values.shape) - values
+            scored = f"; mean squared error {float(np.mean(error ** 2)):.4g} against the file's targets"
+    print(f"predicted {len(values)} row{'s' * (len(values) != 1)} of {args.data} with best config "
+          f"{best.info['config_id']} (seed {best.seed}){scored}: {out}")
+
+
 def _compare(args) -> None:
     from jaxreg.report.compare import compare
 
@@ -443,11 +496,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         args.ray_cluster = ray_cluster
-        if argv is None and args.command in ("run", "plot", "best", "sanity", "lr-find"):  # the command line, not a caller's main([...])
+        if argv is None and args.command in ("run", "plot", "best", "predict", "sanity", "lr-find"):  # the command line, not a caller's main([...])
             cache = enable_compilation_cache()
             if cache:
                 os.environ["JAXREG_CACHE_DIR_USED"] = cache  # Ray workers share it
-        code = {"run": _run, "plan": _plan, "show": _show, "plot": _plot, "best": _best, "sanity": _sanity,
+        code = {"run": _run, "plan": _plan, "show": _show, "plot": _plot, "best": _best, "predict": _predict,
+                "sanity": _sanity,
                 "lr-find": _lr_find,
                 "compare": _compare}[args.command](args)
         if code:

@@ -32,6 +32,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from jaxreg.errors import InputError
+
 MNIST_MIRRORS = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -216,7 +218,53 @@ def _rng(key_data: list[int] | None, name: str, why: str) -> np.random.Generator
 def _info(name, num_classes, input_shape, image_shape, source, opts, key_data) -> dict:
     return {"name": name, "num_classes": num_classes, "input_shape": tuple(input_shape),
             "image_shape": image_shape, "source": source, "key_data": key_data,
-            "options": {k: v for k, v in opts.items() if k != "opener"}}
+            "options": {k: v for k, v in opts.items() if k != "opener"},
+            "dtype": str(np.dtype(opts.get("dtype", "float32"))), "scale": None, "standardize": None}
+
+
+def preprocess(x, info: dict) -> np.ndarray:
+    """Raw features as a data set's splits hold them: the one transform ``load`` applies.
+
+    ``load`` makes its splits with this function, and :meth:`jaxreg.Best.predict` applies it to
+    new rows with the numbers the data set stored, so both give the same bits.
+
+    Args:
+        x: an array or a list of rows of shape ``(n, *input_shape)``, or ``(n, *image_shape)``
+            for images kept flat (MNIST's raw ``(n, 28, 28)`` uint8 pixels).
+        info: a ``Dataset.info`` (or a best model's ``info["data"]``): ``input_shape``,
+            ``image_shape``, ``dtype``, ``scale`` (pixels are divided by it: 16 for ``digits``'
+            counts, 255 for MNIST's bytes; None for others) and ``standardize`` (None, or the
+            training split's ``mean`` and ``std``: subtracted and divided, in float64).
+            ``blobs`` stores none: its points are generated already rescaled.
+
+    Returns:
+        ``x`` of shape ``(n, *input_shape)`` and the data set's dtype.
+
+    Raises:
+        InputError: ``x`` of another shape, or not numbers.
+    """
+    input_shape = tuple(info["input_shape"])
+    shapes = [input_shape]
+    image_shape = tuple(info.get("image_shape") or ())
+    if image_shape and image_shape != input_shape and np.prod(image_shape) == np.prod(input_shape):
+        shapes.append(image_shape)
+    try:
+        array = np.asarray(x)
+    except ValueError:  # rows of different lengths
+        array = None
+    if array is None or array.dtype.kind not in "biuf" or array.ndim < 1 or array.shape[1:] not in shapes:
+        got = ("rows of different lengths" if array is None else
+               f"dtype {array.dtype}" if array.dtype.kind not in "biuf" else f"shape {array.shape}")
+        wanted = " or ".join("(n, " + ", ".join(map(str, shape)) + ")" for shape in shapes)
+        raise InputError(f"x: expected numbers of shape {wanted}, got {got}")
+    dtype = np.dtype(info.get("dtype") or "float32")
+    array = array.reshape(len(array), *input_shape)
+    if info.get("scale") is not None:
+        array = array.astype(dtype) / float(info["scale"])
+    scaling = info.get("standardize")
+    if scaling is not None:
+        array = (array.astype(np.float64) - np.asarray(scaling["mean"], np.float64)) / np.asarray(scaling["std"], np.float64)
+    return array.astype(dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,7 +344,9 @@ def _load_digits(opts: dict, key_data, data_dir) -> Dataset:
     from sklearn.datasets import load_digits  # imported late: it is slow and only digits needs it
 
     bunch = load_digits()
-    x = (bunch.data / 16.0).astype(dtype)  # pixels are counts 0..16
+    info = _info("digits", 10, (64,), (8, 8), "scikit-learn", opts, key_data)
+    info["scale"] = 16.0  # pixels are counts 0..16
+    x = preprocess(bunch.data, info)
     y = bunch.target.astype(np.int32)
     num_classes = 10
     if classes is not None:
@@ -319,7 +369,7 @@ def _load_digits(opts: dict, key_data, data_dir) -> Dataset:
             rank[members] = np.arange(members.sum())
         train_idx = train_idx[rank < per_class]
 
-    info = _info("digits", num_classes, (64,), (8, 8), "scikit-learn", opts, key_data)
+    info.update(num_classes=num_classes, classes=None if classes is None else [int(c) for c in classes])
     return Dataset(*(Split(x[i], y[i]) for i in (train_idx, val_idx, test_idx)), info)
 
 
@@ -369,13 +419,13 @@ def _load_mnist(opts: dict, key_data, data_dir) -> Dataset:
     if rng is not None:
         val_idx = np.sort(rng.choice(np.arange(n_train, _MNIST_TRAIN), size=n_val, replace=False))
 
-    def split(images: np.ndarray, labels: np.ndarray, idx) -> Split:
-        x = images[idx].astype(dtype) / 255  # float64: the book's own x / 255
-        return Split(x.reshape(len(x), 28 * 28) if flatten else x, labels[idx].astype(np.int32))
-
     train_x, train_y = arrays[_TRAIN_IMAGES], arrays[_TRAIN_LABELS]
     info = _info("mnist", 10, (784,) if flatten else (28, 28), (28, 28),
                  str(paths[_TRAIN_IMAGES].parent), opts, key_data if n_val else None)
+    info["scale"] = 255.0  # in float64, the book's own x / 255
+
+    def split(images: np.ndarray, labels: np.ndarray, idx) -> Split:
+        return Split(preprocess(images[idx], info), labels[idx].astype(np.int32))
     info["files"] = {name: str(path) for name, path in paths.items()}
     return Dataset(split(train_x, train_y, slice(0, n_train)),
                    split(train_x, train_y, val_idx),
@@ -588,7 +638,8 @@ def from_arrays(x, y, *, key=None, val=None, test=None, val_fraction=None, test_
             (default 0.2 each; 0 for a given one). Class targets are drawn stratified.
         n_train: keep a random subsample of this size of the training split (default: all).
         standardize: subtract the training split's per-feature mean and divide by its standard
-            deviation (1 where it is 0), on every split; ``info["standardize"]`` keeps both.
+            deviation (1 where it is 0), on every split; ``info["standardize"]`` keeps both
+            (float64, the numbers :func:`preprocess` applies).
             ``"auto"``: for rows of features (``x`` of shape ``(n, features)``), not for images.
             ``info["feature_std"]`` keeps the smallest and largest non-zero standard deviation of
             the raw training features (rows of features only): their ratio says how unequal the
@@ -669,15 +720,13 @@ def from_arrays(x, y, *, key=None, val=None, test=None, val_fraction=None, test_
     if standardize:
         train_x = splits["train"][0].astype(np.float64)
         mean, std = train_x.mean(axis=0), train_x.std(axis=0)
-        std = np.where(std > 0, std, 1.0)
-        scaling = {"mean": mean.astype(dtype), "std": std.astype(dtype)}
-        splits = {k: ((xs.astype(np.float64) - mean) / std, ys) for k, (xs, ys) in splits.items()}
-    splits = {k: Split(np.asarray(xs, dtype), ys) for k, (xs, ys) in splits.items()}
+        scaling = {"mean": mean, "std": np.where(std > 0, std, 1.0)}  # float64: the numbers applied
     info = _info(name, num_classes, shape, tuple(shape) if len(shape) >= 2 else None, source,
                  dict(options or {}), _key_data(key) if drawn else None)
     info.update(num_outputs=num_outputs if num_classes is None else num_classes,
                 targets="values" if num_classes is None else "classes",
-                classes=class_names, standardize=scaling, feature_std=feature_std)
+                classes=class_names, standardize=scaling, feature_std=feature_std, dtype=str(dtype))
+    splits = {k: Split(preprocess(xs, info), ys) for k, (xs, ys) in splits.items()}
     return Dataset(splits["train"], splits["val"], splits["test"], info)
 
 
@@ -724,7 +773,8 @@ def _column(field: str, wanted, header: list[str] | None, width: int, path: Path
                      f"got {wanted!r}")
 
 
-def _read_csv(path: Path, target, features, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
+def _csv_table(path: Path, delimiter: str) -> tuple[list[str] | None, list[list[str]]]:
+    """A CSV file's header (a first row with any non-number; None if there is none) and rows."""
     import csv
 
     if not isinstance(delimiter, str) or len(delimiter) != 1:
@@ -734,15 +784,8 @@ def _read_csv(path: Path, target, features, delimiter: str) -> tuple[np.ndarray,
             rows = [row for row in csv.reader(file, delimiter=delimiter) if any(cell.strip() for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DatasetError(f"path: expected a readable CSV file, got {str(path)!r} ({error})") from None
-
-    def number(cell: str) -> float | None:
-        try:
-            return float(cell)
-        except ValueError:
-            return None
-
     header = None
-    if rows and any(number(cell) is None for cell in rows[0]):
+    if rows and any(_number(cell) is None for cell in rows[0]):
         header = [cell.strip() for cell in rows[0]]
         rows = rows[1:]
     if not rows:
@@ -752,6 +795,33 @@ def _read_csv(path: Path, target, features, delimiter: str) -> tuple[np.ndarray,
         if len(row) != width:
             raise DatasetError(f"path: expected {width} columns in every row of {path}, got {len(row)} "
                                f"in line {number_}")
+    return header, rows
+
+
+def _number(cell: str) -> float | None:
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def _csv_features(rows: list[list[str]], header: list[str] | None, columns: list[int], path: Path) -> np.ndarray:
+    x = np.empty((len(rows), len(columns)))
+    for number_, row in enumerate(rows, 2 if header else 1):
+        for j, c in enumerate(columns):
+            value = _number(row[c])
+            if value is None:
+                name = header[c] if header else c
+                raise DatasetError(f"path: expected numbers in the feature columns of {path}, got "
+                                   f"{row[c]!r} in line {number_}, column {name!r}")
+            x[number_ - (2 if header else 1), j] = value
+    return x
+
+
+def _read_csv(path: Path, target, features, delimiter: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The features and targets of a CSV file, and how its columns were read (``info["reader"]``)."""
+    header, rows = _csv_table(path, delimiter)
+    width = len(header) if header is not None else len(rows[0])
     t = _column("target", target, header, width, path)
     if features is None:
         columns = [c for c in range(width) if c != t]
@@ -761,19 +831,74 @@ def _read_csv(path: Path, target, features, delimiter: str) -> tuple[np.ndarray,
         raise ValueError(f"features: expected a non-empty list of column names or indices, got {features!r}")
     if t in columns:
         raise ValueError(f"features: expected columns other than the target, got the target column {target!r}")
-    x = np.empty((len(rows), len(columns)))
-    for number_, row in enumerate(rows, 2 if header else 1):
-        for j, c in enumerate(columns):
-            value = number(row[c])
-            if value is None:
-                name = header[c] if header else c
-                raise DatasetError(f"path: expected numbers in the feature columns of {path}, got "
-                                   f"{row[c]!r} in line {number_}, column {name!r}")
-            x[number_ - (2 if header else 1), j] = value
+    x = _csv_features(rows, header, columns, path)
     cells = [row[t].strip() for row in rows]
-    values = [number(cell) for cell in cells]
+    values = [_number(cell) for cell in cells]
     y = np.array(values, np.float64) if all(v is not None for v in values) else np.array(cells)
-    return x, y
+    reader = {"format": "csv", "delimiter": delimiter, "width": width, "target": t, "features": columns,
+              "names": None if header is None else [header[c] for c in columns],
+              "target_name": None if header is None else header[t]}
+    return x, y, reader
+
+
+def read_features(path: str | os.PathLike, info: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    """The raw features of new examples in a ``.csv`` or ``.npz`` file, read as the data set read
+    its own (``info["reader"]``), and their targets where the file has them.
+
+    A CSV with a header row gives the training file's feature columns by name; without one,
+    its rows are the features alone, in order, or rows as wide as the training file's (whose
+    target column is then read as targets). An ``.npz`` gives the array named as in training
+    (``"x"`` by default), and its ``y`` if there.
+
+    Returns:
+        ``(x, y)``: ``x`` as :func:`preprocess` takes it; ``y`` the targets (float or text) or None.
+
+    Raises:
+        InputError: not a .csv or .npz file, or not laid out like the training data.
+        DatasetError: the file is unreadable.
+    """
+    path = Path(path)
+    reader = info.get("reader") or {}
+    if path.suffix.lower() == ".npz":
+        wanted = reader.get("x", "x")
+        try:
+            with np.load(path, allow_pickle=False) as file:
+                arrays = {name: file[name] for name in file.files}
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+            raise DatasetError(f"path: expected a .npz file written by numpy.savez, got {str(path)!r} "
+                               f"({type(error).__name__})") from None
+        if wanted not in arrays and len(arrays) != 1:
+            raise InputError(f"path: expected an array named {wanted!r} in {path} (as in training), got "
+                             f"{_quoted(arrays) or 'none'}")
+        x = arrays[wanted] if wanted in arrays else next(iter(arrays.values()))
+        return x, arrays.get(reader.get("y", "y")) if wanted in arrays else None
+    if path.suffix.lower() != ".csv":
+        raise InputError(f"path: expected a .csv or .npz file, got {str(path)!r}")
+    header, rows = _csv_table(path, reader.get("delimiter", ","))
+    width = len(rows[0])
+    n_features = int(np.prod(info["input_shape"]))
+    target = None
+    if header is not None and reader.get("names"):
+        missing = [name for name in reader["names"] if name not in header]
+        if missing:
+            raise InputError(f"path: expected the feature columns {_quoted(reader['names'])} in {path}'s header, "
+                             f"got none named {missing[0]!r}")
+        columns = [header.index(name) for name in reader["names"]]
+        if reader.get("target_name") in header:
+            target = header.index(reader["target_name"])
+    elif width == n_features:
+        columns = list(range(width))
+    elif reader.get("format") == "csv" and width == reader["width"]:
+        columns, target = reader["features"], reader["target"]
+    else:
+        also = f" (or the training file's {reader['width']})" if reader.get("format") == "csv" else ""
+        raise InputError(f"path: expected rows of {n_features} feature columns{also} in {path}, got {width}")
+    x = _csv_features(rows, header, columns, path)
+    if target is None:
+        return x, None
+    cells = [row[target].strip() for row in rows]
+    values = [_number(cell) for cell in cells]
+    return x, (np.array(values, np.float64) if all(v is not None for v in values) else np.array(cells))
 
 
 def _sha256_file(path: Path) -> str:
@@ -806,6 +931,8 @@ def _load_file(name: str, opts: dict, key_data, data_dir) -> Dataset:
         return _read_csv(path, opts["target"], opts["features"], opts["delimiter"])
 
     arrays = {field: read(path) for field, path in paths.items()}
+    reader = {"format": "npz", "x": opts["x"], "y": opts["y"]} if name == "npz" else arrays["path"][2]
+    arrays = {field: pair[:2] for field, pair in arrays.items()}
     try:
         dataset = from_arrays(*arrays["path"], key=key_data and _key_from_data(key_data),
                               val=arrays.get("val_path"), test=arrays.get("test_path"),
@@ -818,6 +945,7 @@ def _load_file(name: str, opts: dict, key_data, data_dir) -> Dataset:
             text = text.replace(f"{split}.x:", f"{split}_path:", 1).replace(f"{split}.y:", f"{split}_path:", 1)
         raise ValueError(text.replace("data.x:", "path:", 1).replace("data.y:", "path:", 1)) from None
     dataset.info["files"] = {field: str(path) for field, path in paths.items()}
+    dataset.info["reader"] = reader
     dataset.info["sha256"] = {field: _sha256_file(path) for field, path in paths.items()}
     return dataset
 

@@ -98,11 +98,15 @@ def accuracy(logits: Array, labels: Array) -> Array:
     """
     if jnp.issubdtype(labels.dtype, jnp.floating):  # static: the data's dtype
         return jnp.full((), jnp.nan, logits.dtype)
+    return jnp.mean((predicted_class(logits) == labels.astype(jnp.int32)).astype(logits.dtype))
+
+
+def predicted_class(logits: Array) -> Array:
+    """The class ids that ``logits`` ``(batch, units)`` predict: the argmax of several outputs,
+    ``logit > 0`` of one (what :func:`accuracy` scores and ``Best.predict`` returns)."""
     if logits.shape[-1] == 1:
-        predicted = (logits[..., 0] > 0).astype(jnp.int32)
-    else:
-        predicted = jnp.argmax(logits, axis=-1)
-    return jnp.mean((predicted == labels.astype(jnp.int32)).astype(logits.dtype))
+        return (logits[..., 0] > 0).astype(jnp.int32)
+    return jnp.argmax(logits, axis=-1)
 
 
 _LOSS_FNS = {

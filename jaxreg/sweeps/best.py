@@ -33,7 +33,7 @@ from jaxreg.report.summary import as_float, rank_key, summarize
 from jaxreg.sweeps.halving import METHODS as HALVING, compacts
 from jaxreg.sweeps.spec import STATIC
 
-__all__ = ["Best", "BestConfig", "best_config", "best_params", "export_best", "load_best"]
+__all__ = ["Best", "BestConfig", "best_config", "best_params", "export_best", "load_best", "load_model"]
 
 EXPORT_FORMAT = "jaxreg-best/1"
 
@@ -53,12 +53,14 @@ class BestConfig:
 
 
 class Best(NamedTuple):
-    """What :func:`load_best` returns: ``model.apply(params, state, x)`` predicts.
+    """What :func:`load_best` returns: ``predict(x)`` and ``predict_proba(x)`` on raw inputs;
+    ``model.apply(params, state, x)`` on inputs already preprocessed as the data set's splits are.
 
     ``params`` and ``state`` are those of ``seed`` (by default the config's best seed by the
     search metric); ``params_by_seed`` and ``state_by_seed`` hold every seed's. ``info``: the
-    data's shape, classes and standardization (``mean``, ``std``, to apply to raw inputs), and
-    the config's id, case, metrics and source folder.
+    data's shape, classes and preprocessing (``info["data"]``: ``scale``, ``standardize``, as
+    :func:`jaxreg.data.preprocess` applies them), the loss, and the config's id, case, metrics
+    and source folder.
     """
 
     model: Any
@@ -69,6 +71,74 @@ class Best(NamedTuple):
     params_by_seed: dict
     state_by_seed: dict
     info: dict
+
+    def predict(self, x, *, seed: int | None = None):
+        """Predictions on raw inputs, as the data set's own rows are (not standardized).
+
+        Args:
+            x: an array or a list of rows, of shape ``(n, *input_shape)``; the data set's
+                preprocessing (:func:`jaxreg.data.preprocess`, with the numbers it stored) is
+                applied here.
+            seed: whose params predict (default: ``self.seed``, the best seed); one of
+                ``params_by_seed``.
+
+        Returns:
+            For classes, an array of ``n`` class names (``info["data"]["classes"]``: a CSV's text
+            labels; the class ids where the data has no names); for regression, the values in
+            the targets' own units (jaxreg never scales targets): shape ``(n,)``, or
+            ``(n, outputs)`` for several.
+
+        Raises:
+            InputError: ``x`` not numbers of that shape, or an unknown seed.
+        """
+        outputs = _outputs(self, x, seed)
+        data = self.info["data"]
+        if data.get("num_classes") is None:
+            return outputs[:, 0] if outputs.shape[1] == 1 else outputs
+        from jaxreg.losses import predicted_class
+
+        ids = np.asarray(predicted_class(outputs))
+        return ids if data.get("classes") is None else np.asarray(data["classes"])[ids]
+
+    def predict_proba(self, x, *, seed: int | None = None) -> np.ndarray:
+        """Class probabilities on raw inputs, shape ``(n, classes)``, columns in the order of
+        ``info["data"]["classes"]`` (class ids 0, 1, ...): the softmax of the outputs for
+        ``loss = "cross_entropy"``, the sigmoid for ``"bce"`` (one output: ``1 - p, p``).
+        ``x`` and ``seed`` as for :meth:`predict`.
+
+        Raises:
+            InputError: a regression model, or one trained with a squared error (its outputs are
+                no probabilities); ``x`` or ``seed`` as for :meth:`predict`.
+        """
+        loss = _loss(self.info)
+        if self.info["data"].get("num_classes") is None or loss not in ("cross_entropy", "bce"):
+            what = "regression" if self.info["data"].get("num_classes") is None else "classes"
+            raise InputError(f"predict_proba: expected a model trained with loss 'cross_entropy' or 'bce', got "
+                             f"{loss!r} ({what}: its outputs are no probabilities; predict gives them)")
+        outputs = _outputs(self, x, seed)
+        if loss == "cross_entropy":
+            return np.asarray(jax.nn.softmax(outputs, axis=-1))
+        p = np.asarray(jax.nn.sigmoid(outputs))
+        return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p
+
+
+def _loss(info: dict) -> str:
+    """The training loss (exports written before ``info["loss"]`` have it in their tables)."""
+    return info.get("loss") or info["tables"]["train"]["loss"]
+
+
+def _outputs(best: Best, x, seed: int | None) -> np.ndarray:
+    """The model's outputs (logits) on raw ``x``, in evaluation mode as the sweep evaluated."""
+    from jaxreg.data import preprocess
+
+    seed = best.seed if seed is None else seed
+    if seed not in best.params_by_seed:
+        raise InputError(f"seed: expected one of the best config's seeds {list(best.params_by_seed)}, got {seed!r}")
+    inputs = preprocess(x, best.info["data"])
+    options = {"bn_epsilon": best.hparams["bn_epsilon"]} if getattr(best.model, "batch_norm", False) else {}
+    outputs, _ = best.model.apply(best.params_by_seed[seed], best.state_by_seed[seed], inputs, **options)
+    outputs = np.asarray(outputs)
+    return outputs.reshape(len(outputs), -1)
 
 
 def best_config(out: str | Path) -> BestConfig:
@@ -222,6 +292,7 @@ def _info(best: BestConfig, variant, out: Path, manifest: dict) -> dict:
     data_info = variant.dataset.info
     standardize = data_info.get("standardize")
     return {
+        "loss": variant.config.loss,
         "config_id": best.config_id, "case": best.case, "point": best.point, "metric": best.metric,
         "metrics": best.metrics, "seeds": [t["seed"] for t in best.trials],
         "trial_metrics": {str(t["seed"]): t["metrics"] for t in best.trials},
@@ -230,7 +301,9 @@ def _info(best: BestConfig, variant, out: Path, manifest: dict) -> dict:
                  "image_shape": list(data_info["image_shape"]) if data_info.get("image_shape") else None,
                  "num_classes": data_info.get("num_classes"), "num_outputs": data_info.get("num_outputs"),
                  "classes": data_info.get("classes"),
-                 "standardize": None if standardize is None else {k: np.asarray(v).tolist() for k, v in standardize.items()}},
+                 "standardize": None if standardize is None else {k: np.asarray(v).tolist() for k, v in standardize.items()},
+                 # what Best.predict needs to read and preprocess raw rows as the data set did
+                 "dtype": data_info.get("dtype") or str(variant.dataset.train.x.dtype), "scale": data_info.get("scale"), "reader": data_info.get("reader")},
     }
 
 
@@ -302,6 +375,19 @@ def load_best(path: str | Path, *, seed: int | None = None, data=None, log=None)
     elif seed not in params:
         raise InputError(f"seed: expected one of the best config's seeds {seeds}, got {seed!r}")
     return Best(model, params[seed], hparams, states[seed], seed, params, states, info)
+
+
+def load_model(file: str | Path, *, seed: int | None = None) -> Best:
+    """The model a ``jaxreg best DIR --export FILE`` wrote: what ``load_best(DIR)`` returns, with
+    ``predict`` and ``predict_proba`` on raw inputs, rebuilt without the data and never trained.
+
+    Raises:
+        InputError: not such a file (a results folder: :func:`load_best` reads it).
+    """
+    if Path(file).is_dir():
+        raise InputError(f"file: expected a file written by jaxreg best --export, got {str(file)!r} (a folder: "
+                         f"jaxreg.load_best reads it)")
+    return load_best(file, seed=seed)
 
 
 def _read_export(path: Path) -> tuple[dict, dict]:
