@@ -394,10 +394,10 @@ def _predict(args) -> None:
                         + ([csv_value(float(p)) for p in probabilities[i]] if probabilities is not None else []))
     atomic_write(out, text.getvalue())
     scored = ""
-    if y is not None and len(y):
+    if y is not None and len(y) and np.size(y) == values.size:  # an .npz's y may be anything
         if names:
-            right = np.asarray(y).astype(str) == np.asarray(predicted).astype(str) if data.get("classes") else \
-                np.asarray(y, np.float64) == np.asarray(predicted, np.float64)
+            numbers = np.asarray(y).dtype.kind in "biuf" and predicted.dtype.kind in "biuf"  # 3.0 is class 3
+            right = (np.asarray(y, np.float64) == predicted) if numbers else (np.asarray(y).astype(str) == predicted.astype(str))
             scored = f"; accuracy {float(np.mean(right)):.4g} against the file's targets"
         elif np.asarray(y).dtype.kind in "iuf":
             error = np.asarray(y, np.float64).reshape(values.shape) - values

@@ -270,9 +270,9 @@ def test_base_spec_and_near_misses_are_accepted(tmp_path, capsys):
 
 # (id, argv with SPEC for a spec file, the message; the spec is the base one unless `text`)
 CLI_CASES = [
-    ("no-command", [], None, "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'compare', got nothing"),
+    ("no-command", [], None, "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'predict', 'compare', got nothing"),
     ("unknown-subcommand", ["train", "SPEC"], None,
-     "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'compare', got 'train'"),
+     "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'predict', 'compare', got 'train'"),
     ("run-without-spec", ["run"], None, "spec: expected a sweep spec (a TOML file), got nothing"),
     ("unknown-option", ["run", "SPEC", "--epochs", "3"], None,
      "arguments: expected only those listed by --help, got '--epochs 3'"),
@@ -361,7 +361,7 @@ def test_results_folder_of_another_spec_is_untouched(tmp_path, capsys, patch):
 
 # A few through a real process: the exit code, and no traceback anywhere.
 PROCESS_CASES = [
-    ("unknown-subcommand", ["frobnicate"], "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'compare', got 'frobnicate'"),
+    ("unknown-subcommand", ["frobnicate"], "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'predict', 'compare', got 'frobnicate'"),
     ("missing-spec-file", ["plan", "TMP/nope.toml"],
      "spec: expected an existing TOML file, got 'TMP/nope.toml' (not found)"),
     ("dropout-1.5", ["run", "SPEC", "--out", "TMP/out", "--set", "hparams.dropout=1.5"],
