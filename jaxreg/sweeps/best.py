@@ -134,6 +134,9 @@ def _outputs(best: Best, x, seed: int | None) -> np.ndarray:
     seed = best.seed if seed is None else seed
     if seed not in best.params_by_seed:
         raise InputError(f"seed: expected one of the best config's seeds {list(best.params_by_seed)}, got {seed!r}")
+    if "scale" not in best.info["data"] and best.info["data"].get("name") in ("digits", "mnist"):
+        raise InputError(f"path: expected an export that records its pixel scaling, got one written before "
+                         f"predict existed ({best.info.get('source')}): export it again with jaxreg best --export")
     inputs = preprocess(x, best.info["data"])
     options = {"bn_epsilon": best.hparams["bn_epsilon"]} if getattr(best.model, "batch_norm", False) else {}
     outputs, _ = best.model.apply(best.params_by_seed[seed], best.state_by_seed[seed], inputs, **options)
