@@ -85,6 +85,11 @@ CASES = [
     ("spec-symlink-loop", lambda t: ["plan", symlink(t, "loop.toml")]),
     ("spec-name-too-long", lambda t: ["plan", str(t / (LONG + ".toml"))]),
     ("spec-under-proc", lambda t: ["plan", "/proc/none/spec.toml"]),
+    ("spec-nested-deep", lambda t: ["plan", spec(t, "a = " + "[" * 100_000 + "]" * 100_000)]),
+    ("spec-dotted-key-deep", lambda t: ["plan", spec(t, BASE + "a" + ".a" * 100_000 + " = 1")]),
+    ("spec-over-a-mebibyte", lambda t: ["plan", spec(t, BASE + "# padding\n" * 110_000)]),
+    ("set-nested-deep", lambda t: with_set(t, "hparams.l2=" + "[" * 50_000 + "]" * 50_000)),
+    ("set-dotted-key-deep", lambda t: with_set(t, "a" + ".a" * 50_000 + "=1")),
     ("mnist-data-dir-is-a-file", lambda t: ["plan", spec(t, BASE.replace('dataset = "digits"\nn_train = 40',
         f'dataset = "mnist"\ndata_dir = "{spec(t, "x", "file.txt")}"\ndownload = false'))]),
     ("mnist-truncated-idx", lambda t: ["plan", spec(t, BASE.replace('dataset = "digits"\nn_train = 40',
@@ -146,6 +151,14 @@ MESSAGES = {
     "spec-name-too-long": f"spec: expected a readable TOML file, got '{LONG_TOML}' ([Errno 36] File name too long: "
                           f"'{LONG_TOML}')",
     "spec-under-proc": "spec: expected an existing TOML file, got '/proc/none/spec.toml' (not found)",
+    "spec-nested-deep": "spec: expected tables, arrays and dotted keys nested at most 100 deep, got "
+                        "'TMP/spec.toml' nested deeper at line 1",
+    "spec-dotted-key-deep": "spec: expected tables, arrays and dotted keys nested at most 100 deep, got "
+                            "'TMP/spec.toml' nested deeper at line 14",
+    "spec-over-a-mebibyte": f"spec: expected a TOML file of at most 1048576 bytes (1 MiB), got 'TMP/spec.toml' of "
+                            f"{len(BASE) + 1_100_000} bytes",
+    "set-nested-deep": "--set: expected KEY=VALUE nested at most 100 deep, got 100011 characters nested deeper",
+    "set-dotted-key-deep": "--set: expected KEY=VALUE nested at most 100 deep, got 100003 characters nested deeper",
     "mnist-data-dir-is-a-file": MNIST + "'TMP/file.txt' (MNIST file train-images-idx3-ubyte not found)",
     "mnist-truncated-idx": MNIST + "'TMP/mnist' (SHA-256 mismatch for TMP/mnist/train-images-idx3-ubyte: expected "
                            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db, got "

@@ -268,6 +268,17 @@ def test_base_spec_and_near_misses_are_accepted(tmp_path, capsys):
         assert capsys.readouterr().err == ""
 
 
+def test_a_byte_order_mark_is_dropped(tmp_path, capsys):
+    """A spec saved by an editor that writes a UTF-8 BOM reads as the same spec."""
+    from jaxreg.sweeps import read_spec
+
+    text = _toml(BASE)
+    (tmp_path / "bom.toml").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert read_spec(tmp_path / "bom.toml") == read_spec(_write_spec(tmp_path, text=text))
+    assert main(["plan", str(tmp_path / "bom.toml")]) == 0
+    assert capsys.readouterr().err == ""
+
+
 # (id, argv with SPEC for a spec file, the message; the spec is the base one unless `text`)
 CLI_CASES = [
     ("no-command", [], None, "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'compare', got nothing"),
