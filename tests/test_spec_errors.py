@@ -144,6 +144,15 @@ SPEC_CASES = [
      "hparams.dropout: expected a scalar or 2 per-layer rates, got [0.1, 0.2, 0.3]"),
     ("negative-learning-rate", {"hparams": {"learning_rate": -0.1}},
      "hparams.learning_rate: expected a finite number > 0, got -0.1"),
+    ("learning-rate-0-in-float32", {"hparams": {"learning_rate": 5e-324}},
+     "hparams.learning_rate: expected a finite number > 0 that float32 holds (magnitudes 0 or 1.18e-38 to "
+     "3.4e+38), got 5e-324"),
+    ("learning-rate-inf-in-float32", {"hparams": {"learning_rate": {"values": [0.1, 1e300]}}},
+     "hparams.learning_rate: expected a finite number > 0 that float32 holds (magnitudes 0 or 1.18e-38 to "
+     "3.4e+38), got 1e+300"),
+    ("momentum-1-in-float32", {"hparams": {"momentum": 0.999999999}},
+     "hparams.momentum: expected a number in [0, 1) that float32 holds (magnitudes 0 or 1.18e-38 to "
+     "3.4e+38), got 0.999999999"),
     ("learning-rate-true", {"hparams": {"learning_rate": True}},
      "hparams.learning_rate: expected a number, got true"),
     ("bool-in-values", {"hparams": {"l2": {"values": [0.0, True]}}}, "hparams.l2: expected a number, got true"),

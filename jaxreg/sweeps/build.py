@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxreg import data as data_lib
 from jaxreg.errors import InputError
-from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, make_hparams
+from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, check_dtype, make_hparams
 from jaxreg.transfer import merge_params, split_init
 from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
 from jaxreg.sweeps.halving import brackets as halving_brackets
@@ -360,7 +360,7 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
               if s["method"] == "hyperband" else None)
     space = Space(checked.axes, cases=cases, method=s["method"], round_method=s["round_method"],
                   samples=s["samples"], seed=s["seed"], layer_counts=layer_counts, round_samples=counts)
-    _check_values(space, model)
+    _check_values(space, model, t["dtype"])
     uses = {name: _may_be_nonzero(space, name) for name in ("dropout", "dropconnect")}
     augment = tuple(name for name in AUGMENTATIONS if _may_be_nonzero(space, name))
     layerwise = (_may_be_nonzero(space, "layer_lr_decay", default=1.0)
@@ -427,13 +427,13 @@ def _endpoints(axis: Axis) -> list:
     return [axis.low, axis.high]
 
 
-def _check_values(space: Space, model: Model) -> None:
-    """Every value an axis can take is a valid hparam (checked at the ends of ranges)."""
+def _check_values(space: Space, model: Model, dtype: str) -> None:
+    """Every value an axis can take is a valid hparam in the train dtype (checked at the ends of ranges)."""
     for _, axis in space.all_axes():
         for value in _endpoints(axis):
             resolved = axis.resolve(value, space.layer_counts.get(axis.name))
             try:
-                make_hparams(model, **{axis.name: resolved})
+                check_dtype(make_hparams(model, **{axis.name: resolved}), dtype)
             except ValueError as error:  # named hparams.NAME: name where the spec gives it
                 raise InputError(str(error).replace(f"hparams.{axis.name}", axis.where, 1)) from None
 
