@@ -126,7 +126,9 @@ CASES = [
     ("grid-of-ten-million", lambda t: with_set(t, 'hparams.learning_rate={ logspace = [1e-4, 1, 10000] }',
                                              'hparams.l2={ logspace = [1e-6, 1e-2, 1000] }')),
     ("epochs-a-billion", lambda t: with_set(t, "train.epochs=1000000000")),
-    ("chunk-beyond-memory", lambda t: with_set(t, "train.epochs=10000000", "search.chunk_size=100000")),
+    ("eval-every-a-billion", lambda t: with_set(t, "train.epochs=1000000000", "train.eval_every=1000000000")),
+    ("epochs-past-int32", lambda t: with_set(t, "train.epochs=3000000000", "train.eval_every=1000000")),
+    ("chunk-beyond-memory", lambda t: with_set(t, "train.epochs=1000000", "search.chunk_size=1000000")),
     ("checkpoint-every-negative", lambda t: ["run", spec(t), "--checkpoint-every", "-1"]),
     ("checkpoint-every-nan", lambda t: ["run", spec(t), "--checkpoint-every", "nan"]),
     ("memory-budget-zero", lambda t: with_set(t, "search.memory_budget_mb=0")),
@@ -192,7 +194,11 @@ MESSAGES = {
     "seeds-ten-million": "search.seeds: expected a count in [1, 100000] or a non-empty list of integers in "
                          "[0, 2**32), got 10000000",
     "grid-of-ten-million": "hparams: expected at most 1000000 configs in a grid, got 10000000",
-    "epochs-a-billion": "search.memory_budget_mb: expected at least 83924 MB (2 members), got auto (1024 MB here)",
+    "epochs-a-billion": "train.epochs / eval_every: expected at most 1000000 evaluations (each member holds every "
+                        "metric at each), got 1000000000 (1000000000 / 1)",
+    "eval-every-a-billion": "train.eval_every: expected at most 1000000 epochs between evaluations (each member "
+                            "holds every epoch's loss until the evaluation), got 1000000000",
+    "epochs-past-int32": "train.epochs: expected an integer in [1, 2147483647] (int32 epoch counters), got 3000000000",
     "chunk-beyond-memory": None,  # the device's memory is this machine's: checked by its start and end
     "checkpoint-every-negative": "--checkpoint-every: expected a number of seconds >= 0, got '-1'",
     "checkpoint-every-nan": "--checkpoint-every: expected a number of seconds >= 0, got 'nan'",
@@ -222,7 +228,7 @@ def test_a_malformed_input_is_one_line_and_exit_2_with_nothing_touched(tmp_path,
     message = MESSAGES[name]
     if message is None:
         assert captured.err.startswith("jaxreg: error: search.chunk_size: expected a chunk that fits in the device's ")
-        assert captured.err.endswith("members of about 419.9 MB each (40.0 TB); lower search.chunk_size, "
+        assert captured.err.endswith("members of about 42.2 MB each (40.3 TB); lower search.chunk_size, "
                                      "train.epochs / eval_every (the curves), or the model\n")
     else:
         assert captured.err == f"jaxreg: error: {message.replace('TMP', str(tmp_path))}\n"

@@ -274,6 +274,12 @@ def test_config_errors_name_field_allowed_and_given(digits, data):
          "optimizer: expected one of 'sgd', 'momentum', 'ema_momentum', 'adam', 'adamw', got 'rmsprop'"),
         (dict(epochs=0), "epochs: expected an integer >= 1, got 0"),
         (dict(epochs=10, eval_every=3), "eval_every: expected a divisor of epochs=10, got 3"),
+        (dict(epochs=10**9), "epochs / eval_every: expected at most 1000000 evaluations (each member holds every "
+                             "metric at each), got 1000000000 (1000000000 / 1)"),
+        (dict(epochs=10**9, eval_every=10**9), "eval_every: expected at most 1000000 epochs between evaluations "
+                                               "(each member holds every epoch's loss until the evaluation), got 1000000000"),
+        (dict(epochs=2**31, eval_every=2**16), "epochs: expected an integer in [1, 2147483647] (int32 epoch counters), "
+                                               "got 2147483648"),
         (dict(loss="hinge"), "loss: expected one of 'squared_error', 'sum_squared_error', 'mse', 'cross_entropy', 'bce', got 'hinge'"),
         (dict(monitor="val_f1"),
          "monitor: expected one of 'val_loss', 'val_accuracy', 'train_loss', 'train_accuracy', got 'val_f1'"),
