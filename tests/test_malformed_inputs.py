@@ -125,6 +125,8 @@ CASES = [
     ("seeds-ten-million", lambda t: with_set(t, "search.seeds=10000000")),
     ("grid-of-ten-million", lambda t: with_set(t, 'hparams.learning_rate={ logspace = [1e-4, 1, 10000] }',
                                              'hparams.l2={ logspace = [1e-6, 1e-2, 1000] }')),
+    ("trials-a-hundred-billion", lambda t: with_set(t, 'hparams.learning_rate={ logspace = [1e-4, 1, 1000] }',
+                                                 'hparams.l2={ logspace = [1e-6, 1e-2, 1000] }', "search.seeds=100000")),
     ("epochs-a-billion", lambda t: with_set(t, "train.epochs=1000000000")),
     ("eval-every-a-billion", lambda t: with_set(t, "train.epochs=1000000000", "train.eval_every=1000000000")),
     ("epochs-past-int32", lambda t: with_set(t, "train.epochs=3000000000", "train.eval_every=1000000")),
@@ -194,6 +196,8 @@ MESSAGES = {
     "seeds-ten-million": "search.seeds: expected a count in [1, 100000] or a non-empty list of integers in "
                          "[0, 2**32), got 10000000",
     "grid-of-ten-million": "hparams: expected at most 1000000 configs in a grid, got 10000000",
+    "trials-a-hundred-billion": "search: expected at most 10000000 trials in a round (configs x seeds), got 1000000 "
+                                "configs x 100000 seeds = 100000000000",
     "epochs-a-billion": "train.epochs / eval_every: expected at most 1000000 evaluations (each member holds every "
                         "metric at each), got 1000000000 (1000000000 / 1)",
     "eval-every-a-billion": "train.eval_every: expected at most 1000000 epochs between evaluations (each member "

@@ -29,7 +29,7 @@ from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, check_dtype, make_hparams
 from jaxreg.transfer import merge_params, split_init
 from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
 from jaxreg.sweeps.halving import brackets as halving_brackets
-from jaxreg.sweeps.space import Axis, Space
+from jaxreg.sweeps.space import MAX_TRIALS, Axis, Space
 from jaxreg.adapters import as_model
 from jaxreg.optimizers import PENALTIES
 from jaxreg.penalties import selects_anything
@@ -138,6 +138,10 @@ def build_spec(raw: dict, default_name: str = "sweep", *, data=None) -> Spec:
                 raise InputError(f"{where}{error}") from None
         cases = {n: checked.cases[n] for n in names if n is not None}
         variants.append(_variant(names, built, checked, cases, where))
+    draws = sum(v.space.draws() for v in variants)
+    if draws * len(checked.seeds) > MAX_TRIALS:  # counted, not listed: a sweep this large would not end
+        raise InputError(f"search: expected at most {MAX_TRIALS} trials in a round (configs x seeds), got {draws} "
+                         f"configs x {len(checked.seeds)} seeds = {draws * len(checked.seeds)}")
     resolved = {"name": checked.name, "description": checked.description, "data": base["data"],
                 "model": base["model_resolved"], "train": checked.base.train, "hparams": checked.hparams,
                 "cases": checked.cases_raw, "search": checked.search, "output": checked.output}

@@ -181,7 +181,7 @@ def estimate(variant, trials: int, chunk_size: int, *, timed: bool = True) -> Co
     n_train = len(data.train.y)
     batch = n_train if config.batch_size is None else config.batch_size
     steps = config.epochs * -(-n_train // batch)
-    step = step_seconds(variant, chunk_size, variant.space.configs(0)[0].hparams)
+    step = step_seconds(variant, chunk_size, variant.space.first().hparams)
     evaluation = chunk_size * flops_per_example(variant) * config.n_evals * _n_eval(variant) / calibrate()
     return Cost(variant.cases, trials, chunk_size, -(-trials // chunk_size),
                 chunk_size * bytes_per_member(variant), steps * step + evaluation)
