@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import math
 import http.client
 import os
 import tempfile
@@ -694,6 +695,21 @@ def _resolve(field: str, path, data_dir, suffix: str) -> Path:
     return path
 
 
+def _check_npz_member(path: Path, archive: zipfile.ZipFile, name: str) -> None:
+    """Refuses an array whose header claims more data than its member of the zip holds, before
+    NumPy allocates what the header claims (a 200-byte file claiming shape (1e12, 4))."""
+    info = archive.getinfo(name + ".npy" if name + ".npy" in archive.namelist() else name)
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(member)
+        claimed = math.prod(shape) * dtype.itemsize
+        if member.tell() + claimed > info.file_size:
+            raise ValueError(f"path: expected a .npz file whose arrays hold the data their headers claim, got "
+                             f"{str(path)!r} with array {name!r} of shape {shape} ({dtype}, {claimed} bytes) "
+                             f"in {info.file_size} bytes")
+
+
 def _read_npz(path: Path, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as file:
@@ -702,12 +718,13 @@ def _read_npz(path: Path, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndar
                 if wanted not in names:
                     raise ValueError(f"{field}: expected the name of an array in {path} (it holds "
                                      f"{_quoted(names) or 'none'}), got {wanted!r}")
+                _check_npz_member(path, file.zip, wanted)
             return file[x_name], file[y_name]
     except (OSError, EOFError, zipfile.BadZipFile) as error:
         raise DatasetError(f"path: expected a .npz file written by numpy.savez, got {str(path)!r} "
                            f"({type(error).__name__}: {error})") from None
     except ValueError as error:
-        if str(error).startswith(("x:", "y:")):
+        if str(error).startswith(("x:", "y:", "path:")):
             raise
         raise DatasetError(f"path: expected a .npz file of plain arrays, got {str(path)!r} ({error})") from None
 
