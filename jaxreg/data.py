@@ -748,7 +748,9 @@ def _read_csv(path: Path, target, features, delimiter: str) -> tuple[np.ndarray,
         raise ValueError(f"delimiter: expected one character, got {delimiter!r}")
     try:
         with open(path, newline="") as file:
-            rows = [row for row in csv.reader(file, delimiter=delimiter) if any(cell.strip() for cell in row)]
+            reader = csv.reader(file, delimiter=delimiter)
+            # each row with the file's line it ends on: blank lines are skipped, errors name the line
+            numbered = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DatasetError(f"path: expected a readable CSV file, got {str(path)!r} ({error})") from None
 
@@ -759,13 +761,14 @@ def _read_csv(path: Path, target, features, delimiter: str) -> tuple[np.ndarray,
             return None
 
     header = None
-    if rows and any(number(cell) is None for cell in rows[0]):
-        header = [cell.strip() for cell in rows[0]]
-        rows = rows[1:]
-    if not rows:
+    if numbered and any(number(cell) is None for cell in numbered[0][1]):
+        header = [cell.strip() for cell in numbered[0][1]]
+        numbered = numbered[1:]
+    if not numbered:
         raise DatasetError(f"path: expected a CSV file with at least one row of data, got {str(path)!r}")
+    rows = [row for _, row in numbered]
     width = len(header) if header is not None else len(rows[0])
-    for number_, row in enumerate(rows, 2 if header else 1):
+    for number_, row in numbered:
         if len(row) != width:
             raise DatasetError(f"path: expected {width} columns in every row of {path}, got {len(row)} "
                                f"in line {number_}")
@@ -779,16 +782,21 @@ def _read_csv(path: Path, target, features, delimiter: str) -> tuple[np.ndarray,
     if t in columns:
         raise ValueError(f"features: expected columns other than the target, got the target column {target!r}")
     x = np.empty((len(rows), len(columns)))
-    for number_, row in enumerate(rows, 2 if header else 1):
+    for i, (number_, row) in enumerate(numbered):
         for j, c in enumerate(columns):
             value = number(row[c])
-            if value is None:
+            if value is None or not math.isfinite(value):  # nan, inf: refused here, where the line is known
                 name = header[c] if header else c
-                raise DatasetError(f"path: expected numbers in the feature columns of {path}, got "
+                raise DatasetError(f"path: expected finite numbers in the feature columns of {path}, got "
                                    f"{row[c]!r} in line {number_}, column {name!r}")
-            x[number_ - (2 if header else 1), j] = value
+            x[i, j] = value
     cells = [row[t].strip() for row in rows]
     values = [number(cell) for cell in cells]
+    if all(v is not None for v in values):
+        for (number_, _), value, cell in zip(numbered, values, cells):
+            if not math.isfinite(value):
+                raise DatasetError(f"path: expected finite targets in the target column of {path}, got {cell!r} "
+                                   f"in line {number_}")
     y = np.array(values, np.float64) if all(v is not None for v in values) else np.array(cells)
     return x, y
 

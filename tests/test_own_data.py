@@ -226,7 +226,11 @@ def _huge_npz(path):
      "160 bytes"),
     ('dataset = "csv"\npath = "x.csv"\ntarget = "price"', "data.target: expected a column of {dir}/x.csv (its header "
      "names 'a', 'b'), got 'price'"),
-    ('dataset = "csv"\npath = "bad.csv"', "data.path: expected numbers in the feature columns of {dir}/bad.csv, got "
+    ('dataset = "csv"\npath = "nan.csv"', "data.path: expected finite numbers in the feature columns of {dir}/nan.csv, "
+     "got 'nan' in line 5, column 'a'"),  # the file's line (a blank line skipped), not the split's row
+    ('dataset = "csv"\npath = "inf-target.csv"\ntargets = "values"', "data.path: expected finite targets in the "
+     "target column of {dir}/inf-target.csv, got 'inf' in line 3"),
+    ('dataset = "csv"\npath = "bad.csv"', "data.path: expected finite numbers in the feature columns of {dir}/bad.csv, got "
      "'n/a' in line 3, column 'a'"),
     ('dataset = "digits"\ndata_dir = "somewhere"',
      "data.data_dir: expected none for dataset 'digits' (it reads no files), got '{dir}/somewhere'"),
@@ -235,6 +239,8 @@ def test_a_bad_data_table_is_one_line_before_anything_runs(tmp_path, capsys, mon
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x.csv").write_text("a,b\n1,0\n2,1\n")
     (tmp_path / "bad.csv").write_text("a,b\n1,0\nn/a,1\n")
+    (tmp_path / "nan.csv").write_text("a,b\n1,0\n\n2,1\nnan,0\n")
+    (tmp_path / "inf-target.csv").write_text("a,b\n1,0.5\n2,inf\n")
     _huge_npz(tmp_path / "huge.npz")
     spec = _spec(tmp_path, data)
     assert cli.main(["run", str(spec), "--out", str(tmp_path / "r"), "--quiet"]) == 2
