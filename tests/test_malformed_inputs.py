@@ -252,3 +252,17 @@ def test_a_full_disk_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     assert captured.err == f"jaxreg: error: {tmp_path / 'out' / 'manifest.json'}: No space left on device\n"
     # The manifest was never half written: only the lock and the empty curves folder remain.
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".jaxreg.lock", "curves"]
+
+
+def test_a_full_disk_at_the_journal_names_it(tmp_path, capsys, monkeypatch):
+    """os.write's ENOSPC names no file: the line names the journal it was appending to."""
+    from jaxreg.report import store
+
+    def no_space(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.os, "write", no_space)  # the journal's append; other files go through open()
+    code = main(["run", spec(tmp_path), "--out", str(tmp_path / "out"), "--quiet"])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "")
+    assert captured.err == f"jaxreg: error: {tmp_path / 'out' / 'trials.jsonl'}: No space left on device\n"

@@ -255,7 +255,9 @@ SPEC_CASES = [
      "test_loss, test_accuracy, epoch_loss, epoch_accuracy, penalty, weight_norm, zero_fraction, got []"),
     # top level
     ("name-with-slash", {"name": "runs/a"},
-     "name: expected letters, digits, '.', '_' or '-' (a folder name), got 'runs/a'"),
+     "name: expected a folder name: a letter or digit first, then letters, digits, '.', '_' or '-', got 'runs/a'"),
+    ("name-dot-dot", {"name": ".."},  # '.' is allowed, but not first: '..' is the folder above
+     "name: expected a folder name: a letter or digit first, then letters, digits, '.', '_' or '-', got '..'"),
     ("output-plots-1", {"output": {"plots": 1}}, "output.plots: expected true or false, got 1"),
 ]
 

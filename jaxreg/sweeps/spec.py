@@ -511,7 +511,8 @@ def check_spec(raw: dict, default_name: str = "sweep") -> CheckedSpec:
     _check_keys("spec", raw, TOP_LEVEL)
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise InputError(f"name: expected letters, digits, '.', '_' or '-' (a folder name), got {name!r}")
+        raise InputError(f"name: expected a folder name: a letter or digit first, then letters, digits, '.', '_' "
+                         f"or '-', got {name!r}")
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise InputError(f"description: expected a string, got {description!r}")
