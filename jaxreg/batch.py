@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxreg import penalties, transfer
 from jaxreg.errors import InputError, check_positive_int
-from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, HParams
+from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, HParams, check_dtype
 from jaxreg.train import Data, Result, TrainConfig, as_data, check_penalties, check_values, make_train
 
 Array = jax.Array
@@ -142,7 +142,8 @@ def check_hparams(config: TrainConfig, hparams: HParams, init_params: Params = N
 
     A penalty (``l2``, ``l1`` or ``weight_decay`` above 0) whose mask selects no params would
     silently train without it; dropout or DropConnect rates above 0 for a model that takes no
-    rates, likewise.
+    rates, likewise. Values are checked in the params' dtype too: a learning rate of 1e-50 is 0
+    in float32.
     """
     model = config.model
     for name, n, compiled in (("dropout", model.num_dropout, config.dropout),
@@ -184,9 +185,10 @@ def check_hparams(config: TrainConfig, hparams: HParams, init_params: Params = N
             and set(init_params) < set(fresh):
         transfer.pretrained_layers(init_params, fresh, keep_head=True, where="init_params")
     check_penalties(config, hparams)
+    params = transfer.merge_params(fresh, init_params)
+    check_dtype(hparams, jax.tree_util.tree_leaves(params)[0].dtype)  # the dtype train casts them to
     asked = [name for name in ("l2", "l1", "weight_decay") if np.any(np.asarray(getattr(hparams, name)) > 0)]
     if asked:
-        params = transfer.merge_params(fresh, init_params)
         if not penalties.selects_anything(config.mask(params)):
             raise InputError(f"hparams.{asked[0]}: expected 0 when the penalty mask selects no params "
                              f"(the model has no leaf with two or more dimensions, or penalty_mask "

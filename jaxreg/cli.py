@@ -16,6 +16,7 @@ line on stderr and exits with code 2, before anything is trained or written.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import re
@@ -31,6 +32,7 @@ class UsageError(InputError):
     """Bad input from the command line: reported as one line and exit code 2."""
 
 
+PLAN_LISTED = 1000  # configs jaxreg plan lists; it says how many more there are
 COMMANDS = ("run", "plan", "sanity", "lr-find", "show", "plot", "best", "predict", "compare")  # in --help's order
 
 
@@ -231,15 +233,22 @@ def _plan(args) -> None:
     for line in spread_hparams(read_spec(args.spec), args.set):
         print(line)
     s = spec.search
-    # hyperband: every bracket (a round each) draws its own configs, listed bracket by bracket
-    configs = [c for r in range(s["rounds"] if s["method"] == "hyperband" else 1) for c in spec.configs(r)]
-    members = len(configs) * len(spec.seeds)
+    # hyperband: every bracket (a round each) draws its own configs, listed bracket by bracket; a
+    # grid is counted and its first PLAN_LISTED configs listed as they come (a million take minutes)
+    if s["method"] in ("hyperband", *MODEL_METHODS):
+        listed = [c for r in range(s["rounds"] if s["method"] == "hyperband" else 1) for c in spec.configs(r)]
+        n_configs = len(listed)
+    else:
+        listed = itertools.chain.from_iterable(v.space.iter_configs(0) for v in spec.variants)
+        n_configs = sum(v.space.count(0) for v in spec.variants)
+    members = n_configs * len(spec.seeds)
     draws = sum(v.space.draws() for v in spec.variants)
-    chunks = [choose_chunk_size(spec, len(v.space.configs(0)) * len(spec.seeds), v) for v in spec.variants]
+    per_round = [v.space.count(0) * len(spec.seeds) for v in spec.variants]
+    chunks = [choose_chunk_size(spec, n, v) for v, n in zip(spec.variants, per_round)]
     programs = (f"{chunks[0]} members per compiled chunk" if len(chunks) == 1 else
                 f"{len(chunks)} compiled programs (cases with their own data, model or train "
                 f"settings), {', '.join(map(str, chunks))} members per chunk")
-    print(f"{spec.name}: {len(configs)} configs x {len(spec.seeds)} seeds = {members} trials"
+    print(f"{spec.name}: {n_configs} configs x {len(spec.seeds)} seeds = {members} trials"
           + (f" in {s['rounds']} brackets" if s["method"] == "hyperband" else "")
           + (f" per round, {s['rounds']} rounds ({s['round_method']}, {zoom_words(s)})"
              if s["method"] == "coarse_to_fine" else
@@ -249,10 +258,10 @@ def _plan(args) -> None:
              f" ({halving_words(spec.variants[0].config.epochs, s)})" if s["method"] in HALVING
              else f" ({s['method']} search)")
           + f"; {programs}")
-    if draws > len(configs):
-        print(f"note: {draws - len(configs)} of {draws} random draws repeat a config of their case (a case "
+    if draws > n_configs:
+        print(f"note: {draws - n_configs} of {draws} random draws repeat a config of their case (a case "
               f"without axes, or fewer values than search.samples): each config is trained once")
-    costs = [estimate(v, len(v.space.configs(0)) * len(spec.seeds), size) for v, size in zip(spec.variants, chunks)]
+    costs = [estimate(v, n, size) for v, n, size in zip(spec.variants, per_round, chunks)]
     for line in describe(costs, s["rounds"] if s["method"] in ("coarse_to_fine", "hyperband", *MODEL_METHODS) else 1):
         print(line)
     if s["method"] in HALVING:
@@ -261,11 +270,13 @@ def _plan(args) -> None:
     names = []
     for variant in spec.variants:
         names.extend(n for n in variant.space.varying() if n not in names)
-    for config in configs:
+    for config in itertools.islice(listed, PLAN_LISTED):
         values = "  ".join(f"{n}={config.point[n]!r}" for n in names if n in config.point)
         case = f"[{config.case}]  " if config.case is not None else ""
         bracket = f"[bracket {config.round + 1}]  " if s["method"] == "hyperband" else ""
         print(f"{config_id(config)}  {bracket}{case}{values}".rstrip())
+    if n_configs > PLAN_LISTED:
+        print(f"... and {n_configs - PLAN_LISTED} more configs (plan lists the first {PLAN_LISTED})")
 
 
 def _sanity(args) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import math
 import http.client
 import os
 import tempfile
@@ -743,6 +744,21 @@ def _resolve(field: str, path, data_dir, suffix: str) -> Path:
     return path
 
 
+def _check_npz_member(path: Path, archive: zipfile.ZipFile, name: str) -> None:
+    """Refuses an array whose header claims more data than its member of the zip holds, before
+    NumPy allocates what the header claims (a 200-byte file claiming shape (1e12, 4))."""
+    info = archive.getinfo(name + ".npy" if name + ".npy" in archive.namelist() else name)
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(member)
+        claimed = math.prod(shape) * dtype.itemsize
+        if member.tell() + claimed > info.file_size:
+            raise ValueError(f"path: expected a .npz file whose arrays hold the data their headers claim, got "
+                             f"{str(path)!r} with array {name!r} of shape {shape} ({dtype}, {claimed} bytes) "
+                             f"in {info.file_size} bytes")
+
+
 def _read_npz(path: Path, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as file:
@@ -751,12 +767,13 @@ def _read_npz(path: Path, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndar
                 if wanted not in names:
                     raise ValueError(f"{field}: expected the name of an array in {path} (it holds "
                                      f"{_quoted(names) or 'none'}), got {wanted!r}")
+                _check_npz_member(path, file.zip, wanted)
             return file[x_name], file[y_name]
     except (OSError, EOFError, zipfile.BadZipFile) as error:
         raise DatasetError(f"path: expected a .npz file written by numpy.savez, got {str(path)!r} "
                            f"({type(error).__name__}: {error})") from None
     except ValueError as error:
-        if str(error).startswith(("x:", "y:")):
+        if str(error).startswith(("x:", "y:", "path:")):
             raise
         raise DatasetError(f"path: expected a .npz file of plain arrays, got {str(path)!r} ({error})") from None
 
@@ -773,29 +790,32 @@ def _column(field: str, wanted, header: list[str] | None, width: int, path: Path
                      f"got {wanted!r}")
 
 
-def _csv_table(path: Path, delimiter: str) -> tuple[list[str] | None, list[list[str]]]:
-    """A CSV file's header (a first row with any non-number; None if there is none) and rows."""
+def _csv_table(path: Path, delimiter: str) -> tuple[list[str] | None, list[list[str]], list[int]]:
+    """A CSV file's header (a first row with any non-number; None if there is none), its rows of
+    data, and the file's line each row ends on (blank lines are skipped: errors name the line)."""
     import csv
 
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise ValueError(f"delimiter: expected one character, got {delimiter!r}")
     try:
         with open(path, newline="") as file:
-            rows = [row for row in csv.reader(file, delimiter=delimiter) if any(cell.strip() for cell in row)]
+            reader = csv.reader(file, delimiter=delimiter)
+            numbered = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DatasetError(f"path: expected a readable CSV file, got {str(path)!r} ({error})") from None
     header = None
-    if rows and any(_number(cell) is None for cell in rows[0]):
-        header = [cell.strip() for cell in rows[0]]
-        rows = rows[1:]
-    if not rows:
+    if numbered and any(_number(cell) is None for cell in numbered[0][1]):
+        header = [cell.strip() for cell in numbered[0][1]]
+        numbered = numbered[1:]
+    if not numbered:
         raise DatasetError(f"path: expected a CSV file with at least one row of data, got {str(path)!r}")
+    rows, lines = [row for _, row in numbered], [line for line, _ in numbered]
     width = len(header) if header is not None else len(rows[0])
-    for number_, row in enumerate(rows, 2 if header else 1):
+    for line, row in numbered:
         if len(row) != width:
             raise DatasetError(f"path: expected {width} columns in every row of {path}, got {len(row)} "
-                               f"in line {number_}")
-    return header, rows
+                               f"in line {line}")
+    return header, rows, lines
 
 
 def _number(cell: str) -> float | None:
@@ -805,22 +825,23 @@ def _number(cell: str) -> float | None:
         return None
 
 
-def _csv_features(rows: list[list[str]], header: list[str] | None, columns: list[int], path: Path) -> np.ndarray:
+def _csv_features(rows: list[list[str]], header: list[str] | None, columns: list[int], path: Path,
+                  lines: list[int]) -> np.ndarray:
     x = np.empty((len(rows), len(columns)))
-    for number_, row in enumerate(rows, 2 if header else 1):
+    for i, (line, row) in enumerate(zip(lines, rows)):
         for j, c in enumerate(columns):
             value = _number(row[c])
-            if value is None:
+            if value is None or not math.isfinite(value):  # nan, inf: refused here, where the line is known
                 name = header[c] if header else c
-                raise DatasetError(f"path: expected numbers in the feature columns of {path}, got "
-                                   f"{row[c]!r} in line {number_}, column {name!r}")
-            x[number_ - (2 if header else 1), j] = value
+                raise DatasetError(f"path: expected finite numbers in the feature columns of {path}, got "
+                                   f"{row[c]!r} in line {line}, column {name!r}")
+            x[i, j] = value
     return x
 
 
 def _read_csv(path: Path, target, features, delimiter: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """The features and targets of a CSV file, and how its columns were read (``info["reader"]``)."""
-    header, rows = _csv_table(path, delimiter)
+    header, rows, lines = _csv_table(path, delimiter)
     width = len(header) if header is not None else len(rows[0])
     t = _column("target", target, header, width, path)
     if features is None:
@@ -831,9 +852,14 @@ def _read_csv(path: Path, target, features, delimiter: str) -> tuple[np.ndarray,
         raise ValueError(f"features: expected a non-empty list of column names or indices, got {features!r}")
     if t in columns:
         raise ValueError(f"features: expected columns other than the target, got the target column {target!r}")
-    x = _csv_features(rows, header, columns, path)
+    x = _csv_features(rows, header, columns, path, lines)
     cells = [row[t].strip() for row in rows]
     values = [_number(cell) for cell in cells]
+    if all(v is not None for v in values):
+        for line, value, cell in zip(lines, values, cells):
+            if not math.isfinite(value):
+                raise DatasetError(f"path: expected finite targets in the target column of {path}, got {cell!r} "
+                                   f"in line {line}")
     y = np.array(values, np.float64) if all(v is not None for v in values) else np.array(cells)
     reader = {"format": "csv", "delimiter": delimiter, "width": width, "target": t, "features": columns,
               "names": None if header is None else [header[c] for c in columns],
@@ -874,7 +900,7 @@ def read_features(path: str | os.PathLike, info: dict) -> tuple[np.ndarray, np.n
         return x, arrays.get(reader.get("y", "y")) if wanted in arrays else None
     if path.suffix.lower() != ".csv":
         raise InputError(f"path: expected a .csv or .npz file, got {str(path)!r}")
-    header, rows = _csv_table(path, reader.get("delimiter", ","))
+    header, rows, lines = _csv_table(path, reader.get("delimiter", ","))
     width = len(rows[0])
     n_features = int(np.prod(info["input_shape"]))
     target = None
@@ -893,7 +919,7 @@ def read_features(path: str | os.PathLike, info: dict) -> tuple[np.ndarray, np.n
     else:
         also = f" (or the training file's {reader['width']})" if reader.get("format") == "csv" else ""
         raise InputError(f"path: expected rows of {n_features} feature columns{also} in {path}, got {width}")
-    x = _csv_features(rows, header, columns, path)
+    x = _csv_features(rows, header, columns, path, lines)
     if target is None:
         return x, None
     cells = [row[target].strip() for row in rows]

@@ -6,9 +6,8 @@ field so callers (the CLI, a spec reader that prefixes a path) can tell which in
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
-
-import numpy as np
 
 
 class InputError(ValueError):
@@ -36,7 +35,9 @@ def check_choice(field: str, value, allowed: Sequence) -> None:
 
 def is_int(value) -> bool:
     """A Python or NumPy integer, never a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    # numbers.Integral, which NumPy's integers register as: no NumPy import here, so the jaxreg
+    # command installs its signal handlers at once (see jaxreg.cli.main)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_positive_int(field: str, value, allowed: str = "an integer >= 1") -> int:

@@ -132,16 +132,42 @@ _RANGES = {
 _WHOLE = ("trainable_layers", "shift")  # whole numbers (trainable_layers may be inf)
 
 
-def _check(name: str, value: np.ndarray) -> None:
-    low, high, low_in, high_in, allowed = _RANGES[name]
+def _allowed(name: str, value: np.ndarray) -> np.ndarray:
+    """Which elements of ``value`` are allowed for the field ``name``."""
+    low, high, low_in, high_in, _ = _RANGES[name]
     ok = (value >= low if low_in else value > low) & (value <= high if high_in else value < high)
     if name == "restore_best":
         ok = (value == 0.0) | (value == 1.0)
     if name in _WHOLE:
         ok = ok & ((value == np.floor(value)) | np.isinf(value))
+    return ok
+
+
+def _check(name: str, value: np.ndarray) -> None:
+    allowed = _RANGES[name][4]
+    ok = _allowed(name, value)
     if not np.all(ok):
         bad = value[~ok].ravel()[0]
         raise InputError(f"hparams.{name}: expected {allowed}, got {bad.item()}")
+
+
+def check_dtype(hparams: HParams, dtype) -> None:
+    """Raises unless every value is still allowed once cast to ``dtype``, the params' float type.
+
+    A learning rate of 5e-324 is a float64 > 0 but 0 in float32; 1e300 is inf there. XLA flushes
+    subnormal numbers to 0, so a nonzero magnitude below the dtype's smallest normal number counts
+    as 0.
+    """
+    info = np.finfo(dtype)
+    for name in HParams._fields:
+        value = np.asarray(getattr(hparams, name), np.float64)
+        with np.errstate(over="ignore"):
+            cast = value.astype(dtype).astype(np.float64)
+        cast = np.where(np.abs(cast) < info.tiny, 0.0, cast)
+        ok = _allowed(name, cast) | ~_allowed(name, value)  # what was refused already is make_hparams' word
+        if not np.all(ok):
+            raise InputError(f"hparams.{name}: expected {_RANGES[name][4]} that {np.dtype(dtype).name} holds "
+                             f"(magnitudes 0 or {info.tiny:.3g} to {info.max:.3g}), got {value[~ok].ravel()[0].item()!r}")
 
 
 def make_hparams(model, **values) -> HParams:

@@ -36,6 +36,9 @@ Array = jax.Array
 Params = Any
 
 MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
+MAX_EPOCHS = 2**31 - 1
+MAX_EVAL_EVERY = 10**6
+MAX_EVALUATIONS = 10**6
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
            "epoch_loss", "epoch_accuracy", "penalty", "weight_norm", "zero_fraction")
 
@@ -104,12 +107,13 @@ class TrainConfig:
         loss: one of ``jaxreg.losses.LOSSES``.
         optimizer: one of ``OPTIMIZERS`` (see :func:`jaxreg.optimizers.direction`); every
             optimizer honours ``hparams.weight_decay``, decoupled.
-        epochs: number of passes over the training set.
+        epochs: number of passes over the training set (at most ``MAX_EPOCHS``).
         batch_size: examples per step; 1 is per-example SGD, ``None`` the full batch. A last,
             smaller batch is trained on, not dropped.
         shuffle: a new order each epoch from the member's key; False keeps the data order.
         eval_every: epochs between evaluations (must divide ``epochs``); early stopping is
-            checked at evaluations.
+            checked at evaluations. At most ``MAX_EVAL_EVERY``, and ``MAX_EVALUATIONS``
+            evaluations: what one compiled program holds per member.
         eval_test: also evaluate the test split (costly on large test sets).
         monitor: the early-stopping metric, one of ``MONITORS``.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (min for losses, max for accuracies).
@@ -194,6 +198,17 @@ class TrainConfig:
         check_positive_int("eval_every", self.eval_every)
         if self.epochs % self.eval_every:
             raise InputError(f"eval_every: expected a divisor of epochs={self.epochs}, got {self.eval_every}")
+        # What one compiled program can hold: the epoch counters are int32, a member keeps one loss
+        # and accuracy per epoch until its evaluation, and every metric at each evaluation.
+        if self.epochs > MAX_EPOCHS:
+            raise InputError(f"epochs: expected an integer in [1, {MAX_EPOCHS}] (int32 epoch counters), "
+                             f"got {self.epochs}")
+        if self.eval_every > MAX_EVAL_EVERY:
+            raise InputError(f"eval_every: expected at most {MAX_EVAL_EVERY} epochs between evaluations (each member "
+                             f"holds every epoch's loss until the evaluation), got {self.eval_every}")
+        if self.n_evals > MAX_EVALUATIONS:
+            raise InputError(f"epochs / eval_every: expected at most {MAX_EVALUATIONS} evaluations (each member "
+                             f"holds every metric at each), got {self.n_evals} ({self.epochs} / {self.eval_every})")
         if self.batch_size is not None:
             check_positive_int("batch_size", self.batch_size)
         if not is_int(self.start_epoch) or self.start_epoch < 0:

@@ -61,6 +61,41 @@ def test_plan_lists_the_configs_and_trains_nothing(spec_file, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_plan_counts_a_large_grid_and_lists_its_first_configs(spec_file, capsys):
+    """A grid is counted, not listed (l2's repeated value is one config), and plan lists its first
+    1000 configs and says how many more: a million-config grid printed nothing for minutes."""
+    from jaxreg.cli import main
+    from jaxreg.sweeps import load_spec
+
+    sets = ["--set", "hparams.learning_rate={ logspace = [1e-4, 1, 1200] }", "--set", "hparams.l2={ values = [0.0, 0.001, 0.001] }"]
+    assert main(["plan", str(spec_file), *sets]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("tiny-cli: 2400 configs x 2 seeds = 4800 trials (grid search)")
+    assert len(load_spec(spec_file, sets[1::2]).configs()) == 2400
+    assert len([line for line in lines if re.match(r"[0-9a-f]{10}  learning_rate=", line)]) == 1000
+    assert lines[-1] == "... and 1400 more configs (plan lists the first 1000)"
+
+
+def test_a_ctrl_c_while_the_command_starts_is_one_line_and_130(tmp_path):
+    """SIGINT from 0 to 0.5 s after the first NumPy module has loaded (the first heavy import: JAX
+    follows): one line, exit 130. The handler was installed once jaxreg.cli had imported NumPy;
+    a Ctrl-C before that printed a traceback."""
+    spec = Path(__file__).resolve().parents[1] / "sweeps" / "demo.toml"
+    for delay in (0.0, 0.01, 0.03, 0.1, 0.2, 0.35, 0.5):
+        # -X importtime writes a line, unbuffered, as each module has been imported
+        child = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "jaxreg", "plan", str(spec)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        for line in child.stderr:
+            if re.search(r"\|\s+numpy[.\w]*$", line.rstrip()):
+                break
+        time.sleep(delay)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=600)
+        err = "\n".join(line for line in err.splitlines() if not line.startswith("import time:"))
+        assert (child.returncode, err) == (130, "jaxreg: interrupted (SIGINT); nothing was trained yet: rerun the "
+                                                "same command to resume"), delay
+
+
 def test_run_show_plot(spec_file, tmp_path):
     done = jaxreg_cli("run", str(spec_file), "--quiet", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

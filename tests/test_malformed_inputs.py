@@ -85,6 +85,11 @@ CASES = [
     ("spec-symlink-loop", lambda t: ["plan", symlink(t, "loop.toml")]),
     ("spec-name-too-long", lambda t: ["plan", str(t / (LONG + ".toml"))]),
     ("spec-under-proc", lambda t: ["plan", "/proc/none/spec.toml"]),
+    ("spec-nested-deep", lambda t: ["plan", spec(t, "a = " + "[" * 100_000 + "]" * 100_000)]),
+    ("spec-dotted-key-deep", lambda t: ["plan", spec(t, BASE + "a" + ".a" * 100_000 + " = 1")]),
+    ("spec-over-a-mebibyte", lambda t: ["plan", spec(t, BASE + "# padding\n" * 110_000)]),
+    ("set-nested-deep", lambda t: with_set(t, "hparams.l2=" + "[" * 50_000 + "]" * 50_000)),
+    ("set-dotted-key-deep", lambda t: with_set(t, "a" + ".a" * 50_000 + "=1")),
     ("mnist-data-dir-is-a-file", lambda t: ["plan", spec(t, BASE.replace('dataset = "digits"\nn_train = 40',
         f'dataset = "mnist"\ndata_dir = "{spec(t, "x", "file.txt")}"\ndownload = false'))]),
     ("mnist-truncated-idx", lambda t: ["plan", spec(t, BASE.replace('dataset = "digits"\nn_train = 40',
@@ -120,8 +125,12 @@ CASES = [
     ("seeds-ten-million", lambda t: with_set(t, "search.seeds=10000000")),
     ("grid-of-ten-million", lambda t: with_set(t, 'hparams.learning_rate={ logspace = [1e-4, 1, 10000] }',
                                              'hparams.l2={ logspace = [1e-6, 1e-2, 1000] }')),
+    ("trials-a-hundred-billion", lambda t: with_set(t, 'hparams.learning_rate={ logspace = [1e-4, 1, 1000] }',
+                                                 'hparams.l2={ logspace = [1e-6, 1e-2, 1000] }', "search.seeds=100000")),
     ("epochs-a-billion", lambda t: with_set(t, "train.epochs=1000000000")),
-    ("chunk-beyond-memory", lambda t: with_set(t, "train.epochs=10000000", "search.chunk_size=100000")),
+    ("eval-every-a-billion", lambda t: with_set(t, "train.epochs=1000000000", "train.eval_every=1000000000")),
+    ("epochs-past-int32", lambda t: with_set(t, "train.epochs=3000000000", "train.eval_every=1000000")),
+    ("chunk-beyond-memory", lambda t: with_set(t, "train.epochs=1000000", "search.chunk_size=1000000")),
     ("checkpoint-every-negative", lambda t: ["run", spec(t), "--checkpoint-every", "-1"]),
     ("checkpoint-every-nan", lambda t: ["run", spec(t), "--checkpoint-every", "nan"]),
     ("memory-budget-zero", lambda t: with_set(t, "search.memory_budget_mb=0")),
@@ -146,6 +155,14 @@ MESSAGES = {
     "spec-name-too-long": f"spec: expected a readable TOML file, got '{LONG_TOML}' ([Errno 36] File name too long: "
                           f"'{LONG_TOML}')",
     "spec-under-proc": "spec: expected an existing TOML file, got '/proc/none/spec.toml' (not found)",
+    "spec-nested-deep": "spec: expected tables, arrays and dotted keys nested at most 100 deep, got "
+                        "'TMP/spec.toml' nested deeper at line 1",
+    "spec-dotted-key-deep": "spec: expected tables, arrays and dotted keys nested at most 100 deep, got "
+                            "'TMP/spec.toml' nested deeper at line 14",
+    "spec-over-a-mebibyte": f"spec: expected a TOML file of at most 1048576 bytes (1 MiB), got 'TMP/spec.toml' of "
+                            f"{len(BASE) + 1_100_000} bytes",
+    "set-nested-deep": "--set: expected KEY=VALUE nested at most 100 deep, got 100011 characters nested deeper",
+    "set-dotted-key-deep": "--set: expected KEY=VALUE nested at most 100 deep, got 100003 characters nested deeper",
     "mnist-data-dir-is-a-file": MNIST + "'TMP/file.txt' (MNIST file train-images-idx3-ubyte not found)",
     "mnist-truncated-idx": MNIST + "'TMP/mnist' (SHA-256 mismatch for TMP/mnist/train-images-idx3-ubyte: expected "
                            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db, got "
@@ -179,7 +196,13 @@ MESSAGES = {
     "seeds-ten-million": "search.seeds: expected a count in [1, 100000] or a non-empty list of integers in "
                          "[0, 2**32), got 10000000",
     "grid-of-ten-million": "hparams: expected at most 1000000 configs in a grid, got 10000000",
-    "epochs-a-billion": "search.memory_budget_mb: expected at least 83924 MB (2 members), got auto (1024 MB here)",
+    "trials-a-hundred-billion": "search: expected at most 10000000 trials in a round (configs x seeds), got 1000000 "
+                                "configs x 100000 seeds = 100000000000",
+    "epochs-a-billion": "train.epochs / eval_every: expected at most 1000000 evaluations (each member holds every "
+                        "metric at each), got 1000000000 (1000000000 / 1)",
+    "eval-every-a-billion": "train.eval_every: expected at most 1000000 epochs between evaluations (each member "
+                            "holds every epoch's loss until the evaluation), got 1000000000",
+    "epochs-past-int32": "train.epochs: expected an integer in [1, 2147483647] (int32 epoch counters), got 3000000000",
     "chunk-beyond-memory": None,  # the device's memory is this machine's: checked by its start and end
     "checkpoint-every-negative": "--checkpoint-every: expected a number of seconds >= 0, got '-1'",
     "checkpoint-every-nan": "--checkpoint-every: expected a number of seconds >= 0, got 'nan'",
@@ -209,7 +232,7 @@ def test_a_malformed_input_is_one_line_and_exit_2_with_nothing_touched(tmp_path,
     message = MESSAGES[name]
     if message is None:
         assert captured.err.startswith("jaxreg: error: search.chunk_size: expected a chunk that fits in the device's ")
-        assert captured.err.endswith("members of about 419.9 MB each (40.0 TB); lower search.chunk_size, "
+        assert captured.err.endswith("members of about 42.2 MB each (40.3 TB); lower search.chunk_size, "
                                      "train.epochs / eval_every (the curves), or the model\n")
     else:
         assert captured.err == f"jaxreg: error: {message.replace('TMP', str(tmp_path))}\n"
@@ -229,3 +252,17 @@ def test_a_full_disk_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     assert captured.err == f"jaxreg: error: {tmp_path / 'out' / 'manifest.json'}: No space left on device\n"
     # The manifest was never half written: only the lock and the empty curves folder remain.
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".jaxreg.lock", "curves"]
+
+
+def test_a_full_disk_at_the_journal_names_it(tmp_path, capsys, monkeypatch):
+    """os.write's ENOSPC names no file: the line names the journal it was appending to."""
+    from jaxreg.report import store
+
+    def no_space(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.os, "write", no_space)  # the journal's append; other files go through open()
+    code = main(["run", spec(tmp_path), "--out", str(tmp_path / "out"), "--quiet"])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "")
+    assert captured.err == f"jaxreg: error: {tmp_path / 'out' / 'trials.jsonl'}: No space left on device\n"

@@ -203,12 +203,34 @@ def jaxreg_leaves(tree):
     return jax.tree_util.tree_leaves(tree)
 
 
+def _huge_npz(path):
+    """A .npz whose x.npy header claims shape (1e12, 4) over 32 bytes of data: NumPy would
+    allocate 32 TB before reading them."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 4)})
+    y = io.BytesIO()
+    np.save(y, np.zeros(4))
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.npy", header.getvalue() + bytes(32))
+        archive.writestr("y.npy", y.getvalue())
+
+
 @pytest.mark.parametrize("data, message", [
     ('dataset = "npz"', "data.path: expected the path of a .npz file for dataset 'npz', got nothing"),
     ('dataset = "npz"\npath = "nowhere.npz"', "data.path: expected a readable .npz file, got '{dir}/nowhere.npz' (not found)"),
+    ('dataset = "npz"\npath = "huge.npz"', "data.path: expected a .npz file whose arrays hold the data their headers "
+     "claim, got '{dir}/huge.npz' with array 'x' of shape (1000000000000, 4) (float64, 32000000000000 bytes) in "
+     "160 bytes"),
     ('dataset = "csv"\npath = "x.csv"\ntarget = "price"', "data.target: expected a column of {dir}/x.csv (its header "
      "names 'a', 'b'), got 'price'"),
-    ('dataset = "csv"\npath = "bad.csv"', "data.path: expected numbers in the feature columns of {dir}/bad.csv, got "
+    ('dataset = "csv"\npath = "nan.csv"', "data.path: expected finite numbers in the feature columns of {dir}/nan.csv, "
+     "got 'nan' in line 5, column 'a'"),  # the file's line (a blank line skipped), not the split's row
+    ('dataset = "csv"\npath = "inf-target.csv"\ntargets = "values"', "data.path: expected finite targets in the "
+     "target column of {dir}/inf-target.csv, got 'inf' in line 3"),
+    ('dataset = "csv"\npath = "bad.csv"', "data.path: expected finite numbers in the feature columns of {dir}/bad.csv, got "
      "'n/a' in line 3, column 'a'"),
     ('dataset = "digits"\ndata_dir = "somewhere"',
      "data.data_dir: expected none for dataset 'digits' (it reads no files), got '{dir}/somewhere'"),
@@ -217,6 +239,9 @@ def test_a_bad_data_table_is_one_line_before_anything_runs(tmp_path, capsys, mon
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x.csv").write_text("a,b\n1,0\n2,1\n")
     (tmp_path / "bad.csv").write_text("a,b\n1,0\nn/a,1\n")
+    (tmp_path / "nan.csv").write_text("a,b\n1,0\n\n2,1\nnan,0\n")
+    (tmp_path / "inf-target.csv").write_text("a,b\n1,0.5\n2,inf\n")
+    _huge_npz(tmp_path / "huge.npz")
     spec = _spec(tmp_path, data)
     assert cli.main(["run", str(spec), "--out", str(tmp_path / "r"), "--quiet"]) == 2
     assert capsys.readouterr().err == f"jaxreg: error: {message.format(dir=tmp_path)}\n"

@@ -6,6 +6,7 @@ empty journal) edit copies of its results folder instead of training again.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 
@@ -242,10 +243,16 @@ def test_empty_journal_writes_nothing(grid, tmp_path):
     ([0.0, 1e-4, 1e-2], False, "symlog"),    # zero among log-spaced values
     ([0.1, 0.2, 0.5], False, "linear"),
     ([-1.0, 1.0, 100.0], False, "linear"),   # no log axis takes negative values
+    ([1e-2, 0.1, 1e300], True, "log"),       # matplotlib's own margin overflows: it fell back to [1, 10]
+    ([0.0, 0.1, 1e300], False, "symlog"),
+    ([1e-300, 0.1], True, "log"),
 ])
 def test_axis_scale(values, log_form, expected):
-    ax = Figure().add_subplot()
+    fig = Figure()
+    ax = fig.add_subplot()
     ax.scatter(values, values)
     plots.scale_axis(ax, "x", values, log_form)
     assert ax.get_xscale() == expected
     assert ax.get_xlim()[0] < min(values) and ax.get_xlim()[1] > max(values)
+    fig.savefig(io.BytesIO(), format="png")  # ticks placed and labelled, no warning (they are errors here)
+    assert all(np.isfinite(ax.get_xticks()))

@@ -48,3 +48,44 @@ def test_readme_commands_run_verbatim_in_order(tmp_path):
     grown = journal.read_bytes()
     assert len(first.splitlines()) == 35 and grown[:len(first)] == first
     assert len(grown.splitlines()) == 49
+
+
+def test_the_spec_block_gives_every_key_its_default():
+    """The README's "every key, with its default" block against the defaults check_spec fills in
+    (a coarse-to-fine and a halving spec for the keys only they resolve), and HParams' DEFAULTS.
+    Keys whose default is derived say so in their comment; [cases] is an example."""
+    import tomllib
+
+    from jaxreg.hparams import DEFAULTS
+    from jaxreg.sweeps.spec import SEARCH_DEFAULTS, check_spec
+
+    block = re.search(r"Every key, with its default:\n\n```toml\n(.*?)```", TEXT, flags=re.S)[1]
+    given = tomllib.loads(block)
+    derived = {"name": "default: the file name", "data.dataset": "required, no default",
+               "search.round_method": "default: random", "search.min_epochs": "default eval_every",
+               "search.goal": "default: minimize for losses", "search.chunk_size": "default: as many as fit"}
+    minimal = {"data": {"dataset": "digits"}, "train": {"epochs": 10}}
+    resolved = {method: check_spec({**minimal, "search": {"method": method}})
+                for method in ("grid", "coarse_to_fine", "halving")}
+    defaults = {"name": "sweep", "description": resolved["grid"].description,
+                "data": {"dataset": None, "seed": resolved["grid"].base.data_seed},
+                "model": resolved["grid"].base.model, "train": resolved["grid"].base.train,
+                "hparams": DEFAULTS, "output": resolved["grid"].output,
+                "search": {**resolved["halving"].search, **resolved["coarse_to_fine"].search,
+                           **{k: v for k, v in resolved["grid"].search.items() if k not in ("rounds", "round_method")},
+                           "seeds": SEARCH_DEFAULTS["seeds"],  # a count, resolved to the list of seeds
+                           "compact": False}}  # resolved specs leave it out at its default
+    lines = block.splitlines()
+    checked = 0
+    for table, value in given.items():
+        entries = value.items() if isinstance(value, dict) and table != "cases" else [] if table == "cases" else [(None, value)]
+        for key, shown in entries:
+            name = table if key is None else f"{table}.{key}"
+            if name in derived:
+                line = next(line for line in lines if re.match(rf"{key or table}\s*=", line))
+                assert derived[name] in line, name
+                continue
+            default = defaults[table] if key is None else defaults[table][key]
+            assert shown == default, f"{name}: the README says {shown!r}, the code {default!r}"
+            checked += 1
+    assert checked >= 45

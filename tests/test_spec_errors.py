@@ -144,6 +144,15 @@ SPEC_CASES = [
      "hparams.dropout: expected a scalar or 2 per-layer rates, got [0.1, 0.2, 0.3]"),
     ("negative-learning-rate", {"hparams": {"learning_rate": -0.1}},
      "hparams.learning_rate: expected a finite number > 0, got -0.1"),
+    ("learning-rate-0-in-float32", {"hparams": {"learning_rate": 5e-324}},
+     "hparams.learning_rate: expected a finite number > 0 that float32 holds (magnitudes 0 or 1.18e-38 to "
+     "3.4e+38), got 5e-324"),
+    ("learning-rate-inf-in-float32", {"hparams": {"learning_rate": {"values": [0.1, 1e300]}}},
+     "hparams.learning_rate: expected a finite number > 0 that float32 holds (magnitudes 0 or 1.18e-38 to "
+     "3.4e+38), got 1e+300"),
+    ("momentum-1-in-float32", {"hparams": {"momentum": 0.999999999}},
+     "hparams.momentum: expected a number in [0, 1) that float32 holds (magnitudes 0 or 1.18e-38 to "
+     "3.4e+38), got 0.999999999"),
     ("learning-rate-true", {"hparams": {"learning_rate": True}},
      "hparams.learning_rate: expected a number, got true"),
     ("bool-in-values", {"hparams": {"l2": {"values": [0.0, True]}}}, "hparams.l2: expected a number, got true"),
@@ -246,7 +255,9 @@ SPEC_CASES = [
      "test_loss, test_accuracy, epoch_loss, epoch_accuracy, penalty, weight_norm, zero_fraction, got []"),
     # top level
     ("name-with-slash", {"name": "runs/a"},
-     "name: expected letters, digits, '.', '_' or '-' (a folder name), got 'runs/a'"),
+     "name: expected a folder name: a letter or digit first, then letters, digits, '.', '_' or '-', got 'runs/a'"),
+    ("name-dot-dot", {"name": ".."},  # '.' is allowed, but not first: '..' is the folder above
+     "name: expected a folder name: a letter or digit first, then letters, digits, '.', '_' or '-', got '..'"),
     ("output-plots-1", {"output": {"plots": 1}}, "output.plots: expected true or false, got 1"),
 ]
 
@@ -266,6 +277,17 @@ def test_base_spec_and_near_misses_are_accepted(tmp_path, capsys):
                        "search": {"seeds": [7, 3]}, "cases": {"a": {"dropout": {"values": [0.5], "layers": [1]}}}}):
         assert main(["plan", str(_write_spec(tmp_path, patch))]) == 0
         assert capsys.readouterr().err == ""
+
+
+def test_a_byte_order_mark_is_dropped(tmp_path, capsys):
+    """A spec saved by an editor that writes a UTF-8 BOM reads as the same spec."""
+    from jaxreg.sweeps import read_spec
+
+    text = _toml(BASE)
+    (tmp_path / "bom.toml").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert read_spec(tmp_path / "bom.toml") == read_spec(_write_spec(tmp_path, text=text))
+    assert main(["plan", str(tmp_path / "bom.toml")]) == 0
+    assert capsys.readouterr().err == ""
 
 
 # (id, argv with SPEC for a spec file, the message; the spec is the base one unless `text`)

@@ -274,6 +274,12 @@ def test_config_errors_name_field_allowed_and_given(digits, data):
          "optimizer: expected one of 'sgd', 'momentum', 'ema_momentum', 'adam', 'adamw', got 'rmsprop'"),
         (dict(epochs=0), "epochs: expected an integer >= 1, got 0"),
         (dict(epochs=10, eval_every=3), "eval_every: expected a divisor of epochs=10, got 3"),
+        (dict(epochs=10**9), "epochs / eval_every: expected at most 1000000 evaluations (each member holds every "
+                             "metric at each), got 1000000000 (1000000000 / 1)"),
+        (dict(epochs=10**9, eval_every=10**9), "eval_every: expected at most 1000000 epochs between evaluations "
+                                               "(each member holds every epoch's loss until the evaluation), got 1000000000"),
+        (dict(epochs=2**31, eval_every=2**16), "epochs: expected an integer in [1, 2147483647] (int32 epoch counters), "
+                                               "got 2147483648"),
         (dict(loss="hinge"), "loss: expected one of 'squared_error', 'sum_squared_error', 'mse', 'cross_entropy', 'bce', got 'hinge'"),
         (dict(monitor="val_f1"),
          "monitor: expected one of 'val_loss', 'val_accuracy', 'train_loss', 'train_accuracy', got 'val_f1'"),
@@ -335,6 +341,26 @@ def test_hparams_errors_name_field_allowed_and_given():
         with pytest.raises(jaxreg.InputError) as info:
             jaxreg.make_hparams(net, **values)
         assert str(info.value) == message
+
+
+def test_hparams_are_checked_in_the_params_dtype():
+    """5e-324 is > 0 in float64 but 0 in float32 (1e-40 too: XLA flushes subnormals), and 1e300
+    is inf there: check_hparams refuses them for float32 params, before any compute."""
+    config = jaxreg.TrainConfig(model=jaxreg.mlp((2, 8, 1)))
+    limits = "that float32 holds (magnitudes 0 or 1.18e-38 to 3.4e+38)"
+    for values, message in [
+        (dict(learning_rate=5e-324), f"hparams.learning_rate: expected a finite number > 0 {limits}, got 5e-324"),
+        (dict(learning_rate=1e-40), f"hparams.learning_rate: expected a finite number > 0 {limits}, got 1e-40"),
+        (dict(learning_rate=1e300), f"hparams.learning_rate: expected a finite number > 0 {limits}, got 1e+300"),
+        (dict(l2=1e39), f"hparams.l2: expected a finite number >= 0 {limits}, got 1e+39"),
+    ]:
+        hps = jaxreg.stack_hparams([jaxreg.make_hparams(config.model, learning_rate=0.1),
+                                    jaxreg.make_hparams(config.model, **values)])
+        with pytest.raises(jaxreg.InputError) as info:
+            jaxreg.check_hparams(config, hps)
+        assert str(info.value) == message
+    # What rounds to an allowed value is fine: l2 1e-50 is 0 in float32, and l2 may be 0.
+    jaxreg.check_hparams(config, jaxreg.stack_hparams([jaxreg.make_hparams(config.model, l2=1e-50)]))
 
 
 def test_dropout_rates_for_a_model_that_takes_none_are_an_error():

@@ -36,7 +36,7 @@ import numpy as np
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator, PercentFormatter
+from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, MaxNLocator, PercentFormatter, SymmetricalLogLocator
 
 from jaxreg.hparams import AUGMENTATIONS
 from jaxreg.report.folder import Folder, distinct, load_folder
@@ -164,16 +164,41 @@ def scale_axis(ax, which: str, values, log_form: bool = False, factor: float = 2
     positive = v[v > 0]
     if not len(positive) or v.min() < 0 or not (log_form or positive.max() / positive.min() > factor):
         return
+    # Limits set here (first: no autoscale then), 5% of the decades beyond the values: matplotlib's
+    # own margin overflows past 1e308 for values near it (a learning rate of 1e300) and falls back
+    # to [1, 10], every value off the plot.
+    low, high = math.log10(positive.min()), math.log10(positive.max())
+    pad, edge = 0.05 * (high - low) if high > low else 0.5, math.log10(np.finfo(float).max) - 0.5
+    limits = (10 ** max(low - pad, -edge) if v.min() > 0 else -0.3 * positive.min(),  # 0: no negative values
+              10 ** min(high + pad, edge))
+    (ax.set_xlim if which == "x" else ax.set_ylim)(*limits)
     setter, axis = (ax.set_xscale, ax.xaxis) if which == "x" else (ax.set_yscale, ax.yaxis)
     if v.min() > 0:
         setter("log")
+        axis.set_major_locator(_FiniteLogLocator())
+        axis.set_minor_locator(_FiniteLogLocator(subs="auto"))
         plain_log_labels(axis)
     else:
         setter("symlog", linthresh=positive.min(), linscale=0.5)
+        axis.set_major_locator(_FiniteSymLogLocator(linthresh=positive.min(), base=10))
         axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.autoscale_view()  # limits already computed on the linear scale would stay otherwise
-    if v.min() == 0:  # the default margin reaches into negative values no axis here can take
-        (ax.set_xlim if which == "x" else ax.set_ylim)(-0.3 * positive.min(), None)
+
+
+class _FiniteLogLocator(LogLocator):
+    """matplotlib's ticks less those past the float range: on an axis up to 1e300 its decades
+    run a stride beyond the limits, to inf (or 0 below 1e-300), which no formatter can label."""
+
+    def tick_values(self, vmin, vmax):
+        with np.errstate(over="ignore", under="ignore"):
+            ticks = np.asarray(super().tick_values(vmin, vmax))
+        return ticks[np.isfinite(ticks) & (ticks >= np.finfo(float).tiny)]
+
+
+class _FiniteSymLogLocator(SymmetricalLogLocator):
+    def tick_values(self, vmin, vmax):
+        with np.errstate(over="ignore"):
+            ticks = np.asarray(super().tick_values(vmin, vmax))
+        return ticks[np.isfinite(ticks)]
 
 
 class _PlainLogFormatter(LogFormatter):

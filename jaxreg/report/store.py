@@ -154,9 +154,15 @@ def atomic_write(path: Path, content: str | bytes) -> None:
         os.replace(temp, path)
     except BaseException as error:
         Path(temp).unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.filename is None:  # a full disk at fsync: say where
-            raise OSError(error.errno, error.strerror, str(path)) from error
+        if isinstance(error, OSError):
+            raise _naming(error, path) from error
         raise
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """``error`` naming ``path`` when it names no file (a full disk at ``write`` or ``fsync``):
+    the CLI's one line says which file could not be written."""
+    return OSError(error.errno, error.strerror, str(path)) if error.filename is None else error
 
 
 def _recorded_hparams(hparams: HParams, i: int) -> dict:
@@ -496,6 +502,8 @@ class Store:
             while view:
                 view = view[os.write(handle, view):]
             os.fsync(handle)
+        except OSError as error:
+            raise _naming(error, self.journal_path) from error
         finally:
             os.close(handle)  # releases the flock
 

@@ -25,11 +25,11 @@ import numpy as np
 
 from jaxreg import data as data_lib
 from jaxreg.errors import InputError
-from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, make_hparams
+from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, check_dtype, make_hparams
 from jaxreg.transfer import merge_params, split_init
 from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
 from jaxreg.sweeps.halving import brackets as halving_brackets
-from jaxreg.sweeps.space import Axis, Space
+from jaxreg.sweeps.space import MAX_TRIALS, Axis, Space
 from jaxreg.adapters import as_model
 from jaxreg.optimizers import PENALTIES
 from jaxreg.penalties import selects_anything
@@ -138,6 +138,10 @@ def build_spec(raw: dict, default_name: str = "sweep", *, data=None) -> Spec:
                 raise InputError(f"{where}{error}") from None
         cases = {n: checked.cases[n] for n in names if n is not None}
         variants.append(_variant(names, built, checked, cases, where))
+    draws = sum(v.space.draws() for v in variants)
+    if draws * len(checked.seeds) > MAX_TRIALS:  # counted, not listed: a sweep this large would not end
+        raise InputError(f"search: expected at most {MAX_TRIALS} trials in a round (configs x seeds), got {draws} "
+                         f"configs x {len(checked.seeds)} seeds = {draws * len(checked.seeds)}")
     resolved = {"name": checked.name, "description": checked.description, "data": base["data"],
                 "model": base["model_resolved"], "train": checked.base.train, "hparams": checked.hparams,
                 "cases": checked.cases_raw, "search": checked.search, "output": checked.output}
@@ -360,7 +364,7 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
               if s["method"] == "hyperband" else None)
     space = Space(checked.axes, cases=cases, method=s["method"], round_method=s["round_method"],
                   samples=s["samples"], seed=s["seed"], layer_counts=layer_counts, round_samples=counts)
-    _check_values(space, model)
+    _check_values(space, model, t["dtype"])
     uses = {name: _may_be_nonzero(space, name) for name in ("dropout", "dropconnect")}
     augment = tuple(name for name in AUGMENTATIONS if _may_be_nonzero(space, name))
     layerwise = (_may_be_nonzero(space, "layer_lr_decay", default=1.0)
@@ -427,13 +431,13 @@ def _endpoints(axis: Axis) -> list:
     return [axis.low, axis.high]
 
 
-def _check_values(space: Space, model: Model) -> None:
-    """Every value an axis can take is a valid hparam (checked at the ends of ranges)."""
+def _check_values(space: Space, model: Model, dtype: str) -> None:
+    """Every value an axis can take is a valid hparam in the train dtype (checked at the ends of ranges)."""
     for _, axis in space.all_axes():
         for value in _endpoints(axis):
             resolved = axis.resolve(value, space.layer_counts.get(axis.name))
             try:
-                make_hparams(model, **{axis.name: resolved})
+                check_dtype(make_hparams(model, **{axis.name: resolved}), dtype)
             except ValueError as error:  # named hparams.NAME: name where the spec gives it
                 raise InputError(str(error).replace(f"hparams.{axis.name}", axis.where, 1)) from None
 

@@ -42,8 +42,9 @@ def bytes_per_member(variant) -> int:
     Params, their best copy, gradients, updates and optimizer state; the activations of one
     mini-batch (every intermediate of one example's forward pass, traced once, times the batch,
     times 3 for the backward pass and dropout masks); the evaluation forward pass over every
-    evaluated split; the shuffled copy of the training set; the curves. ``variant`` is a
-    :class:`jaxreg.sweeps.Variant` (or a spec: its first variant).
+    evaluated split; the shuffled copy of the training set; the curves and the epoch losses of an
+    evaluation block. ``variant`` is a :class:`jaxreg.sweeps.Variant` (or a spec: its first
+    variant).
     """
     config, model, data = variant.config, variant.model, variant.dataset
     params, state = jax.eval_shape(model.init, jax.random.key(0))
@@ -58,7 +59,8 @@ def bytes_per_member(variant) -> int:
     batch = n_train if config.batch_size is None else config.batch_size
     features = math.prod(data.train.x.shape[1:])
     elements = (n_params * (6 + states) + 3 * batch * per_example + _n_eval(variant) * per_example
-                + (n_train * features if config.shuffle else 0) + config.n_evals * len(METRICS))
+                + (n_train * features if config.shuffle else 0) + config.n_evals * len(METRICS)
+                + 2 * config.eval_every)  # each epoch's loss and accuracy, until the evaluation
     return int(elements * itemsize)
 
 
@@ -179,7 +181,7 @@ def estimate(variant, trials: int, chunk_size: int, *, timed: bool = True) -> Co
     n_train = len(data.train.y)
     batch = n_train if config.batch_size is None else config.batch_size
     steps = config.epochs * -(-n_train // batch)
-    step = step_seconds(variant, chunk_size, variant.space.configs(0)[0].hparams)
+    step = step_seconds(variant, chunk_size, variant.space.first().hparams)
     evaluation = chunk_size * flops_per_example(variant) * config.n_evals * _n_eval(variant) / calibrate()
     return Cost(variant.cases, trials, chunk_size, -(-trials // chunk_size),
                 chunk_size * bytes_per_member(variant), steps * step + evaluation)

@@ -94,7 +94,7 @@ def _suggest(learning_rates, losses_by_seed, init_loss) -> dict:
 
 def _setup(spec):
     variant = spec.variants[0]
-    first = variant.space.configs(0)[0].hparams
+    first = variant.space.first().hparams
     hparams = {k: v for k, v in first.items() if k not in ("learning_rate", "lr_decay")}
     off = {k: v for k, v in OFF.items() if k in ("patience", "restore_best")}  # regularizers stay as the spec says
     return variant, {**hparams, **off, "lr_decay": 0.0}

@@ -222,7 +222,7 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     # Chunk sizes first: a memory budget too small for even two members fails before any write.
     plans = []
     for variant in spec.variants:
-        members_per_round = len(variant.space.configs(0)) * len(spec.seeds)
+        members_per_round = variant.space.count(0) * len(spec.seeds)
         plans.append((variant, choose_chunk_size(spec, members_per_round, variant), members_per_round))
     check_fits([estimate(variant, members, size, timed=False) for variant, size, members in plans])
     runners = [(variant, train_batch(variant.config, variant.dataset, size), members)

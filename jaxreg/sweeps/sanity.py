@@ -94,7 +94,7 @@ def sanity_check(spec, *, examples: int = 100, seeds: int = 3, epochs: int = 200
     config = dataclasses.replace(variant.config, epochs=epochs, eval_every=every, eval_test=False,
                                  batch_size=None if batch is None else min(batch, n), monitor="train_loss",
                                  dropout=False, dropconnect=False, augment=(), layerwise=False, metrics=None)
-    first = variant.space.configs(0)[0].hparams
+    first = variant.space.first().hparams
     hparams = make_hparams(variant.model, **{**first, **OFF})
     result = train_batch(config, data)(np.arange(seeds), stack_hparams([hparams] * seeds), variant.init_params)
 

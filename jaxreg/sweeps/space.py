@@ -50,6 +50,7 @@ LAYERED = ("dropout", "dropconnect")
 MODEL_METHODS = ("tpe", "cmaes", "gp")  # Optuna's samplers (jaxreg.sweeps.samplers)
 METHODS = ("grid", "random", "coarse_to_fine", *MODEL_METHODS, "halving", "hyperband")
 MAX_GRID = 10**6  # configs per grid round: beyond, listing them alone exhausts memory
+MAX_TRIALS = 10**7  # configs x seeds in a round: beyond, a sweep would not end (and its journal not fit)
 
 
 def _number(where: str, value, what: str = "a number") -> float:
@@ -349,12 +350,16 @@ class Space:
             from jaxreg.sweeps.samplers import first_round
 
             return first_round(self)
-        out = []
+        return list(self.iter_configs(round, axes_by_case))
+
+    def iter_configs(self, round: int = 0, axes_by_case: Mapping | None = None):
+        """:meth:`configs` one at a time (a grid's first configs without listing a million); not
+        for Optuna's samplers."""
         for case, axes in self.spaces():
             axes = (axes_by_case or {}).get(case, axes)
             names = list(axes)
             if self._grid_like:
-                points = [dict(zip(names, combo)) for combo in itertools.product(*(axes[n].grid() for n in names))]
+                points = (dict(zip(names, combo)) for combo in itertools.product(*(axes[n].grid() for n in names)))
             else:
                 points = []
                 count = self.samples if self.round_samples is None else self.round_samples[round]
@@ -370,8 +375,23 @@ class Space:
                 if identity in seen:
                     continue
                 seen.add(identity)
-                out.append(config)
-        return out
+                yield config
+
+    def first(self) -> Config:
+        """The first round's first config, without listing a grid of a million."""
+        return self.configs(0)[0] if self.method in MODEL_METHODS else next(self.iter_configs(0))
+
+    def count(self, round: int = 0) -> int:
+        """``len(self.configs(round))``; a grid's without listing it: a config is its resolved
+        values, so a case has the product of each axis' distinct resolved values."""
+        if not self._grid_like:
+            return len(self.configs(round))
+
+        def distinct(name, axis):
+            return len({json.dumps(axis.resolve(v, self.layer_counts.get(name)), sort_keys=True, default=float)
+                        for v in axis.grid()})
+
+        return sum(math.prod(distinct(n, a) for n, a in axes.items()) for _, axes in self.spaces())
 
     def config_of(self, round: int, point: Mapping, case: str | None = None,
                   axes: Mapping[str, Axis] | None = None) -> Config:

@@ -141,6 +141,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     path = key.strip().split(".")
     if not sep or not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part) for part in path):
         raise InputError(f"--set: expected KEY=VALUE with a dotted KEY such as train.epochs=50, got {text!r}")
+    if len(path) > MAX_NESTING or _too_deep(value) is not None:
+        raise InputError(f"--set: expected KEY=VALUE nested at most {MAX_NESTING} deep, got {len(text)} "
+                         f"characters nested deeper")
     try:
         parsed = tomllib.loads(f"value = {value.strip()}")["value"]
     except tomllib.TOMLDecodeError:
@@ -165,17 +168,56 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+# A spec is a page of text: these bound what tomllib is given before it parses (a file nested
+# 100000 deep ends tomllib in a RecursionError; a dotted key 100000 parts long takes gigabytes).
+MAX_SPEC_BYTES = 1 << 20
+MAX_NESTING = 100
+# What the nesting scan skips (strings, comments) and what it counts: brackets, braces and the
+# dots of a dotted key, which what ends a key resets.
+_TOML_TOKENS = re.compile(r'"""(?:\\.|[^\\])*?"""|' r"'''.*?'''|" r'"(?:\\.|[^"\\\n])*"|' r"'[^'\n]*'|#[^\n]*"
+                          r"|[\[\]{}.=,\n]", re.DOTALL)
+
+
+def _too_deep(text: str) -> int | None:
+    """The line where ``text`` nests tables, arrays and dotted keys deeper than MAX_NESTING, or None."""
+    depth = dots = 0
+    for token in _TOML_TOKENS.finditer(text):
+        char = token[0]
+        if char in "[{":
+            depth, dots = depth + 1, 0
+        elif char in "]}":
+            depth, dots = depth - 1, 0
+        elif char == ".":
+            dots += 1
+        elif char in "=,\n":
+            dots = 0
+        if depth + dots > MAX_NESTING:
+            return text.count("\n", 0, token.start()) + 1
+    return None
+
+
 def read_spec(path: str | Path, overrides: list[str] = ()) -> dict:
-    """The spec in the TOML file ``path`` as a dict, ``--set`` overrides applied."""
+    """The spec in the TOML file ``path`` as a dict, ``--set`` overrides applied.
+
+    A file over ``MAX_SPEC_BYTES`` or nested deeper than ``MAX_NESTING`` is refused before it is
+    parsed; a UTF-8 byte order mark (some Windows editors write one) is dropped.
+    """
     path = Path(path)
     try:
         if path.exists() and not path.is_file():  # a folder, a FIFO (reading one would hang), a device
             raise InputError(f"spec: expected a TOML file, got {str(path)!r} (not a regular file)")
-        text = path.read_text()
+        with open(path, encoding="utf-8-sig") as file:
+            text = file.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
         raise InputError(f"spec: expected an existing TOML file, got {str(path)!r} (not found)") from None
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"spec: expected a readable TOML file, got {str(path)!r} ({error})") from None
+    if len(text.encode()) > MAX_SPEC_BYTES:
+        raise InputError(f"spec: expected a TOML file of at most {MAX_SPEC_BYTES} bytes (1 MiB), got {str(path)!r} "
+                         f"of {path.stat().st_size} bytes")
+    if (line := _too_deep(text)) is not None:
+        raise InputError(f"spec: expected tables, arrays and dotted keys nested at most {MAX_NESTING} deep, "
+                         f"got {str(path)!r} nested deeper at line {line}")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -469,7 +511,8 @@ def check_spec(raw: dict, default_name: str = "sweep") -> CheckedSpec:
     _check_keys("spec", raw, TOP_LEVEL)
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise InputError(f"name: expected letters, digits, '.', '_' or '-' (a folder name), got {name!r}")
+        raise InputError(f"name: expected a folder name: a letter or digit first, then letters, digits, '.', '_' "
+                         f"or '-', got {name!r}")
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise InputError(f"description: expected a string, got {description!r}")
