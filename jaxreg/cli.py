@@ -90,6 +90,18 @@ def _seconds(text: str) -> float:
     return value
 
 
+class _Unset(argparse.Action):
+    """``--unset KEY``: removes KEY from the spec, in order with the ``--set`` overrides."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), "!" + value])  # spec.UNSET
+
+
+def _unset_option(command) -> None:
+    command.add_argument("--unset", action=_Unset, dest="set", metavar="KEY",
+                         help="remove a key the spec sets (e.g. search.eta when --set search.method=random)")
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="jaxreg", description="Study and tune regularization with JAX: whole "
                      "sweeps of configs x seeds as one compiled program.")
@@ -100,6 +112,7 @@ def _parser() -> _Parser:
     run.add_argument("--out", help="results folder (default: results/NAME)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a spec value with a TOML value, e.g. --set train.epochs=50")
+    _unset_option(run)
     run.add_argument("--overwrite", action="store_true",
                      help="replace the results in --out instead of resuming them")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -115,10 +128,12 @@ def _parser() -> _Parser:
     plan = commands.add_parser("plan", help="print the configs a spec expands to; trains nothing")
     plan.add_argument("spec")
     plan.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    _unset_option(plan)
     sanity = commands.add_parser("sanity", help="can the spec's network fit a small subset with regularization "
                                  "off? (exit 1 if not)")
     sanity.add_argument("spec")
     sanity.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    _unset_option(sanity)
     sanity.add_argument("--examples", type=_positive, default=100, help="training examples (default 100)")
     sanity.add_argument("--seeds", type=_positive, default=3, help="seeds (default 3)")
     sanity.add_argument("--epochs", type=_positive, default=200, help="epochs (default 200)")
@@ -126,6 +141,7 @@ def _parser() -> _Parser:
                                 "short horizon, one compiled program; suggests a range and plots it")
     probe.add_argument("spec")
     probe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    _unset_option(probe)
     probe.add_argument("--low", type=float, default=1e-5, help="smallest learning rate (default 1e-5)")
     probe.add_argument("--high", type=float, default=10.0, help="largest learning rate (default 10)")
     probe.add_argument("--rates", type=_positive, default=24, help="log-spaced rates (default 24)")

@@ -128,3 +128,13 @@ def test_trials_csv_has_a_row_per_trial_with_hparams_and_metrics_as_columns(fold
         assert float(row["hp_patience"]) == float(record["hparams"]["patience"])  # "inf" reads as inf
     flat = report.trials_rows([{**records[0], "metrics": {**records[0]["metrics"], "test_loss": None}}])[0]
     assert math.isnan(flat["m_test_loss"]) and flat["hp_dropout_0"] == records[0]["hparams"]["dropout"][0]
+
+
+def test_trials_dataframe_reads_the_folder_as_trials_csv_has_it(folder):
+    """Read back by pandas, the tool it is for: a row per trial, the metrics as floats."""
+    frame = report.trials_dataframe(folder)
+    records = report.read_journal(folder)
+    assert len(frame) == len(records) and list(frame["config_id"]) == [r["config_id"] for r in records]
+    assert frame["m_val_loss"].dtype == np.float64
+    np.testing.assert_array_equal(frame["m_val_loss"].to_numpy(), [r["metrics"]["val_loss"] for r in records])
+    assert list(frame.columns) == list(report.trials_rows(records)[0])

@@ -404,3 +404,26 @@ def test_refused_by_a_real_process(tmp_path, argv, message):
     expected = f"jaxreg: error: {message.replace('TMP', str(tmp_path))}\n"
     assert (done.returncode, done.stdout, done.stderr) == (2, "", expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.toml"]  # no out/, no results/
+
+
+def test_unset_removes_a_key_in_order_with_the_overrides(tmp_path, capsys):
+    """A halving spec moved to another method with --set keeps search.eta, which that method
+    refuses: --unset removes it (and a key the spec does not set is one line, not a no-op)."""
+    from jaxreg import cli
+    from jaxreg.errors import InputError
+    from jaxreg.sweeps.spec import apply_overrides
+
+    raw = {"search": {"method": "halving", "eta": 3, "min_epochs": 2}, "train": {"epochs": 8}}
+    assert apply_overrides(raw, ["search.method=random", "!search.eta", "!search.min_epochs"]) == \
+        {"search": {"method": "random"}, "train": {"epochs": 8}}
+    assert apply_overrides(raw, ["!search.eta", "search.eta=2"])["search"]["eta"] == 2  # in order
+    with pytest.raises(InputError, match=r"^--unset search\.etaa: expected a key the spec sets \(eta, method, "
+                                         r"min_epochs\), got one it does not set \(did you mean 'eta'\?\)$"):
+        apply_overrides(raw, ["!search.etaa"])
+    spec = tmp_path / "h.toml"
+    spec.write_text('[data]\ndataset = "digits"\n[train]\nepochs = 4\n[hparams]\nlearning_rate = { values = [0.1, 0.2] }\n'
+                    '[search]\nmethod = "halving"\neta = 2\n')
+    assert cli.main(["plan", str(spec), "--set", "search.method=random"]) == 2
+    assert "search.eta" in capsys.readouterr().err
+    assert cli.main(["plan", str(spec), "--set", "search.method=random", "--unset", "search.eta"]) == 0
+    assert "(random search)" in capsys.readouterr().out

@@ -54,6 +54,6 @@ def trials_dataframe(out: str | Path):
     try:
         import pandas
     except ImportError:
-        raise ImportError("trials_dataframe needs pandas: pip install pandas") from None
+        raise ImportError("trials_dataframe needs pandas: pip install 'jaxreg[pandas]'") from None
     frame = pandas.DataFrame(trials_rows(read_journal(out)))
     return frame.astype({c: float for c in frame.columns if c.startswith("m_")}) if len(frame) else frame

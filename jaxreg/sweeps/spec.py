@@ -154,9 +154,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return path, parsed
 
 
+UNSET = "!"  # an override "!KEY" removes KEY (``jaxreg run --unset KEY``)
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """``raw`` with each override applied in order: ``"KEY=VALUE"`` sets a dotted key (see
+    :func:`parse_override`), ``"!KEY"`` removes one the spec (or an earlier override) sets."""
     raw = copy.deepcopy(raw)
     for text in overrides:
+        if isinstance(text, str) and text.startswith(UNSET):
+            _unset(raw, text[len(UNSET):])
+            continue
         path, value = parse_override(text)
         table = raw
         for i, part in enumerate(path[:-1]):
@@ -166,6 +174,21 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
                                  f"got {table!r}")
         table[path[-1]] = value
     return raw
+
+
+def _unset(raw: dict, key: str) -> None:
+    path = key.strip().split(".")
+    if not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part) for part in path):
+        raise InputError(f"--unset: expected a dotted KEY such as search.eta, got {key!r}")
+    table = raw
+    for part in path[:-1]:
+        table = table.get(part) if isinstance(table, dict) else None
+    if not isinstance(table, dict) or path[-1] not in table:
+        there = sorted(table) if isinstance(table, dict) else []
+        raise InputError(f"--unset {key}: expected a key the spec sets"
+                         + (f" ({', '.join(there)})" if there else "") + f", got one it does not set"
+                         + did_you_mean(path[-1], there))
+    del table[path[-1]]
 
 
 # A spec is a page of text: these bound what tomllib is given before it parses (a file nested
@@ -496,6 +519,8 @@ def spread_hparams(raw: dict, overrides: list[str]) -> list[str]:
     cases = raw.get("cases") or {}
     lines = []
     for text in overrides:
+        if text.startswith(UNSET):
+            continue
         path, _ = parse_override(text)
         if len(path) == 2 and path[0] == "hparams" and isinstance(cases, dict) and cases:
             into = [case for case, table in cases.items() if isinstance(table, dict) and path[1] not in table]
