@@ -90,6 +90,10 @@ def _seconds(text: str) -> float:
     return value
 
 
+TRUST_CODE = ("import the code the folder's spec names (model.kind or train.penalty_mask = "
+              "'module:function'), which runs it: only for a folder whose author you trust")
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="jaxreg", description="Study and tune regularization with JAX: whole "
                      "sweeps of configs x seeds as one compiled program.")
@@ -137,11 +141,13 @@ def _parser() -> _Parser:
     show.add_argument("--top", type=_positive, default=None, help="only the best N configs")
     plot = commands.add_parser("plot", help="write the plots of a results folder as PNG files")
     plot.add_argument("dir")
+    plot.add_argument("--trust-code", action="store_true", help=TRUST_CODE)
     best = commands.add_parser("best", help="print the best config of a results folder; --export its params")
     best.add_argument("dir")
     best.add_argument("--export", metavar="FILE", help="write the best config's params (every seed) and a "
                       "manifest that rebuilds its model to FILE (.npz; jaxreg.load_best reads it); "
                       "trains the config again, bitwise, when the sweep kept no params")
+    best.add_argument("--trust-code", action="store_true", help=TRUST_CODE)
     predict = commands.add_parser("predict", help="predict raw rows of a .csv or .npz with the best config of a "
                                   "results folder or of a best --export file")
     predict.add_argument("source", metavar="DIR_OR_FILE", help="a results folder or a file of jaxreg best --export")
@@ -344,7 +350,8 @@ def _plot(args) -> None:
     from jaxreg.sweeps import build_spec
 
     skipped = []
-    for path in plots.plot_dir(args.dir, build=build_spec, on_skip=lambda name, why: skipped.append((name, why))):
+    for path in plots.plot_dir(args.dir, build=build_spec, on_skip=lambda name, why: skipped.append((name, why)),
+                               trust_code=args.trust_code):
         print(path)
     for name, why in skipped:
         print(f"skipped {name}: {why}")
@@ -367,7 +374,8 @@ def _best(args) -> None:
     shown = {k: v for k, v in best.metrics.items() if not math.isnan(v)}
     print("metrics: " + "  ".join(f"{k}={v:.6g}" for k, v in shown.items()))
     if args.export:
-        export = export_best(args.dir, args.export, log=lambda text: print(text, file=sys.stderr))
+        export = export_best(args.dir, args.export, log=lambda text: print(text, file=sys.stderr),
+                             trust_code=args.trust_code)
         for note in export["notes"]:
             print(f"jaxreg: warning: {note}", file=sys.stderr)
         print(f"exported: {args.export} (params of {len(export['seeds'])} seeds; jaxreg.load_best"
