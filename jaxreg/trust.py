@@ -14,34 +14,31 @@ import contextvars
 
 from jaxreg.errors import InputError
 
-__all__ = ["check_import", "foreign", "trusting"]
+__all__ = ["check_import", "foreign"]
 
-# None: anything may be imported (the user's own spec); else (where, names): only those
+# None: anything may be imported (the user's own spec); else (where, names, remedy): only those
 # "module:function" names, while the results folder or export `where` is read.
 _RESTRICTED: contextvars.ContextVar = contextvars.ContextVar("jaxreg_restricted_imports", default=None)
 
 
 @contextlib.contextmanager
-def foreign(where: str, trust_code: bool = False, allowed=frozenset()):
+def foreign(where: str, trust_code: bool = False, allowed=frozenset(), remedy: str | None = None):
     """Within it, :func:`check_import` refuses the names that ``where`` (a results folder or an
     export) gives, unless ``trust_code`` (the caller trusts its author) or they are in ``allowed``.
     Nested, restrictions add up: trusting a folder read while an untrusted one is read lifts nothing.
+    ``remedy``: what the refusal tells the user to do (default: pass --trust-code).
     """
     outer = _RESTRICTED.get()
     if trust_code:
         yield
         return
     names = frozenset(allowed) if outer is None else frozenset(allowed) & outer[1]
-    token = _RESTRICTED.set((where, names))
+    token = _RESTRICTED.set((where, names, remedy or f"pass --trust-code, or trust_code=True in Python, "
+                                                         f"if you trust the author of {where}"))
     try:
         yield
     finally:
         _RESTRICTED.reset(token)
-
-
-def trusting() -> bool:
-    """Whether any name may be imported now (no folder or export is being read untrusted)."""
-    return _RESTRICTED.get() is None
 
 
 def check_import(field: str, text: str) -> None:
@@ -50,8 +47,7 @@ def check_import(field: str, text: str) -> None:
     restricted = _RESTRICTED.get()
     if restricted is None or text in restricted[1]:
         return
-    where = restricted[0]
+    where, _, remedy = restricted
     expected = "'mlp' or 'cnn' (a built-in model)" if field.endswith("model.kind") else "none"
     raise InputError(f"{field}: expected {expected} in {where}, read without trusting its code, got "
-                     f"{text!r} (it would import and run module {text.partition(':')[0]!r}: pass "
-                     f"--trust-code, or trust_code=True in Python, if you trust the author of {where})")
+                     f"{text!r} (it would import and run module {text.partition(':')[0]!r}: {remedy})")

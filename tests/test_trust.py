@@ -222,3 +222,19 @@ def test_modules_beside_a_spec_are_found_but_never_shadow_the_standard_library(t
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("trust: 1 configs x 1 seeds")
     assert not (specs / "SHADOWED").exists()
+
+
+def test_a_pretrained_folder_may_import_only_what_the_spec_names_itself(folder, shipped):
+    spec = {"name": "fine-tune", "data": {"dataset": "blobs", "n_test": 20},
+            "model": {"kind": "spec_models:plain_mlp", "options": {"width": 4}, "pretrained": str(folder)},
+            "train": {"epochs": 1}, "hparams": {"learning_rate": 0.1}}
+    assert build_spec(spec).variants[0].init_params is not None  # the same factory as the spec's: imported
+    spec["model"]["pretrained"] = str(shipped)
+    with pytest.raises(InputError) as error:
+        build_spec(spec)
+    assert str(error.value) == (
+        f"model.pretrained: expected a results folder or an exported .npz, got {str(shipped)!r} (model.kind: "
+        f"expected 'mlp' or 'cnn' (a built-in model) in {shipped}, read without trusting its code, got "
+        f"'helpers:plain_mlp' (it would import and run module 'helpers': only what this spec names itself is "
+        f"imported from a pretrained folder or export))")
+    assert not (shipped / "IMPORTED").exists()

@@ -297,7 +297,8 @@ def _pretrained(m: dict, model: Model, own: set) -> tuple[Any, str]:
         raise InputError(f"model.pretrained: expected a results folder or an exported .npz, got {path!r} "
                          f"(no such file or folder{'' if Path(path).is_absolute() else ' at ' + os.path.abspath(path)})")
     try:
-        with foreign(str(path), allowed=own):
+        with foreign(str(path), allowed=own, remedy="only what this spec names itself is imported from a "
+                                                  "pretrained folder or export"):
             best = load_best(path, seed=m.get("pretrained_seed"), trust_code=True)
     except InputError as error:
         raise InputError(f"model.pretrained: expected a results folder or an exported .npz, got {path!r} "
@@ -411,7 +412,7 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
 
 
 def _check_mask(text: str, config: TrainConfig, params) -> None:
-    """A spec's penalty mask gives one bool (or a bool array of the leaf's shape) per params leaf."""
+    """A spec's penalty mask gives one bool, or one 0/1 array of the leaf's shape, per params leaf."""
     try:
         mask = config.mask(params)
     except Exception as error:
@@ -420,7 +421,9 @@ def _check_mask(text: str, config: TrainConfig, params) -> None:
 
     def fits(m, p) -> bool:
         try:
-            return np.asarray(m).dtype == np.bool_ and np.shape(m) in ((), tuple(p.shape))
+            m = np.asarray(m)
+            zero_one = m.dtype == np.bool_ or (m.dtype.kind in "iuf" and bool(np.isin(m, (0, 1)).all()))
+            return zero_one and m.shape in ((), tuple(p.shape))
         except Exception:  # not an array
             return False
 
@@ -431,8 +434,8 @@ def _check_mask(text: str, config: TrainConfig, params) -> None:
         same = False
     if not same or not all(fits(m, p) for m, p in zip(jax.tree_util.tree_leaves(mask),
                                                        jax.tree_util.tree_leaves(params))):
-        raise InputError(f"train.penalty_mask: expected {text!r} to return a pytree of bools shaped like the "
-                         f"params (one per leaf), got {type(mask).__name__} {str(mask)[:80]!r}")
+        raise InputError(f"train.penalty_mask: expected {text!r} to return a pytree of bools (or 0/1 arrays) "
+                         f"shaped like the params, one per leaf, got {type(mask).__name__} {str(mask)[:80]!r}")
 
 
 def _check_new_axes(space: Space, model: Model, augment: tuple, image_shape, layerwise: bool, where: str) -> None:
