@@ -3,9 +3,9 @@
     jaxreg run SPEC [--out DIR] [--set KEY=VALUE ...] [--overwrite] [--quiet] [--shard I/N] [--ray [ADDRESS]]
     jaxreg plan SPEC [--set KEY=VALUE ...]
     jaxreg show DIR [--top N]
-    jaxreg plot DIR
-    jaxreg best DIR [--export FILE]
-    jaxreg predict DIR_OR_FILE DATA --out FILE [--seed N]
+    jaxreg plot DIR [--trust-code]
+    jaxreg best DIR [--export FILE] [--trust-code]
+    jaxreg predict DIR_OR_FILE DATA --out FILE [--seed N] [--trust-code]
     jaxreg compare DIR [DIR ...] --out DIR
     jaxreg --version
 
@@ -90,8 +90,8 @@ def _seconds(text: str) -> float:
     return value
 
 
-TRUST_CODE = ("import the code the folder's spec names (model.kind or train.penalty_mask = "
-              "'module:function'), which runs it: only for a folder whose author you trust")
+TRUST_CODE = ("import the code the folder or export names (model.kind or train.penalty_mask = "
+              "'module:function'), which runs it: only for one whose author you trust")
 
 
 def _parser() -> _Parser:
@@ -156,6 +156,7 @@ def _parser() -> _Parser:
     predict.add_argument("--out", required=True, metavar="FILE", help="the predictions' CSV: one row per input, "
                          "the predicted class (or value) and each class's probability")
     predict.add_argument("--seed", type=int, default=None, help="whose params predict (default: the best seed)")
+    predict.add_argument("--trust-code", action="store_true", help=TRUST_CODE)
     compare = commands.add_parser("compare", help="compare results folders: best so far, sampled points, "
                                   "comparison.csv")
     compare.add_argument("dir", nargs="+", help="results folders ranked by the same metric")
@@ -396,7 +397,8 @@ def _predict(args) -> None:
     out = Path(args.out)
     if out.is_dir():
         raise InputError(f"--out: expected a file path, got {str(out)!r} (a folder)")
-    best = load_best(args.source, seed=args.seed, log=lambda text: print(text, file=sys.stderr))
+    best = load_best(args.source, seed=args.seed, log=lambda text: print(text, file=sys.stderr),
+                     trust_code=args.trust_code)
     data = best.info["data"]
     x, y = read_features(args.data, data)
     predicted = best.predict(x)

@@ -19,7 +19,7 @@ import pytest
 from jaxreg import cli
 from jaxreg.errors import InputError
 from jaxreg.sweeps import build_spec, load_spec, run_sweep
-from jaxreg.sweeps.best import export_best, load_best
+from jaxreg.sweeps.best import export_best, load_best, load_model
 
 SPEC = """
 name = "trust"
@@ -147,7 +147,12 @@ def test_an_export_naming_code_it_ships_never_imports_it(folder, tmp_path, monke
     with pytest.raises(InputError) as error:
         load_best("best.npz")
     assert str(error.value) == refusal("best.npz")
-    assert not (tmp_path / "IMPORTED").exists()
+    with pytest.raises(InputError) as error:
+        load_model("best.npz")
+    assert str(error.value) == refusal("best.npz")
+    code, _, stderr = run_cli("predict", "best.npz", "rows.csv", "--out", "predictions.csv")
+    assert code == 2 and stderr == f"jaxreg: error: {refusal('best.npz')}\n"
+    assert not (tmp_path / "IMPORTED").exists() and not (tmp_path / "predictions.csv").exists()
 
 
 def raw_spec(**train) -> dict:

@@ -393,9 +393,11 @@ def load_best(path: str | Path, *, seed: int | None = None, data=None, log=None,
     return Best(model, params[seed], hparams, states[seed], seed, params, states, info)
 
 
-def load_model(file: str | Path, *, seed: int | None = None) -> Best:
+def load_model(file: str | Path, *, seed: int | None = None, trust_code: bool = False) -> Best:
     """The model a ``jaxreg best DIR --export FILE`` wrote: what ``load_best(DIR)`` returns, with
     ``predict`` and ``predict_proba`` on raw inputs, rebuilt without the data and never trained.
+    ``trust_code``: as :func:`load_best` (a file naming a ``module:function`` model is refused
+    without it).
 
     Raises:
         InputError: not such a file (a results folder: :func:`load_best` reads it).
@@ -403,7 +405,7 @@ def load_model(file: str | Path, *, seed: int | None = None) -> Best:
     if Path(file).is_dir():
         raise InputError(f"file: expected a file written by jaxreg best --export, got {str(file)!r} (a folder: "
                          f"jaxreg.load_best reads it)")
-    return load_best(file, seed=seed)
+    return load_best(file, seed=seed, trust_code=trust_code)
 
 
 def _read_export(path: Path) -> tuple[dict, dict]:
