@@ -5,8 +5,14 @@ A Ctrl-C in the first moments, while the CLI's modules still load, is held until
 (a KeyboardInterrupt raised inside an import printed a traceback).
 """
 
+import os
 import signal
 import sys
+
+# `python -m jaxreg` puts the working directory first on sys.path: a results folder opened from
+# inside it could then shadow a module jaxreg imports later (json.py, csv.py). Searched last instead.
+if sys.path and sys.path[0] in ("", os.getcwd()):
+    sys.path.append(sys.path.pop(0))
 
 
 def main() -> int:

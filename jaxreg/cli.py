@@ -3,9 +3,9 @@
     jaxreg run SPEC [--out DIR] [--set KEY=VALUE ...] [--overwrite] [--quiet] [--shard I/N] [--ray [ADDRESS]]
     jaxreg plan SPEC [--set KEY=VALUE ...]
     jaxreg show DIR [--top N]
-    jaxreg plot DIR
-    jaxreg best DIR [--export FILE]
-    jaxreg predict DIR_OR_FILE DATA --out FILE [--seed N]
+    jaxreg plot DIR [--trust-code]
+    jaxreg best DIR [--export FILE] [--trust-code]
+    jaxreg predict DIR_OR_FILE DATA --out FILE [--seed N] [--trust-code]
     jaxreg compare DIR [DIR ...] --out DIR
     jaxreg --version
 
@@ -102,6 +102,10 @@ def _unset_option(command) -> None:
                          help="remove a key the spec sets (e.g. search.eta when --set search.method=random)")
 
 
+TRUST_CODE = ("import the code the folder or export names (model.kind or train.penalty_mask = "
+              "'module:function'), which runs it: only for one whose author you trust")
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="jaxreg", description="Study and tune regularization with JAX: whole "
                      "sweeps of configs x seeds as one compiled program.")
@@ -153,11 +157,13 @@ def _parser() -> _Parser:
     show.add_argument("--top", type=_positive, default=None, help="only the best N configs")
     plot = commands.add_parser("plot", help="write the plots of a results folder as PNG files")
     plot.add_argument("dir")
+    plot.add_argument("--trust-code", action="store_true", help=TRUST_CODE)
     best = commands.add_parser("best", help="print the best config of a results folder; --export its params")
     best.add_argument("dir")
     best.add_argument("--export", metavar="FILE", help="write the best config's params (every seed) and a "
                       "manifest that rebuilds its model to FILE (.npz; jaxreg.load_best reads it); "
                       "trains the config again, bitwise, when the sweep kept no params")
+    best.add_argument("--trust-code", action="store_true", help=TRUST_CODE)
     predict = commands.add_parser("predict", help="predict raw rows of a .csv or .npz with the best config of a "
                                   "results folder or of a best --export file")
     predict.add_argument("source", metavar="DIR_OR_FILE", help="a results folder or a file of jaxreg best --export")
@@ -166,6 +172,7 @@ def _parser() -> _Parser:
     predict.add_argument("--out", required=True, metavar="FILE", help="the predictions' CSV: one row per input, "
                          "the predicted class (or value) and each class's probability")
     predict.add_argument("--seed", type=int, default=None, help="whose params predict (default: the best seed)")
+    predict.add_argument("--trust-code", action="store_true", help=TRUST_CODE)
     compare = commands.add_parser("compare", help="compare results folders: best so far, sampled points, "
                                   "comparison.csv")
     compare.add_argument("dir", nargs="+", help="results folders ranked by the same metric")
@@ -360,7 +367,8 @@ def _plot(args) -> None:
     from jaxreg.sweeps import build_spec
 
     skipped = []
-    for path in plots.plot_dir(args.dir, build=build_spec, on_skip=lambda name, why: skipped.append((name, why))):
+    for path in plots.plot_dir(args.dir, build=build_spec, on_skip=lambda name, why: skipped.append((name, why)),
+                               trust_code=args.trust_code):
         print(path)
     for name, why in skipped:
         print(f"skipped {name}: {why}")
@@ -383,7 +391,8 @@ def _best(args) -> None:
     shown = {k: v for k, v in best.metrics.items() if not math.isnan(v)}
     print("metrics: " + "  ".join(f"{k}={v:.6g}" for k, v in shown.items()))
     if args.export:
-        export = export_best(args.dir, args.export, log=lambda text: print(text, file=sys.stderr))
+        export = export_best(args.dir, args.export, log=lambda text: print(text, file=sys.stderr),
+                             trust_code=args.trust_code)
         for note in export["notes"]:
             print(f"jaxreg: warning: {note}", file=sys.stderr)
         print(f"exported: {args.export} (params of {len(export['seeds'])} seeds; jaxreg.load_best"
@@ -404,7 +413,8 @@ def _predict(args) -> None:
     out = Path(args.out)
     if out.is_dir():
         raise InputError(f"--out: expected a file path, got {str(out)!r} (a folder)")
-    best = load_best(args.source, seed=args.seed, log=lambda text: print(text, file=sys.stderr))
+    best = load_best(args.source, seed=args.seed, log=lambda text: print(text, file=sys.stderr),
+                     trust_code=args.trust_code)
     data = best.info["data"]
     x, y = read_features(args.data, data)
     predicted = best.predict(x)

@@ -90,7 +90,10 @@ class RayExecutor:
         import ray
 
         chunks = [pending[start:start + chunk_size] for start in range(0, len(pending), chunk_size)]
+        from jaxreg.sweeps.spec import SEARCHED_LAST
+
         job = {"resolved": self.spec.resolved, "digest": self.spec.digest, "cwd": os.getcwd(),
+               "search_last": [os.getcwd(), *SEARCHED_LAST],
                "out": str(Path(store.out).resolve()), "variant": variant_index, "chunk_size": chunk_size,
                "save_params": save_params, "label": label, "cache_dir": self.cache_dir}
         bar = None
@@ -147,6 +150,7 @@ def train_chunk(job: dict, chunk: list) -> tuple[list[dict], dict]:
     from jaxreg.hparams import make_hparams, stack_hparams
     from jaxreg.report.store import Store, trial_record
     from jaxreg.sweeps.build import build_spec
+    from jaxreg.sweeps.spec import search_last
 
     if not _WORKER["listening"]:
         jax.monitoring.register_event_duration_secs_listener(_count_compiles)
@@ -156,6 +160,7 @@ def train_chunk(job: dict, chunk: list) -> tuple[list[dict], dict]:
         _WORKER["listening"] = True
     compiles_before = _WORKER["compiles"]
     os.chdir(job["cwd"])  # the spec's relative paths (data files, a pretrained folder) are the driver's
+    search_last(*job["search_last"])  # and its modules: those beside the spec, searched last
     spec = _WORKER["specs"].get(job["digest"])
     if spec is None:
         spec = build_spec(job["resolved"])

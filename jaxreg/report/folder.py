@@ -76,6 +76,7 @@ class Folder:
     runs: list = dataclasses.field(default_factory=list)
     chance: dict | None = None
     scales: dict | None = None
+    build_error: str = ""  # why ``built`` is None, once it was tried
 
     def __post_init__(self):
         self.path = Path(self.path)
@@ -223,7 +224,8 @@ class Folder:
             return None
         try:
             return self.build(self.spec)
-        except (ValueError, OSError):  # InputError, or DatasetError for data not on this machine
+        except (ValueError, OSError) as error:  # InputError, or DatasetError for data not on this machine
+            self.build_error = str(error)
             return None
 
 

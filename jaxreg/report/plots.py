@@ -42,6 +42,7 @@ from jaxreg.hparams import AUGMENTATIONS
 from jaxreg.report.folder import Folder, distinct, load_folder
 from jaxreg.report.store import atomic_write, load_curves
 from jaxreg.report.summary import as_float
+from jaxreg.trust import foreign
 
 CURVE_PANELS = (("train_loss", "val_loss"), ("train_accuracy", "val_accuracy"))
 TEST_PANELS = (("test_loss",), ("test_accuracy",))  # test_curves.png: how the book reads a run
@@ -63,13 +64,14 @@ _NOTHING_TO_DRAW = {
     "augmentation.png": "the spec could not be rebuilt here (its data or pretrained model is missing)",
     "histograms.png": "the best config's curves file holds no histograms",
 }
+_NEEDS_MODEL = ("decision_boundary.png", "augmentation.png")  # drawn from the rebuilt spec
 HISTOGRAM_EVALUATIONS = 5  # histograms.png: evaluations drawn per panel, first to last
 AUGMENT_EXAMPLES = 6  # augmentation.png: training images per row
 AUGMENT_ROWS = 8  # augmentation.png: at most this many strength settings
 
 
 def plot_dir(out, *, build: Callable[[dict], object] | None = None,
-             on_skip: Callable[[str, str], None] | None = None) -> list[Path]:
+             on_skip: Callable[[str, str], None] | None = None, trust_code: bool = False) -> list[Path]:
     """Writes the plots of a results folder as PNG files into it.
 
     Args:
@@ -77,14 +79,21 @@ def plot_dir(out, *, build: Callable[[dict], object] | None = None,
         build: rebuilds the spec from the manifest (:func:`jaxreg.sweeps.build_spec`), for the
             plot that applies the model (``decision_boundary.png``); without it, that one is left out.
         on_skip: called with ``(file name, reason)`` for each plot that does not apply.
+        trust_code: let ``build`` import the code the folder's spec names (a ``module:function``
+            model or penalty mask): only for a folder whose author you trust. Without it the
+            plots that need such a model are skipped, saying so.
 
     Returns:
         The paths written, sorted; empty while the journal holds no finished trial.
     """
     out = Path(out)
+    with foreign(str(out), trust_code):
+        return _plot_dir(out, build, on_skip or (lambda name, why: None))
+
+
+def _plot_dir(out: Path, build, skip) -> list[Path]:
     sweep = load_folder(out, build=build)
     records = sweep.records
-    skip = on_skip or (lambda name, why: None)
     if not records:
         return []
     plots = [("curves.png", _curves), ("test_curves.png", _test_curves), ("generalization_gap.png", _gap)]
@@ -126,7 +135,10 @@ def plot_dir(out, *, build: Callable[[dict], object] | None = None,
             save_figure(fig, out / filename)
             written.append(out / filename)
         else:
-            skip(filename, _NOTHING_TO_DRAW.get(filename, "no trial has that metric"))
+            why = _NOTHING_TO_DRAW.get(filename, "no trial has that metric")
+            if filename in _NEEDS_MODEL and sweep.build_error:
+                why += f" ({sweep.build_error})"
+            skip(filename, why)
     return sorted(written)
 
 

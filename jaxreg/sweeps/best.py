@@ -189,24 +189,29 @@ def _unflatten(like, saved: dict, prefix: str, what: str):
     return jax.tree_util.tree_unflatten(treedef, [v for v in values])
 
 
-def best_params(out: str | Path, *, data=None, log=None) -> tuple[BestConfig, Any, dict, dict, list[str]]:
+def best_params(out: str | Path, *, data=None, log=None, trust_code: bool = False
+                ) -> tuple[BestConfig, Any, dict, dict, list[str]]:
     """The best config, its model, and its params and model state by seed.
 
     Saved params are read from the curves files; otherwise the trials are trained again, alone,
     with the chunk size they were trained with (the manifest's), which gives bitwise the same
     run: the retrained metrics must equal the journal's, and the returned notes say if they
     don't (another jaxreg or XLA version, or another machine). ``data``: a user's data, for a
-    sweep run on arrays (``data.dataset = "arrays"``).
+    sweep run on arrays (``data.dataset = "arrays"``). ``trust_code``: import the code the
+    folder's spec names (a ``module:function`` model or penalty mask); without it such a folder
+    is refused (InputError), since opening a folder must not run its author's code.
 
     Returns:
         ``(best, variant, params_by_seed, state_by_seed, notes)``.
     """
     from jaxreg.sweeps.build import build_spec
+    from jaxreg.trust import foreign
 
     out = Path(out)
     best = best_config(out)
     manifest = load_manifest(out)
-    spec = build_spec(manifest["spec"], data=data)
+    with foreign(str(out), trust_code):
+        spec = build_spec(manifest["spec"], data=data)
     variant = next(v for v in spec.variants if best.case in v.cases)
     model = variant.model
     params_like, state_like = _params_like(model)
@@ -310,11 +315,12 @@ def _info(best: BestConfig, variant, out: Path, manifest: dict) -> dict:
     }
 
 
-def export_best(out: str | Path, file: str | Path, *, data=None, log=None) -> dict:
+def export_best(out: str | Path, file: str | Path, *, data=None, log=None, trust_code: bool = False) -> dict:
     """Writes the best config's params and model state (every seed) and a manifest that
-    rebuilds its model to ``file`` (``.npz``); returns the manifest."""
+    rebuilds its model to ``file`` (``.npz``); returns the manifest. ``trust_code``: as
+    :func:`best_params`."""
     out = Path(out)
-    best, variant, params, states, notes = best_params(out, data=data, log=log)
+    best, variant, params, states, notes = best_params(out, data=data, log=log, trust_code=trust_code)
     manifest = load_manifest(out)
     export = {
         "format": EXPORT_FORMAT, "versions": versions(), "hparams": best.hparams, "notes": notes,
@@ -334,7 +340,7 @@ def export_best(out: str | Path, file: str | Path, *, data=None, log=None) -> di
     return export
 
 
-def load_best(path: str | Path, *, seed: int | None = None, data=None, log=None) -> Best:
+def load_best(path: str | Path, *, seed: int | None = None, data=None, log=None, trust_code: bool = False) -> Best:
     """The best model of a results folder, or of a file written by ``jaxreg best --export``.
 
     Args:
@@ -344,17 +350,23 @@ def load_best(path: str | Path, *, seed: int | None = None, data=None, log=None)
         data: for a sweep run on arrays (:func:`jaxreg.sweep` with ``data=``) that kept no
             params: the same data, to train the best config again.
         log: a callable for progress lines (retraining), or None.
+        trust_code: import the code that the folder or file names (``model.kind =
+            "module:function"``, a ``train.penalty_mask``): only if you trust its author, as
+            opening it would run that code. Without it, such a folder or file is refused.
 
     Returns:
         A :class:`Best`: ``model, params, hparams, state, ...``;
         ``best.model.apply(best.params, best.state, x)`` returns logits.
 
     Raises:
-        InputError: not a results folder or export file, or one of another model.
+        InputError: not a results folder or export file, or one of another model, or one that
+            names code to import without ``trust_code``.
     """
+    from jaxreg.trust import foreign
+
     path = Path(path)
     if path.is_dir():
-        best, variant, params, states, _ = best_params(path, data=data, log=log)
+        best, variant, params, states, _ = best_params(path, data=data, log=log, trust_code=trust_code)
         info = _info(best, variant, path, load_manifest(path))
         model, hparams = variant.model, best.hparams
         seeds = info["seeds"]
@@ -363,11 +375,12 @@ def load_best(path: str | Path, *, seed: int | None = None, data=None, log=None)
         from jaxreg.sweeps.build import build_model
 
         tables, data_info = export["tables"], export["data"]
-        model, _ = build_model(tables["model"], tables["train"], {
-            "input_shape": tuple(data_info["input_shape"]), "num_classes": data_info["num_classes"],
-            "num_outputs": data_info["num_outputs"],
-            "image_shape": tuple(data_info["image_shape"]) if data_info["image_shape"] else None},
-            tables["data"].get("dataset", ""))
+        with foreign(str(path), trust_code):
+            model, _ = build_model(tables["model"], tables["train"], {
+                "input_shape": tuple(data_info["input_shape"]), "num_classes": data_info["num_classes"],
+                "num_outputs": data_info["num_outputs"],
+                "image_shape": tuple(data_info["image_shape"]) if data_info["image_shape"] else None},
+                tables["data"].get("dataset", ""))
         params_like, state_like = _params_like(model)
         seeds = export["seeds"]
         params = {s: _unflatten(params_like, arrays, f"params/{s}/", str(path)) for s in seeds}
@@ -380,9 +393,11 @@ def load_best(path: str | Path, *, seed: int | None = None, data=None, log=None)
     return Best(model, params[seed], hparams, states[seed], seed, params, states, info)
 
 
-def load_model(file: str | Path, *, seed: int | None = None) -> Best:
+def load_model(file: str | Path, *, seed: int | None = None, trust_code: bool = False) -> Best:
     """The model a ``jaxreg best DIR --export FILE`` wrote: what ``load_best(DIR)`` returns, with
     ``predict`` and ``predict_proba`` on raw inputs, rebuilt without the data and never trained.
+    ``trust_code``: as :func:`load_best` (a file naming a ``module:function`` model is refused
+    without it).
 
     Raises:
         InputError: not such a file (a results folder: :func:`load_best` reads it).
@@ -390,7 +405,7 @@ def load_model(file: str | Path, *, seed: int | None = None) -> Best:
     if Path(file).is_dir():
         raise InputError(f"file: expected a file written by jaxreg best --export, got {str(file)!r} (a folder: "
                          f"jaxreg.load_best reads it)")
-    return load_best(file, seed=seed)
+    return load_best(file, seed=seed, trust_code=trust_code)
 
 
 def _read_export(path: Path) -> tuple[dict, dict]:

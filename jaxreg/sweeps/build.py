@@ -35,6 +35,7 @@ from jaxreg.optimizers import PENALTIES
 from jaxreg.penalties import selects_anything
 from jaxreg.sweeps.spec import ARRAYS, CheckedSpec, Static, check_spec, importable, is_factory, read_spec
 from jaxreg.train import TrainConfig, as_data, check_data, check_values
+from jaxreg.trust import foreign
 
 __all__ = ["Spec", "Variant", "build_model", "build_spec", "fingerprint", "load_spec", "spec_digest"]
 
@@ -263,7 +264,8 @@ def _build_static(static: Static, datasets: dict, given=None) -> dict:
     model, init_params = build_model(static.model, static.train, dataset.info, static.dataset)
     model_resolved = static.model
     if static.model.get("pretrained"):
-        init_params, digest = _pretrained(static.model, model)
+        own = {text for text in (static.model["kind"], static.train.get("penalty_mask")) if is_factory(text)}
+        init_params, digest = _pretrained(static.model, model, own)
         model_resolved = {**static.model, "pretrained_sha256": digest}  # other weights: another spec
         expected = static.raw[1].get("pretrained_sha256")
         if expected is not None and expected != digest:
@@ -282,10 +284,11 @@ def _build_static(static: Static, datasets: dict, given=None) -> dict:
             "init_params": init_params, "train": t, "model_resolved": model_resolved}
 
 
-def _pretrained(m: dict, model: Model) -> tuple[Any, str]:
+def _pretrained(m: dict, model: Model, own: set) -> tuple[Any, str]:
     """The layers of ``model.pretrained`` that fit ``model`` (the head left out, to start afresh
     for each seed, unless ``model.pretrained_head``) with their model state (batch norm's
-    running statistics), and the SHA-256 of the kept arrays."""
+    running statistics), and the SHA-256 of the kept arrays. Of the code the pretrained folder
+    or export names, only what this spec names itself (``own``) is imported."""
     from jaxreg.sweeps.best import load_best  # best builds specs: imported when needed
     from jaxreg.transfer import Pretrained, pretrained_layers
 
@@ -294,7 +297,9 @@ def _pretrained(m: dict, model: Model) -> tuple[Any, str]:
         raise InputError(f"model.pretrained: expected a results folder or an exported .npz, got {path!r} "
                          f"(no such file or folder{'' if Path(path).is_absolute() else ' at ' + os.path.abspath(path)})")
     try:
-        best = load_best(path, seed=m.get("pretrained_seed"))
+        with foreign(str(path), allowed=own, remedy="only what this spec names itself is imported from a "
+                                                  "pretrained folder or export"):
+            best = load_best(path, seed=m.get("pretrained_seed"), trust_code=True)
     except InputError as error:
         raise InputError(f"model.pretrained: expected a results folder or an exported .npz, got {path!r} "
                          f"({error})") from None
@@ -390,9 +395,12 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
         raise InputError(f"{where}train.{error}") from None
     check_values(config, as_data(dataset))  # names data.SPLIT.x or .y
     penalized = [name for name in ("l2", "l1", "weight_decay") if _may_be_nonzero(space, name)]
-    if penalized:
+    if penalized or "penalty_mask" in t:
         params = merge_params(jax.eval_shape(model.init, jax.random.key(0))[0],
                               split_init(static["init_params"])[0])
+    if "penalty_mask" in t:
+        _check_mask(t["penalty_mask"], config, params)
+    if penalized:
         if not selects_anything(config.mask(params)):
             raise InputError(f"{where}hparams.{penalized[0]}: expected 0 when the penalty mask selects no "
                              f"params (the model has no leaf with two or more dimensions, or "
@@ -401,6 +409,33 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
         raise InputError(f"search.metric: expected 'train_loss' or 'train_accuracy' when the validation "
                          f"split is empty, got {s['metric']!r}")
     return Variant(tuple(names), dataset, model, config, space, static["init_params"])
+
+
+def _check_mask(text: str, config: TrainConfig, params) -> None:
+    """A spec's penalty mask gives one bool, or one 0/1 array of the leaf's shape, per params leaf."""
+    try:
+        mask = config.mask(params)
+    except Exception as error:
+        raise InputError(f"train.penalty_mask: expected {text!r} to take the params and return a mask, got "
+                         f"{type(error).__name__}: {error}") from None
+
+    def fits(m, p) -> bool:
+        try:
+            m = np.asarray(m)
+            zero_one = m.dtype == np.bool_ or (m.dtype.kind in "iuf" and bool(np.isin(m, (0, 1)).all()))
+            return zero_one and m.shape in ((), tuple(p.shape))
+        except Exception:  # not an array
+            return False
+
+    params_tree = jax.tree_util.tree_structure(params)
+    try:
+        same = jax.tree_util.tree_structure(mask) == params_tree
+    except Exception:  # not a pytree jax can flatten
+        same = False
+    if not same or not all(fits(m, p) for m, p in zip(jax.tree_util.tree_leaves(mask),
+                                                       jax.tree_util.tree_leaves(params))):
+        raise InputError(f"train.penalty_mask: expected {text!r} to return a pytree of bools (or 0/1 arrays) "
+                         f"shaped like the params, one per leaf, got {type(mask).__name__} {str(mask)[:80]!r}")
 
 
 def _check_new_axes(space: Space, model: Model, augment: tuple, image_shape, layerwise: bool, where: str) -> None:

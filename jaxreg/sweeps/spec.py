@@ -35,6 +35,7 @@ from jaxreg.report.summary import CSV_SOURCES
 from jaxreg.sweeps.halving import METHODS as HALVING, brackets as halving_brackets
 from jaxreg.sweeps.samplers import check_installed
 from jaxreg.sweeps.space import METHODS, MODEL_METHODS, parse_axis
+from jaxreg.trust import check_import
 from jaxreg.train import METRICS, MONITORS
 
 __all__ = ["CheckedSpec", "Static", "anchor_paths", "apply_overrides", "check_spec", "parse_override", "read_spec"]
@@ -245,6 +246,7 @@ def read_spec(path: str | Path, overrides: list[str] = ()) -> dict:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"spec: expected valid TOML in {str(path)!r}, got a syntax error: {error}") from None
+    search_last(path.resolve().parent, Path.cwd())  # its modules: beside it, or here
     # A spec's own paths are read from its folder, wherever it is run from; an override's from the
     # working directory, as a shell argument is.
     raw = anchor_paths(raw, path.resolve().parent)
@@ -274,6 +276,21 @@ def did_you_mean(given, allowed) -> str:
     """`` (did you mean 'dropout'?)`` for a misspelt name close to one of ``allowed``, else ``""``."""
     close = difflib.get_close_matches(str(given), [str(a) for a in allowed], n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+SEARCHED_LAST: list[str] = []  # the folders search_last appended (a Ray worker appends them too)
+
+
+def search_last(*folders) -> None:
+    """Lets a spec's ``module:function`` find modules beside the spec (the user's own file) and in
+    the working directory, searched after everything else: they never shadow an installed or
+    standard-library module."""
+    import sys
+
+    for folder in map(str, folders):
+        if folder not in sys.path:
+            sys.path.append(folder)
+            SEARCHED_LAST.append(folder)
 
 
 def _check_keys(table: str, given: dict, allowed) -> None:
@@ -312,17 +329,18 @@ def is_factory(kind) -> bool:
 def importable(field: str, text) -> Any:
     """The object that ``"package.module:name"`` names, imported now; a one-line error if none.
 
-    The current folder is searched first, as ``python -m`` would, so a spec run from a project
-    folder finds that project's modules.
+    Imports search ``sys.path`` as it is: :func:`read_spec` appends the spec's folder and the
+    working directory to its end, so neither can shadow an installed or standard-library module.
+    While a results folder or an export is read (:func:`jaxreg.trust.foreign`) nothing is
+    imported unless the caller trusts it. The object must be a function defined in Python in the
+    package it is named from (a class too for ``model.kind``), not in the standard library: a
+    builtin such as ``os:system`` is refused before anything calls it.
     """
     if not isinstance(text, str) or not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", text):
         raise InputError(f"{field}: expected 'module:function' (an importable callable), got {text!r}")
+    check_import(field, text)
     module_name, _, attribute = text.partition(":")
     import importlib
-    import os
-    import sys
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
         target = importlib.import_module(module_name)
         for part in attribute.split("."):
@@ -330,10 +348,28 @@ def importable(field: str, text) -> Any:
     except Exception as error:  # any failure to import is the spec's problem, in one line
         raise InputError(f"{field}: expected 'module:function' (an importable callable), got {text!r} "
                          f"({type(error).__name__}: {error})") from None
-    if not callable(target):
-        raise InputError(f"{field}: expected 'module:function' (an importable callable), got {text!r} "
-                         f"(a {type(target).__name__})")
+    _check_callable(field, text, target)
     return target
+
+
+def _check_callable(field: str, text: str, target) -> None:
+    """Refuses what a spec's ``module:function`` must not name, before it is ever called."""
+    import inspect
+    import sys
+
+    classes = field.endswith("model.kind")  # a class may build a model; a mask is a function
+    kind = "a Python function or class" if classes else "a Python function"
+    defined_in = getattr(target, "__module__", None) or ""
+    why = None
+    if not (inspect.isfunction(target) or (classes and inspect.isclass(target))):
+        why = f"a {type(target).__name__}"
+    elif defined_in.partition(".")[0] in sys.stdlib_module_names:
+        why = f"from the standard library's {defined_in!r}"
+    elif defined_in.partition(".")[0] != text.partition(":")[0].partition(".")[0]:
+        why = f"defined in {defined_in!r}: name it there"
+    if why is not None:
+        raise InputError(f"{field}: expected 'module:function' naming {kind} of that package, got {text!r} "
+                         f"({why})")
 
 
 def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
