@@ -17,6 +17,7 @@ from matplotlib.image import imread
 
 from jaxreg import cli, report
 from jaxreg.errors import InputError
+from jaxreg.report import store
 from jaxreg.report.compare import compare, load_folders, plot_best_so_far, plot_sampled_points
 from jaxreg.sweeps import load_spec, run_sweep
 
@@ -82,6 +83,8 @@ def _edit_manifest(folder, **search):
     path = folder / report.MANIFEST
     manifest = json.loads(path.read_text())
     manifest["spec"]["search"].update(search)
+    # As a run of that spec writes it: the spec's digests follow it (else the edit is refused).
+    manifest.update(spec_sha256=store.spec_sha256(manifest["spec"]), spec_parts=store.spec_parts(manifest["spec"]))
     path.write_text(json.dumps(manifest))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -45,12 +46,19 @@ def with_set(tmp, *sets):
     return argv
 
 
-def results(tmp: Path) -> Path:
-    """A finished results folder of the base spec (written by hand: nothing trains here)."""
-    out = tmp / "res"
+RESOLVED = {"name": "base", "search": {"method": "grid", "metric": "val_loss", "goal": "minimize"},
+            "train": {"epochs": 8, "eval_every": 1}}
+
+
+def results(tmp: Path, name: str = "res", **fields) -> Path:
+    """A finished results folder of the base spec (written by hand: nothing trains here); ``fields``
+    replace the manifest's (as a hand edit would)."""
+    from jaxreg.report import store
+
+    out = tmp / name
     (out / "curves").mkdir(parents=True)
-    manifest = {"spec_sha256": "ab" * 32, "spec": {"name": "base", "search": {"metric": "val_loss", "goal": "minimize"}},
-                "runs": []}
+    manifest = {"format": store.FORMAT, "spec_sha256": store.spec_sha256(RESOLVED), "spec": RESOLVED,
+                "spec_parts": store.spec_parts(RESOLVED), "files": ["trials.jsonl"], "runs": [], **fields}
     (out / "manifest.json").write_text(json.dumps(manifest))
     from jaxreg.train import METRICS
 
@@ -108,7 +116,23 @@ CASES = [
         ["run", spec(t), "--out", str(t / "res")]),
     ("out-manifest-is-a-folder", lambda t: (results(t) / "manifest.json").unlink() or (t / "res" / "manifest.json").mkdir()
         or ["run", spec(t), "--out", str(t / "res")]),
-    # results folders read by show, plot, compare
+    ("out-manifest-of-a-web-app", lambda t: (t / "site").mkdir() or [(t / "site" / n).write_text(n) for n in (
+        "manifest.json", "summary.csv", "curves.png", "cats_vs_dogs.png")] and
+        ["run", spec(t), "--out", str(t / "site"), "--overwrite"]),
+    ("out-lock-a-symlink", lambda t: results(t) and (t / "outside.txt").write_text("keep me") and
+        os.symlink(t / "outside.txt", t / "res" / ".jaxreg.lock") or ["run", spec(t), "--out", str(t / "res"), "--overwrite"]),
+    ("out-curves-a-symlink", lambda t: results(t) and (t / "elsewhere").mkdir() or
+        (t / "elsewhere" / "0123456789_0.npz").write_text("keep") and shutil.rmtree(t / "res" / "curves") or
+        os.symlink(t / "elsewhere", t / "res" / "curves") or ["run", spec(t), "--out", str(t / "res"), "--overwrite"]),
+    ("out-manifest-runs-a-string", lambda t: results(t, runs="x") and ["run", spec(t), "--out", str(t / "res")]),
+    # results folders read by show, plot, best, compare
+    ("show-manifest-sha-a-number", lambda t: results(t, spec_sha256=5) and ["show", str(t / "res")]),
+    ("plot-spec-edited", lambda t: results(t, spec={**RESOLVED, "train": {"epochs": 40, "eval_every": 1}})
+        and ["plot", str(t / "res")]),
+    ("best-manifest-metric-bogus", lambda t: results(t, spec={**RESOLVED, "search": {**RESOLVED["search"], "metric": "bogus"}})
+        and ["best", str(t / "res")]),
+    ("compare-manifest-runs-a-string", lambda t: results(t, runs="x") and
+        ["compare", str(results(t, "good")), str(t / "res"), "--out", str(t / "cmp")]),
     ("show-a-file", lambda t: ["show", spec(t)]),
     ("show-symlink-loop", lambda t: ["show", symlink(t, "loop")]),
     ("show-manifest-empty-object", lambda t: (results(t) / "manifest.json").write_text("{}") and ["show", str(t / "res")]),
@@ -176,12 +200,30 @@ MESSAGES = {
                           "got 'TMP/mine' holding 1 entry jaxreg did not write (notes.txt); choose another --out",
     "out-journal-without-manifest": "--out: expected a jaxreg results folder with its manifest.json, got 'TMP/res' "
                                     "holding trials.jsonl without one; restore the manifest, or choose another --out",
-    "out-broken-manifest": "--out: 'TMP/res' has an unreadable manifest.json: expected a jaxreg results folder; use "
-                           "--overwrite to replace it",
-    "out-manifest-is-a-folder": "--out: 'TMP/res' has an unreadable manifest.json: expected a jaxreg results folder; "
-                                "use --overwrite to replace it",
+    "out-broken-manifest": "--out: expected a new or empty folder, or a jaxreg results folder (with manifest.json), "
+                           "got 'TMP/res' holding 2 entries jaxreg did not write (manifest.json, trials.jsonl); "
+                           "choose another --out",
+    "out-manifest-is-a-folder": "--out: expected a new or empty folder, or a jaxreg results folder (with "
+                                "manifest.json), got 'TMP/res' holding 2 entries jaxreg did not write (manifest.json, "
+                                "trials.jsonl); choose another --out",
     "show-a-file": "DIR: expected a jaxreg results folder with manifest.json, got 'TMP/spec.toml'",
     "show-symlink-loop": "DIR: expected a jaxreg results folder with manifest.json, got 'TMP/loop'",
+    "out-manifest-of-a-web-app": "--out: expected a new or empty folder, or a jaxreg results folder (with "
+                                 "manifest.json), got 'TMP/site' holding 4 entries jaxreg did not write (cats_vs_dogs.png, "
+                                 "curves.png, manifest.json, ...); choose another --out",
+    "out-lock-a-symlink": "TMP/res/.jaxreg.lock: expected a regular file, got a symbolic link",
+    "out-curves-a-symlink": "TMP/res/curves: expected a folder, got a symbolic link",
+    "out-manifest-runs-a-string": "--out: expected runs in TMP/res/manifest.json to be a list of runs (each a table "
+                                  "with its start time), got \"x\"",
+    "show-manifest-sha-a-number": "DIR: expected spec_sha256 in TMP/res/manifest.json to be a SHA-256 (64 hex "
+                                  "digits), got 5",
+    "plot-spec-edited": "DIR: expected the spec in TMP/res/manifest.json to match its spec_sha256, got "
+                        "spec.train.epochs changed since jaxreg wrote it; restore the spec (its results were "
+                        "computed with it)",
+    "best-manifest-metric-bogus": "DIR: expected spec.search.metric in TMP/res/manifest.json to be one of val_loss, "
+                                  "val_accuracy, train_loss, train_accuracy, got \"bogus\"",
+    "compare-manifest-runs-a-string": "DIR: expected runs in TMP/res/manifest.json to be a list of runs (each a "
+                                      "table with its start time), got \"x\"",
     "show-manifest-empty-object": "DIR: expected a manifest with spec, spec_sha256 and runs in "
                                   "TMP/res/manifest.json, got '{}'",
     "show-manifest-a-list": "DIR: expected a manifest with spec, spec_sha256 and runs in TMP/res/manifest.json, "

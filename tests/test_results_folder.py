@@ -31,15 +31,27 @@ def snapshot(folder):
 def test_overwrite_removes_only_what_jaxreg_wrote(tmp_path, spec):
     out = tmp_path / "out"
     run_sweep(spec, out, progress=False)
-    (out / "logo.png").write_bytes(b"a user's image")
-    (out / "notes.txt").write_text("mine")
+    written = sorted(p.name for p in out.iterdir())
+    # The user's files, some named like jaxreg's with a suffix; curves.png is not jaxreg's here
+    # (plots are off in this spec: jaxreg never wrote one).
+    mine = {"logo.png": b"a user's image", "notes.txt": b"mine", "trials.jsonl.bak": b"1", "summary.csv.orig": b"2",
+            "curves.png.old": b"3", "manifest.json.save": b"4", "before_vs_after.png": b"5", "curves.png": b"6",
+            ".summary.csv.orig": b"7"}
+    for name, data in mine.items():
+        (out / name).write_bytes(data)
     (out / store.CURVES / "mine.npz").write_bytes(b"mine too")
-    (out / "curves.png").write_bytes(b"jaxreg's plot, stale")
-    run_sweep(spec, out, overwrite=True, progress=False)
-    assert (out / "logo.png").read_bytes() == b"a user's image"
-    assert (out / "notes.txt").read_text() == "mine"
+    removed = []
+    real_unlink = store.Path.unlink
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store.Path, "unlink", lambda self, *a, **k: removed.append(self.name) or real_unlink(self, *a, **k))
+        run_sweep(spec, out, overwrite=True, progress=False)
+    assert {name: (out / name).read_bytes() for name in mine} == mine
     assert (out / store.CURVES / "mine.npz").read_bytes() == b"mine too"
-    assert not (out / "curves.png").exists()  # ours: removed (plots are off in this spec)
+    trial = f"{store.read_journal(out)[0]['config_id']}_0.npz"
+    # What the first run wrote went (and came back), nothing else did (the run clears its own
+    # chunk checkpoint as it goes).
+    assert sorted(set(removed) - {store.CHECKPOINT}) == sorted([store.MANIFEST, store.JOURNAL, trial])
+    assert sorted(p.name for p in out.iterdir()) == sorted(written + list(mine))
     assert len(store.read_journal(out)) == 1
 
 
@@ -172,7 +184,7 @@ def test_an_out_the_system_cannot_create_is_one_line_and_exit_2(tmp_path, capsys
 def test_temporaries_a_killed_run_left_are_removed_at_the_next_run(tmp_path, spec):
     out = tmp_path / "out"
     run_sweep(spec, out, progress=False)
-    strays = [out / ".summary.csv.k3j2x9", out / ".manifest.json.a8b7c6", out / store.CURVES / ".0123456789_0.npz.q1w2e3"]
+    strays = [out / ".trials.jsonl.k3j2x9ab", out / ".manifest.json.a8b7c6de", out / store.CURVES / ".0123456789_0.npz.q1w2e3r4"]
     for path in strays:
         path.write_bytes(b"half a file")
     (out / ".my-own-dotfile").write_text("kept")

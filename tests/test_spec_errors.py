@@ -354,7 +354,10 @@ def test_missing_mnist_without_download(tmp_path, capsys, monkeypatch):
 def _results_folder(out: Path) -> None:
     """A results folder as a finished run of another spec leaves it."""
     (out / "curves").mkdir(parents=True)
-    manifest = {"spec_sha256": "ab" * 32, "spec": {"name": "other", "search": {"metric": "val_loss"}},
+    from jaxreg.report import store
+
+    spec = {"name": "other", "search": {"method": "grid", "metric": "val_loss", "goal": "minimize"}, "train": {"epochs": 2}}
+    manifest = {"spec_sha256": store.spec_sha256(spec), "spec": spec,
                 "runs": [{"started": "2024-01-01T00:00:00+00:00", "finished": "2024-01-01T00:01:00+00:00"}]}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     (out / "trials.jsonl").write_text(json.dumps({"config_id": "0123456789", "seed": 0}) + "\n")
@@ -373,7 +376,8 @@ def test_results_folder_of_another_spec_is_untouched(tmp_path, capsys, patch):
         message = "train.epochs: expected an integer >= 1, got 0"
     else:
         built = load_spec(spec)
-        message = (f"--out: '{out}' holds results of a different spec (sha256 {'ab' * 6}, this one "
+        previous = json.loads((out / "manifest.json").read_text())["spec_sha256"]
+        message = (f"--out: '{out}' holds results of a different spec (sha256 {previous[:12]}, this one "
                    f"{built.digest[:12]}: data is unset there, {built.resolved['data']!r} here): expected the "
                    f"same data, model, train and fixed hparams to resume or grow it (more seeds, configs or "
                    f"cases); use --overwrite to replace them, or another --out")

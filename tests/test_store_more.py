@@ -23,8 +23,14 @@ def full_record(config_id="c", seed=0, **fields) -> dict:
             "metrics": dict.fromkeys(METRICS, 0.5), **fields}
 
 
-SPEC = types.SimpleNamespace(digest="a" * 64, resolved={"name": "s", "train": {"epochs": 2}})
-OTHER = types.SimpleNamespace(digest="b" * 64, resolved={"name": "t"})
+def tiny_spec(name: str, **train) -> types.SimpleNamespace:
+    """What the store reads of a spec: its resolved form (in the shape a manifest checks) and digest."""
+    resolved = {"name": name, "search": {"method": "grid", "metric": "val_loss", "goal": "minimize"},
+                "train": {"epochs": 2, **train}}
+    return types.SimpleNamespace(resolved=resolved, digest=store.spec_sha256(resolved))
+
+
+SPEC, OTHER = tiny_spec("s"), tiny_spec("t")
 
 
 def test_json_value_is_strict_json():
@@ -77,7 +83,7 @@ def test_atomic_write_that_fails_keeps_the_old_file_and_removes_its_temporary(tm
     assert (error.value.errno, error.value.strerror, error.value.filename) == (28, "No space left on device", str(path))
     # While writing, the temporary sat beside the file, hidden, named after it.
     assert len(seen) == 1 and len(seen[0]) == 2 and seen[0][1] == "summary.csv"
-    assert seen[0][0].startswith(".summary.csv.") and store._OURS.fullmatch(seen[0][0])
+    assert store._TEMPORARY.fullmatch(seen[0][0])[1] == "summary.csv"
     assert path.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.csv"]
 
@@ -196,7 +202,7 @@ def test_write_curves_holds_every_metric_the_epochs_and_the_params(tmp_path):
     np.testing.assert_array_equal(loaded["params/['dense_0']['w']"], [[4.0, 5.0], [6.0, 7.0]])
     s.write_curves({"config_id": "0123456789", "seed": 5}, result, 0, False, [5, 10, 15])
     assert not any(k.startswith(("params/", "state/")) for k in store.load_curves(tmp_path, "0123456789", 5))
-    assert all(store._OUR_CURVES.fullmatch(p.name) for p in s.curves_dir.iterdir())
+    assert all(store._TRIAL_FILE.fullmatch(p.name) for p in s.curves_dir.iterdir())
 
 
 def test_a_file_as_out_is_refused(tmp_path):
@@ -229,7 +235,10 @@ def test_an_empty_curves_folder_and_the_lock_are_leftovers_not_foreign(tmp_path)
     assert s.foreign_entries() == []
     (tmp_path / store.CURVES / "x").write_text("")
     assert s.foreign_entries() == ["curves"]
-    (tmp_path / store.MANIFEST).write_text("{}")
+    (tmp_path / store.MANIFEST).write_text("{}")  # not jaxreg's manifest: the folder is not jaxreg's
+    assert s.foreign_entries() == ["curves", "manifest.json"]
+    (tmp_path / store.MANIFEST).unlink()
+    s.start_run(SPEC, 1)
     assert s.foreign_entries() == []
 
 
@@ -252,15 +261,18 @@ def test_resuming_checks_the_spec_and_overwrite_clears_only_ours(tmp_path):
     s.prepare(SPEC, overwrite=False)
     s.start_run(SPEC, 1)
     s.unlock()
-    (tmp_path / "summary.csv").write_text("x")
+    store.atomic_write(tmp_path / "summary.csv", "x")  # a file jaxreg writes, recorded as it writes it
+    store.record_files(tmp_path, ["summary.csv"])
+    s.append([full_record("0123456789", 0)])
     (tmp_path / store.CURVES / "0123456789_0.npz").write_bytes(b"x")
+    (tmp_path / store.CURVES / "0123456789_1.npz").write_bytes(b"a trial not journaled: not known as jaxreg's")
     (tmp_path / store.CURVES / "keep.npz").write_bytes(b"x")
     (tmp_path / "notes.md").write_text("mine")
     (tmp_path / ".hidden").write_text("mine")
     with pytest.raises(InputError) as error:
         store.Store(tmp_path).prepare(OTHER, overwrite=False)
     assert str(error.value) == (f"--out: {str(tmp_path)!r} holds results of a different spec (sha256 "
-                                f"aaaaaaaaaaaa, this one bbbbbbbbbbbb): expected the same spec to resume; "
+                                f"{SPEC.digest[:12]}, this one {OTHER.digest[:12]}): expected the same spec to resume; "
                                 f"use --overwrite to replace them, or another --out")
     same = store.Store(tmp_path)
     same.prepare(SPEC, overwrite=False)  # the same spec resumes, nothing removed
@@ -270,15 +282,17 @@ def test_resuming_checks_the_spec_and_overwrite_clears_only_ours(tmp_path):
     o.prepare(OTHER, overwrite=True)
     o.unlock()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", store.LOCK, "curves", "notes.md"]
-    assert [p.name for p in (tmp_path / store.CURVES).iterdir()] == ["keep.npz"]
+    assert sorted(p.name for p in (tmp_path / store.CURVES).iterdir()) == ["0123456789_1.npz", "keep.npz"]
 
 
-def test_an_unreadable_manifest_is_named_when_resuming(tmp_path):
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_manifest_jaxreg_did_not_write_makes_the_folder_foreign(tmp_path, overwrite):
     (tmp_path / store.MANIFEST).write_text('{"runs": []}')
     with pytest.raises(InputError) as error:
-        store.Store(tmp_path).prepare(SPEC, overwrite=False)
-    assert str(error.value) == (f"--out: {str(tmp_path)!r} has an unreadable manifest.json: expected a jaxreg "
-                                f"results folder; use --overwrite to replace it")
+        store.Store(tmp_path).prepare(SPEC, overwrite=overwrite)
+    assert str(error.value) == (f"--out: expected a new or empty folder, or a jaxreg results folder (with "
+                                f"manifest.json), got {str(tmp_path)!r} holding 1 entry jaxreg did not write "
+                                f"(manifest.json); choose another --out")
     assert not (tmp_path / store.LOCK).exists()  # refused before taking the lock
 
 
@@ -304,9 +318,12 @@ def test_stray_temporaries_are_removed_but_not_a_users_dotfiles(tmp_path):
     s.prepare(SPEC, overwrite=False)
     s.start_run(SPEC, 1)
     s.unlock()
-    strays = [tmp_path / ".summary.csv.ab12_x", tmp_path / ".trials.jsonl.q9",
-              tmp_path / store.CURVES / ".0123456789_3.npz.zz1"]
-    mine = [tmp_path / ".gitignore", tmp_path / store.CURVES / ".keep"]
+    strays = [tmp_path / ".manifest.json.ab12_xyz", tmp_path / ".trials.jsonl.q9q9q9q9",
+              tmp_path / store.CURVES / ".0123456789_3.npz.zz1abcde"]
+    # Not a temporary of a file jaxreg writes here (summary.csv is not written yet), or not a
+    # temporary's exact name (tempfile's 8 characters).
+    mine = [tmp_path / ".gitignore", tmp_path / store.CURVES / ".keep", tmp_path / ".summary.csv.ab12_xyz",
+            tmp_path / ".trials.jsonl.q9", tmp_path / ".trials.jsonl.orig", tmp_path / ".trials.jsonl.ab12_xyz.bak"]
     for path in strays + mine:
         path.write_text("x")
     again = store.Store(tmp_path)
@@ -473,3 +490,245 @@ def test_atomic_write_passes_an_interrupt_and_a_named_error_through_unchanged(tm
     assert (error.value.errno, error.value.strerror) == (13, "Permission denied")
     assert error.value.filename.startswith(str(tmp_path / ".manifest.json."))  # the system's own words, kept
     assert list(tmp_path.iterdir()) == []  # no temporary left either way
+
+
+# --- A folder owns exactly what jaxreg wrote, and no link is followed out of it ---------------
+
+def tree_digest(root) -> str:
+    """Every entry under ``root`` (names, bytes, link targets): what must not change."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(os.readlink(path).encode() if path.is_symlink() else path.read_bytes() if path.is_file() else b"/")
+    return digest.hexdigest()
+
+
+def sentinel(tmp_path):
+    """A tree outside the results folder, with files named like jaxreg's."""
+    outside = tmp_path / "outside"
+    (outside / "curves").mkdir(parents=True)
+    for name in ("victim.txt", "trials.jsonl"):
+        (outside / name).write_text("the user's, outside the folder\n{torn")
+    (outside / "curves" / "0123456789_0.npz").write_bytes(b"not the folder's")
+    return outside
+
+
+def started(out, spec=SPEC, shard=None):
+    s = store.Store(out, shard)
+    s.prepare(spec, overwrite=False)
+    s.start_run(spec, 1)
+    s.append([full_record("0123456789", 0, point={"learning_rate": 0.1})])
+    s.unlock()
+    return s
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("name", [store.LOCK, ".jaxreg.shard-0-of-2.lock", store.JOURNAL, "trials.shard-1-of-2.jsonl",
+                                  store.CHECKPOINT, store.MANIFEST, store.CURVES, store.TENSORBOARD])
+def test_a_link_among_jaxregs_own_files_is_refused_and_nothing_outside_changes(tmp_path, name, overwrite):
+    out = tmp_path / "out"
+    started(out)
+    outside = sentinel(tmp_path)
+    target = outside / ("curves" if name in (store.CURVES, store.TENSORBOARD) else "victim.txt")
+    if (out / name).is_dir():
+        for path in (out / name).iterdir():
+            path.unlink()
+        (out / name).rmdir()
+    (out / name).unlink(missing_ok=True)
+    (out / name).symlink_to(target)
+    before, inside = tree_digest(outside), tree_digest(out)
+    with pytest.raises(InputError) as error:
+        store.Store(out).prepare(SPEC, overwrite=overwrite)
+    kind = "a folder" if name in (store.CURVES, store.TENSORBOARD) else "a regular file"
+    assert str(error.value) == f"{out / name}: expected {kind}, got a symbolic link"
+    assert (tree_digest(outside), tree_digest(out)) == (before, inside)
+
+
+def test_the_lock_the_journal_and_its_repair_never_follow_a_link(tmp_path):
+    outside = sentinel(tmp_path)
+    before = tree_digest(outside)
+    for shard, name in [(None, store.LOCK), (store.Shard(0, 2), ".jaxreg.shard-0-of-2.lock")]:
+        out = tmp_path / f"lock-{name}"
+        out.mkdir()
+        (out / name).symlink_to(outside / "victim.txt")
+        with pytest.raises(InputError) as error:
+            store.Store(out, shard).lock()  # a link taken as the lock was truncated, and a pid written in it
+        assert str(error.value) == f"{out / name}: expected a regular file, got a symbolic link"
+    out = tmp_path / "journal"
+    out.mkdir()
+    (out / store.JOURNAL).symlink_to(outside / "trials.jsonl")
+    with pytest.raises(InputError) as error:
+        store.Store(out).append([full_record()])
+    assert str(error.value) == f"{out / store.JOURNAL}: expected a regular file, got a symbolic link"
+    with pytest.raises(InputError) as error:
+        store.read_journal(out, repair=True)  # the torn last line is not cut off the file outside
+    assert str(error.value) == f"{out / store.JOURNAL}: expected a regular file, got a symbolic link"
+    assert tree_digest(outside) == before
+
+
+def test_overwrite_removes_the_recorded_files_and_never_a_suffix_variant(tmp_path):
+    from matplotlib.figure import Figure
+
+    from jaxreg.report.plots import save_figure
+    from jaxreg.report.summary import write_csv
+
+    out = tmp_path / "out"
+    started(out)
+    write_csv(out / "summary.csv", [{"rank": 1}])
+    save_figure(Figure(), out / "curves.png")
+    store.atomic_write(out / store.CURVES / "0123456789_0.npz", b"the journaled trial's curves")
+    manifest = store.load_manifest(out)
+    assert manifest["format"] == store.FORMAT
+    assert manifest["files"] == ["checkpoint.npz", "curves.png", "summary.csv", "trials.jsonl"]
+    mine = ["trials.jsonl.bak", "summary.csv.orig", "curves.png.old", "manifest.json.save", "before_vs_after.png",
+            "metric_vs_learning_rate.png", ".summary.csv.orig", ".summary.csv.abcdefgh.bak", "notes.md"]
+    for name in mine:
+        (out / name).write_text("mine")
+    (out / store.CURVES / "keep.npz").write_text("mine")
+    (out / ".curves.png.x1y2z3w4").write_bytes(b"a killed run's temporary of a recorded file")
+    s = store.Store(out)
+    s.prepare(OTHER, overwrite=True)
+    s.unlock()
+    assert sorted(p.name for p in out.iterdir()) == sorted([store.LOCK, store.CURVES, *mine])
+    assert [p.name for p in (out / store.CURVES).iterdir()] == ["keep.npz"]
+
+
+def test_a_plot_or_csv_written_outside_a_results_folder_records_nothing(tmp_path):
+    from jaxreg.report.summary import write_csv
+
+    write_csv(tmp_path / "comparison.csv", [{"a": 1}])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comparison.csv"]
+
+
+def legacy_folder(out, spec=SPEC):
+    """A folder as jaxreg wrote it before the manifest's mark and record of files."""
+    (out / store.CURVES).mkdir(parents=True)
+    manifest = {"spec_sha256": spec.digest, "spec": spec.resolved,
+                "runs": [{"started": "2025-01-01T00:00:00+00:00", "finished": None}]}
+    (out / store.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    record = full_record("0123456789", 0, point={"learning_rate": 0.1})
+    (out / store.JOURNAL).write_text(json.dumps(record) + "\n")
+    ours = ["summary.csv", "trials.csv", "curves.png", "metric_vs_learning_rate.png", "val_loss_vs_learning_rate.png"]
+    mine = ["summary.csv.orig", "before_vs_after.png", "val_loss_vs_momentum.png", "README.md", "curves.png.old"]
+    for name in ours + mine:
+        (out / name).write_text(name)
+    (out / store.CURVES / "0123456789_0.npz").write_bytes(b"x")
+    (out / store.CURVES / "0123456789_1.npz").write_bytes(b"no journaled trial: kept")
+    return ours, mine
+
+
+def test_a_folder_written_before_the_mark_is_read_resumed_and_marked(tmp_path):
+    out = tmp_path / "old"
+    ours, mine = legacy_folder(out)
+    assert store.load_manifest(out)["spec"] == SPEC.resolved
+    s = store.Store(out)
+    s.prepare(SPEC, overwrite=False)
+    s.start_run(SPEC, 1)
+    s.unlock()
+    manifest = store.load_manifest(out)
+    assert manifest["format"] == store.FORMAT and len(manifest["runs"]) == 2
+    # What the exact names of jaxreg's files find there, and this run's own journal and checkpoint.
+    assert manifest["files"] == sorted([*ours, store.JOURNAL, store.CHECKPOINT])
+
+
+def test_overwrite_of_a_folder_written_before_the_mark_removes_jaxregs_exact_names(tmp_path):
+    out = tmp_path / "old"
+    ours, mine = legacy_folder(out)
+    s = store.Store(out)
+    s.prepare(OTHER, overwrite=True)
+    s.unlock()
+    assert sorted(p.name for p in out.iterdir()) == sorted([store.LOCK, store.CURVES, *mine])
+    assert [p.name for p in (out / store.CURVES).iterdir()] == ["0123456789_1.npz"]
+
+
+def test_a_manifest_of_jaxregs_shape_without_the_mark_whose_hash_fails_is_not_read(tmp_path):
+    legacy_folder(tmp_path)
+    manifest = json.loads((tmp_path / store.MANIFEST).read_text())
+    manifest["spec"]["train"]["epochs"] = 40
+    (tmp_path / store.MANIFEST).write_text(json.dumps(manifest))
+    before = tree_digest(tmp_path)
+    message = (f"expected the spec in {tmp_path / store.MANIFEST} to match its spec_sha256, got a spec that does "
+               f"not match its sha256 (edited since jaxreg wrote it); restore the spec (its results were computed "
+               f"with it)")
+    with pytest.raises(InputError) as error:
+        store.load_manifest(tmp_path)
+    assert str(error.value) == f"DIR: {message}"
+    with pytest.raises(InputError) as error:
+        store.Store(tmp_path).prepare(SPEC, overwrite=True)
+    assert str(error.value) == f"--out: {message}"
+    assert tree_digest(tmp_path) == before
+
+
+def test_an_edited_spec_is_named_by_its_field(tmp_path):
+    started(tmp_path)
+    manifest = json.loads((tmp_path / store.MANIFEST).read_text())
+    manifest["spec"]["train"]["epochs"] = 40
+    manifest["spec"]["name"] = "renamed"
+    (tmp_path / store.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(InputError) as error:
+        store.load_manifest(tmp_path)
+    assert str(error.value) == (f"DIR: expected the spec in {tmp_path / store.MANIFEST} to match its spec_sha256, "
+                                f"got spec.name, spec.train.epochs changed since jaxreg wrote it; restore the spec "
+                                f"(its results were computed with it)")
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("spec_sha256", 5, "a SHA-256 (64 hex digits)"),
+    ("spec_sha256", "A" * 64, "a SHA-256 (64 hex digits)"),
+    ("runs", "x", "a list of runs (each a table with its start time)"),
+    ("runs", [1], "a list of runs (each a table with its start time)"),
+    ("format", "jaxreg-results/9", "'jaxreg-results/1'"),
+    ("files", ["../escape.txt"], "a list of file names in the folder"),
+    ("chance", {"": "x"}, "a table of numbers"),
+])
+def test_each_manifest_field_is_checked(tmp_path, field, value, allowed):
+    started(tmp_path)
+    manifest = json.loads((tmp_path / store.MANIFEST).read_text())
+    manifest[field] = value
+    (tmp_path / store.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(InputError) as error:
+        store.load_manifest(tmp_path)
+    assert str(error.value) == f"DIR: expected {field} in {tmp_path / store.MANIFEST} to be {allowed}, got {json.dumps(value)[:60]}"
+
+
+def test_the_committed_results_folders_are_read_as_jaxregs():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "results"
+    folders = sorted(path.parent for path in root.rglob(store.MANIFEST))
+    assert len(folders) > 100
+    for folder in folders:
+        assert store.load_manifest(folder)["runs"]
+        assert store.Store(folder).foreign_entries() == []
+
+
+def test_merging_removes_the_shards_lock_files_that_no_live_process_holds(tmp_path):
+    first = store.Store(tmp_path, store.Shard(0, 2))
+    first.prepare(SPEC, overwrite=False)
+    first.start_run(SPEC, 1)
+    recorded = set(store.load_manifest(tmp_path).get("files", ()))
+    first.append([full_record("0123456789", 0)])
+    (tmp_path / ".jaxreg.shard-1-of-2.lock").write_text("jaxreg run --shard 1/2, pid 999999 on elsewhere\n")
+    live = store.Store(tmp_path, store.Shard(0, 3))  # another sweep's shard, still running
+    live.lock()
+    try:
+        assert first.merge_shards([("0123456789", 0)], first.read_journal())
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".lock")) == [
+            store.LOCK, ".jaxreg.shard-0-of-3.lock"]
+        # The shard's files were recorded as jaxreg's while they were there, and no longer are.
+        assert {"trials.shard-0-of-2.jsonl", "checkpoint.shard-0-of-2.npz"} <= recorded
+        assert not {"trials.shard-0-of-2.jsonl", "checkpoint.shard-0-of-2.npz"} & set(store.load_manifest(tmp_path)["files"])
+    finally:
+        live.unlock()
+        first.unlock()
+
+
+def test_atomic_write_replaces_a_link_never_what_it_points_to(tmp_path):
+    outside = sentinel(tmp_path)
+    before = tree_digest(outside)
+    (tmp_path / "summary.csv").symlink_to(outside / "victim.txt")
+    store.atomic_write(tmp_path / "summary.csv", "rank\n")
+    assert not (tmp_path / "summary.csv").is_symlink() and (tmp_path / "summary.csv").read_text() == "rank\n"
+    assert tree_digest(outside) == before

@@ -40,7 +40,7 @@ from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, MaxNLocat
 
 from jaxreg.hparams import AUGMENTATIONS
 from jaxreg.report.folder import Folder, distinct, load_folder
-from jaxreg.report.store import atomic_write, load_curves
+from jaxreg.report.store import atomic_write, load_curves, record_files
 from jaxreg.report.summary import as_float
 from jaxreg.trust import foreign
 
@@ -146,6 +146,7 @@ def save_figure(fig: Figure, path: Path) -> None:
     """Saves a PNG atomically: a kill mid-write never leaves a 0-byte or half-drawn file."""
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=DPI, format="png")
+    record_files(path.parent, [path.name])  # jaxreg's, in a results folder's record of its files
     atomic_write(path, buffer.getvalue())
 
 

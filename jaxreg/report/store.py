@@ -1,9 +1,13 @@
 """The files of a sweep's results folder: a journal that is the source of truth, and what is derived from it.
 
-- ``manifest.json``: the resolved spec and its SHA-256, and one entry per run of the sweep
-  (start and end time, jaxreg/jax/jaxlib/optax/numpy versions, devices, chunk size, trials
-  trained). A folder holds one study: a rerun with a spec that only adds trials (more seeds,
-  configs or cases; other output settings) grows it, reusing every journaled trial, and the
+- ``manifest.json``: jaxreg's mark (``"format": "jaxreg-results/1"``), the resolved spec and
+  its SHA-256 (:func:`spec_sha256`, checked on every read) with a short digest of each of its
+  fields (``spec_parts``: an edited field is named), the names of the files jaxreg wrote in the
+  folder (``files``: ``--overwrite`` removes those, the journaled trials' curves files and
+  TensorBoard runs, and nothing else), and one entry per run of the sweep (start and end time,
+  jaxreg/jax/jaxlib/optax/numpy versions, devices, chunk size, trials trained). A folder
+  holds one study: a rerun with a spec that only adds trials (more seeds, configs or cases;
+  other output settings) grows it, reusing every journaled trial, and the
   manifest then holds the new spec; a spec that computes trials differently is refused.
 - ``trials.jsonl``: append-only, one JSON line per finished (config, seed): ``config_id``,
   ``seed``, ``round``, ``case``, ``point`` (the swept values), ``hparams`` (all of them),
@@ -21,7 +25,14 @@
   checkpoint) of shard ``I`` of a sweep run as ``N`` processes (``jaxreg run --shard I/N``).
   Every reader merges the shards' journals with ``trials.jsonl``; once the sweep is complete
   the run that completes it writes them into ``trials.jsonl`` in the order one process would
-  have journaled them, and removes the shard files.
+  have journaled them, and removes the shard files (and the shards' lock files no live
+  process holds).
+
+A manifest without the mark (written before it) is jaxreg's when it has exactly the shape jaxreg
+wrote and its spec matches its SHA-256; a run that resumes such a folder adds the mark and the
+record of its files (:data:`_LEGACY_FILES`). A folder holding any other ``manifest.json`` is not
+jaxreg's, ``--overwrite`` included. jaxreg never follows a symbolic link it finds among its own
+files or folders here: the folder is refused.
 
 Problems with a folder (not one, another spec's, a broken file) raise
 :class:`jaxreg.errors.InputError` naming ``--out`` or ``DIR``.
@@ -30,7 +41,9 @@ Problems with a folder (not one, another spec's, a broken file) raise
 from __future__ import annotations
 
 import datetime
+import errno
 import fcntl
+import hashlib
 import io
 import json
 import math
@@ -38,6 +51,7 @@ import os
 import platform
 import re
 import shutil
+import stat
 import tempfile
 import time
 import zipfile
@@ -50,20 +64,29 @@ import numpy as np
 from jaxreg.batch import ChunkState
 from jaxreg.errors import InputError
 from jaxreg.hparams import DEFAULTS, OPTIONAL, HParams
-from jaxreg.train import METRICS
+from jaxreg.train import METRICS, MONITORS
 
 MANIFEST, JOURNAL, SUMMARY, CURVES = "manifest.json", "trials.jsonl", "summary.csv", "curves"
 CURVES_CSV, LOCK, CHECKPOINT = "curves.csv", ".jaxreg.lock", "checkpoint.npz"
-# The files jaxreg writes in a results folder (atomic writes leave ".NAME.XXXX" while writing):
-# --overwrite removes these and nothing else.
-_OURS = re.compile(r"\.?(manifest\.json|trials\.jsonl|summary\.csv|curves\.csv|trials\.csv|\.jaxreg\.lock|checkpoint\.npz|halving\.npz|"
-                   r"trials\.shard-\d+-of-\d+\.jsonl|checkpoint\.shard-\d+-of-\d+\.npz|\.jaxreg\.shard-\d+-of-\d+\.lock|"
-                   r"(curves|test_curves|generalization_gap|best_so_far|search_space|weights_hist|rungs|"
-                   r"decision_boundary|[a-z0-9_]+_vs_[a-z0-9_]+)\.png)(\.[A-Za-z0-9_]+)?")
-_OUR_CURVES = re.compile(r"\.?[0-9a-f]{10}_\d+\.npz(\.[A-Za-z0-9_]+)?")
 TENSORBOARD = "tensorboard"  # a folder of one TensorBoard run per trial (report.tensorboard)
-_OUR_RUN = re.compile(r"\.?[0-9a-f]{10}_\d+(\.tmp)?")
+# The manifest's mark: a manifest without it is jaxreg's only in the shape jaxreg wrote before
+# the mark (see _manifest_problem); any other folder holding a manifest.json is not jaxreg's.
+FORMAT = "jaxreg-results/1"
+# What jaxreg wrote into a folder whose manifest predates the record of its files ("files"):
+# these exact names (no suffix variants), the shards' files, the plots by their exact names
+# (metric_vs_AXIS.png and METRIC_vs_AXIS.png for the journal's swept axes), and every
+# journaled trial's curves file and TensorBoard run.
+_LEGACY_FILES = frozenset({MANIFEST, JOURNAL, SUMMARY, CURVES_CSV, "trials.csv", CHECKPOINT, "halving.npz",
+                           "curves.png", "test_curves.png", "generalization_gap.png", "best_so_far.png",
+                           "search_space.png", "rungs.png", "augmentation.png", "histograms.png",
+                           "weights_hist.png", "decision_boundary.png"})
+_SHARD_FILE = re.compile(r"(trials\.shard-\d+-of-\d+\.jsonl|checkpoint\.shard-\d+-of-\d+\.npz)")
 _SHARD_JOURNAL = re.compile(r"trials\.shard-(\d+)-of-(\d+)\.jsonl")
+_SHARD_LOCK = re.compile(r"\.jaxreg\.shard-(\d+)-of-(\d+)\.lock")
+# An atomic write's temporary: "." + the file's name + "." + tempfile.mkstemp's 8 characters.
+_TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]{8}")
+_TRIAL_FILE = re.compile(r"[0-9a-f]{10}_\d+\.npz")  # a curves file: run.config_id + "_" + seed
+_LINK = "expected a regular file, got a symbolic link"
 
 
 class Shard(NamedTuple):
@@ -165,6 +188,147 @@ def _naming(error: OSError, path: Path) -> OSError:
     return OSError(error.errno, error.strerror, str(path)) if error.filename is None else error
 
 
+def spec_sha256(resolved: dict) -> str:
+    """The SHA-256 of a resolved spec's canonical JSON (sorted keys, no spaces): a manifest's
+    ``spec_sha256``, recomputable from its ``spec`` alone."""
+    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def spec_parts(resolved: dict) -> dict:
+    """A short digest of each field of a resolved spec, two levels deep (``train.epochs``): what
+    a manifest keeps to name the field of a spec edited since jaxreg wrote it."""
+    parts = {}
+    for key, value in resolved.items():
+        for name, part in (value.items() if isinstance(value, dict) and value else [(None, value)]):
+            parts[key if name is None else f"{key}.{name}"] = spec_sha256({"": part})[:12]
+    return parts
+
+
+def _open(path: Path, flags: int, mode: int = 0o666) -> int:
+    """``os.open`` that never follows a symbolic link: a link (which a tar archive keeps) would
+    have jaxreg write, truncate or lock a file outside the folder."""
+    try:
+        handle = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as error:
+        if error.errno == errno.ELOOP and os.path.islink(path):
+            raise InputError(f"{path}: {_LINK}") from None
+        raise
+    if not stat.S_ISREG(os.fstat(handle).st_mode):
+        os.close(handle)
+        raise InputError(f"{path}: expected a regular file, got something else (a folder, a pipe or a device)")
+    return handle
+
+
+def _manifest_problem(manifest, path: Path, name: str) -> tuple[str, bool] | None:
+    """What makes ``manifest`` (parsed JSON) not a manifest jaxreg wrote, as one line, and whether
+    it is only that its spec no longer matches its ``spec_sha256`` (the rest has jaxreg's shape);
+    None when it is jaxreg's.
+
+    A manifest without :data:`FORMAT` is jaxreg's (written before the mark) only when it has
+    jaxreg's shape and its spec matches its ``spec_sha256``."""
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("spec"), dict)
+            and "spec_sha256" in manifest and "runs" in manifest):
+        return (f"{name}: expected a manifest with spec, spec_sha256 and runs in {path}, got "
+                f"{str(manifest)[:60]!r}", False)
+    spec, runs = manifest["spec"], manifest["runs"]
+    search = spec.get("search")
+    checks = [
+        ("format", "format" not in manifest or manifest["format"] == FORMAT, repr(FORMAT)),
+        ("spec_sha256", isinstance(manifest["spec_sha256"], str) and re.fullmatch(r"[0-9a-f]{64}", manifest["spec_sha256"]),
+         "a SHA-256 (64 hex digits)"),
+        ("runs", isinstance(runs, list) and all(isinstance(r, dict) and isinstance(r.get("started"), str)
+                                                  and isinstance(r.get("versions", {}), dict) for r in runs),
+         "a list of runs (each a table with its start time)"),
+        ("spec.name", isinstance(spec.get("name"), str), "a string"),
+        ("spec.search", isinstance(search, dict), "a table"),
+        ("spec.search.metric", not isinstance(search, dict) or search.get("metric") in MONITORS, f"one of {', '.join(MONITORS)}"),
+        ("spec.search.goal", not isinstance(search, dict) or search.get("goal") in ("minimize", "maximize"), "minimize or maximize"),
+        ("spec.search.method", not isinstance(search, dict) or isinstance(search.get("method"), str), "a string"),
+        ("spec.train", isinstance(spec.get("train"), dict), "a table"),
+        *((f"spec.{key}", isinstance(spec.get(key) or {}, dict), "a table") for key in ("output", "hparams", "cases")),
+        ("scales", isinstance(manifest.get("scales", {}), dict), "a table"),
+        ("chance", isinstance(manifest.get("chance", {}), dict)
+         and all(isinstance(v, (int, float)) for v in manifest.get("chance", {}).values()), "a table of numbers"),
+        ("files", _is_names(manifest.get("files", [])), "a list of file names in the folder"),
+        ("spec_parts", isinstance(manifest.get("spec_parts", {}), dict), "a table"),
+    ]
+    for field, ok, allowed in checks:
+        if not ok:
+            value = manifest
+            for key in field.split("."):
+                value = value.get(key) if isinstance(value, dict) else None
+            return f"{name}: expected {field} in {path} to be {allowed}, got {json.dumps(value)[:60]}", False
+    if spec_sha256(spec) == manifest["spec_sha256"]:
+        return None
+    kept = manifest.get("spec_parts") or {}
+    now = spec_parts(spec)
+    changed = sorted(k for k in set(kept) | set(now) if kept.get(k) != now.get(k)) if kept else []
+    what = (f"spec.{', spec.'.join(changed[:3])}{', ...' if len(changed) > 3 else ''} changed since jaxreg wrote it"
+            if changed else "a spec that does not match its sha256 (edited since jaxreg wrote it)")
+    return (f"{name}: expected the spec in {path} to match its spec_sha256, got {what}; restore the spec "
+            f"(its results were computed with it)", True)
+
+
+def _is_names(names) -> bool:
+    """A manifest's ``files``: names relative to the folder, none leading out of it."""
+    return isinstance(names, list) and all(
+        isinstance(n, str) and n and not n.startswith("/") and all(p not in ("", ".", "..") for p in n.split("/"))
+        for n in names)
+
+
+def _read_manifest(out: Path) -> object:
+    """The parsed manifest of ``out``; :class:`InputError` when it is a link or not JSON."""
+    path = Path(out) / MANIFEST
+    if path.is_symlink():
+        raise InputError(f"{path}: {_LINK}")
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise InputError(f"DIR: expected valid JSON in {path}, got a broken file") from None
+
+
+def _update_manifest(out: Path, change) -> dict | None:
+    """Reads the manifest (None if there is none), applies ``change(manifest)`` and writes what it
+    returns (nothing when None), all under an exclusive ``flock`` of the folder itself: the runs of
+    concurrent shards all keep their entries."""
+    handle = os.open(out, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        path = Path(out) / MANIFEST
+        manifest = _read_manifest(out) if path.exists() or path.is_symlink() else None
+        manifest = change(manifest)
+        if manifest is not None:
+            atomic_write(path, json.dumps(manifest, indent=2) + "\n")
+        return manifest
+    finally:
+        os.close(handle)
+
+
+def record_files(out: str | Path, names) -> None:
+    """Records ``names`` (relative to ``out``) in its manifest as files jaxreg writes there, before
+    they are written: ``--overwrite`` removes those and nothing else. Nothing is recorded where
+    ``out`` has no manifest with jaxreg's mark (a comparison's folder, a folder written before the
+    record; see :data:`_LEGACY_FILES`)."""
+    out = Path(out)
+    names = sorted(set(names))
+    if not names or not (out / MANIFEST).is_file():
+        return
+
+    def change(manifest):
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not _is_names(manifest.get("files")):
+            return None
+        if set(names) <= set(manifest["files"]):
+            return None
+        manifest["files"] = sorted(set(manifest["files"]) | set(names))
+        return manifest
+
+    try:
+        _update_manifest(out, change)
+    except InputError:
+        pass  # not jaxreg's manifest: nothing to record in it
+
+
 def _recorded_hparams(hparams: HParams, i: int) -> dict:
     """Member ``i``'s hparams; the fields of batch norm, transfer and augmentation only where
     they differ from their defaults (records of sweeps that use none of them keep their form)."""
@@ -191,7 +355,7 @@ def _holder(path: Path, probe: int) -> str | None:
     """What a lock file says of the live process holding it (its text, maybe empty), or None when
     no process does (or there is no file); ``probe``: the lock mode that a holder would block."""
     try:
-        handle = os.open(path, os.O_RDONLY)
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     try:
@@ -201,6 +365,30 @@ def _holder(path: Path, probe: int) -> str | None:
     finally:
         os.close(handle)  # releases the probe's lock when it got one
     return None
+
+
+def _journaled(out: Path) -> tuple[set[str], set[str]]:
+    """The names ``CONFIG_SEED`` of the trials the folder's journals hold, and the swept axes of
+    their points: read line by line, skipping what is not a record (the files to remove must be
+    found even in a damaged journal)."""
+    trials, axes = set(), set()
+    for path in [out / JOURNAL, *(path for _, path in shard_journals(out))]:
+        try:
+            data = b"" if path.is_symlink() else path.read_bytes()
+        except OSError:
+            continue
+        for line in data.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("config_id"), str) and type(record.get("seed")) is int:
+                name = f"{record['config_id']}_{record['seed']}"
+                if "/" not in name and not name.startswith("."):
+                    trials.add(name)
+                if isinstance(record.get("point"), dict):
+                    axes |= {a for a in record["point"] if isinstance(a, str) and "/" not in a and a}
+    return trials, axes
 
 
 class Store:
@@ -222,18 +410,21 @@ class Store:
         differently from ``spec``, or None when the folder may grow into ``spec`` (more seeds or
         configs); without it only the same spec (by digest) resumes.
 
-        A folder is jaxreg's when it holds a manifest; any other existing folder must be empty
-        (``--overwrite`` included: jaxreg never touches files it did not write). With
-        ``overwrite``, only the files jaxreg writes are removed. The lock (:meth:`lock`) is
-        held from here until the process ends or :meth:`unlock`.
+        A folder is jaxreg's when it holds a manifest jaxreg wrote (see :func:`load_manifest`);
+        any other existing folder must be empty (``--overwrite`` included: jaxreg never touches
+        files it did not write). With ``overwrite``, only the files the manifest records (and the
+        journaled trials' curves files and TensorBoard runs) are removed. No file or folder jaxreg
+        writes here may be a symbolic link. The lock (:meth:`lock`) is held from here until the
+        process ends or :meth:`unlock`.
         """
         if self.out.is_symlink() and not self.out.exists():
             raise InputError(f"--out: expected a folder, got {str(self.out)!r} (a symbolic link to "
                              f"{os.readlink(self.out)!r}, which leads nowhere)")
         if self.out.exists() and not self.out.is_dir():
             raise InputError(f"--out: expected a folder, got {str(self.out)!r} (a file)")
+        self._refuse_links()
         foreign = self.foreign_entries()
-        if JOURNAL in foreign:
+        if JOURNAL in foreign and not self.manifest_path.exists():
             # Without the manifest nothing says which spec the journal's trials ran: resuming
             # from it could mix results of another spec under this one's name.
             raise InputError(f"--out: expected a jaxreg results folder with its {MANIFEST}, got "
@@ -249,62 +440,134 @@ class Store:
             self._check_same_spec(spec, grows)
         self.lock()
         try:
-            if self.manifest_path.exists() and not overwrite:
-                self._check_same_spec(spec, grows)  # again under the lock: another run may have replaced it
+            if self.manifest_path.exists():  # again under the lock: another run may have replaced it
+                self._own_manifest() if overwrite else self._check_same_spec(spec, grows)
+            owned = self._owned()
         except BaseException:
             self.unlock()
             raise
         if self.shard is None:  # shards run side by side: another one's temporaries are in use
-            self._remove_stray_temporaries()
+            self._remove_stray_temporaries(owned)
         if overwrite:
-            for path in self.out.iterdir() if self.out.is_dir() else ():
-                if path.is_file() and _OURS.fullmatch(path.name) and not path.name.endswith(".lock"):
-                    path.unlink()
-            if self.curves_dir.is_dir():
-                for path in self.curves_dir.iterdir():
-                    if path.is_file() and _OUR_CURVES.fullmatch(path.name):
-                        path.unlink()
-            board = self.out / TENSORBOARD
-            if board.is_dir() and all(_OUR_RUN.fullmatch(e.name) and e.is_dir() for e in board.iterdir()):
-                shutil.rmtree(board)  # only trials' runs jaxreg wrote: a folder with anything else stays
+            self._remove(owned)
 
-    def _remove_stray_temporaries(self) -> None:
-        """Temporary files of atomic writes that a killed run left (``.summary.csv.x1y2``): under
-        the lock no other run is writing, so any of jaxreg's temporaries is stray."""
+    def _refuse_links(self) -> None:
+        """An :class:`InputError` naming the first of jaxreg's files or folders here that is a
+        symbolic link: jaxreg would write, truncate or delete through it, outside the folder."""
+        if not self.out.is_dir():
+            return
+        names = {LOCK, MANIFEST, JOURNAL, CHECKPOINT, "halving.npz", self.journal_path.name, self.checkpoint_name}
+        names |= {p.name for p in self.out.iterdir() if _SHARD_FILE.fullmatch(p.name) or _SHARD_LOCK.fullmatch(p.name)}
+        for name in sorted(names):
+            if (self.out / name).is_symlink():
+                raise InputError(f"{self.out / name}: {_LINK}")
+        for name in (CURVES, TENSORBOARD):
+            if (self.out / name).is_symlink():
+                raise InputError(f"{self.out / name}: expected a folder, got a symbolic link")
+
+    def _own_manifest(self):
+        """The folder's manifest when jaxreg wrote it, None when there is none, False when it is
+        not jaxreg's (no mark and not jaxreg's shape, or not JSON); raises naming what is wrong
+        with a manifest that is jaxreg's but was edited (a field, or its spec against its hash)."""
+        if not (self.manifest_path.exists() or self.manifest_path.is_symlink()):
+            return None
+        try:
+            manifest = _read_manifest(self.out)
+        except (InputError, OSError):
+            if self.manifest_path.is_symlink():
+                raise InputError(f"{self.manifest_path}: {_LINK}") from None
+            return False
+        problem = _manifest_problem(manifest, self.manifest_path, "--out")
+        if problem is None:
+            return manifest
+        if isinstance(manifest, dict) and (manifest.get("format") == FORMAT or problem[1]):
+            raise InputError(problem[0])
+        return False
+
+    def _owned(self) -> set[str]:
+        """The files jaxreg wrote here, relative to the folder: those the manifest records (for
+        a manifest written before that record, :data:`_LEGACY_FILES` and the plots of the
+        journal's axes), every journaled trial's curves file, and its TensorBoard run if jaxreg
+        wrote the ``tensorboard`` folder."""
+        manifest = self._own_manifest()
+        if not isinstance(manifest, dict):
+            return set()
+        trials, axes = _journaled(self.out)
+        if "files" in manifest:
+            names = set(manifest["files"]) | {MANIFEST}
+        else:
+            names = set(_LEGACY_FILES) | {p.name for p in self.out.iterdir() if _SHARD_FILE.fullmatch(p.name)}
+            names |= {f"{metric}_vs_{axis}.png" for metric in ("metric", *METRICS) for axis in axes}
+            if (self.out / TENSORBOARD).is_dir():
+                names.add(TENSORBOARD)
+        names |= {f"{CURVES}/{trial}.npz" for trial in trials}
+        if TENSORBOARD in names:
+            names |= {f"{TENSORBOARD}/{trial}" for trial in trials} | {f"{TENSORBOARD}/.{trial}.tmp" for trial in trials}
+        return names
+
+    def _remove(self, owned: set[str]) -> None:
+        """Removes the files of ``owned`` (never a link: jaxreg writes none), and the
+        ``tensorboard`` folder once it is empty."""
+        for name in sorted(owned):
+            path = self.out / name
+            if name in (TENSORBOARD, LOCK) or path.is_symlink():
+                continue
+            if path.is_file():
+                path.unlink()
+            elif path.is_dir() and name.startswith(TENSORBOARD + "/"):
+                shutil.rmtree(path)  # a trial's run, written whole by jaxreg
+        board = self.out / TENSORBOARD
+        if TENSORBOARD in owned and board.is_dir() and not board.is_symlink() and not any(board.iterdir()):
+            board.rmdir()
+
+    def _remove_stray_temporaries(self, owned: set[str]) -> None:
+        """Temporary files of atomic writes that a killed run left (``.summary.csv.x1y2z3w4``, for
+        a file jaxreg writes here, or for a trial's curves file in ``curves``): under the lock no
+        other run is writing, so any of jaxreg's temporaries is stray."""
+        if not owned:
+            return
         for folder in (self.out, self.curves_dir):
-            for path in folder.iterdir() if folder.is_dir() else ():
-                if (path.name.startswith(".") and path.is_file() and not path.name.endswith(".lock")
-                        and (_OURS.fullmatch(path.name) or _OUR_CURVES.fullmatch(path.name))):
+            for path in folder.iterdir() if folder.is_dir() and not folder.is_symlink() else ():
+                match = _TEMPORARY.fullmatch(path.name)
+                if not match or path.is_symlink() or not path.is_file():
+                    continue
+                name = match[1] if folder == self.out else f"{CURVES}/{match[1]}"
+                if name in owned or (folder == self.curves_dir and _TRIAL_FILE.fullmatch(match[1])):
                     path.unlink()
 
     def foreign_entries(self) -> list[str]:
-        """The entries of an existing folder without a manifest (not jaxreg's), sorted; an empty
-        ``curves`` folder and the lock file are jaxreg's own leftovers of an interrupted start.
+        """The entries of an existing folder without jaxreg's manifest (not jaxreg's), sorted; an
+        empty ``curves`` folder and the lock files are jaxreg's own leftovers of an interrupted
+        start. Raises naming what is wrong with a manifest of jaxreg's that was edited.
 
         A run starting beside another (the shards of one sweep) can see the folder while the
         other writes its first files: the listing comes first, then a manifest or a live holder of
         the folder's lock (only jaxreg takes it) makes the folder jaxreg's."""
-        if not self.out.is_dir() or self.manifest_path.exists():
+        if not self.out.is_dir():
             return []
-        leftovers = {LOCK} | {path.name for path in self.out.glob(".jaxreg.shard-*-of-*.lock")}
-        if self.curves_dir.is_dir() and not any(self.curves_dir.iterdir()):
+        manifest = self._own_manifest()
+        if manifest:
+            return []
+        leftovers = {LOCK} | {path.name for path in self.out.iterdir() if _SHARD_LOCK.fullmatch(path.name)}
+        if self.curves_dir.is_dir() and not self.curves_dir.is_symlink() and not any(self.curves_dir.iterdir()):
             leftovers.add(CURVES)
         foreign = sorted(path.name for path in self.out.iterdir() if path.name not in leftovers)
+        if manifest is False:
+            return foreign
         # Shards hold the folder's lock shared, a run exclusively: only an exclusive probe sees both.
-        if foreign and (self.manifest_path.exists() or _holder(self.out / LOCK, fcntl.LOCK_EX) is not None):
+        if foreign and (self._own_manifest() or _holder(self.out / LOCK, fcntl.LOCK_EX) is not None):
             return []
         return foreign
 
     def _check_same_spec(self, spec, grows=None) -> None:
-        try:
-            manifest = json.loads(self.manifest_path.read_text())
-            previous = manifest["spec_sha256"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise InputError(f"--out: {str(self.out)!r} has an unreadable {MANIFEST}: expected "
-                             f"a jaxreg results folder; use --overwrite to replace it") from None
+        manifest = self._own_manifest()
+        if not manifest:
+            raise InputError(f"--out: expected a jaxreg results folder with its {MANIFEST}, got "
+                             f"{str(self.out)!r} holding a {MANIFEST} jaxreg did not write; choose another --out")
+        previous = manifest["spec_sha256"]
         if previous == spec.digest:
             return
-        if grows is None or not isinstance(manifest.get("spec"), dict):
+        if grows is None:
             raise InputError(f"--out: {str(self.out)!r} holds results of a different spec "
                              f"(sha256 {previous[:12]}, this one {spec.digest[:12]}): expected the "
                              f"same spec to resume; use --overwrite to replace them, or another --out")
@@ -323,12 +586,12 @@ class Store:
         A run takes it exclusively; the shards of a sharded run (``--shard I/N``) share it, and
         each also takes its own shard's lock exclusively: shards run side by side, a shard never
         runs twice at once, and no unsharded run overlaps them. Readers (``show``, ``plot``)
-        never need it.
+        never need it. A lock file that is a symbolic link is refused, never followed.
         """
         if getattr(self, "_lock", None) is not None:
             return
         self.out.mkdir(parents=True, exist_ok=True)
-        handle = os.open(self.out / LOCK, os.O_RDWR | os.O_CREAT, _file_mode())
+        handle = _open(self.out / LOCK, os.O_RDWR | os.O_CREAT, _file_mode())
         try:
             fcntl.flock(handle, (fcntl.LOCK_EX if self.shard is None else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -344,7 +607,11 @@ class Store:
             os.pwrite(handle, f"jaxreg run, pid {os.getpid()} on {platform.node()}\n".encode(), 0)
             self._lock = (handle,)
             return
-        own = os.open(self.out / f".jaxreg.{self.shard.suffix}.lock", os.O_RDWR | os.O_CREAT, _file_mode())
+        try:
+            own = _open(self.out / f".jaxreg.{self.shard.suffix}.lock", os.O_RDWR | os.O_CREAT, _file_mode())
+        except BaseException:
+            os.close(handle)
+            raise
         try:
             fcntl.flock(own, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -361,7 +628,7 @@ class Store:
         """The shards whose lock a live process holds (``"0/2 (pid 123 on host)"``)."""
         running = []
         for path in sorted(self.out.glob(".jaxreg.shard-*-of-*.lock")):
-            match = re.fullmatch(r"\.jaxreg\.shard-(\d+)-of-(\d+)\.lock", path.name)
+            match = _SHARD_LOCK.fullmatch(path.name)
             if not match:
                 continue
             text = _holder(path, fcntl.LOCK_SH)
@@ -378,17 +645,8 @@ class Store:
             os.close(handle)
 
     def _update_manifest(self, change) -> dict:
-        """Reads the manifest, applies ``change(manifest)`` and writes it, all under an exclusive
-        ``flock`` of the folder itself: the runs of concurrent shards all keep their entries."""
-        handle = os.open(self.out, os.O_RDONLY)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            manifest = json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else None
-            manifest = change(manifest)
-            atomic_write(self.manifest_path, json.dumps(manifest, indent=2) + "\n")
-            return manifest
-        finally:
-            os.close(handle)
+        """:func:`_update_manifest` of this folder."""
+        return _update_manifest(self.out, change)
 
     def start_run(self, spec, chunk_size: int, chance: dict | None = None, extra: dict | None = None,
                   packages: tuple = (), scales: dict | None = None) -> None:
@@ -397,22 +655,39 @@ class Store:
         ``extra``: more fields of the run's entry (its shard, the Ray cluster); ``packages``: more
         packages whose versions the numbers depend on (Optuna, for its samplers); ``scales``:
         ``{case or "": {"feature_std": [smallest, largest], "standardized": bool}}``, the raw
-        training features' spread (``report.findings`` reads it)."""
+        training features' spread (``report.findings`` reads it).
+
+        The manifest gets jaxreg's mark (:data:`FORMAT`), each spec field's digest
+        (:func:`spec_parts`) and the record of the files jaxreg writes here (``files``); a
+        manifest written before them gets them now, its files being those of :meth:`_owned` that
+        are there."""
         self.out.mkdir(parents=True, exist_ok=True)
+        if self.curves_dir.is_symlink():
+            raise InputError(f"{self.curves_dir}: expected a folder, got a symbolic link")
         self.curves_dir.mkdir(exist_ok=True)
         run = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "versions": versions(packages), "devices": [str(d) for d in jax.local_devices()],
                "chunk_size": chunk_size, "finished": None, **(extra or {})}
         self._run_id = (run["started"], run.get("shard"))
+        own = {self.journal_path.name, self.checkpoint_name}
 
         def change(manifest):
             grew_from = None
             if manifest is not None:
+                problem = _manifest_problem(manifest, self.manifest_path, "--out")
+                if problem is not None:
+                    raise InputError(problem[0])
+                if "files" not in manifest:  # written before the record: what of ours is here
+                    files = {n for n in self._owned() if "/" not in n and (self.out / n).exists()} - {MANIFEST}
+                    manifest = {"format": FORMAT, **manifest, "files": sorted(files)}
                 if manifest["spec_sha256"] != spec.digest:  # a grown study: the spec is now this one
                     grew_from = manifest["spec_sha256"]
                     manifest.update(spec_sha256=spec.digest, spec=spec.resolved)
+                manifest["spec_parts"] = spec_parts(manifest["spec"])
             else:
-                manifest = {"spec_sha256": spec.digest, "spec": spec.resolved, "runs": []}
+                manifest = {"format": FORMAT, "spec_sha256": spec.digest, "spec": spec.resolved,
+                            "spec_parts": spec_parts(spec.resolved), "files": [], "runs": []}
+            manifest["files"] = sorted(set(manifest["files"]) | own)
             if chance:
                 manifest["chance"] = {**manifest.get("chance", {}), **chance}
             if scales:
@@ -485,17 +760,50 @@ class Store:
         current = self.out / JOURNAL
         if not current.exists() or current.read_text() != text:
             atomic_write(current, text)
+        gone = set()
         for shard, path in shards:
             path.unlink(missing_ok=True)
             (self.out / f"checkpoint.{shard.suffix}.npz").unlink(missing_ok=True)
+            gone |= {path.name, f"checkpoint.{shard.suffix}.npz"}
+        self._remove_shard_locks()
+
+        def change(manifest):
+            if not isinstance(manifest, dict) or not set(manifest.get("files") or ()) & gone:
+                return None
+            manifest["files"] = sorted(set(manifest["files"]) - gone)
+            return manifest
+
+        self._update_manifest(change)
         return True
+
+    def _remove_shard_locks(self) -> None:
+        """Removes the shards' lock files once their journals are merged: this shard's own (it
+        holds it), and each other one no live process holds (taken here first, so that no shard
+        starting now is fooled)."""
+        for path in sorted(self.out.iterdir()):
+            if not _SHARD_LOCK.fullmatch(path.name) or path.is_symlink():
+                continue
+            if self.shard is not None and path.name == f".jaxreg.{self.shard.suffix}.lock":
+                path.unlink(missing_ok=True)
+                continue
+            try:
+                handle = _open(path, os.O_RDONLY | os.O_NONBLOCK)
+            except (OSError, InputError):
+                continue
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink(missing_ok=True)
+            except BlockingIOError:
+                pass  # a live shard holds it
+            finally:
+                os.close(handle)
 
     def append(self, records: list[dict]) -> None:
         """Appends records as whole lines: one ``write`` on an ``O_APPEND`` descriptor under an
         exclusive ``flock`` of the journal, then ``fsync``; so writers in several processes
         (shards) never interleave, lose or tear each other's lines."""
         data = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records).encode()
-        handle = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _file_mode())
+        handle = _open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _file_mode())
         try:
             fcntl.flock(handle, fcntl.LOCK_EX)
             view = memoryview(data)
@@ -551,8 +859,11 @@ def _read_lines(path: Path, *, repair: bool = False) -> list[dict]:
         return []
     end = data.rfind(b"\n") + 1
     if end < len(data) and repair:
-        with open(path, "r+b") as file:
-            file.truncate(end)
+        handle = _open(path, os.O_WRONLY)
+        try:
+            os.ftruncate(handle, end)
+        finally:
+            os.close(handle)
     records = []
     for number, line in enumerate(data[:end].splitlines(), 1):
         if not line.strip():
@@ -580,17 +891,21 @@ def _is_record(record) -> bool:
 
 
 def load_manifest(out: str | Path) -> dict:
+    """The manifest of a results folder, checked field by field and its spec against its
+    ``spec_sha256``: :class:`InputError` naming ``DIR`` and the field otherwise (a manifest
+    without jaxreg's mark is read when it has exactly the shape jaxreg wrote before the mark)."""
     path = Path(out) / MANIFEST
-    if not path.is_file():
+    if not path.is_file() or path.is_symlink():
+        if path.is_symlink():
+            raise InputError(f"{path}: {_LINK}")
         raise InputError(f"DIR: expected a jaxreg results folder with {MANIFEST}, got {str(out)!r}")
     try:
-        manifest = json.loads(path.read_text())
-    except ValueError:
-        raise InputError(f"DIR: expected valid JSON in {path}, got a broken file") from None
-    if not (isinstance(manifest, dict) and isinstance(manifest.get("spec"), dict)
-            and isinstance(manifest.get("spec_sha256"), str) and isinstance(manifest.get("runs"), list)):
-        raise InputError(f"DIR: expected a manifest with spec, spec_sha256 and runs in {path}, got "
-                         f"{str(manifest)[:60]!r}")
+        manifest = _read_manifest(out)
+    except OSError as error:
+        raise InputError(f"DIR: expected a readable {path}, got {error.strerror}") from None
+    problem = _manifest_problem(manifest, path, "DIR")
+    if problem is not None:
+        raise InputError(problem[0])
     return manifest
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxreg.report.store import SUMMARY, atomic_write, load_curves
+from jaxreg.report.store import SUMMARY, atomic_write, load_curves, record_files
 from jaxreg.train import METRICS
 
 REPORTED = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
@@ -52,6 +52,7 @@ def write_curves_csv(out: str | Path, records: list[dict], columns: dict | None 
                       "round": record["round"], "epoch": int(epoch), "epoch_index": int(epoch) - 1, **values}
             writer.writerow([csv_value(fields[source]) for source in columns.values()])
     path = Path(out) / "curves.csv"
+    record_files(out, [path.name])
     atomic_write(path, buffer.getvalue())
     return path
 
@@ -150,6 +151,7 @@ def write_csv(path: str | Path, rows: list[dict]) -> Path:
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows({c: csv_value(row.get(c)) for c in columns} for row in rows)
+    record_files(Path(path).parent, [Path(path).name])  # jaxreg's, in a results folder's record of its files
     atomic_write(Path(path), buffer.getvalue())
     return Path(path)
 

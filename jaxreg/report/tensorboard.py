@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxreg.report.store import TENSORBOARD, load_curves, read_journal
+from jaxreg.errors import InputError
+from jaxreg.report.store import TENSORBOARD, load_curves, read_journal, record_files
 from jaxreg.train import METRICS
 
 __all__ = ["TENSORBOARD", "metric_tag", "write_tensorboard"]
@@ -71,11 +72,16 @@ def write_tensorboard(out: str | Path, records: list[dict] | None = None) -> Pat
         raise ImportError("TensorBoard files need tensorboardX: pip install 'jaxreg[tensorboard]'") from None
     out = Path(out)
     root = out / TENSORBOARD
+    if root.is_symlink():
+        raise InputError(f"{root}: expected a folder, got a symbolic link")
+    record_files(out, [TENSORBOARD])  # jaxreg's folder: its runs are the journaled trials'
     root.mkdir(parents=True, exist_ok=True)
     for record in read_journal(out) if records is None else records:
         name = f"{record['config_id']}_{record['seed']}"
         curves = load_curves(out, record["config_id"], record["seed"])
         staging = root / f".{name}.tmp"
+        if staging.is_symlink():
+            raise InputError(f"{staging}: expected a folder, got a symbolic link")
         shutil.rmtree(staging, ignore_errors=True)
         writer = SummaryWriter(logdir=str(staging))
         try:
@@ -96,6 +102,8 @@ def write_tensorboard(out: str | Path, records: list[dict] | None = None) -> Pat
         finally:
             writer.close()
         final = root / name
+        if final.is_symlink():
+            raise InputError(f"{final}: expected a folder, got a symbolic link")
         shutil.rmtree(final, ignore_errors=True)
         staging.rename(final)
     return root

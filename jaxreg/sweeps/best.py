@@ -28,7 +28,7 @@ def _json_default(name: str):
     """An optional hparam's default as a journal writes values (``inf`` as "inf")."""
     value = DEFAULTS[name]
     return "inf" if value == float("inf") else value
-from jaxreg.report.store import CURVES, atomic_write, load_curves, load_manifest, read_journal, versions
+from jaxreg.report.store import CURVES, atomic_write, load_curves, load_manifest, read_journal, record_files, versions
 from jaxreg.report.summary import as_float, rank_key, summarize
 from jaxreg.sweeps.halving import METHODS as HALVING, compacts
 from jaxreg.sweeps.spec import STATIC
@@ -336,6 +336,7 @@ def export_best(out: str | Path, file: str | Path, *, data=None, log=None, trust
     file = Path(file)
     if file.exists() and not file.is_file():
         raise InputError(f"--export: expected a file path, got {str(file)!r} (a folder)")
+    record_files(file.parent, [file.name])  # an export into a results folder is jaxreg's there
     atomic_write(file, buffer.getvalue())
     return export
 

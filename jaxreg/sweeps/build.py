@@ -109,8 +109,10 @@ class Spec:
 
 
 def spec_digest(resolved: dict) -> str:
-    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    """The manifest's ``spec_sha256`` of a resolved spec (:func:`jaxreg.report.store.spec_sha256`)."""
+    from jaxreg.report.store import spec_sha256
+
+    return spec_sha256(resolved)
 
 
 def load_spec(path: str | Path, overrides: list[str] = ()) -> Spec:

@@ -36,7 +36,7 @@ import jax
 import numpy as np
 
 from jaxreg.hparams import make_hparams, stack_hparams
-from jaxreg.report.store import atomic_write, trial_record
+from jaxreg.report.store import atomic_write, record_files, trial_record
 from jaxreg.report.summary import rank_key
 
 METHODS = ("halving", "hyperband")
@@ -237,6 +237,7 @@ def _save(path, tag: str, next_rung: int, alive, carry, curves: dict, reached: l
     arrays.update({f"curves/{name}": value for name, value in curves.items()})
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
+    record_files(path.parent, [path.name])
     atomic_write(path, buffer.getvalue())
 
 
