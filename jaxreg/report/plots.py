@@ -41,7 +41,7 @@ from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, MaxNLocat
 from jaxreg.hparams import AUGMENTATIONS
 from jaxreg.report.folder import Folder, distinct, load_folder
 from jaxreg.report.store import atomic_write, load_curves
-from jaxreg.report.summary import as_float
+from jaxreg.report.summary import as_float, best_row, finished
 from jaxreg.trust import foreign
 
 CURVE_PANELS = (("train_loss", "val_loss"), ("train_accuracy", "val_accuracy"))
@@ -239,7 +239,8 @@ def metric_axis(ax, name: str, values, factor: float = 20) -> None:
 def scatter_configs(ax, rows: list[dict], x: str, y: str, *, metric: str, minimize: bool, norm: Normalize):
     """Configs (summary rows, best first) at ``(row[x], row[y])``, coloured by their mean of
     ``metric`` under ``norm``, one marker per round (labelled when there are several); configs
-    without a mean as grey crosses (unless ``y`` is that mean); the best config starred.
+    without a mean as grey crosses (unless ``y`` is that mean); configs successive halving pruned
+    small and faded (their mean is from the rung they stopped at); the best config starred.
 
     Returns:
         The last scatter coloured by the metric, for a colour bar (None if no config has a mean).
@@ -249,15 +250,23 @@ def scatter_configs(ax, rows: list[dict], x: str, y: str, *, metric: str, minimi
     rounds = sorted({r["round"] for r in done})
     mappable = None
     for k in rounds:
-        mine = [r for r in done if r["round"] == k]
-        mappable = ax.scatter([r[x] for r in mine], [r[y] for r in mine], c=[r[key] for r in mine], norm=norm,
-                              cmap="viridis_r" if minimize else "viridis", s=60, marker=MARKERS[k % len(MARKERS)],
-                              edgecolor="black", lw=0.5, label=f"round {k + 1}" if len(rounds) > 1 else None)
+        for ended in (True, False):
+            mine = [r for r in done if r["round"] == k and finished(r) == ended]
+            if not mine:
+                continue
+            label = f"round {k + 1}" if len(rounds) > 1 and ended else None
+            label = label if ended else f"pruned (mean at its rung){f', round {k + 1}' * (len(rounds) > 1)}"
+            points = ax.scatter([r[x] for r in mine], [r[y] for r in mine], c=[r[key] for r in mine], norm=norm,
+                                cmap="viridis_r" if minimize else "viridis", s=60 if ended else 22,
+                                alpha=1.0 if ended else 0.5, marker=MARKERS[k % len(MARKERS)],
+                                edgecolor="black", lw=0.5, label=label)
+            mappable = points if ended or mappable is None else mappable
     failed = [r for r in rows if not math.isfinite(r[key])]
     if failed and y != key:
         ax.scatter([r[x] for r in failed], [r[y] for r in failed], marker="x", color="grey", label="diverged")
-    if done:
-        ax.scatter([done[0][x]], [done[0][y]], marker="*", s=400, facecolor="none", edgecolor="red", lw=1.5,
+    if rows and math.isfinite(best_row(rows)[key]):
+        best = best_row(rows)
+        ax.scatter([best[x]], [best[y]], marker="*", s=400, facecolor="none", edgecolor="red", lw=1.5,
                    label="best", zorder=3)
     return mappable
 
@@ -428,7 +437,7 @@ def _metric_vs(sweep: Folder, name: str, metric: str | None = None) -> Figure | 
             levels.append(value)
             handles.append(ax.axhline(value, color=f"C{len(groups) + j}", ls="--", lw=1.2,
                                       label=f"{case} (no {name}): {_short_value(value, metric)}"))
-    best = rows[0]  # by the search metric, whichever metric is shown
+    best = best_row(rows)  # by the search metric, whichever metric is shown
     searched = metric == sweep.metric
     if not math.isnan(means[best["config_id"]]):
         label = "best config" if searched else f"best config (by {sweep.metric})"
@@ -489,11 +498,15 @@ def _best_so_far(sweep: Folder) -> Figure:
     metric = sweep.metric
     order = sweep.in_journal_order()
     values = np.array([r[f"{metric}_mean"] for r in order])
-    best = sweep.best_so_far()  # skips NaN (diverged)
+    best = sweep.best_so_far()  # skips diverged and pruned configs
     n = np.arange(1, len(values) + 1)
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.add_subplot()
-    ax.scatter(n, values, s=18, color="grey", alpha=0.6, label="config (mean over seeds)")
+    ended = np.array([finished(r) for r in order])
+    ax.scatter(n[ended], values[ended], s=18, color="grey", alpha=0.6, label="config (mean over seeds)")
+    if not ended.all():
+        ax.scatter(n[~ended], values[~ended], s=18, facecolor="none", edgecolor="grey", alpha=0.8,
+                   label="pruned config (mean at its rung: not in the best)")
     ax.step(n, best, where="post", color="C0", lw=2, label="best so far")
     if np.isnan(values).any():
         _pin_to_worst(ax, sweep.minimize, n[np.isnan(values)], "diverged (no mean)")

@@ -66,6 +66,31 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def finished(row: dict) -> bool:
+    """Whether a summary row is a config trained to the end (or stopped by early stopping), whose
+    metrics compare with every other finished config's; a config successive halving pruned at a
+    rung has metrics from that rung's epoch, which do not."""
+    return not row.get("pruned")
+
+
+def best_row(rows: list[dict]) -> dict:
+    """The best config of :func:`summarize`'s rows: the one definition of "best" that the table,
+    ``best``, the plots and ``compare`` all read. Finished configs rank before pruned ones, so it
+    is the first row (a pruned config is the best only where no config finished)."""
+    return rows[0]
+
+
+def best_so_far(rows: list[dict], metric: str, minimize: bool) -> np.ndarray:
+    """The running best config mean of ``metric`` over ``rows`` (summary rows in the order the
+    search evaluated them), as :func:`best_row` chooses: NaN (a diverged config) is skipped, and
+    so is a pruned config (its value is from an earlier rung, not comparable). Its last value is
+    ``best_row``'s mean whenever some config finished."""
+    values = np.array([r[f"{metric}_mean"] if finished(r) else math.nan for r in rows], dtype=float)
+    if not len(values):
+        return values
+    return (np.fmin if minimize else np.fmax).accumulate(values)
+
+
 def rank_key(value: float, minimize: bool) -> tuple:
     """Sort key of a metric value, best first; NaN (a diverged config) last."""
     return (math.isnan(value), 0.0 if math.isnan(value) else (value if minimize else -value))
@@ -126,15 +151,19 @@ def summarize(records: list[dict], search: dict, chance: dict | None = None) -> 
             row["pruned"] = sum(r.get("pruned_epoch") is not None for r in group)
             row["pruned_epoch"] = max((r["pruned_epoch"] for r in group if r.get("pruned_epoch") is not None),
                                       default=None)
+            # status: whether the metrics compare with other configs'; rung: the last rung's epoch
+            # it reached (where a pruned config's metrics are from).
+            row["status"] = "pruned" if row["pruned"] else "finished"
+            row["rung"] = max((r["rungs"][-1]["epoch"] for r in group if r.get("rungs")), default=None)
         rows.append(row)
     # A config pruned by successive halving ranks after every config trained to the end: its
     # metrics are from fewer epochs, and it was worse than others at the same epoch.
-    rows.sort(key=lambda r: (r.get("pruned", 0) > 0, *rank_key(r[f"{metric}_mean"], minimize)))
+    rows.sort(key=lambda r: (not finished(r), *rank_key(r[f"{metric}_mean"], minimize)))
     seen_cases = set()
     for i, row in enumerate(rows, 1):
         row["rank"] = i
         row["selected"] = (row["case"] not in seen_cases and not math.isnan(row[f"{metric}_mean"])
-                           and not row.get("pruned", 0))
+                           and finished(row))
         if row["selected"]:
             seen_cases.add(row["case"])
         else:
@@ -201,7 +230,7 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
     for row in rows:
         for key in row:
             if (key not in ("rank", "config_id", "case", "round", "seeds", "diverged", "at_chance", "best_epoch_mean",
-                            "stopped", "selected", "pruned", "pruned_epoch") and not key.endswith(("_mean", "_std", "_sem"))
+                            "stopped", "selected", "pruned", "pruned_epoch", "status", "rung") and not key.endswith(("_mean", "_std", "_sem"))
                     and key not in point_names):
                 point_names.append(key)
     has_case = any(r["case"] is not None for r in rows)
@@ -241,13 +270,20 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
         flags = [f"{row['diverged']} diverged"] if row["diverged"] else []
         flags += [f"{row['stopped']} stopped early"] if row.get("stopped") else []
         flags += [f"{row['at_chance']} at chance"] if row.get("at_chance") else []
-        flags += [f"pruned at epoch {row['pruned_epoch']}"] if row.get("pruned") else []
         line["seeds"] = str(row["seeds"]) + (f" ({', '.join(flags)})" if flags else "")
+        if "status" in row:  # successive halving: where each config's metrics are from
+            line["status"] = (f"pruned at epoch {row['pruned_epoch']}" if not finished(row)
+                              else f"finished (epoch {row['rung']})")
         table.append(line)
     columns = list(table[0])
     widths = {c: max(len(c), *(len(r.get(c, "")) for r in table)) for c in columns}
     text = lambda r: "  ".join(r.get(c, "").ljust(widths[c]) for c in columns).rstrip()
-    lines = [text({c: c for c in columns}), text({c: "-" * widths[c] for c in columns}), *map(text, table)]
+    body = list(map(text, table))
+    first_pruned = next((i for i, row in enumerate(shown) if not finished(row)), None)
+    if first_pruned is not None:  # pruned configs apart: their metrics are from an earlier epoch
+        body.insert(first_pruned, f"-- pruned by successive halving: {metric} at the epoch each was pruned, "
+                                  f"not comparable with the finished configs above")
+    lines = [text({c: c for c in columns}), text({c: "-" * widths[c] for c in columns}), *body]
     if limit is not None and len(rows) > limit:
         lines.append(f"... {len(rows) - limit} more configs in {SUMMARY}")
     lines.append("best_ep: mean epoch of the best monitored value (train.monitor). The metrics are those of the "
