@@ -7,7 +7,8 @@ files that apply:
   of each case when the spec has cases), mean over seeds with a min-max band.
 - ``metric_vs_<axis>.png``: the search metric against each numeric swept axis, and
   ``<metric>_vs_<axis>.png`` the same for each metric of ``output.plot_metrics``.
-- ``search_space.png``: config means over the first two numeric axes, coloured by the metric.
+- ``search_space.png``: config means over every pair of numeric swept axes (one panel a pair),
+  coloured by the metric.
 - ``best_so_far.png``: the best config mean against the number of configs evaluated.
 - ``generalization_gap.png``: train against validation accuracy of the best configs.
 - ``weights_hist.png`` (when params were saved): histograms of the learned weights of the best
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import json
 import math
 import re
@@ -475,22 +477,40 @@ def _pin_to_worst(ax, top: bool, x, label: str):
     return marks
 
 
+def search_space_pairs(sweep: Folder) -> list[tuple[str, str]]:
+    """The panels of ``search_space.png``: every pair of numeric swept axes, so that every axis
+    is shown (three axes: three panels)."""
+    return list(itertools.combinations(sweep.numeric, 2))
+
+
 def _search_space(sweep: Folder) -> Figure | None:
-    metric, (xname, yname) = sweep.metric, sweep.numeric[:2]
-    rows = [r for r in sweep.rows if xname in r and yname in r]
-    means = [r[f"{metric}_mean"] for r in rows if math.isfinite(r[f"{metric}_mean"])]
-    if len(means) < 2:
+    metric, pairs = sweep.metric, search_space_pairs(sweep)
+    means = [r[f"{metric}_mean"] for r in sweep.rows if math.isfinite(r[f"{metric}_mean"])]
+    if len(means) < 2 or not pairs:
         return None
-    fig = Figure(figsize=(8, 6), layout="constrained")
-    ax = fig.add_subplot()
-    points = scatter_configs(ax, rows, xname, yname, metric=metric, minimize=sweep.minimize,
-                             norm=Normalize(min(means), max(means)))
-    metric_colorbar(fig, points, ax, metric, sweep.minimize, f"{metric} (mean over seeds), better on top")
-    scale_axis(ax, "x", [r[xname] for r in rows], sweep.log_form(xname))
-    scale_axis(ax, "y", [r[yname] for r in rows], sweep.log_form(yname))
-    ax.set(xlabel=xname, ylabel=yname, title=f"{sweep.spec['name']}: configs over {xname} x {yname}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    ncols = min(len(pairs), 3)
+    nrows = math.ceil(len(pairs) / ncols)
+    fig = Figure(figsize=(8, 6) if len(pairs) == 1 else (4.6 * ncols + 1.2, 4.2 * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    norm, mappable = Normalize(min(means), max(means)), None
+    for ax, (xname, yname) in zip(axes, pairs):
+        rows = [r for r in sweep.rows if xname in r and yname in r]
+        points = scatter_configs(ax, rows, xname, yname, metric=metric, minimize=sweep.minimize, norm=norm)
+        mappable = mappable or points
+        scale_axis(ax, "x", [r[xname] for r in rows], sweep.log_form(xname))
+        scale_axis(ax, "y", [r[yname] for r in rows], sweep.log_form(yname))
+        ax.set(xlabel=xname, ylabel=yname)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(pairs):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize="small")
+    metric_colorbar(fig, mappable, list(axes[:len(pairs)]), metric, sweep.minimize,
+                    f"{metric} (mean over seeds), better on top")
+    names = " x ".join(sweep.numeric)
+    if len(pairs) == 1:
+        axes[0].set_title(f"{sweep.spec['name']}: configs over {names}")
+    else:
+        fig.suptitle(f"{sweep.spec['name']}: configs over {names}, one panel per pair of axes")
     return fig
 
 
