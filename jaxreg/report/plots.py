@@ -48,6 +48,9 @@ from jaxreg.trust import foreign
 
 CURVE_PANELS = (("train_loss", "val_loss"), ("train_accuracy", "val_accuracy"))
 TEST_PANELS = (("test_loss",), ("test_accuracy",))  # test_curves.png: how the book reads a run
+# A regression's (its journal has RMSE; it has no accuracy): RMSE where accuracy would be.
+REGRESSION_CURVE_PANELS = (("train_loss", "val_loss"), ("train_rmse", "val_rmse"))
+REGRESSION_TEST_PANELS = (("test_loss",), ("test_rmse",))
 DPI = 120
 MARKERS = "osD^vP"  # one per coarse-to-fine round
 MAX_LAYER_PANELS = 6  # weights_hist.png: one panel per layer up to this many layers
@@ -58,7 +61,7 @@ _LAYER_NAME = re.compile(r"\['?([^'\]]+)'?\]")  # ['dense_0'] or [0] in a key pa
 # Why a plot that was considered drew nothing (its builder returned None).
 _NOTHING_TO_DRAW = {
     "curves.png": "no curves file of a shown config could be read",
-    "test_curves.png": "the test split was not evaluated during training (train.eval_test = false)",
+    "test_curves.png": "no test metric in the curves (an empty test split, or train.metrics leaves them out)",
     "generalization_gap.png": "no train and validation accuracies (regression targets, or train.metrics leaves them out)",
     "search_space.png": "fewer than two configs with a finite metric",
     "weights_hist.png": "no saved weights could be read",
@@ -98,7 +101,11 @@ def _plot_dir(out: Path, build, skip) -> list[Path]:
     records = sweep.records
     if not records:
         return []
-    plots = [("curves.png", _curves), ("test_curves.png", _test_curves), ("generalization_gap.png", _gap)]
+    plots = [("curves.png", _curves), ("generalization_gap.png", _gap)]
+    if sweep.spec.get("train", {}).get("eval_test", True):
+        plots.insert(1, ("test_curves.png", _test_curves))
+    else:
+        skip("test_curves.png", "the test split was not evaluated during training (train.eval_test = false)")
     if any(r["metrics"][sweep.metric] is not None for r in records):  # else nothing to plot against
         if sweep.has_case and sweep.search["method"] == "grid":
             skip("best_so_far.png", "a grid of named cases has no search order to follow")
@@ -160,8 +167,24 @@ def _group_label(sweep: Folder, key) -> str:
     return str(key) if sweep.has_case else f"round {key + 1}" if sweep.has_rounds else "config"
 
 
+def _regression(sweep: Folder) -> bool:
+    """Whether the journal holds regression metrics (a squared-error loss on float targets)."""
+    return any("val_rmse" in r["metrics"] for r in sweep.records)
+
+
+def curve_panels(sweep: Folder, test: bool = False) -> tuple[tuple[str, ...], ...]:
+    """The panels of ``curves.png`` (``test``: ``test_curves.png``), one tuple of metrics per row
+    of panels: the losses, then RMSE for a regression, accuracy for a classification, and
+    nothing more for a regression recorded without RMSE (no accuracy panel left empty)."""
+    if _regression(sweep):
+        return REGRESSION_TEST_PANELS if test else REGRESSION_CURVE_PANELS
+    panels = TEST_PANELS if test else CURVE_PANELS
+    accuracy = any(r["metrics"].get(name) is not None for r in sweep.records for name in panels[1])
+    return panels if accuracy else panels[:1]
+
+
 def _curves_of(sweep: Folder, config_id: str) -> dict[str, np.ndarray] | None:
-    names = [name for panels in (CURVE_PANELS, TEST_PANELS) for panel in panels for name in panel]
+    names = [name for test in (False, True) for panel in curve_panels(sweep, test) for name in panel]
     return sweep.curves(config_id, names)
 
 
@@ -286,30 +309,35 @@ def metric_colorbar(fig, mappable, ax, metric: str, minimize: bool, label: str, 
 
 
 def _test_curves(sweep: Folder) -> Figure | None:
-    """Test loss and accuracy per evaluation: what the book plots, never used for selection."""
+    """Test loss and accuracy (RMSE) per evaluation: what the book plots, never used for selection."""
     shown = [(row, c) for row in sweep.shown() if (c := _curves_of(sweep, row["config_id"])) is not None]
-    if not any(np.isfinite(c["test_accuracy"]).any() for _, c in shown):
+    panels = curve_panels(sweep, test=True)
+    if not any(np.isfinite(c[name]).any() for _, c in shown for panel in panels for name in panel):
         return None
-    return _curves(sweep, TEST_PANELS, "test curves")
+    return _curves(sweep, panels, "test curves")
 
 
-def _curves(sweep: Folder, panels=CURVE_PANELS, what: str = "learning curves") -> Figure | None:
+def _curves(sweep: Folder, panels=None, what: str = "learning curves") -> Figure | None:
+    learning = panels is None
+    panels = curve_panels(sweep) if learning else panels
     shown = [(row, c) for row in sweep.shown() if (c := _curves_of(sweep, row["config_id"])) is not None]
     if not shown:
         return None
     columns = len(panels[0])
-    fig = Figure(figsize=(5.5 * columns + 0.5 * (columns == 1), 8), layout="constrained")
+    fig = Figure(figsize=(5.5 * columns + 0.5 * (columns == 1), 4 * len(panels)), layout="constrained")
     # Accuracies share one axis; losses do not: train loss spans decades (log), while the
     # validation loss's rise after its minimum (overfitting) shows only on its own linear scale.
-    axes = fig.subplots(2, columns, sharex=True, squeeze=False)
-    for ax in axes[1][1:]:
-        ax.sharey(axes[1][0])
+    axes = fig.subplots(len(panels), columns, sharex=True, squeeze=False)
+    for row_names, row_axes in zip(panels, axes):
+        if row_names[0].endswith("accuracy"):
+            for ax in row_axes[1:]:
+                ax.sharey(row_axes[0])
     handles, any_stopped, any_lowest, any_finding = [], False, False, False
     for i, (row, curves) in enumerate(shown):
         color, epochs = f"C{i}", curves["epochs"]
         stopped = sum(r["stopped_epoch"] > 0 for r in sweep.trials[row["config_id"]])
         label = sweep.config_label(row)
-        if panels == CURVE_PANELS:  # what jaxreg.diagnose reads in these curves, with its seed count
+        if learning:  # what jaxreg.diagnose reads in these curves, with its seed count
             said = _diagnosis(sweep, row)
             label, any_finding = (f"{label} [{said}]", True) if said else (label, any_finding)
         for panel_names, panel_axes in zip(panels, axes):
@@ -349,7 +377,7 @@ def _curves(sweep: Folder, panels=CURVE_PANELS, what: str = "learning curves") -
                     else:
                         _zoom_on_late_values(ax, [_mean(c[name]) for _, c in shown])
         panel_axes[0].set_ylabel(panel_names[0].split("_")[1])
-    for ax in axes[1]:
+    for ax in axes[-1]:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if any_stopped:

@@ -22,6 +22,9 @@ from jaxreg.train import METRICS
 
 REPORTED = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 TEST = ("test_loss", "test_accuracy")
+# Regression's (REGRESSION_METRICS), in rows only where the journal has them.
+REPORTED_REGRESSION = ("val_rmse", "val_mae", "val_r2", "train_rmse", "train_mae", "train_r2")
+TEST_REGRESSION = ("test_rmse", "test_mae", "test_r2")
 
 CSV_SOURCES = ("case", "config_id", "seed", "round", "epoch", "epoch_index")
 
@@ -123,7 +126,10 @@ def summarize(records: list[dict], search: dict, chance: dict | None = None) -> 
     ``chance``, ``{case or "": rate}``, see :func:`at_chance`), mean, std (ddof 1) and standard error of the metric, mean and std of
     the other validation/train metrics, the mean best and stopped epochs, and the test metrics
     of the selected configs only (the best of each case), so that the test set plays no part
-    in choosing them.
+    in choosing them. A regression (the journal has ``val_rmse``) adds RMSE, MAE and R^2 the
+    same way. Successive halving adds ``pruned`` (count), ``pruned_epoch``, ``status``
+    (``finished`` or ``pruned``) and ``rung`` (the last rung's epoch reached: where the metrics
+    are from); pruned configs rank after every finished one (:func:`best_row`).
     """
     metric, minimize = search["metric"], search["goal"] == "minimize"
     groups: dict[str, list[dict]] = {}
@@ -139,8 +145,9 @@ def summarize(records: list[dict], search: dict, chance: dict | None = None) -> 
         row["diverged"] = sum(r["status"] == "diverged" for r in group)
         if chance is not None:
             row["at_chance"] = sum(at_chance(r, chance.get(r["case"] or "")) for r in group)
-        for name in (metric, *[m for m in REPORTED if m != metric], *TEST):
-            values = np.array([as_float(r["metrics"][name]) for r in group])
+        regression = REPORTED_REGRESSION + TEST_REGRESSION if "val_rmse" in first["metrics"] else ()
+        for name in (metric, *[m for m in REPORTED if m != metric], *TEST, *regression):
+            values = np.array([as_float(r["metrics"].get(name)) for r in group])
             row[f"{name}_mean"] = float(values.mean())
             row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
             if name == metric:
@@ -167,8 +174,9 @@ def summarize(records: list[dict], search: dict, chance: dict | None = None) -> 
         if row["selected"]:
             seen_cases.add(row["case"])
         else:
-            for name in TEST:
-                row[f"{name}_mean"] = row[f"{name}_std"] = math.nan
+            for name in TEST + TEST_REGRESSION:
+                if f"{name}_mean" in row:
+                    row[f"{name}_mean"] = row[f"{name}_std"] = math.nan
     return [{"rank": r.pop("rank"), **r} for r in rows]
 
 
@@ -245,6 +253,8 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
     else:  # regression: no accuracy to show
         other = "train_loss" if metric != "train_loss" else "val_loss"
         columns = [(other, other), ("test_loss", "test_loss")]
+        if any("val_rmse_mean" in r for r in rows):
+            columns += [(name, name) for name in ("val_rmse", "val_r2", "test_rmse", "test_r2")]
 
     def pm(row, name, scale=1.0, digits=4):
         mean, std = row[f"{name}_mean"], row[f"{name}_std"]
