@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxreg.report.store import SUMMARY, atomic_write, load_curves
-from jaxreg.train import METRICS
+from jaxreg.train import REGRESSION_METRICS, metric_names
 
 REPORTED = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 TEST = ("test_loss", "test_accuracy")
@@ -40,7 +40,8 @@ def write_curves_csv(out: str | Path, records: list[dict], columns: dict | None 
             Default: every source and metric under its own name. Evaluations after a member
             stopped or diverged (all metrics NaN) are left out.
     """
-    columns = columns or {name: name for name in ("case", "config_id", "seed", "round", "epoch", *METRICS)}
+    names = metric_names(any(REGRESSION_METRICS[0] in r["metrics"] for r in records))
+    columns = columns or {name: name for name in ("case", "config_id", "seed", "round", "epoch", *names)}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(list(columns))
@@ -48,7 +49,7 @@ def write_curves_csv(out: str | Path, records: list[dict], columns: dict | None 
         curves = load_curves(out, record["config_id"], record["seed"])
         epochs = curves["epochs"]
         for j, epoch in enumerate(epochs):
-            values = {name: float(curves[f"curve/{name}"][j]) for name in METRICS}
+            values = {name: float(curves[f"curve/{name}"][j]) for name in names if f"curve/{name}" in curves}
             if all(math.isnan(v) for v in values.values()):
                 continue
             fields = {"case": record["case"], "config_id": record["config_id"], "seed": record["seed"],
