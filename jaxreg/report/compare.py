@@ -6,7 +6,9 @@ search metric against configs evaluated, one line per folder, and a zoom on the 
 coloured by the metric on one shared scale; an axis is on a log scale in every panel when any
 folder samples it on one, so that log and linear sampling of one range compare by eye) and
 ``comparison.csv`` (one row per folder: spec, method, configs, trials, the best config's metric
-mean +- std over seeds, its test accuracy and loss, the run time). Folders must rank configs by
+mean +- std over seeds, its test accuracy and loss, the run time). The best config and the
+best-so-far curve follow one rule, :func:`jaxreg.report.summary.best_row` (a config successive
+halving pruned is never the best: its value is from an earlier rung). Folders must rank configs by
 the same metric and goal; bad input raises :class:`jaxreg.errors.InputError` before anything is
 written. Each folder is read by :mod:`jaxreg.report.folder` and drawn with the axis helpers of
 :mod:`jaxreg.report.plots`, as a folder's own plots are.

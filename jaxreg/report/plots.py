@@ -279,8 +279,8 @@ def scatter_configs(ax, rows: list[dict], x: str, y: str, *, metric: str, minimi
             mine = [r for r in done if r["round"] == k and finished(r) == ended]
             if not mine:
                 continue
-            label = f"round {k + 1}" if len(rounds) > 1 and ended else None
-            label = label if ended else f"pruned (mean at its rung){f', round {k + 1}' * (len(rounds) > 1)}"
+            round_label = f"round {k + 1}" if len(rounds) > 1 else None
+            label = round_label if ended else ", ".join(filter(None, ("pruned (mean at its rung)", round_label)))
             points = ax.scatter([r[x] for r in mine], [r[y] for r in mine], c=[r[key] for r in mine], norm=norm,
                                 cmap="viridis_r" if minimize else "viridis", s=60 if ended else 22,
                                 alpha=1.0 if ended else 0.5, marker=MARKERS[k % len(MARKERS)],
@@ -524,11 +524,13 @@ def _search_space(sweep: Folder) -> Figure | None:
     for ax, (xname, yname) in zip(axes, pairs):
         rows = [r for r in sweep.rows if xname in r and yname in r]
         points = scatter_configs(ax, rows, xname, yname, metric=metric, minimize=sweep.minimize, norm=norm)
-        mappable = mappable or points
+        mappable = points if mappable is None else mappable
         scale_axis(ax, "x", [r[xname] for r in rows], sweep.log_form(xname))
         scale_axis(ax, "y", [r[yname] for r in rows], sweep.log_form(yname))
         ax.set(xlabel=xname, ylabel=yname)
         ax.grid(alpha=0.3)
+    if mappable is None:  # no config with a finite metric has the axes of any pair (cases)
+        return None
     for ax in axes[len(pairs):]:
         ax.set_visible(False)
     axes[0].legend(fontsize="small")
