@@ -109,6 +109,35 @@ def predicted_class(logits: Array) -> Array:
     return jnp.argmax(logits, axis=-1)
 
 
+REGRESSION_LOSSES = ("squared_error", "sum_squared_error", "mse")  # fitted to float targets: regression
+
+
+def is_regression(loss: str, labels_dtype) -> bool:
+    """Whether a squared-error ``loss`` is fitted to float targets (integer labels with a squared
+    error are classes, one-hot encoded: the book's digits)."""
+    return loss in REGRESSION_LOSSES and jnp.issubdtype(labels_dtype, jnp.floating)
+
+
+def regression_metrics(outputs: Array, targets: Array) -> dict[str, Array]:
+    """Root mean squared error, mean absolute error and R^2 of ``outputs`` against ``targets``.
+
+    Args:
+        outputs: the network's outputs ``(batch, units)`` (what the squared-error loss reads).
+        targets: float targets ``(batch,)`` or ``(batch, units)``.
+
+    Returns:
+        ``{"rmse", "mae", "r2"}`` scalars: RMSE and MAE over every element; R^2 is ``1 -
+        SS_res / SS_tot`` per output unit (``SS_tot`` about the targets' mean over the batch),
+        averaged over units (scikit-learn's ``r2_score`` default).
+    """
+    targets = _targets_like(outputs, targets)
+    diff = outputs - targets
+    residual = jnp.sum(diff * diff, axis=0)
+    total = jnp.sum((targets - jnp.mean(targets, axis=0)) ** 2, axis=0)
+    return {"rmse": jnp.sqrt(jnp.mean(diff * diff)), "mae": jnp.mean(jnp.abs(diff)),
+            "r2": jnp.mean(1.0 - residual / total)}
+
+
 _LOSS_FNS = {
     "squared_error": squared_error,
     "sum_squared_error": sum_squared_error,

@@ -94,7 +94,7 @@ def train_step(state: TrainState, x: Array, y: Array, key: Array, *, objective: 
 
 
 def evaluate(model, params, model_state, x: Array, labels: Sequence[tuple[str, Array]],
-             loss_fn: Callable, **apply_options) -> dict[str, Array]:
+             loss_fn: Callable, *, regression: bool = False, **apply_options) -> dict[str, Array]:
     """The loss and accuracy of ``params`` on labelled splits, in evaluation mode.
 
     Args:
@@ -103,6 +103,8 @@ def evaluate(model, params, model_state, x: Array, labels: Sequence[tuple[str, A
             pass serves them all).
         labels: ``(name, y)`` pairs; each adds ``NAME_loss`` and ``NAME_accuracy``.
         loss_fn: the data loss.
+        regression: also ``NAME_rmse``, ``NAME_mae`` and ``NAME_r2``
+            (:func:`jaxreg.losses.regression_metrics`).
         **apply_options: passed to ``model.apply`` (batch norm's ``bn_epsilon``).
 
     Returns:
@@ -114,6 +116,9 @@ def evaluate(model, params, model_state, x: Array, labels: Sequence[tuple[str, A
         n = len(y)
         metrics[f"{name}_loss"] = loss_fn(logits[start:start + n], y)
         metrics[f"{name}_accuracy"] = losses.accuracy(logits[start:start + n], y)
+        if regression:
+            for kind, value in losses.regression_metrics(logits[start:start + n], y).items():
+                metrics[f"{name}_{kind}"] = value
         start += n
     return metrics
 

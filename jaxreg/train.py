@@ -41,9 +41,22 @@ MAX_EVAL_EVERY = 10**6
 MAX_EVALUATIONS = 10**6
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
            "epoch_loss", "epoch_accuracy", "penalty", "weight_norm", "zero_fraction")
+# Regression (a squared-error loss on float targets) adds these; classification results lack them.
+REGRESSION_METRICS = tuple(f"{split}_{kind}" for split in ("train", "val", "test") for kind in ("rmse", "mae", "r2"))
 
-__all__ = ["Data", "Result", "TrainConfig", "as_data", "check_data", "check_values", "make_train", "METRICS", "MONITORS",
+__all__ = ["Data", "Result", "TrainConfig", "as_data", "check_data", "check_values", "make_train", "metric_names", "METRICS",
+           "REGRESSION_METRICS", "MONITORS",
            "OPTIMIZERS", "L1_MODES"]
+
+
+def metric_names(regression: bool) -> tuple[str, ...]:
+    """The metrics a result holds: ``METRICS``, and ``REGRESSION_METRICS`` for a regression."""
+    return METRICS + REGRESSION_METRICS if regression else METRICS
+
+
+def result_metrics(metrics: dict) -> tuple[str, ...]:
+    """The metric names of a result's ``final`` or ``curves`` (regression's when it has them)."""
+    return metric_names(REGRESSION_METRICS[0] in metrics)
 
 
 class Data(NamedTuple):
@@ -215,9 +228,10 @@ class TrainConfig:
             raise InputError(f"start_epoch: expected an integer >= 0, got {self.start_epoch!r}")
         if self.metrics is not None:
             unknown = ([self.metrics] if isinstance(self.metrics, str)
-                       else [name for name in self.metrics if name not in METRICS])
+                       else [name for name in self.metrics if name not in METRICS + REGRESSION_METRICS])
             if unknown:
-                raise InputError(f"metrics: expected names among {', '.join(METRICS)}, got {unknown[0]!r}")
+                raise InputError(f"metrics: expected names among {', '.join(METRICS + REGRESSION_METRICS)}, "
+                                 f"got {unknown[0]!r}")
             object.__setattr__(self, "metrics", tuple(self.metrics))
         if self.penalty_mask is not None and not callable(self.penalty_mask):
             object.__setattr__(self, "penalty_mask", FrozenMask(self.penalty_mask))
@@ -267,7 +281,7 @@ class TrainConfig:
     @property
     def computed(self) -> frozenset[str]:
         """The metrics the program computes: ``metrics`` (default all) and the monitored one."""
-        return frozenset(METRICS if self.metrics is None else self.metrics) | {self.monitor}
+        return frozenset(METRICS + REGRESSION_METRICS if self.metrics is None else self.metrics) | {self.monitor}
 
     @property
     def n_evals(self) -> int:
@@ -375,8 +389,9 @@ class Result(NamedTuple):
         params: the best evaluation's params when ``hparams.restore_best`` is 1 (and a best
             exists), else the last params (for a diverged member: its last finite params).
         model_state: the model state that goes with ``params``.
-        final: metrics of the returned params, a dict over ``METRICS`` (NaN where not evaluated).
-        curves: a dict over ``METRICS`` of arrays with one entry per evaluation; NaN after the
+        final: metrics of the returned params, a dict over ``METRICS`` (and ``REGRESSION_METRICS``
+            for a squared-error loss on float targets; NaN where not evaluated).
+        curves: a dict over the same names of arrays with one entry per evaluation; NaN after the
             member stopped or diverged.
         best_epoch: epoch of the best evaluation (0: none).
         stopped_epoch: epoch at which early stopping fired (0: never).
@@ -496,7 +511,9 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
             project = (lambda w, lr: jax.tree_util.tree_map(
                 lambda p, m, s: jnp.where(m > 0, penalties.soft_threshold(p, lr * hp.l1 * s), p), w, mask, scale))
         # Only the splits whose metrics are asked for go through the evaluation's forward pass.
-        asked = lambda name: bool({f"{name}_loss", f"{name}_accuracy"} & config.computed)
+        regression = losses.is_regression(config.loss, data.train.y.dtype)  # static: the targets' dtype
+        names = metric_names(regression)
+        asked = lambda split: any(n.startswith(f"{split}_") for n in config.computed & set(names))
         labelled = [("train", data.train)] * asked("train") + [("val", data.val)] * (asked("val") and len(data.val.y) > 0)
         labelled += [("test", data.test)] * (config.eval_test and asked("test") and len(data.test.y) > 0)
         eval_x = jnp.concatenate([split.x.astype(dtype) for _, split in labelled]) if labelled else None
@@ -542,14 +559,14 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
             return carry, (loss_sum / n_train, acc_sum / n_train)
 
         def metrics_of(state: TrainState, epoch_loss, epoch_acc) -> dict:
-            m = dict.fromkeys(METRICS, nan)
+            m = dict.fromkeys(names, nan)
             if labelled:
                 m.update(evaluate(model, seam.unpack(state.params), state.model_state, eval_x, eval_labels, loss_fn,
-                                  **eval_options))
+                                  regression=regression, **eval_options))
             m["epoch_loss"], m["epoch_accuracy"] = epoch_loss, epoch_acc
             if weight_metrics:
                 m.update(weight_metrics_of(ravel_pytree(state.params)[0], flat_mask, hp.l2, hp.l1))
-            return {name: m[name].astype(dtype) if name in config.computed else nan for name in METRICS}
+            return {name: m[name].astype(dtype) if name in config.computed else nan for name in names}
 
         hist_n = min(n_train, HISTOGRAM_EXAMPLES)
         hist_x, hist_y = data.train.x[:hist_n].astype(dtype), data.train.y[:hist_n]
@@ -591,13 +608,13 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
                 best=tree_where(improved, current, carry.best),
                 best_metrics=tree_where(improved, metrics, carry.best_metrics),
                 last_metrics=tree_where(valid, metrics, carry.last_metrics))
-            out = tree_where(valid, metrics, dict.fromkeys(METRICS, nan))
+            out = tree_where(valid, metrics, dict.fromkeys(names, nan))
             if config.histograms:
                 hists = histograms_of(carry.train)
                 out.update(tree_where(valid, hists, jax.tree_util.tree_map(lambda a: jnp.full_like(a, jnp.nan), hists)))
             return carry, out
 
-        no_metrics = dict.fromkeys(METRICS, nan)
+        no_metrics = dict.fromkeys(names, nan)
         zero = jnp.zeros((), jnp.int32)
         start = TrainState(carried, model_state, optimizer(config.optimizer, hp, hp.learning_rate, mask,
                                                            l1_mode=config.l1_mode,

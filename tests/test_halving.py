@@ -408,3 +408,105 @@ def test_plan_lists_every_hyperband_bracket_and_counts_them_all(tmp_path, capsys
     assert listed == ["[bracket 1]"] * 4 + ["[bracket 2]"] * 3 + ["[bracket 3]"] * 3
     journal = run_sweep(build_spec(tomllib.loads(spec.read_text())), tmp_path / "out", progress=False)
     assert sorted({r["config_id"] for r in journal}) == sorted(line.split("  ")[0] for line in lines[4:])
+
+
+# --- what the report shows of a halving folder --------------------------------------------------
+
+def _lowered_copy(halved, tmp_path):
+    """A copy of the halving folder in which one config pruned at epoch 4 has a lower val_loss
+    (at its rung) than the best finished config: what happens when the finished configs overfit
+    after the rung. Returns the copy, the config's id and its lowered value."""
+    import shutil
+    _, out, journal, _ = halved
+    copy = tmp_path / "lowered"
+    shutil.copytree(out / "run", copy)
+    rows = summarize(journal, build_spec(tiny(**HALVING)).search)
+    finished_best = rows[0]["val_loss_mean"]
+    pruned = next(r["config_id"] for r in journal if r["pruned_epoch"] == 4)
+    lowered = finished_best - 0.1
+    for r in journal:
+        if r["config_id"] == pruned:
+            r["metrics"]["val_loss"] = lowered
+            r["rungs"][-1]["val_loss"] = lowered
+    (copy / store.JOURNAL).write_text("".join(json.dumps(r) + "\n" for r in journal))
+    return copy, pruned, lowered
+
+
+def test_pruned_configs_are_shown_apart_and_best_has_one_definition(halved, tmp_path):
+    import csv
+
+    from jaxreg.report.compare import compare, load_folders, plot_best_so_far
+    from jaxreg.report.folder import load_folder
+    from jaxreg.report.summary import format_table, write_summary
+    from jaxreg.sweeps.best import best_config
+
+    copy, pruned, lowered = _lowered_copy(halved, tmp_path)
+    folder = load_folder(copy)
+    rows = folder.rows
+    # Finished configs first, whatever the pruned one's (earlier, lower) value; each says where
+    # its metrics are from.
+    assert [(r["status"], r["rung"]) for r in rows[:2]] == [("finished", 8)] * 2
+    mine = next(r for r in rows if r["config_id"] == pruned)
+    assert (mine["rank"], mine["status"], mine["rung"], mine["val_loss_mean"]) == (3, "pruned", 4, lowered)
+    assert lowered < rows[0]["val_loss_mean"] and rows[0]["selected"] and not mine["selected"]
+    with open(write_summary(tmp_path, rows)) as f:
+        read = list(csv.DictReader(f))
+    assert [(r["status"], r["rung"]) for r in read] == [(r["status"], str(r["rung"])) for r in rows]
+    table = format_table(rows, folder.search).splitlines()
+    note = next(i for i, line in enumerate(table) if line.startswith("-- pruned by successive halving"))
+    assert table[note - 1].startswith("2 ") and table[note + 1].startswith("3 ")
+    assert table[note + 1].rstrip().endswith("pruned at epoch 4")
+    assert table[2].rstrip().endswith("finished (epoch 8)")
+
+    # compare's CSV, its best_so_far.png's line, the folder's curve and `best` agree.
+    other = tmp_path / "other"
+    import shutil
+    shutil.copytree(halved[1] / "run", other)
+    compare([copy, other], tmp_path / "cmp")
+    with open(tmp_path / "cmp" / "comparison.csv") as f:
+        by_label = {r["label"]: r for r in csv.DictReader(f)}
+    folders = load_folders([copy, other])
+    fig = plot_best_so_far(folders)
+    full = fig.axes[0]
+    for f_ in folders:
+        line = next(ln for ln in full.get_lines() if ln.get_label().startswith(f"{f_.label}:"))
+        csv_best = float(by_label[f_.label]["val_loss_mean"])
+        assert line.get_ydata()[-1] == f_.best_so_far()[-1] == csv_best == f_.rows[0]["val_loss_mean"]
+        assert by_label[f_.label]["best_config_id"] == best_config(f_.path).config_id == f_.rows[0]["config_id"]
+    assert float(by_label["lowered"]["val_loss_mean"]) > lowered  # the pruned value is not the best
+
+
+def test_search_space_draws_every_swept_axis(halved, tmp_path):
+    from jaxreg.report.folder import load_folder
+    from jaxreg.report.plots import _search_space, search_space_pairs
+
+    copy, _, _ = _lowered_copy(halved, tmp_path)
+    journal = store.read_journal(copy)
+    ids = sorted({r["config_id"] for r in journal})
+    for r in journal:  # a third numeric axis, as a spec sweeping momentum too would journal it
+        r["point"]["momentum"] = 0.5 + 0.05 * ids.index(r["config_id"])
+    (copy / store.JOURNAL).write_text("".join(json.dumps(r) + "\n" for r in journal))
+    folder = load_folder(copy)
+    assert folder.numeric == ["learning_rate", "l2", "momentum"]
+    assert search_space_pairs(folder) == [("learning_rate", "l2"), ("learning_rate", "momentum"), ("l2", "momentum")]
+    fig = _search_space(folder)
+    drawn = {(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes if ax.get_xlabel() and ax.collections}  # not the bar
+    assert drawn == set(search_space_pairs(folder))
+
+
+def test_sampled_points_titles_do_not_overlap(halved, tmp_path):
+    import shutil
+
+    from jaxreg.report.compare import load_folders, plot_sampled_points
+
+    paths = []
+    for name in ("a", "b"):
+        shutil.copytree(halved[1] / "run", tmp_path / name)
+        paths.append(tmp_path / name)
+    folders = load_folders(paths)
+    for folder in folders:  # a long label, as a results folder's path may give
+        folder.label = f"results/search-repeats-20/seed-{folder.label}/coarse-to-fine-top-k-zoom-around-best"
+    fig = plot_sampled_points(folders)
+    fig.canvas.draw()
+    left, right = (ax.title.get_window_extent() for ax in fig.axes[:2])
+    assert left.x1 < right.x0 and left.x1 <= fig.axes[0].get_window_extent().x1 + 30

@@ -6,7 +6,9 @@ search metric against configs evaluated, one line per folder, and a zoom on the 
 coloured by the metric on one shared scale; an axis is on a log scale in every panel when any
 folder samples it on one, so that log and linear sampling of one range compare by eye) and
 ``comparison.csv`` (one row per folder: spec, method, configs, trials, the best config's metric
-mean +- std over seeds, its test accuracy and loss, the run time). Folders must rank configs by
+mean +- std over seeds, its test accuracy and loss, the run time). The best config and the
+best-so-far curve follow one rule, :func:`jaxreg.report.summary.best_row` (a config successive
+halving pruned is never the best: its value is from an earlier rung). Folders must rank configs by
 the same metric and goal; bad input raises :class:`jaxreg.errors.InputError` before anything is
 written. Each folder is read by :mod:`jaxreg.report.folder` and drawn with the axis helpers of
 :mod:`jaxreg.report.plots`, as a folder's own plots are.
@@ -15,6 +17,7 @@ written. Each folder is read by :mod:`jaxreg.report.folder` and drawn with the a
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,9 @@ from jaxreg.errors import InputError
 from jaxreg.report.folder import Folder, load_folder
 from jaxreg.report.plots import metric_axis, metric_colorbar, save_figure, scatter_configs
 from jaxreg.report.store import JOURNAL
-from jaxreg.report.summary import write_csv
+from jaxreg.report.summary import best_row, write_csv
+
+TITLE_WIDTH = 62  # characters of a sampled_points.png panel title's line, at fontsize "small"
 
 
 def load_folders(paths: list) -> list[Folder]:
@@ -60,7 +65,7 @@ def comparison_rows(folders: list[Folder]) -> list[dict]:
     """One row per folder: its best config by the search metric, with its test metrics."""
     out = []
     for folder in folders:
-        metric, best = folder.metric, folder.rows[0]
+        metric, best = folder.metric, best_row(folder.rows)
         row = {"label": folder.label, "folder": str(folder.path), "spec": folder.spec["name"],
                "method": folder.method, "configs": len(folder.rows), "trials": len(folder.records),
                "diverged_trials": sum(r["status"] == "diverged" for r in folder.records),
@@ -169,9 +174,11 @@ def plot_sampled_points(folders: list[Folder]) -> Figure:
             low, high = min(extent[x_name]), max(extent[x_name])
             x_label += f"\nconfigs per decade from {low:g} to {high:g}: {per_decade([r[x_name] for r in rows], low, high)}"
         sampled = ", ".join(f"{n} {'log' if folder.log_form(n) else 'linear'}" for n in axis_names)
-        best = _value(done[0][f"{metric}_mean"], metric) if done else "-"
-        ax.set_title(f"{folder.label}: {folder.method}, {len(rows)} configs with {' and '.join(axis_names)}\n"
-                     f"scale sampled: {sampled}; best {metric} {best}", fontsize="small")
+        best = _value(best_row(rows)[f"{metric}_mean"], metric) if rows else "-"
+        # Wrapped to the panel's width: a long method or label must not run into the next title.
+        lines = (f"{folder.label}: {folder.method}", f"{len(rows)} configs with {' and '.join(axis_names)}; "
+                 f"best {metric} {best}", f"scale sampled: {sampled}")
+        ax.set_title("\n".join(textwrap.fill(line, TITLE_WIDTH) for line in lines), fontsize="small")
         ax.set(xlabel=x_label, ylabel=axis_names[1] if len(axis_names) > 1 else metric)
         ax.legend(fontsize="x-small", loc="best", markerscale=0.6)
     for ax in panels[len(folders):]:

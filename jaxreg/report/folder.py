@@ -22,7 +22,7 @@ import numpy as np
 
 from jaxreg.errors import InputError
 from jaxreg.report.store import load_curves, load_manifest, read_journal
-from jaxreg.report.summary import as_float, is_number, summarize
+from jaxreg.report.summary import as_float, best_so_far, is_number, summarize
 
 LOG_FORMS = ("logspace", "log_uniform")
 MAX_SHOWN = 6  # configs shown without cases: more lines than this are unreadable
@@ -171,10 +171,10 @@ class Folder:
         return [by_id[cid] for cid in self.trials]
 
     def best_so_far(self) -> np.ndarray:
-        """The running best config mean of the search metric, configs in journal order; NaN (a
-        diverged config) is skipped."""
-        values = np.array([r[f"{self.metric}_mean"] for r in self.in_journal_order()])
-        return (np.fmin if self.minimize else np.fmax).accumulate(values)
+        """The running best config mean of the search metric, configs in journal order, by the
+        rule of :func:`jaxreg.report.summary.best_so_far` (diverged and pruned configs skipped):
+        it ends at the best row's mean."""
+        return best_so_far(self.in_journal_order(), self.metric, self.minimize)
 
     def mean_of(self, config_id: str, metric: str) -> float:
         """The mean of ``metric`` over a config's seeds (NaN if a seed has none), as in summary.csv."""

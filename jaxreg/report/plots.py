@@ -7,7 +7,8 @@ files that apply:
   of each case when the spec has cases), mean over seeds with a min-max band.
 - ``metric_vs_<axis>.png``: the search metric against each numeric swept axis, and
   ``<metric>_vs_<axis>.png`` the same for each metric of ``output.plot_metrics``.
-- ``search_space.png``: config means over the first two numeric axes, coloured by the metric.
+- ``search_space.png``: config means over every pair of numeric swept axes (one panel a pair),
+  coloured by the metric.
 - ``best_so_far.png``: the best config mean against the number of configs evaluated.
 - ``generalization_gap.png``: train against validation accuracy of the best configs.
 - ``weights_hist.png`` (when params were saved): histograms of the learned weights of the best
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import json
 import math
 import re
@@ -41,11 +43,14 @@ from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, MaxNLocat
 from jaxreg.hparams import AUGMENTATIONS
 from jaxreg.report.folder import Folder, distinct, load_folder
 from jaxreg.report.store import atomic_write, load_curves, record_files
-from jaxreg.report.summary import as_float
+from jaxreg.report.summary import as_float, best_row, finished
 from jaxreg.trust import foreign
 
 CURVE_PANELS = (("train_loss", "val_loss"), ("train_accuracy", "val_accuracy"))
 TEST_PANELS = (("test_loss",), ("test_accuracy",))  # test_curves.png: how the book reads a run
+# A regression's (its journal has RMSE; it has no accuracy): RMSE where accuracy would be.
+REGRESSION_CURVE_PANELS = (("train_loss", "val_loss"), ("train_rmse", "val_rmse"))
+REGRESSION_TEST_PANELS = (("test_loss",), ("test_rmse",))
 DPI = 120
 MARKERS = "osD^vP"  # one per coarse-to-fine round
 MAX_LAYER_PANELS = 6  # weights_hist.png: one panel per layer up to this many layers
@@ -56,7 +61,7 @@ _LAYER_NAME = re.compile(r"\['?([^'\]]+)'?\]")  # ['dense_0'] or [0] in a key pa
 # Why a plot that was considered drew nothing (its builder returned None).
 _NOTHING_TO_DRAW = {
     "curves.png": "no curves file of a shown config could be read",
-    "test_curves.png": "the test split was not evaluated during training (train.eval_test = false)",
+    "test_curves.png": "no test metric in the curves (an empty test split, or train.metrics leaves them out)",
     "generalization_gap.png": "no train and validation accuracies (regression targets, or train.metrics leaves them out)",
     "search_space.png": "fewer than two configs with a finite metric",
     "weights_hist.png": "no saved weights could be read",
@@ -96,7 +101,11 @@ def _plot_dir(out: Path, build, skip) -> list[Path]:
     records = sweep.records
     if not records:
         return []
-    plots = [("curves.png", _curves), ("test_curves.png", _test_curves), ("generalization_gap.png", _gap)]
+    plots = [("curves.png", _curves), ("generalization_gap.png", _gap)]
+    if sweep.spec.get("train", {}).get("eval_test", True):
+        plots.insert(1, ("test_curves.png", _test_curves))
+    else:
+        skip("test_curves.png", "the test split was not evaluated during training (train.eval_test = false)")
     if any(r["metrics"][sweep.metric] is not None for r in records):  # else nothing to plot against
         if sweep.has_case and sweep.search["method"] == "grid":
             skip("best_so_far.png", "a grid of named cases has no search order to follow")
@@ -159,8 +168,24 @@ def _group_label(sweep: Folder, key) -> str:
     return str(key) if sweep.has_case else f"round {key + 1}" if sweep.has_rounds else "config"
 
 
+def _regression(sweep: Folder) -> bool:
+    """Whether the journal holds regression metrics (a squared-error loss on float targets)."""
+    return any("val_rmse" in r["metrics"] for r in sweep.records)
+
+
+def curve_panels(sweep: Folder, test: bool = False) -> tuple[tuple[str, ...], ...]:
+    """The panels of ``curves.png`` (``test``: ``test_curves.png``), one tuple of metrics per row
+    of panels: the losses, then RMSE for a regression, accuracy for a classification, and
+    nothing more for a regression recorded without RMSE (no accuracy panel left empty)."""
+    if _regression(sweep):
+        return REGRESSION_TEST_PANELS if test else REGRESSION_CURVE_PANELS
+    panels = TEST_PANELS if test else CURVE_PANELS
+    accuracy = any(r["metrics"].get(name) is not None for r in sweep.records for name in panels[1])
+    return panels if accuracy else panels[:1]
+
+
 def _curves_of(sweep: Folder, config_id: str) -> dict[str, np.ndarray] | None:
-    names = [name for panels in (CURVE_PANELS, TEST_PANELS) for panel in panels for name in panel]
+    names = [name for test in (False, True) for panel in curve_panels(sweep, test) for name in panel]
     return sweep.curves(config_id, names)
 
 
@@ -240,7 +265,8 @@ def metric_axis(ax, name: str, values, factor: float = 20) -> None:
 def scatter_configs(ax, rows: list[dict], x: str, y: str, *, metric: str, minimize: bool, norm: Normalize):
     """Configs (summary rows, best first) at ``(row[x], row[y])``, coloured by their mean of
     ``metric`` under ``norm``, one marker per round (labelled when there are several); configs
-    without a mean as grey crosses (unless ``y`` is that mean); the best config starred.
+    without a mean as grey crosses (unless ``y`` is that mean); configs successive halving pruned
+    small and faded (their mean is from the rung they stopped at); the best config starred.
 
     Returns:
         The last scatter coloured by the metric, for a colour bar (None if no config has a mean).
@@ -250,15 +276,23 @@ def scatter_configs(ax, rows: list[dict], x: str, y: str, *, metric: str, minimi
     rounds = sorted({r["round"] for r in done})
     mappable = None
     for k in rounds:
-        mine = [r for r in done if r["round"] == k]
-        mappable = ax.scatter([r[x] for r in mine], [r[y] for r in mine], c=[r[key] for r in mine], norm=norm,
-                              cmap="viridis_r" if minimize else "viridis", s=60, marker=MARKERS[k % len(MARKERS)],
-                              edgecolor="black", lw=0.5, label=f"round {k + 1}" if len(rounds) > 1 else None)
+        for ended in (True, False):
+            mine = [r for r in done if r["round"] == k and finished(r) == ended]
+            if not mine:
+                continue
+            round_label = f"round {k + 1}" if len(rounds) > 1 else None
+            label = round_label if ended else ", ".join(filter(None, ("pruned (mean at its rung)", round_label)))
+            points = ax.scatter([r[x] for r in mine], [r[y] for r in mine], c=[r[key] for r in mine], norm=norm,
+                                cmap="viridis_r" if minimize else "viridis", s=60 if ended else 22,
+                                alpha=1.0 if ended else 0.5, marker=MARKERS[k % len(MARKERS)],
+                                edgecolor="black", lw=0.5, label=label)
+            mappable = points if ended or mappable is None else mappable
     failed = [r for r in rows if not math.isfinite(r[key])]
     if failed and y != key:
         ax.scatter([r[x] for r in failed], [r[y] for r in failed], marker="x", color="grey", label="diverged")
-    if done:
-        ax.scatter([done[0][x]], [done[0][y]], marker="*", s=400, facecolor="none", edgecolor="red", lw=1.5,
+    if rows and math.isfinite(best_row(rows)[key]):
+        best = best_row(rows)
+        ax.scatter([best[x]], [best[y]], marker="*", s=400, facecolor="none", edgecolor="red", lw=1.5,
                    label="best", zorder=3)
     return mappable
 
@@ -276,30 +310,35 @@ def metric_colorbar(fig, mappable, ax, metric: str, minimize: bool, label: str, 
 
 
 def _test_curves(sweep: Folder) -> Figure | None:
-    """Test loss and accuracy per evaluation: what the book plots, never used for selection."""
+    """Test loss and accuracy (RMSE) per evaluation: what the book plots, never used for selection."""
     shown = [(row, c) for row in sweep.shown() if (c := _curves_of(sweep, row["config_id"])) is not None]
-    if not any(np.isfinite(c["test_accuracy"]).any() for _, c in shown):
+    panels = curve_panels(sweep, test=True)
+    if not any(np.isfinite(c[name]).any() for _, c in shown for panel in panels for name in panel):
         return None
-    return _curves(sweep, TEST_PANELS, "test curves")
+    return _curves(sweep, panels, "test curves")
 
 
-def _curves(sweep: Folder, panels=CURVE_PANELS, what: str = "learning curves") -> Figure | None:
+def _curves(sweep: Folder, panels=None, what: str = "learning curves") -> Figure | None:
+    learning = panels is None
+    panels = curve_panels(sweep) if learning else panels
     shown = [(row, c) for row in sweep.shown() if (c := _curves_of(sweep, row["config_id"])) is not None]
     if not shown:
         return None
     columns = len(panels[0])
-    fig = Figure(figsize=(5.5 * columns + 0.5 * (columns == 1), 8), layout="constrained")
+    fig = Figure(figsize=(5.5 * columns + 0.5 * (columns == 1), 4 * len(panels)), layout="constrained")
     # Accuracies share one axis; losses do not: train loss spans decades (log), while the
     # validation loss's rise after its minimum (overfitting) shows only on its own linear scale.
-    axes = fig.subplots(2, columns, sharex=True, squeeze=False)
-    for ax in axes[1][1:]:
-        ax.sharey(axes[1][0])
+    axes = fig.subplots(len(panels), columns, sharex=True, squeeze=False)
+    for row_names, row_axes in zip(panels, axes):
+        if row_names[0].endswith("accuracy"):
+            for ax in row_axes[1:]:
+                ax.sharey(row_axes[0])
     handles, any_stopped, any_lowest, any_finding = [], False, False, False
     for i, (row, curves) in enumerate(shown):
         color, epochs = f"C{i}", curves["epochs"]
         stopped = sum(r["stopped_epoch"] > 0 for r in sweep.trials[row["config_id"]])
         label = sweep.config_label(row)
-        if panels == CURVE_PANELS:  # what jaxreg.diagnose reads in these curves, with its seed count
+        if learning:  # what jaxreg.diagnose reads in these curves, with its seed count
             said = _diagnosis(sweep, row)
             label, any_finding = (f"{label} [{said}]", True) if said else (label, any_finding)
         for panel_names, panel_axes in zip(panels, axes):
@@ -339,7 +378,7 @@ def _curves(sweep: Folder, panels=CURVE_PANELS, what: str = "learning curves") -
                     else:
                         _zoom_on_late_values(ax, [_mean(c[name]) for _, c in shown])
         panel_axes[0].set_ylabel(panel_names[0].split("_")[1])
-    for ax in axes[1]:
+    for ax in axes[-1]:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if any_stopped:
@@ -429,7 +468,7 @@ def _metric_vs(sweep: Folder, name: str, metric: str | None = None) -> Figure | 
             levels.append(value)
             handles.append(ax.axhline(value, color=f"C{len(groups) + j}", ls="--", lw=1.2,
                                       label=f"{case} (no {name}): {_short_value(value, metric)}"))
-    best = rows[0]  # by the search metric, whichever metric is shown
+    best = best_row(rows)  # by the search metric, whichever metric is shown
     searched = metric == sweep.metric
     if not math.isnan(means[best["config_id"]]):
         label = "best config" if searched else f"best config (by {sweep.metric})"
@@ -467,22 +506,42 @@ def _pin_to_worst(ax, top: bool, x, label: str):
     return marks
 
 
+def search_space_pairs(sweep: Folder) -> list[tuple[str, str]]:
+    """The panels of ``search_space.png``: every pair of numeric swept axes, so that every axis
+    is shown (three axes: three panels)."""
+    return list(itertools.combinations(sweep.numeric, 2))
+
+
 def _search_space(sweep: Folder) -> Figure | None:
-    metric, (xname, yname) = sweep.metric, sweep.numeric[:2]
-    rows = [r for r in sweep.rows if xname in r and yname in r]
-    means = [r[f"{metric}_mean"] for r in rows if math.isfinite(r[f"{metric}_mean"])]
-    if len(means) < 2:
+    metric, pairs = sweep.metric, search_space_pairs(sweep)
+    means = [r[f"{metric}_mean"] for r in sweep.rows if math.isfinite(r[f"{metric}_mean"])]
+    if len(means) < 2 or not pairs:
         return None
-    fig = Figure(figsize=(8, 6), layout="constrained")
-    ax = fig.add_subplot()
-    points = scatter_configs(ax, rows, xname, yname, metric=metric, minimize=sweep.minimize,
-                             norm=Normalize(min(means), max(means)))
-    metric_colorbar(fig, points, ax, metric, sweep.minimize, f"{metric} (mean over seeds), better on top")
-    scale_axis(ax, "x", [r[xname] for r in rows], sweep.log_form(xname))
-    scale_axis(ax, "y", [r[yname] for r in rows], sweep.log_form(yname))
-    ax.set(xlabel=xname, ylabel=yname, title=f"{sweep.spec['name']}: configs over {xname} x {yname}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    ncols = min(len(pairs), 3)
+    nrows = math.ceil(len(pairs) / ncols)
+    fig = Figure(figsize=(8, 6) if len(pairs) == 1 else (4.6 * ncols + 1.2, 4.2 * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    norm, mappable = Normalize(min(means), max(means)), None
+    for ax, (xname, yname) in zip(axes, pairs):
+        rows = [r for r in sweep.rows if xname in r and yname in r]
+        points = scatter_configs(ax, rows, xname, yname, metric=metric, minimize=sweep.minimize, norm=norm)
+        mappable = points if mappable is None else mappable
+        scale_axis(ax, "x", [r[xname] for r in rows], sweep.log_form(xname))
+        scale_axis(ax, "y", [r[yname] for r in rows], sweep.log_form(yname))
+        ax.set(xlabel=xname, ylabel=yname)
+        ax.grid(alpha=0.3)
+    if mappable is None:  # no config with a finite metric has the axes of any pair (cases)
+        return None
+    for ax in axes[len(pairs):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize="small")
+    metric_colorbar(fig, mappable, list(axes[:len(pairs)]), metric, sweep.minimize,
+                    f"{metric} (mean over seeds), better on top")
+    names = " x ".join(sweep.numeric)
+    if len(pairs) == 1:
+        axes[0].set_title(f"{sweep.spec['name']}: configs over {names}")
+    else:
+        fig.suptitle(f"{sweep.spec['name']}: configs over {names}, one panel per pair of axes")
     return fig
 
 
@@ -490,11 +549,15 @@ def _best_so_far(sweep: Folder) -> Figure:
     metric = sweep.metric
     order = sweep.in_journal_order()
     values = np.array([r[f"{metric}_mean"] for r in order])
-    best = sweep.best_so_far()  # skips NaN (diverged)
+    best = sweep.best_so_far()  # skips diverged and pruned configs
     n = np.arange(1, len(values) + 1)
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.add_subplot()
-    ax.scatter(n, values, s=18, color="grey", alpha=0.6, label="config (mean over seeds)")
+    ended = np.array([finished(r) for r in order])
+    ax.scatter(n[ended], values[ended], s=18, color="grey", alpha=0.6, label="config (mean over seeds)")
+    if not ended.all():
+        ax.scatter(n[~ended], values[~ended], s=18, facecolor="none", edgecolor="grey", alpha=0.8,
+                   label="pruned config (mean at its rung: not in the best)")
     ax.step(n, best, where="post", color="C0", lw=2, label="best so far")
     if np.isnan(values).any():
         _pin_to_worst(ax, sweep.minimize, n[np.isnan(values)], "diverged (no mean)")

@@ -64,7 +64,7 @@ import numpy as np
 from jaxreg.batch import ChunkState
 from jaxreg.errors import InputError
 from jaxreg.hparams import DEFAULTS, OPTIONAL, HParams
-from jaxreg.train import METRICS, MONITORS
+from jaxreg.train import METRICS, MONITORS, result_metrics
 
 MANIFEST, JOURNAL, SUMMARY, CURVES = "manifest.json", "trials.jsonl", "summary.csv", "curves"
 CURVES_CSV, LOCK, CHECKPOINT = "curves.csv", ".jaxreg.lock", "checkpoint.npz"
@@ -347,7 +347,7 @@ def trial_record(cid: str, config, seed: int, i: int, result, hparams: HParams) 
         "status": "diverged" if diverged else "ok",
         "best_epoch": int(result.best_epoch[i]), "stopped_epoch": int(result.stopped_epoch[i]),
         "diverged_epoch": int(result.diverged_epoch[i]),
-        "metrics": {name: _json_value(float(result.final[name][i])) for name in METRICS},
+        "metrics": {name: _json_value(float(result.final[name][i])) for name in result_metrics(result.final)},
     }
 
 
@@ -816,7 +816,7 @@ class Store:
             os.close(handle)  # releases the flock
 
     def write_curves(self, record: dict, result, i: int, with_params: bool, epochs) -> None:
-        arrays = {f"curve/{name}": np.asarray(result.curves[name][i]) for name in METRICS}
+        arrays = {f"curve/{name}": np.asarray(result.curves[name][i]) for name in result_metrics(result.curves)}
         # histograms (train.histograms): "curve/hist/KIND/LAYER" (evaluations, bins) and ".../stats"
         arrays.update({f"curve/{name}": np.asarray(curve[i]) for name, curve in result.curves.items()
                        if name.startswith("hist/")})

@@ -18,10 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from jaxreg.report.store import SUMMARY, atomic_write, load_curves, record_files
-from jaxreg.train import METRICS
+from jaxreg.train import REGRESSION_METRICS, metric_names
 
 REPORTED = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 TEST = ("test_loss", "test_accuracy")
+# Regression's (REGRESSION_METRICS), in rows only where the journal has them.
+REPORTED_REGRESSION = ("val_rmse", "val_mae", "val_r2", "train_rmse", "train_mae", "train_r2")
+TEST_REGRESSION = ("test_rmse", "test_mae", "test_r2")
 
 CSV_SOURCES = ("case", "config_id", "seed", "round", "epoch", "epoch_index")
 
@@ -37,7 +40,8 @@ def write_curves_csv(out: str | Path, records: list[dict], columns: dict | None 
             Default: every source and metric under its own name. Evaluations after a member
             stopped or diverged (all metrics NaN) are left out.
     """
-    columns = columns or {name: name for name in ("case", "config_id", "seed", "round", "epoch", *METRICS)}
+    names = metric_names(any(REGRESSION_METRICS[0] in r["metrics"] for r in records))
+    columns = columns or {name: name for name in ("case", "config_id", "seed", "round", "epoch", *names)}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(list(columns))
@@ -45,7 +49,7 @@ def write_curves_csv(out: str | Path, records: list[dict], columns: dict | None 
         curves = load_curves(out, record["config_id"], record["seed"])
         epochs = curves["epochs"]
         for j, epoch in enumerate(epochs):
-            values = {name: float(curves[f"curve/{name}"][j]) for name in METRICS}
+            values = {name: float(curves[f"curve/{name}"][j]) for name in names if f"curve/{name}" in curves}
             if all(math.isnan(v) for v in values.values()):
                 continue
             fields = {"case": record["case"], "config_id": record["config_id"], "seed": record["seed"],
@@ -65,6 +69,31 @@ def as_float(value) -> float:
 def is_number(value) -> bool:
     """A finite int or float (not a bool): a value that can sit on a numeric axis."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def finished(row: dict) -> bool:
+    """Whether a summary row is a config trained to the end (or stopped by early stopping), whose
+    metrics compare with every other finished config's; a config successive halving pruned at a
+    rung has metrics from that rung's epoch, which do not."""
+    return not row.get("pruned")
+
+
+def best_row(rows: list[dict]) -> dict:
+    """The best config of :func:`summarize`'s rows: the one definition of "best" that the table,
+    ``best``, the plots and ``compare`` all read. Finished configs rank before pruned ones, so it
+    is the first row (a pruned config is the best only where no config finished)."""
+    return rows[0]
+
+
+def best_so_far(rows: list[dict], metric: str, minimize: bool) -> np.ndarray:
+    """The running best config mean of ``metric`` over ``rows`` (summary rows in the order the
+    search evaluated them), as :func:`best_row` chooses: NaN (a diverged config) is skipped, and
+    so is a pruned config (its value is from an earlier rung, not comparable). Its last value is
+    ``best_row``'s mean whenever some config finished."""
+    values = np.array([r[f"{metric}_mean"] if finished(r) else math.nan for r in rows], dtype=float)
+    if not len(values):
+        return values
+    return (np.fmin if minimize else np.fmax).accumulate(values)
 
 
 def rank_key(value: float, minimize: bool) -> tuple:
@@ -99,7 +128,10 @@ def summarize(records: list[dict], search: dict, chance: dict | None = None) -> 
     ``chance``, ``{case or "": rate}``, see :func:`at_chance`), mean, std (ddof 1) and standard error of the metric, mean and std of
     the other validation/train metrics, the mean best and stopped epochs, and the test metrics
     of the selected configs only (the best of each case), so that the test set plays no part
-    in choosing them.
+    in choosing them. A regression (the journal has ``val_rmse``) adds RMSE, MAE and R^2 the
+    same way. Successive halving adds ``pruned`` (count), ``pruned_epoch``, ``status``
+    (``finished`` or ``pruned``) and ``rung`` (the last rung's epoch reached: where the metrics
+    are from); pruned configs rank after every finished one (:func:`best_row`).
     """
     metric, minimize = search["metric"], search["goal"] == "minimize"
     groups: dict[str, list[dict]] = {}
@@ -115,8 +147,9 @@ def summarize(records: list[dict], search: dict, chance: dict | None = None) -> 
         row["diverged"] = sum(r["status"] == "diverged" for r in group)
         if chance is not None:
             row["at_chance"] = sum(at_chance(r, chance.get(r["case"] or "")) for r in group)
-        for name in (metric, *[m for m in REPORTED if m != metric], *TEST):
-            values = np.array([as_float(r["metrics"][name]) for r in group])
+        regression = REPORTED_REGRESSION + TEST_REGRESSION if "val_rmse" in first["metrics"] else ()
+        for name in (metric, *[m for m in REPORTED if m != metric], *TEST, *regression):
+            values = np.array([as_float(r["metrics"].get(name)) for r in group])
             row[f"{name}_mean"] = float(values.mean())
             row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
             if name == metric:
@@ -127,20 +160,25 @@ def summarize(records: list[dict], search: dict, chance: dict | None = None) -> 
             row["pruned"] = sum(r.get("pruned_epoch") is not None for r in group)
             row["pruned_epoch"] = max((r["pruned_epoch"] for r in group if r.get("pruned_epoch") is not None),
                                       default=None)
+            # status: whether the metrics compare with other configs'; rung: the last rung's epoch
+            # it reached (where a pruned config's metrics are from).
+            row["status"] = "pruned" if row["pruned"] else "finished"
+            row["rung"] = max((r["rungs"][-1]["epoch"] for r in group if r.get("rungs")), default=None)
         rows.append(row)
     # A config pruned by successive halving ranks after every config trained to the end: its
     # metrics are from fewer epochs, and it was worse than others at the same epoch.
-    rows.sort(key=lambda r: (r.get("pruned", 0) > 0, *rank_key(r[f"{metric}_mean"], minimize)))
+    rows.sort(key=lambda r: (not finished(r), *rank_key(r[f"{metric}_mean"], minimize)))
     seen_cases = set()
     for i, row in enumerate(rows, 1):
         row["rank"] = i
         row["selected"] = (row["case"] not in seen_cases and not math.isnan(row[f"{metric}_mean"])
-                           and not row.get("pruned", 0))
+                           and finished(row))
         if row["selected"]:
             seen_cases.add(row["case"])
         else:
-            for name in TEST:
-                row[f"{name}_mean"] = row[f"{name}_std"] = math.nan
+            for name in TEST + TEST_REGRESSION:
+                if f"{name}_mean" in row:
+                    row[f"{name}_mean"] = row[f"{name}_std"] = math.nan
     return [{"rank": r.pop("rank"), **r} for r in rows]
 
 
@@ -203,7 +241,7 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
     for row in rows:
         for key in row:
             if (key not in ("rank", "config_id", "case", "round", "seeds", "diverged", "at_chance", "best_epoch_mean",
-                            "stopped", "selected", "pruned", "pruned_epoch") and not key.endswith(("_mean", "_std", "_sem"))
+                            "stopped", "selected", "pruned", "pruned_epoch", "status", "rung") and not key.endswith(("_mean", "_std", "_sem"))
                     and key not in point_names):
                 point_names.append(key)
     has_case = any(r["case"] is not None for r in rows)
@@ -218,6 +256,8 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
     else:  # regression: no accuracy to show
         other = "train_loss" if metric != "train_loss" else "val_loss"
         columns = [(other, other), ("test_loss", "test_loss")]
+        if any("val_rmse_mean" in r for r in rows):
+            columns += [(name, name) for name in ("val_rmse", "val_r2", "test_rmse", "test_r2")]
 
     def pm(row, name, scale=1.0, digits=4):
         mean, std = row[f"{name}_mean"], row[f"{name}_std"]
@@ -243,13 +283,20 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
         flags = [f"{row['diverged']} diverged"] if row["diverged"] else []
         flags += [f"{row['stopped']} stopped early"] if row.get("stopped") else []
         flags += [f"{row['at_chance']} at chance"] if row.get("at_chance") else []
-        flags += [f"pruned at epoch {row['pruned_epoch']}"] if row.get("pruned") else []
         line["seeds"] = str(row["seeds"]) + (f" ({', '.join(flags)})" if flags else "")
+        if "status" in row:  # successive halving: where each config's metrics are from
+            line["status"] = (f"pruned at epoch {row['pruned_epoch']}" if not finished(row)
+                              else f"finished (epoch {row['rung']})")
         table.append(line)
     columns = list(table[0])
     widths = {c: max(len(c), *(len(r.get(c, "")) for r in table)) for c in columns}
     text = lambda r: "  ".join(r.get(c, "").ljust(widths[c]) for c in columns).rstrip()
-    lines = [text({c: c for c in columns}), text({c: "-" * widths[c] for c in columns}), *map(text, table)]
+    body = list(map(text, table))
+    first_pruned = next((i for i, row in enumerate(shown) if not finished(row)), None)
+    if first_pruned is not None:  # pruned configs apart: their metrics are from an earlier epoch
+        body.insert(first_pruned, f"-- pruned by successive halving: {metric} at the epoch each was pruned, "
+                                  f"not comparable with the finished configs above")
+    lines = [text({c: c for c in columns}), text({c: "-" * widths[c] for c in columns}), *body]
     if limit is not None and len(rows) > limit:
         lines.append(f"... {len(rows) - limit} more configs in {SUMMARY}")
     lines.append("best_ep: mean epoch of the best monitored value (train.monitor). The metrics are those of the "

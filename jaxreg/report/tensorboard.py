@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxreg.errors import InputError
 from jaxreg.report.store import TENSORBOARD, load_curves, read_journal, record_files
-from jaxreg.train import METRICS
+from jaxreg.train import REGRESSION_METRICS, metric_names
 
 __all__ = ["TENSORBOARD", "metric_tag", "write_tensorboard"]
 
@@ -27,7 +27,7 @@ __all__ = ["TENSORBOARD", "metric_tag", "write_tensorboard"]
 def metric_tag(name: str) -> str:
     """A metric's scalar tag: ``val_loss`` -> ``loss/val`` (TensorBoard groups by the prefix)."""
     split, _, kind = name.partition("_")
-    if kind in ("loss", "accuracy"):
+    if kind in ("loss", "accuracy", "rmse", "mae", "r2"):
         return f"{kind}/{split}"
     return f"weights/{name}"
 
@@ -86,7 +86,7 @@ def write_tensorboard(out: str | Path, records: list[dict] | None = None) -> Pat
         writer = SummaryWriter(logdir=str(staging))
         try:
             epochs = np.asarray(curves["epochs"]).tolist()
-            for metric in METRICS:
+            for metric in metric_names(f"curve/{REGRESSION_METRICS[0]}" in curves):
                 for epoch, value in zip(epochs, np.asarray(curves[f"curve/{metric}"], dtype=float).tolist()):
                     if math.isfinite(value):
                         writer.add_scalar(metric_tag(metric), value, int(epoch))

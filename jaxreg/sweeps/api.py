@@ -45,8 +45,10 @@ class SweepResult(NamedTuple):
 
     @property
     def best(self) -> dict:
-        """The best config's summary row."""
-        return self.rows[0]
+        """The best config's summary row (:func:`jaxreg.report.summary.best_row`)."""
+        from jaxreg.report.summary import best_row
+
+        return best_row(self.rows)
 
 
 def _raw_spec(spec, overrides) -> tuple[dict, str]:

@@ -29,7 +29,7 @@ def _json_default(name: str):
     value = DEFAULTS[name]
     return "inf" if value == float("inf") else value
 from jaxreg.report.store import CURVES, atomic_write, load_curves, load_manifest, read_journal, record_files, versions
-from jaxreg.report.summary import as_float, rank_key, summarize
+from jaxreg.report.summary import as_float, best_row, rank_key, summarize
 from jaxreg.sweeps.halving import METHODS as HALVING, compacts
 from jaxreg.sweeps.spec import STATIC
 
@@ -153,7 +153,7 @@ def best_config(out: str | Path) -> BestConfig:
                          f"journal is empty)")
     search = manifest["spec"]["search"]
     rows = summarize(records, search, manifest.get("chance"))
-    best = rows[0]
+    best = best_row(rows)
     metric, minimize = search["metric"], search["goal"] == "minimize"
     trials = sorted((r for r in records if r["config_id"] == best["config_id"]),
                     key=lambda r: (rank_key(as_float(r["metrics"][metric]), minimize), r["seed"]))
