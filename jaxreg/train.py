@@ -36,6 +36,8 @@ Array = jax.Array
 Params = Any
 
 MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
+# What a search may rank configs by: the monitors, and a regression's own measures.
+SEARCH_METRICS = MONITORS + ("val_rmse", "val_mae", "val_r2", "train_rmse", "train_mae", "train_r2")
 MAX_EPOCHS = 2**31 - 1
 MAX_EVAL_EVERY = 10**6
 MAX_EVALUATIONS = 10**6
@@ -45,7 +47,7 @@ METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_los
 REGRESSION_METRICS = tuple(f"{split}_{kind}" for split in ("train", "val", "test") for kind in ("rmse", "mae", "r2"))
 
 __all__ = ["Data", "Result", "TrainConfig", "as_data", "check_data", "check_values", "make_train", "metric_names", "METRICS",
-           "REGRESSION_METRICS", "MONITORS",
+           "REGRESSION_METRICS", "MONITORS", "SEARCH_METRICS",
            "OPTIMIZERS", "L1_MODES"]
 
 

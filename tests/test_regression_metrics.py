@@ -14,6 +14,7 @@ from jaxreg.report.plots import _curves, plot_dir
 from jaxreg.report.summary import format_table
 from jaxreg import load_best
 from jaxreg.sweeps import build_spec, run_sweep
+from jaxreg.errors import InputError
 from jaxreg.train import REGRESSION_METRICS
 from test_sweep import tiny
 
@@ -98,3 +99,31 @@ def test_classification_records_keep_their_keys(tmp_path):
     assert skipped["test_curves.png"] == "the test split was not evaluated during training (train.eval_test = false)"
     titles = [ax.get_title() for ax in _curves(load_folder(tmp_path / "run")).axes]
     assert titles == ["train loss", "val loss", "train accuracy", "val accuracy"]
+
+
+def test_a_regression_search_ranks_by_rmse_or_r2_in_its_own_direction(regression):
+    """search.metric may name a regression measure: R^2 is maximized, RMSE and MAE minimized; the
+    best config by each is the one the journal's numbers say (the same journal, ranked three ways)."""
+    from jaxreg.report import read_journal, summarize
+
+    built, out = regression
+    spec = dict(built.resolved["search"])
+    records = read_journal(out)
+    means = {}
+    for record in records:
+        for name in ("val_rmse", "val_r2"):
+            means.setdefault((record["config_id"], name), []).append(record["metrics"][name])
+    for metric, pick in (("val_rmse", min), ("val_r2", max)):
+        raw = {"data": {"dataset": "npz", "path": built.resolved["data"]["path"], "val_fraction": 0.25,
+                        "test_fraction": 0.25},
+               "model": {"hidden": [4]}, "train": {"loss": "mse", "epochs": 4, "eval_every": 2, "batch_size": 20},
+               "hparams": {"learning_rate": {"values": [0.01, 0.05]}}, "search": {"metric": metric}}
+        goal = build_spec(raw).search["goal"]
+        assert goal == ("minimize" if metric == "val_rmse" else "maximize")
+        rows = summarize(records, {**spec, "metric": metric, "goal": goal})
+        best = pick({cid for cid, _ in means}, key=lambda cid: np.mean(means[(cid, metric)]))
+        assert rows[0]["config_id"] == best
+    with pytest.raises(InputError, match=r"^search.metric: expected one of val_loss, val_accuracy, train_loss, "
+                                        r"train_accuracy for a classification \(loss 'cross_entropy' on class "
+                                        r"labels\), got 'val_r2'$"):
+        build_spec(tiny(search={"metric": "val_r2"}))

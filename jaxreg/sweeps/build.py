@@ -34,7 +34,8 @@ from jaxreg.adapters import as_model
 from jaxreg.optimizers import PENALTIES
 from jaxreg.penalties import selects_anything
 from jaxreg.sweeps.spec import ARRAYS, CheckedSpec, Static, check_spec, importable, is_factory, read_spec
-from jaxreg.train import TrainConfig, as_data, check_data, check_values
+from jaxreg.losses import is_regression
+from jaxreg.train import MONITORS, REGRESSION_METRICS, TrainConfig, as_data, check_data, check_values
 from jaxreg.trust import foreign
 
 __all__ = ["Spec", "Variant", "build_model", "build_spec", "fingerprint", "load_spec", "spec_digest"]
@@ -141,6 +142,11 @@ def build_spec(raw: dict, default_name: str = "sweep", *, data=None) -> Spec:
                 raise InputError(f"{where}{error}") from None
         cases = {n: checked.cases[n] for n in names if n is not None}
         variants.append(_variant(names, built, checked, cases, where))
+    metric = checked.search["metric"]
+    for variant in variants:  # RMSE, MAE and R^2 exist for a squared-error loss on float targets only
+        if metric in REGRESSION_METRICS and not is_regression(variant.config.loss, variant.dataset.train.y.dtype):
+            raise InputError(f"search.metric: expected one of {', '.join(MONITORS)} for a classification "
+                             f"(loss {variant.config.loss!r} on class labels), got {metric!r}")
     draws = sum(v.space.draws() for v in variants)
     if draws * len(checked.seeds) > MAX_TRIALS:  # counted, not listed: a sweep this large would not end
         raise InputError(f"search: expected at most {MAX_TRIALS} trials in a round (configs x seeds), got {draws} "

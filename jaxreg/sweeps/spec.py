@@ -36,7 +36,7 @@ from jaxreg.sweeps.halving import METHODS as HALVING, brackets as halving_bracke
 from jaxreg.sweeps.samplers import check_installed
 from jaxreg.sweeps.space import METHODS, MODEL_METHODS, parse_axis
 from jaxreg.trust import check_import
-from jaxreg.train import METRICS, MONITORS
+from jaxreg.train import METRICS, REGRESSION_METRICS, SEARCH_METRICS
 
 __all__ = ["CheckedSpec", "Static", "anchor_paths", "apply_overrides", "check_spec", "parse_override", "read_spec"]
 
@@ -687,9 +687,9 @@ def _check_search(search_raw: dict, cases: dict, train: dict) -> dict:
     width = s["min_width"]
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
         raise InputError(f"search.min_width: expected a fraction of the original range in (0, 1], got {width!r}")
-    check_choice("search.metric", s["metric"], MONITORS)
-    if s["goal"] is None:
-        s["goal"] = "minimize" if s["metric"].endswith("loss") else "maximize"
+    check_choice("search.metric", s["metric"], SEARCH_METRICS)
+    if s["goal"] is None:  # losses and errors down, accuracy and R^2 up
+        s["goal"] = "minimize" if s["metric"].endswith(("loss", "rmse", "mae")) else "maximize"
     check_choice("search.goal", s["goal"], GOALS)
     if s["chunk_size"] is not None:
         _int("search.chunk_size", s["chunk_size"], 1, 10**6)
@@ -748,7 +748,7 @@ def _check_output(output_raw: dict) -> dict:
             raise InputError("output.tensorboard: expected false without tensorboardX installed "
                              "(pip install 'jaxreg[tensorboard]'), got true")
     csv_columns = o["curves_csv"]
-    sources = CSV_SOURCES + METRICS
+    sources = CSV_SOURCES + METRICS + REGRESSION_METRICS
     if isinstance(csv_columns, dict):
         for column, source in csv_columns.items():
             if source not in sources:
@@ -760,7 +760,8 @@ def _check_output(output_raw: dict) -> dict:
         raise InputError(f"output.curves_csv: expected true, false or a table {{column = source}}, "
                          f"got {csv_columns!r}")
     extra = o["plot_metrics"]
-    if not isinstance(extra, list) or any(m not in METRICS for m in extra):
-        raise InputError(f"output.plot_metrics: expected a list of metrics among {', '.join(METRICS)}, "
+    if not isinstance(extra, list) or any(m not in METRICS + REGRESSION_METRICS for m in extra):
+        raise InputError(f"output.plot_metrics: expected a list of metrics among "
+                         f"{', '.join(METRICS + REGRESSION_METRICS)}, "
                          f"got {extra!r}")
     return o
