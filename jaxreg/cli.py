@@ -485,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     ray_cluster = None
     try:
         ray_cluster = _start_ray(argv)  # before JAX loads (see jaxreg.cluster)
-        from jaxreg.data import DatasetError  # JAX loads here: a Ctrl-C is already ours
+        from jaxreg.data import DatasetError  # NumPy loads here: a Ctrl-C is already ours
     except InputError as error:
         print(f"jaxreg: error: {error}", file=sys.stderr)
         return 2
@@ -496,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         args.ray_cluster = ray_cluster
+        if args.command in ("run", "plan", "sanity", "lr-find"):  # a bad spec is refused before JAX loads
+            from jaxreg.sweeps.spec import check_spec, read_spec
+            check_spec(read_spec(args.spec, args.set), Path(args.spec).stem)
         if argv is None and args.command in ("run", "plot", "best", "predict", "sanity", "lr-find"):  # the command line, not a caller's main([...])
             cache = enable_compilation_cache()
             if cache:

@@ -29,15 +29,12 @@ from jaxreg.errors import InputError, check_choice, check_positive_int, is_int
 from jaxreg.hparams import AUGMENTATIONS, HParams, as_dtype
 from jaxreg.layout import LAYOUTS, dense_mask, layout as make_layout, loop_mask, tree_where
 from jaxreg.models import Model
+from jaxreg.names import METRICS, MONITORS
 from jaxreg.optimizers import L1_MODES, OPTIMIZERS, PENALTIES, learning_rate, optimizer
 from jaxreg.step import TrainState, divergence_guard, evaluate, objective, train_step, weight_metrics_of
 
 Array = jax.Array
 Params = Any
-
-MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
-METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
-           "epoch_loss", "epoch_accuracy", "penalty", "weight_norm", "zero_fraction")
 
 __all__ = ["Data", "Result", "TrainConfig", "as_data", "check_data", "check_values", "make_train", "METRICS", "MONITORS",
            "OPTIMIZERS", "L1_MODES"]

@@ -17,13 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxreg.names import CSV_SOURCES, METRICS
 from jaxreg.report.store import SUMMARY, atomic_write, load_curves
-from jaxreg.train import METRICS
 
 REPORTED = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 TEST = ("test_loss", "test_accuracy")
-
-CSV_SOURCES = ("case", "config_id", "seed", "round", "epoch", "epoch_index")
 
 
 def write_curves_csv(out: str | Path, records: list[dict], columns: dict | None = None) -> Path:
