@@ -436,9 +436,12 @@ def enable_compilation_cache() -> str | None:
     The folder is ``$JAXREG_CACHE_DIR``, else ``~/.cache/jaxreg/xla``; ``JAXREG_CACHE_DIR=off``
     turns it off. A cached program is the same executable, so results do not change.
     """
-    where = os.environ.get("JAXREG_CACHE_DIR") or str(Path.home() / ".cache" / "jaxreg" / "xla")
-    if where.lower() in ("off", "0", "none"):
+    from jaxreg.sweeps.cost import cache_folder
+
+    where = cache_folder()
+    if where is None:
         return None
+    where = str(where)
     import jax
 
     jax.config.update("jax_compilation_cache_dir", where)
