@@ -617,5 +617,10 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
         carry, curves = jax.lax.scan(block_fn, carry, blocks)
         return carry, finish(carry, curves)
 
-    train.segment = segment
+    def start(key: Array, hparams: HParams, data: Data, init_params: Params = None):
+        """The loop state :func:`segment` starts from: what its ``carry`` looks like, traced
+        without the training loop."""
+        return program(key, hparams, data, init_params)[0]
+
+    train.segment, train.start = segment, start
     return train
