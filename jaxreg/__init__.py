@@ -2,7 +2,8 @@
 
 Layout, in the order data flows, each layer importing only from those before it:
 
-- the library, re-exported here: ``errors`` (``InputError``) -> ``data`` -> ``models``
+- the library, re-exported here: ``errors`` (``InputError``) + ``names`` (what a spec chooses
+  among, JAX-free) -> ``data`` -> ``models``
   (+ ``drop``, ``adapters``, batch norm) -> ``losses`` + ``penalties`` -> ``hparams`` ->
   ``augment`` + ``transfer`` -> ``optimizers`` -> ``layout`` -> ``step`` + ``early_stopping``
   -> ``train`` -> ``batch``;

@@ -56,10 +56,14 @@ def compiled_members(config: TrainConfig) -> Callable[..., Result]:
 def compiled_segments(config: TrainConfig) -> Callable[..., tuple[Any, Result]]:
     """``jit(vmap(train.segment))`` for ``config``, memoized like :func:`compiled_members`:
     ``(seeds, hparams, data, init_params, carry, blocks) -> (carry, result)``."""
-    segment = make_train(config).segment
-    return jax.jit(jax.vmap(lambda seed, hp, data, init, carry, blocks:
-                            segment(member_key(seed), hp, data, init, carry, blocks),
-                            in_axes=(0, 0, None, None, 0, None)))
+    train = make_train(config)
+    program = jax.jit(jax.vmap(lambda seed, hp, data, init, carry, blocks:
+                               train.segment(member_key(seed), hp, data, init, carry, blocks),
+                               in_axes=(0, 0, None, None, 0, None)))
+    # the carry's shapes, from the loop state's start alone (tracing the loop once, to compile it, is enough)
+    program.carry_like = lambda seed, hp, data, init: jax.eval_shape(
+        jax.vmap(lambda s, h: train.start(member_key(s), h, data, init)), seed, hp)
+    return program
 
 
 # (jitted program, argument types) -> its executable; the oldest is dropped past 64, as
@@ -339,21 +343,23 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
                   progress, compiling) -> Result:
         """One chunk, segment by segment; from its kept state when ``checkpoint`` has one."""
         n_evals, per = config.n_evals, segment_blocks(config.n_evals)
-        carry_like, result_like = jax.eval_shape(segmented, seeds, hparams, on_device, init, None,
-                                                 np.arange(per, dtype=np.int32))
+        carry_like = segmented.carry_like(seeds, hparams, on_device, init)
+        zeros = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), carry_like)
+        executable = compiled_segment(config, (seeds, hparams, on_device, init,
+                                               zeros if split is None else jax.device_put(zeros, split),
+                                               np.arange(per, dtype=np.int32)), compiling)
+        result_like = executable.out_info[1]
         state = None
         if checkpoint is not None:
             curves_like = {name: jax.ShapeDtypeStruct((len(seeds), 0, *c.shape[2:]), c.dtype)
                            for name, c in result_like.curves.items()}
             state = checkpoint.load(ChunkState(start, None, carry_like, curves_like))
         if state is None or not (0 < state.next_block < n_evals and state.next_block % per == 0):
-            state = ChunkState(start, 0, jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), carry_like),
+            state = ChunkState(start, 0, zeros,
                                {name: np.zeros((len(seeds), 0, *c.shape[2:]), c.dtype)
                                 for name, c in result_like.curves.items()})
         carry = state.carry if split is None else jax.device_put(state.carry, split)
         curves = [state.curves]
-        executable = compiled_segment(config, (seeds, hparams, on_device, init, carry,
-                                               np.arange(per, dtype=np.int32)), compiling)
         if progress is not None and state.next_block:
             progress(state.next_block, n_evals)
         for block in range(state.next_block, n_evals, per):

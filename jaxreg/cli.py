@@ -473,9 +473,12 @@ def enable_compilation_cache() -> str | None:
     The folder is ``$JAXREG_CACHE_DIR``, else ``~/.cache/jaxreg/xla``; ``JAXREG_CACHE_DIR=off``
     turns it off. A cached program is the same executable, so results do not change.
     """
-    where = os.environ.get("JAXREG_CACHE_DIR") or str(Path.home() / ".cache" / "jaxreg" / "xla")
-    if where.lower() in ("off", "0", "none"):
+    from jaxreg.sweeps.cost import cache_folder
+
+    where = cache_folder()
+    if where is None:
         return None
+    where = str(where)
     import jax
 
     jax.config.update("jax_compilation_cache_dir", where)
@@ -522,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     ray_cluster = None
     try:
         ray_cluster = _start_ray(argv)  # before JAX loads (see jaxreg.cluster)
-        from jaxreg.data import DatasetError  # JAX loads here: a Ctrl-C is already ours
+        from jaxreg.data import DatasetError  # NumPy loads here: a Ctrl-C is already ours
     except InputError as error:
         print(f"jaxreg: error: {error}", file=sys.stderr)
         return 2
@@ -533,6 +536,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         args.ray_cluster = ray_cluster
+        if args.command in ("run", "plan", "sanity", "lr-find"):  # a bad spec is refused before JAX loads
+            from jaxreg.sweeps.spec import check_spec, read_spec
+            check_spec(read_spec(args.spec, args.set), Path(args.spec).stem)
         if argv is None and args.command in ("run", "plot", "best", "predict", "sanity", "lr-find"):  # the command line, not a caller's main([...])
             cache = enable_compilation_cache()
             if cache:

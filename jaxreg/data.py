@@ -342,13 +342,11 @@ def _load_digits(opts: dict, key_data, data_dir) -> Dataset:
     dtype = _check_dtype(opts["dtype"])
     rng = _rng(key_data, "digits", "splits at random")
 
-    from sklearn.datasets import load_digits  # imported late: it is slow and only digits needs it
-
-    bunch = load_digits()
+    pixels, labels = _digits_arrays()
     info = _info("digits", 10, (64,), (8, 8), "scikit-learn", opts, key_data)
     info["scale"] = 16.0  # pixels are counts 0..16
-    x = preprocess(bunch.data, info)
-    y = bunch.target.astype(np.int32)
+    x = preprocess(pixels, info)
+    y = labels.astype(np.int32)
     num_classes = 10
     if classes is not None:
         kept = np.isin(y, classes)
@@ -375,10 +373,24 @@ def _load_digits(opts: dict, key_data, data_dir) -> Dataset:
 
 
 @functools.cache
-def _digits_labels() -> np.ndarray:
-    from sklearn.datasets import load_digits
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as ``load_digits`` returns them, ``(data, target)``, read from the file
+    it ships without importing scikit-learn (about a second: most of a ``plan``'s time)."""
+    import importlib.util
 
-    return load_digits().target
+    spec = importlib.util.find_spec("sklearn")  # finds the package without running its __init__
+    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
+    if path is None or not path.is_file():  # another layout: ask scikit-learn itself
+        from sklearn.datasets import load_digits
+
+        return load_digits(return_X_y=True)
+    with gzip.open(path, mode="rt", encoding="utf-8") as file:  # as load_digits reads it
+        data = np.loadtxt(file, delimiter=",")
+    return data[:, :-1], data[:, -1].astype(int, copy=False)
+
+
+def _digits_labels() -> np.ndarray:
+    return _digits_arrays()[1]
 
 
 def _check_fraction(name: str, value, high: float, fits: Callable[[float], bool] | None) -> float:

@@ -10,13 +10,11 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxreg.errors import InputError
 
-Array = jax.Array
+Array = "jax.Array"  # annotations only: this module loads without JAX (a spec is checked before it)
 
 
 class HParams(NamedTuple):
@@ -225,4 +223,7 @@ def stack_hparams(members) -> HParams:
 
 def as_dtype(hparams: HParams, dtype) -> HParams:
     """Casts every field to ``dtype`` (the params' float type)."""
+    import jax
+    import jax.numpy as jnp
+
     return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), hparams)

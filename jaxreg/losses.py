@@ -11,10 +11,9 @@ import jax.numpy as jnp
 import optax
 
 from jaxreg.errors import InputError
+from jaxreg.names import LOSSES
 
 Array = jax.Array
-
-LOSSES = ("squared_error", "sum_squared_error", "mse", "cross_entropy", "bce")
 
 
 def _targets_like(outputs: Array, labels: Array) -> Array:

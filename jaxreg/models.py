@@ -32,13 +32,13 @@ from jaxreg.drop import dropconnect as drop_weights
 from jaxreg.drop import dropout as drop_units
 from jaxreg.drop import spatial_dropout as drop_channels
 from jaxreg.errors import InputError, check_choice, check_positive_int, check_positive_ints
+from jaxreg.names import INITS
 
 Array = jax.Array
 Params = Any
 
 ACTIVATIONS = ("relu", "relu_book", "tanh", "sigmoid", "linear")
 OUTPUTS = ("linear", "sigmoid", "softmax")
-INITS = ("uniform", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform")
 
 
 @jax.custom_jvp

@@ -29,22 +29,16 @@ from jaxreg.errors import InputError, check_choice, check_positive_int, is_int
 from jaxreg.hparams import AUGMENTATIONS, HParams, as_dtype
 from jaxreg.layout import LAYOUTS, dense_mask, layout as make_layout, loop_mask, tree_where
 from jaxreg.models import Model
+from jaxreg.names import METRICS, MONITORS, REGRESSION_METRICS, SEARCH_METRICS
 from jaxreg.optimizers import L1_MODES, OPTIMIZERS, PENALTIES, learning_rate, optimizer
 from jaxreg.step import TrainState, divergence_guard, evaluate, objective, train_step, weight_metrics_of
 
 Array = jax.Array
 Params = Any
 
-MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
-# What a search may rank configs by: the monitors, and a regression's own measures.
-SEARCH_METRICS = MONITORS + ("val_rmse", "val_mae", "val_r2", "train_rmse", "train_mae", "train_r2")
 MAX_EPOCHS = 2**31 - 1
 MAX_EVAL_EVERY = 10**6
 MAX_EVALUATIONS = 10**6
-METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
-           "epoch_loss", "epoch_accuracy", "penalty", "weight_norm", "zero_fraction")
-# Regression (a squared-error loss on float targets) adds these; classification results lack them.
-REGRESSION_METRICS = tuple(f"{split}_{kind}" for split in ("train", "val", "test") for kind in ("rmse", "mae", "r2"))
 
 __all__ = ["Data", "Result", "TrainConfig", "as_data", "check_data", "check_values", "make_train", "metric_names", "METRICS",
            "REGRESSION_METRICS", "MONITORS", "SEARCH_METRICS",
@@ -654,5 +648,10 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
         carry, curves = jax.lax.scan(block_fn, carry, blocks)
         return carry, finish(carry, curves)
 
-    train.segment = segment
+    def start(key: Array, hparams: HParams, data: Data, init_params: Params = None):
+        """The loop state :func:`segment` starts from: what its ``carry`` looks like, traced
+        without the training loop."""
+        return program(key, hparams, data, init_params)[0]
+
+    train.segment, train.start = segment, start
     return train

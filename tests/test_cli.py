@@ -55,8 +55,9 @@ def test_plan_lists_the_configs_and_trains_nothing(spec_file, tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0] == "tiny-cli: 6 configs x 3 seeds = 18 trials (grid search); 4 members per compiled chunk"
     assert re.fullmatch(r"cost per round: 5 chunks of 4 members, about [0-9.]+ MB and [0-9.]+ s each", lines[1])
-    assert re.fullmatch(r"estimated training time: [0-9.]+ s for 1 round, compilation not included "
-                        r"\(measured on this machine: a chunk's steps, and \d+ GFLOP/s for evaluations\)", lines[2])
+    assert re.fullmatch(r"estimated time: [0-9.]+ s: [0-9.]+ s training for 1 round \((counted in FLOPs, at this "
+                        r"machine's \d+ GFLOP/s|as measured by an earlier run of the same program)\) \+ [0-9.]+ s "
+                        r"compiling 1 program \(.+; 0 if the compilation cache holds it\)", lines[2])
     assert len(lines) == 9 and "learning_rate=0.001  l2=0.0" in lines[3]
     assert list(tmp_path.iterdir()) == []
 

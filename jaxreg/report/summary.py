@@ -17,16 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxreg.names import CSV_SOURCES, REGRESSION_METRICS  # CSV_SOURCES: re-exported by jaxreg.report
 from jaxreg.report.store import SUMMARY, atomic_write, load_curves, record_files
-from jaxreg.train import REGRESSION_METRICS, metric_names
+from jaxreg.train import metric_names
 
 REPORTED = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 TEST = ("test_loss", "test_accuracy")
 # Regression's (REGRESSION_METRICS), in rows only where the journal has them.
 REPORTED_REGRESSION = ("val_rmse", "val_mae", "val_r2", "train_rmse", "train_mae", "train_r2")
 TEST_REGRESSION = ("test_rmse", "test_mae", "test_r2")
-
-CSV_SOURCES = ("case", "config_id", "seed", "round", "epoch", "epoch_index")
 
 
 def write_curves_csv(out: str | Path, records: list[dict], columns: dict | None = None) -> Path:

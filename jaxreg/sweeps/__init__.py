@@ -10,19 +10,41 @@ In the order a sweep goes through them:
 
 Bad input raises :class:`jaxreg.errors.InputError` naming the field (``SpecError`` is kept as
 another name for it). ``sweeps`` imports the library and :mod:`jaxreg.report`, never the CLI.
+
+Names load on first use (:pep:`562`): ``space`` and ``spec`` import no JAX, so a spec is read and
+checked (and a bad one refused) before JAX loads; ``build`` and ``run`` bring it in.
 """
 
+import importlib
+
 from jaxreg.errors import InputError
-from jaxreg.sweeps.build import Spec, Variant, build_spec, load_spec
-from jaxreg.sweeps.run import choose_chunk_size, config_id, run_sweep, search_rounds
-from jaxreg.sweeps.space import Axis, Config, Space, parse_axis
-from jaxreg.sweeps.spec import apply_overrides, check_spec, parse_override, read_spec
 
 SpecError = InputError  # the name this error had before InputError replaced it
 
-__all__ = [
-    "Axis", "Config", "InputError", "Space", "Spec", "SpecError", "Variant", "apply_overrides",
-    "build_spec", "check_spec", "choose_chunk_size", "config_id", "load_spec", "parse_axis",
-    "parse_override", "read_spec",
-    "run_sweep", "search_rounds",
-]
+_EXPORTS = {
+    "jaxreg.sweeps.build": ("Spec", "Variant", "build_spec", "load_spec"),
+    "jaxreg.sweeps.run": ("choose_chunk_size", "config_id", "run_sweep", "search_rounds"),
+    "jaxreg.sweeps.space": ("Axis", "Config", "Space", "parse_axis"),
+    "jaxreg.sweeps.spec": ("apply_overrides", "check_spec", "parse_override", "read_spec"),
+}
+_SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted([*_SOURCE, "InputError", "SpecError"])
+
+
+def __getattr__(name: str):
+    module = _SOURCE.get(name)
+    if module is None:
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,17 +1,19 @@
-"""What a sweep will cost before it runs: trials, compiled programs, memory and time per chunk.
+"""What a sweep will cost before it runs: trials, compiled programs, memory, compilation and time.
 
 The model is deliberately simple and documented (README, "What a sweep costs"):
 
 - **memory** of a chunk: members x :func:`bytes_per_member` (params and their copies, optimizer
   state, one mini-batch's activations, the evaluation forward pass, the curves);
-- **time** of a chunk: ``steps x step_seconds + evaluations x members x flops x examples /
-  flop_rate``. ``step_seconds`` is measured (:func:`step_seconds`): the sweep's own training
-  step, at the chunk's size, model, batch size and optimizer, timed over two short epochs of
-  at most 16 mini-batches (one small program to compile, a few seconds). The evaluations,
-  large batched forward passes, are counted in FLOPs (XLA's cost analysis of ``model.apply``)
-  at the ``flop_rate`` of a float32 matmul loop measured on this machine (:func:`calibrate`).
-  Compilation of the sweep itself is not included (seconds to a minute per program, once:
-  the persistent cache serves reruns).
+- **time** of a chunk: its training, plus once per program its compilation. Both come from
+  :func:`timings`, this machine's record of earlier runs of the same program (same shapes,
+  static settings and chunk size: what ``jaxreg run`` measured and kept beside the compilation
+  cache), when there is one; otherwise training is counted in FLOPs (:func:`flops_per_example`,
+  XLA's cost analysis of ``model.apply``, no compilation): ``steps x members x (3 x forward
+  FLOPs x batch + PARAM_FLOPS x params) + evaluations x members x forward FLOPs x examples``,
+  at the ``flop_rate`` of a float32 matmul loop measured on this machine (:func:`calibrate`),
+  and compilation is the median of the compilations this machine recorded (or
+  ``COMPILE_GUESS_SECONDS`` before any). ``plan`` never compiles the sweep's program, so it
+  answers in about the time JAX takes to load.
 
 It is a rough estimate, meant to tell seconds from hours and megabytes from gigabytes; the
 benchmark ``benchmarks/cost_model.py`` compares it with measured runs.
@@ -21,9 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import math
 import os
+import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +41,9 @@ from jaxreg.train import METRICS
 
 WARN_SECONDS = 3600.0        # plan warns past an hour of training
 WARN_MEMORY_FRACTION = 0.5   # plan warns past half the memory of a device; run refuses past all of it
+PARAM_FLOPS = 20             # per param and step: gradient accumulation, the optimizer's update, penalties
+COMPILE_GUESS_SECONDS = 10.0  # a compilation's time before this machine recorded any (a 2-core CPU's, rounded)
+TIMINGS = "jaxreg-timings.json"  # in the compilation cache folder: measured compilations and epochs
 
 
 def bytes_per_member(variant) -> int:
@@ -78,36 +88,6 @@ def flops_per_example(variant) -> float:
     if isinstance(analysis, (list, tuple)):
         analysis = analysis[0] if analysis else {}
     return float((analysis or {}).get("flops", 0.0))
-
-
-def step_seconds(variant, chunk_size: int, hparams: dict) -> float:
-    """Seconds one optimizer step of a chunk of ``chunk_size`` members takes on this machine:
-    ``variant``'s training, shortened to 2 epochs of at most 16 mini-batches, timed on its
-    second run (the first compiles)."""
-    from jaxreg.batch import compiled_segments
-    from jaxreg.hparams import make_hparams, stack_hparams
-    from jaxreg.train import Data, as_data
-
-    config, data = variant.config, as_data(variant.dataset)
-    n_train = len(data.train.y)
-    batch = n_train if config.batch_size is None else config.batch_size
-    n = min(n_train, 16 * batch)
-    short = Data(data.train._replace(x=data.train.x[:n], y=data.train.y[:n]),
-                 data.val._replace(x=data.val.x[:1], y=data.val.y[:1]),
-                 data.test._replace(x=data.test.x[:1], y=data.test.y[:1]))
-    config = dataclasses.replace(config, epochs=2, eval_every=2, start_epoch=min(config.start_epoch, 2))
-    segmented = compiled_segments(config)
-    hps = stack_hparams([make_hparams(variant.model, **hparams)] * chunk_size)
-    seeds, blocks = np.arange(chunk_size, dtype=np.uint32), np.arange(1, dtype=np.int32)
-    carry, _ = jax.eval_shape(segmented, seeds, hps, short, variant.init_params, None, blocks)
-    carry = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), carry)
-    jax.block_until_ready(segmented(seeds, hps, short, variant.init_params, carry, blocks))  # compiles
-    best = math.inf
-    for _ in range(2):
-        started = time.perf_counter()
-        jax.block_until_ready(segmented(seeds, hps, short, variant.init_params, carry, blocks))
-        best = min(best, time.perf_counter() - started)
-    return best / (2 * -(-n // batch))
 
 
 @functools.lru_cache(maxsize=1)
@@ -164,7 +144,10 @@ class Cost:
     chunk_size: int
     chunks: int
     bytes_per_chunk: int
-    seconds_per_chunk: float
+    seconds_per_chunk: float  # training alone
+    compile_seconds: float = math.nan  # once per program (the persistent cache serves a rerun)
+    measured: bool = False  # training timed by an earlier run of the same program here, not counted in FLOPs
+    compile_measured: bool = False  # compilation timed by an earlier run of the same program here
 
     @property
     def seconds(self) -> float:
@@ -173,18 +156,94 @@ class Cost:
 
 def estimate(variant, trials: int, chunk_size: int, *, timed: bool = True) -> Cost:
     """The cost of training ``trials`` members of ``variant`` in chunks of ``chunk_size``
-    (without ``timed``, the memory alone: no calibration, ``seconds_per_chunk`` NaN)."""
+    (without ``timed``, the memory alone: no calibration, the seconds NaN)."""
     config, data = variant.config, variant.dataset
+    chunks, memory = -(-trials // chunk_size), chunk_size * bytes_per_member(variant)
     if not timed:
-        return Cost(variant.cases, trials, chunk_size, -(-trials // chunk_size),
-                    chunk_size * bytes_per_member(variant), math.nan)
-    n_train = len(data.train.y)
-    batch = n_train if config.batch_size is None else config.batch_size
-    steps = config.epochs * -(-n_train // batch)
-    step = step_seconds(variant, chunk_size, variant.space.first().hparams)
-    evaluation = chunk_size * flops_per_example(variant) * config.n_evals * _n_eval(variant) / calibrate()
-    return Cost(variant.cases, trials, chunk_size, -(-trials // chunk_size),
-                chunk_size * bytes_per_member(variant), steps * step + evaluation)
+        return Cost(variant.cases, trials, chunk_size, chunks, memory, math.nan)
+    known = timings()
+    kept = known.get(program_key(variant, chunk_size), {})
+    compiles = [entry["compile_seconds"] for entry in known.values() if "compile_seconds" in entry]
+    compile_seconds = kept.get("compile_seconds", statistics.median(compiles) if compiles else COMPILE_GUESS_SECONDS)
+    if "epoch_seconds" in kept:
+        seconds = config.epochs * kept["epoch_seconds"]
+    else:
+        n_train = len(data.train.y)
+        batch = n_train if config.batch_size is None else config.batch_size
+        forward = flops_per_example(variant)
+        step = chunk_size * (3 * forward * min(batch, n_train) + PARAM_FLOPS * n_params(variant))
+        evaluation = chunk_size * forward * config.n_evals * _n_eval(variant)
+        seconds = (config.epochs * -(-n_train // batch) * step + evaluation) / calibrate()
+    return Cost(variant.cases, trials, chunk_size, chunks, memory, seconds, compile_seconds,
+                measured="epoch_seconds" in kept, compile_measured="compile_seconds" in kept)
+
+
+def n_params(variant) -> int:
+    """The number of params of ``variant``'s model (from shapes: nothing is initialized)."""
+    params, _ = jax.eval_shape(variant.model.init, jax.random.key(0))
+    return sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
+
+
+def cache_folder() -> Path | None:
+    """The persistent compilation cache's folder: ``$JAXREG_CACHE_DIR``, else
+    ``~/.cache/jaxreg/xla``; None for ``JAXREG_CACHE_DIR=off``."""
+    where = os.environ.get("JAXREG_CACHE_DIR") or str(Path.home() / ".cache" / "jaxreg" / "xla")
+    return None if where.lower() in ("off", "0", "none") else Path(where)
+
+
+def program_key(variant, chunk_size: int) -> str:
+    """What makes a training program cost what it does: its device, the data's and params'
+    shapes and dtypes, the static settings but the epoch count (times are kept per epoch), and
+    the chunk size."""
+    config, data = variant.config, variant.dataset
+    params, _ = jax.eval_shape(variant.model.init, jax.random.key(0))
+    device = jax.local_devices()[0]
+    settings = {field.name: repr(getattr(config, field.name)) for field in dataclasses.fields(config)
+                if field.name not in ("model", "penalty_mask", "epochs", "start_epoch")}
+    text = json.dumps([device.platform, device.device_kind, jax.__version__, chunk_size, settings,
+                       [(split.x.shape, str(split.x.dtype), split.y.shape) for split in (data.train, data.val, data.test)],
+                       [(p.shape, str(p.dtype)) for p in jax.tree_util.tree_leaves(params)]], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def timings() -> dict:
+    """This machine's measured programs: ``program_key -> {"compile_seconds", "epoch_seconds"}``
+    ({} without a cache folder, or when the file is unreadable: it is only a cache)."""
+    folder = cache_folder()
+    try:
+        known = json.loads((folder / TIMINGS).read_text()) if folder is not None else {}
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+_CACHE_HITS = [0]  # programs the persistent compilation cache served in this process
+jax.monitoring.register_event_listener(
+    lambda event, **_: _CACHE_HITS.__setitem__(0, _CACHE_HITS[0] + (event == "/jax/compilation_cache/cache_hits")))
+
+
+def cache_hits() -> int:
+    """How many compilations the persistent cache served so far in this process (a load from
+    disk is not a compilation: its time is not recorded as one)."""
+    return _CACHE_HITS[0]
+
+
+def record_timing(variant, chunk_size: int, **seconds: float) -> None:
+    """Keeps what a run measured of a program (``compile_seconds``, ``epoch_seconds``) for
+    :func:`estimate`; written atomically, and silently skipped when it cannot be."""
+    folder = cache_folder()
+    if folder is None or not all(math.isfinite(v) and v >= 0 for v in seconds.values()):
+        return
+    known = timings()
+    key = program_key(variant, chunk_size)
+    known[key] = {**known.get(key, {}), **{name: round(v, 4) for name, v in seconds.items()}}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".timings-", delete=False) as f:
+            json.dump(known, f, indent=0, sort_keys=True)
+        os.replace(f.name, folder / TIMINGS)
+    except OSError:
+        pass
 
 
 def padding_warning(chunk_size: int, trials: int) -> str | None:
@@ -210,7 +269,7 @@ def check_fits(costs: list[Cost], where: str = "search.chunk_size") -> None:
 
 def describe(costs: list[Cost], rounds: int) -> list[str]:
     """Lines for ``jaxreg plan``: the estimate and its warnings."""
-    flop_rate = calibrate()
+    flop_rate = calibrate() if not all(c.measured for c in costs) else math.nan
     limit = device_memory()
     lines = []
     total = rounds * sum(c.seconds for c in costs)
@@ -220,9 +279,18 @@ def describe(costs: list[Cost], rounds: int) -> list[str]:
         name = "" if cost.cases == (None,) else f"[{', '.join(map(str, cost.cases))}] "
         lines.append(f"cost {name}per round: {cost.chunks} chunk{'s' * (cost.chunks > 1)} of {cost.chunk_size} "
                      f"members, about {_size(cost.bytes_per_chunk)} and {_duration(cost.seconds_per_chunk)} each")
-    lines.append(f"estimated training time: {_duration(total)} for {rounds} round{'s' * (rounds > 1)}, "
-                 f"compilation not included (measured on this machine: a chunk's steps, and "
-                 f"{flop_rate / 1e9:.0f} GFLOP/s for evaluations)")
+    compiling = sum(c.compile_seconds for c in costs)
+    training = ("as measured by an earlier run of the same program" if all(c.measured for c in costs) else
+                f"counted in FLOPs, at this machine's {flop_rate / 1e9:.0f} GFLOP/s"
+                + (", or as measured by an earlier run" if any(c.measured for c in costs) else ""))
+    compiled = ("as measured" if all(c.compile_measured for c in costs) else
+                "typical of the compilations recorded on this machine" if any(
+                    "compile_seconds" in entry for entry in timings().values()) else
+                "a guess: no compilation recorded on this machine yet")
+    lines.append(f"estimated time: {_duration(total + compiling)}: {_duration(total)} training for {rounds} "
+                 f"round{'s' * (rounds > 1)} ({training}) + {_duration(compiling)} compiling {len(costs)} "
+                 f"program{'s' * (len(costs) > 1)} ({compiled}; 0 if the compilation cache holds "
+                 f"{'them' if len(costs) > 1 else 'it'})")
     if total > WARN_SECONDS:
         lines.append(f"warning: more than {_duration(WARN_SECONDS)} of training; fewer configs, seeds or "
                      f"epochs, or a larger device, would help")

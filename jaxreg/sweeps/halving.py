@@ -38,25 +38,9 @@ import numpy as np
 from jaxreg.hparams import make_hparams, stack_hparams
 from jaxreg.report.store import atomic_write, record_files, trial_record
 from jaxreg.report.summary import rank_key
+from jaxreg.sweeps.rungs import METHODS, brackets, rung_epochs
 
-METHODS = ("halving", "hyperband")
 STATE = "halving.npz"
-
-
-def rung_epochs(epochs: int, first: int, eta: int) -> list[int]:
-    """The epochs at which a halving starting at ``first`` ranks its configs; the last is ``epochs``."""
-    rungs, at = [], first
-    while at < epochs:
-        rungs.append(at)
-        at *= eta
-    return rungs + [epochs]
-
-
-def brackets(epochs: int, min_epochs: int, eta: int) -> list[tuple[int, list[int]]]:
-    """Hyperband's brackets, most exploratory first: ``(configs, rung epochs)`` each."""
-    s_max = len(rung_epochs(epochs, min_epochs, eta)) - 1
-    return [(math.ceil((s_max + 1) / (s + 1) * eta**s), rung_epochs(epochs, min_epochs * eta**(s_max - s), eta))
-            for s in range(s_max, -1, -1)]
 
 
 def compacts(search: dict) -> bool:

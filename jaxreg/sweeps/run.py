@@ -29,7 +29,8 @@ from jaxreg.hparams import make_hparams, stack_hparams
 from jaxreg.report.store import MANIFEST, ChunkCheckpoint, Shard, Store, load_manifest, shard_journals, trial_record
 from jaxreg.report.summary import as_float, chance_rate, rank_key
 from jaxreg.sweeps.build import Spec
-from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, memory_budget_mb, padding_warning
+from jaxreg.sweeps.cost import (bytes_per_member, cache_hits, check_fits, estimate, memory_budget_mb, padding_warning,
+                                record_timing)
 from jaxreg.sweeps.halving import METHODS as HALVING, STATE as HALVING_STATE, brackets as halving_brackets, compacts, rung_epochs, train_halving
 from jaxreg.sweeps.samplers import NEEDS as SAMPLER_PACKAGES, check_replay, model_rounds
 from jaxreg.sweeps.space import MODEL_METHODS, Config, Space
@@ -363,7 +364,11 @@ def _train_round(variant, runner, chunk_size: int, pending: list, store, records
         bar = tqdm(total=n_chunks * epochs, desc=label or "sweep", unit="epoch", file=sys.stderr,
                    dynamic_ncols=True, postfix=f"0/{len(pending)} trials")
 
+    measured = {"hits": cache_hits()}  # what this round's first chunk shows of the program's cost
+
     def compiling(seconds):
+        if seconds is not None and cache_hits() == measured["hits"]:  # compiled, not loaded from the cache
+            measured["compile_seconds"] = seconds
         if bar is None:
             return
         if seconds is None:
@@ -392,8 +397,13 @@ def _train_round(variant, runner, chunk_size: int, pending: list, store, records
 
             checkpoint = checkpoint_of(chunk, said)
             _progress.update(journaled=len(records), checkpoint=checkpoint)
+            started = time.perf_counter()
             result = runner(seeds, hparams, variant.init_params, checkpoint=checkpoint, progress=advanced,
                             compiling=compiling)
+            if index == 0 and (checkpoint.resumed or (None,))[0] is None:  # trained from its start
+                training = time.perf_counter() - started - measured.get("compile_seconds", 0.0)
+                record_timing(variant, chunk_size, epoch_seconds=training / epochs,
+                              **{k: v for k, v in measured.items() if k == "compile_seconds"})
             new = [trial_record(cid, config, seed, i, result, hparams)
                    for i, (cid, config, seed) in enumerate(chunk)]
             for i, record in enumerate(new):

@@ -29,14 +29,11 @@ from typing import Any
 from jaxreg import data as data_lib
 from jaxreg.errors import InputError, check_choice, is_int, quoted
 from jaxreg.hparams import HParams
-from jaxreg.losses import LOSSES
-from jaxreg.models import INITS
-from jaxreg.report.summary import CSV_SOURCES
-from jaxreg.sweeps.halving import METHODS as HALVING, brackets as halving_brackets
+from jaxreg.names import CSV_SOURCES, INITS, LOSSES, METRICS, REGRESSION_METRICS, SEARCH_METRICS
+from jaxreg.sweeps.rungs import METHODS as HALVING, brackets as halving_brackets
 from jaxreg.sweeps.samplers import check_installed
 from jaxreg.sweeps.space import METHODS, MODEL_METHODS, parse_axis
 from jaxreg.trust import check_import
-from jaxreg.train import METRICS, REGRESSION_METRICS, SEARCH_METRICS
 
 __all__ = ["CheckedSpec", "Static", "anchor_paths", "apply_overrides", "check_spec", "parse_override", "read_spec"]
 
