@@ -32,6 +32,31 @@ def test_readme_example_runs(index, capsys):
     exec(compile(BLOCKS[index], f"README.md python block {index}", "exec"), {"__name__": "readme"})
 
 
+def test_the_load_best_example_predicts_on_raw_rows(capsys):
+    """What the example prints is checked: predict standardizes the new raw rows as the training
+    split was (the model applied to the rows standardized by hand gives the same classes), and
+    scores them well; without it, the model on raw rows predicts much worse."""
+    import numpy as np
+
+    (block,) = [b for b in BLOCKS if "jaxreg.load_best(" in b]
+    scope = {"__name__": "readme"}
+    exec(compile(block, "README.md load_best example", "exec"), scope)
+    printed = capsys.readouterr().out.strip().splitlines()
+    best, new, truth = scope["best"], scope["new"], scope["truth"]
+    scaling = best.info["data"]["standardize"]
+    standardized = ((new - np.asarray(scaling["mean"])) / np.asarray(scaling["std"])).astype(np.float32)
+    logits, _ = best.model.apply(best.params, best.state, standardized)
+    np.testing.assert_array_equal(best.predict(new), np.argmax(np.asarray(logits), -1))
+    accuracy = float((best.predict(new) == truth).mean())
+    assert printed[-1] == f"{best.hparams['l2']} {accuracy}"
+    # on more new rows: predict scores well, the model applied to raw rows does not
+    more = np.random.default_rng(1).normal(size=(2000, 4)) * scope["scale"]
+    right = (more[:, 0] + (more[:, 1] / 50) ** 2 > 1).astype(int)
+    raw, _ = best.model.apply(best.params, best.state, more.astype(np.float32))
+    predicted, unscaled = (best.predict(more) == right).mean(), (np.argmax(np.asarray(raw), -1) == right).mean()
+    assert predicted >= 0.85 and unscaled < predicted - 0.1, (predicted, unscaled)
+
+
 @pytest.mark.slow
 def test_readme_commands_run_verbatim_in_order(tmp_path):
     """Each command exits 0 (the demo trains once, then is grown, shown, plotted, exported)."""

@@ -198,7 +198,8 @@ def _given_data(static: Static, given):
     ``(x, y)`` split by :func:`jaxreg.data.from_arrays` with the spec's ``[data]`` options."""
     if isinstance(given, tuple) and len(given) == 2 and not hasattr(given, "train"):
         try:
-            return data_lib.from_arrays(*given, key=static.data_seed, options=static.options, **static.options)
+            options = {"standardize": data_lib._SPLIT_OPTIONS["standardize"], **static.options}  # as csv and npz
+            return data_lib.from_arrays(*given, key=static.data_seed, options=static.options, **options)
         except ValueError as error:
             raise InputError(f"data.{error}".replace("data.data.", "data.", 1)) from None
     if not all(hasattr(given, split) for split in ("train", "val", "test")):
