@@ -510,7 +510,10 @@ def _interrupted_exit() -> int:
     """
     signum = _SIGNALS[-1] if _SIGNALS else signal.SIGINT
     running = sys.modules.get("jaxreg.sweeps.run")
-    kept = running.kept() if running is not None else "nothing was trained yet"
+    try:  # a module still being imported has no kept() yet: the handler must never raise
+        kept = running.kept() if running is not None and hasattr(running, "kept") else "nothing was trained yet"
+    except Exception:
+        kept = "nothing was trained yet"
     print(f"jaxreg: interrupted ({signal.Signals(signum).name}); {kept}: rerun the same command "
           f"to resume", file=sys.stderr)
     sys.stderr.flush()

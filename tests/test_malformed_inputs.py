@@ -221,7 +221,8 @@ MESSAGES = {
                         "spec.train.epochs changed since jaxreg wrote it; restore the spec (its results were "
                         "computed with it)",
     "best-manifest-metric-bogus": "DIR: expected spec.search.metric in TMP/res/manifest.json to be one of val_loss, "
-                                  "val_accuracy, train_loss, train_accuracy, got \"bogus\"",
+                                  "val_accuracy, train_loss, train_accuracy, val_rmse, val_mae, val_r2, train_rmse, train_mae, "
+                                  "train_r2, got \"bogus\"",
     "compare-manifest-runs-a-string": "DIR: expected runs in TMP/res/manifest.json to be a list of runs (each a "
                                       "table with its start time), got \"x\"",
     "show-manifest-empty-object": "DIR: expected a manifest with spec, spec_sha256 and runs in "

@@ -200,7 +200,8 @@ SPEC_CASES = [
     ("bad-method", {"search": {"method": "bayesian"}},
      "search.method: expected one of 'grid', 'random', 'coarse_to_fine', 'tpe', 'cmaes', 'gp', 'halving', 'hyperband', got 'bayesian'"),
     ("bad-metric", {"search": {"metric": "val_f1"}},
-     "search.metric: expected one of 'val_loss', 'val_accuracy', 'train_loss', 'train_accuracy', got 'val_f1'"),
+     "search.metric: expected one of 'val_loss', 'val_accuracy', 'train_loss', 'train_accuracy', 'val_rmse', "
+     "'val_mae', 'val_r2', 'train_rmse', 'train_mae', 'train_r2', got 'val_f1'"),
     ("bad-goal", {"search": {"goal": "max"}}, "search.goal: expected one of 'minimize', 'maximize', got 'max'"),
     ("seeds-0", {"search": {"seeds": 0}},
      "search.seeds: expected a count in [1, 100000] or a non-empty list of integers in [0, 2**32), got 0"),

@@ -284,9 +284,9 @@ def test_config_errors_name_field_allowed_and_given(digits, data):
         (dict(monitor="val_f1"),
          "monitor: expected one of 'val_loss', 'val_accuracy', 'train_loss', 'train_accuracy', got 'val_f1'"),
         (dict(metrics=("val_loss", "f1")),
-         "metrics: expected names among " + ", ".join(train_lib.METRICS) + ", got 'f1'"),
+         "metrics: expected names among " + ", ".join(train_lib.METRICS + train_lib.REGRESSION_METRICS) + ", got 'f1'"),
         (dict(metrics="val_loss"),
-         "metrics: expected names among " + ", ".join(train_lib.METRICS) + ", got 'val_loss'"),
+         "metrics: expected names among " + ", ".join(train_lib.METRICS + train_lib.REGRESSION_METRICS) + ", got 'val_loss'"),
     ]
     for overrides, message in cases:
         with pytest.raises(jaxreg.InputError) as info:

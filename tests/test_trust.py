@@ -70,8 +70,12 @@ def shipped(folder, tmp_path, monkeypatch) -> Path:
     ``helpers.py`` lies inside it; the working directory is the folder."""
     out = tmp_path / "shipped"
     shutil.copytree(folder, out)
+    from jaxreg.report import store
+
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["spec"]["model"]["kind"] = "helpers:plain_mlp"
+    # written as its author's jaxreg would have: the spec's hash and field digests agree with it
+    manifest.update(spec_sha256=store.spec_sha256(manifest["spec"]), spec_parts=store.spec_parts(manifest["spec"]))
     (out / "manifest.json").write_text(json.dumps(manifest))
     (out / "helpers.py").write_text(HELPERS)
     monkeypatch.chdir(out)
