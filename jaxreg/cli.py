@@ -97,7 +97,10 @@ class _Unset(argparse.Action):
         setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), "!" + value])  # spec.UNSET
 
 
-def _unset_option(command) -> None:
+def _override_options(command) -> None:
+    """``--set KEY=VALUE`` and ``--unset KEY``, applied in the order given."""
+    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a spec value with a TOML value, e.g. --set train.epochs=50")
     command.add_argument("--unset", action=_Unset, dest="set", metavar="KEY",
                          help="remove a key the spec sets (e.g. search.eta when --set search.method=random)")
 
@@ -114,9 +117,7 @@ def _parser() -> _Parser:
     run = commands.add_parser("run", help="train a sweep spec (resumes an interrupted one)")
     run.add_argument("spec", help="a sweep spec (TOML), e.g. sweeps/demo.toml")
     run.add_argument("--out", help="results folder (default: results/NAME)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a spec value with a TOML value, e.g. --set train.epochs=50")
-    _unset_option(run)
+    _override_options(run)
     run.add_argument("--overwrite", action="store_true",
                      help="replace the results in --out instead of resuming them")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -131,21 +132,18 @@ def _parser() -> _Parser:
                           "segment); a rerun resumes it")
     plan = commands.add_parser("plan", help="print the configs a spec expands to; trains nothing")
     plan.add_argument("spec")
-    plan.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    _unset_option(plan)
+    _override_options(plan)
     sanity = commands.add_parser("sanity", help="can the spec's network fit a small subset with regularization "
                                  "off? (exit 1 if not)")
     sanity.add_argument("spec")
-    sanity.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    _unset_option(sanity)
+    _override_options(sanity)
     sanity.add_argument("--examples", type=_positive, default=100, help="training examples (default 100)")
     sanity.add_argument("--seeds", type=_positive, default=3, help="seeds (default 3)")
     sanity.add_argument("--epochs", type=_positive, default=200, help="epochs (default 200)")
     probe = commands.add_parser("lr-find", help="probe the learning rate: K constant rates x seeds for a "
                                 "short horizon, one compiled program; suggests a range and plots it")
     probe.add_argument("spec")
-    probe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    _unset_option(probe)
+    _override_options(probe)
     probe.add_argument("--low", type=float, default=1e-5, help="smallest learning rate (default 1e-5)")
     probe.add_argument("--high", type=float, default=10.0, help="largest learning rate (default 10)")
     probe.add_argument("--rates", type=_positive, default=24, help="log-spaced rates (default 24)")
@@ -180,9 +178,16 @@ def _parser() -> _Parser:
     return parser
 
 
+def _built(args):
+    """The spec ``main`` read and checked before JAX loaded (``args.raw``), built."""
+    from jaxreg.sweeps import build_spec
+
+    return build_spec(args.raw, default_name=Path(args.spec).stem)
+
+
 def _run(args) -> None:
     from jaxreg import report
-    from jaxreg.sweeps import load_spec, run_sweep
+    from jaxreg.sweeps import run_sweep
     from jaxreg.sweeps.api import finish
     from jaxreg.sweeps.spec import read_spec, spread_hparams
 
@@ -193,7 +198,7 @@ def _run(args) -> None:
     if args.ray is not None:
         from jaxreg.cluster import RayExecutor
         executor = RayExecutor(args.ray_cluster, os.environ.get("JAXREG_CACHE_DIR_USED"))
-    spec = load_spec(args.spec, args.set)
+    spec = _built(args)
     for line in spread_hparams(read_spec(args.spec), args.set):
         print(f"jaxreg: {line}", file=sys.stderr)
     out = Path(args.out) if args.out else Path("results") / spec.name
@@ -245,14 +250,14 @@ def _header(spec, n_trials: int, seconds: float) -> str:
 
 
 def _plan(args) -> None:
-    from jaxreg.sweeps import choose_chunk_size, config_id, load_spec
+    from jaxreg.sweeps import choose_chunk_size, config_id
     from jaxreg.sweeps.cost import describe, estimate
 
     from jaxreg.sweeps.halving import METHODS as HALVING, words as halving_words
     from jaxreg.sweeps.space import MODEL_METHODS
     from jaxreg.sweeps.spec import read_spec, spread_hparams, zoom_words
 
-    spec = load_spec(args.spec, args.set)
+    spec = _built(args)
     for line in spread_hparams(read_spec(args.spec), args.set):
         print(line)
     s = spec.search
@@ -303,10 +308,9 @@ def _plan(args) -> None:
 
 
 def _sanity(args) -> int:
-    from jaxreg.sweeps import load_spec
     from jaxreg.sweeps.sanity import sanity_check
 
-    result = sanity_check(load_spec(args.spec, args.set), examples=args.examples, seeds=args.seeds,
+    result = sanity_check(_built(args), examples=args.examples, seeds=args.seeds,
                           epochs=args.epochs)
     for line in result.lines:
         print(line)
@@ -314,10 +318,9 @@ def _sanity(args) -> int:
 
 
 def _lr_find(args) -> None:
-    from jaxreg.sweeps import load_spec
     from jaxreg.sweeps.lr_find import lr_find, plot_probe, ramp
 
-    spec = load_spec(args.spec, args.set)
+    spec = _built(args)
     start = time.perf_counter()
     probe = lr_find(spec, low=args.low, high=args.high, rates=args.rates, seeds=range(args.seeds),
                     epochs=args.epochs)
@@ -541,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
         args.ray_cluster = ray_cluster
         if args.command in ("run", "plan", "sanity", "lr-find"):  # a bad spec is refused before JAX loads
             from jaxreg.sweeps.spec import check_spec, read_spec
-            check_spec(read_spec(args.spec, args.set), Path(args.spec).stem)
+            args.raw = read_spec(args.spec, args.set)  # read once: the command builds this
+            check_spec(args.raw, Path(args.spec).stem)
         if argv is None and args.command in ("run", "plot", "best", "predict", "sanity", "lr-find"):  # the command line, not a caller's main([...])
             cache = enable_compilation_cache()
             if cache:
