@@ -33,8 +33,10 @@ import numpy as np
 from jaxreg.batch import train_batch
 from jaxreg.report.store import Store
 from jaxreg.sweeps import build_spec, config_id, run_sweep
-from jaxreg.sweeps.halving import bucket, rung_epochs, train_halving
-from jaxreg.sweeps.run import choose_chunk_size
+from jaxreg.sweeps.executor import Executor, Progress
+from jaxreg.sweeps.halving import Halving, bucket, rung_epochs
+from jaxreg.sweeps.run import choose_chunk_size, study
+from jaxreg.sweeps.strategies import make_search
 
 
 def spec(configs: int, epochs: int) -> dict:
@@ -66,9 +68,13 @@ def main() -> int:
             store.curves_dir.mkdir(parents=True)
             records = {}
             start = time.perf_counter()  # the state kept at rungs only: no file written within them
-            train_halving(variant, runner, size, trials, store, records, rungs=rungs, eta=4, metric="val_loss",
-                          minimize=True, digest=built.digest, label="", save_params=False, log=print,
-                          progress=False, compact=compact, checkpoint_seconds=float("inf"))
+            strategy = Halving(make_search(variant.space), built.seeds, rungs=lambda r: rungs, eta=4, metric="val_loss",
+                               minimize=True, chunk_size=size, every=variant.config.eval_every,
+                               label=lambda r: "halving", compact=compact)
+            executor = Executor(checkpoint_seconds=float("inf"))
+            executor.open(store, records, Progress(bars=False), digest=built.digest, save_params=False)
+            executor.begin(0, variant, runner, strategy)
+            study(executor, records, {})
             return time.perf_counter() - start, records
 
     _, compacted = once(True)   # compiles one program per chunk size

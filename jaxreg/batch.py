@@ -404,10 +404,14 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         return (jax.tree_util.tree_map(cut, *carries),
                 exact_accuracies(jax.tree_util.tree_map(cut, *results), data))
 
-    def _carry_like(seeds, hparams: HParams, init_params: Params, per: int):
-        """Shapes and dtypes of :func:`advance`'s carry for these members."""
+    def _shapes(seeds, hparams: HParams, init_params: Params, per: int):
+        """Shapes and dtypes (``jax.ShapeDtypeStruct``) of :func:`advance`'s ``(carry, result)``
+        for these members, ``per`` blocks a call."""
         return jax.eval_shape(segmented, np.asarray(seeds, np.uint32), hparams, on_device, init_params, None,
-                              np.arange(per, dtype=np.int32))[0]
+                              np.arange(per, dtype=np.int32))
+
+    def _carry_like(seeds, hparams: HParams, init_params: Params, per: int):
+        return _shapes(seeds, hparams, init_params, per)[0]
 
     def in_mode(fn):
         @functools.wraps(fn)
@@ -418,7 +422,7 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
 
     run = in_mode(_run)
     run.chunk_size = size_for
-    run.advance, run.carry_like = in_mode(_advance), in_mode(_carry_like)
+    run.advance, run.shapes = in_mode(_advance), in_mode(_shapes)
     return run
 
 

@@ -196,14 +196,17 @@ def _run(args) -> None:
     shard = parse_shard(args.shard) if args.shard is not None else None
     executor = None
     if args.ray is not None:
-        from jaxreg.cluster import RayExecutor
+        from jaxreg.sweeps.remote import RayExecutor
         executor = RayExecutor(args.ray_cluster, os.environ.get("JAXREG_CACHE_DIR_USED"))
     spec = _built(args)
     for line in spread_hparams(read_spec(args.spec), args.set):
         print(f"jaxreg: {line}", file=sys.stderr)
     out = Path(args.out) if args.out else Path("results") / spec.name
     start = time.perf_counter()
-    records = run_sweep(spec, out, overwrite=args.overwrite, progress=not args.quiet,
+    from jaxreg.sweeps.executor import Progress
+
+    _RUNNING.append(Progress(bars=not args.quiet))
+    records = run_sweep(spec, out, overwrite=args.overwrite, progress=_RUNNING[-1],
                         checkpoint_seconds=args.checkpoint_every, shard=shard, executor=executor)
     seconds = time.perf_counter() - start
     if shard_journals(out):  # other shards still to run: their trials are not in yet
@@ -505,6 +508,9 @@ def _interrupt(signum, frame):
     _interrupted_exit()
 
 
+_RUNNING: list = []  # the progress of the sweep this command runs: what a Ctrl-C says was kept
+
+
 def _interrupted_exit() -> int:
     """One line saying what was kept, then the shell's code for the signal (130, 143).
 
@@ -512,9 +518,8 @@ def _interrupted_exit() -> int:
     tearing the interpreter down under them can crash; the journal is already on disk.
     """
     signum = _SIGNALS[-1] if _SIGNALS else signal.SIGINT
-    running = sys.modules.get("jaxreg.sweeps.run")
-    try:  # a module still being imported has no kept() yet: the handler must never raise
-        kept = running.kept() if running is not None and hasattr(running, "kept") else "nothing was trained yet"
+    try:  # the handler must never raise
+        kept = _RUNNING[-1].kept() if _RUNNING else "nothing was trained yet"
     except Exception:
         kept = "nothing was trained yet"
     print(f"jaxreg: interrupted ({signal.Signals(signum).name}); {kept}: rerun the same command "

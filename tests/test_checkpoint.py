@@ -227,7 +227,7 @@ def test_a_sweep_killed_at_ten_random_moments_keeps_every_trial_once_and_every_k
         kept_block = None
         if (out / store.CHECKPOINT).exists():
             with np.load(out / store.CHECKPOINT) as file:
-                kept_block = int(file["next_block"])
+                kept_block = int(file["blocks"].max())
         run = start(spec, out, env)
         if moment is not None:
             kill_at(run, out, moment, rng)

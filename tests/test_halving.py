@@ -19,6 +19,7 @@ from jaxreg.report import store
 from jaxreg.report.summary import summarize
 from jaxreg.sweeps import build_spec, run_sweep
 from jaxreg.sweeps import halving
+from jaxreg.sweeps.executor import Executor, Progress
 from jaxreg.sweeps.run import choose_chunk_size
 from test_sweep import forget_compiled_programs, tiny
 
@@ -114,23 +115,27 @@ def test_pruned_configs_rank_after_the_finished_and_are_never_selected(halved):
 
 
 def _run_halving(spec, out, compact):
-    from jaxreg.sweeps.halving import train_halving
+    """Halving without the sweep around it: the strategy, the executor and a bare store."""
     from jaxreg.batch import train_batch
     from jaxreg.report.store import Store
-    from jaxreg.sweeps.run import config_id
+    from jaxreg.sweeps.executor import Executor, Progress
+    from jaxreg.sweeps.run import study
+    from jaxreg.sweeps.strategies import make_search
 
     built = build_spec(spec)
     (variant,) = built.variants
-    configs = variant.space.configs(0)
-    trials = [(config_id(c), c, seed) for c in configs for seed in built.seeds]
-    size = choose_chunk_size(built, len(trials), variant)
+    size = choose_chunk_size(built, variant.space.count(0) * len(built.seeds), variant)
     s = Store(out)
     s.out.mkdir(parents=True)
     s.curves_dir.mkdir()
     records = {}
-    train_halving(variant, train_batch(variant.config, variant.dataset, size), size, trials, s, records,
-                  rungs=[2, 4, 8], eta=2, metric="val_loss", minimize=True, digest=built.digest, label="",
-                  save_params=True, log=print, progress=False, compact=compact)
+    strategy = halving.Halving(make_search(variant.space), built.seeds, rungs=lambda r: [2, 4, 8], eta=2,
+                               metric="val_loss", minimize=True, chunk_size=size, every=variant.config.eval_every,
+                               label=lambda r: "sweep", compact=compact)
+    executor = Executor()
+    executor.open(s, records, Progress(bars=False), digest=built.digest, save_params=True)
+    executor.begin(0, variant, train_batch(variant.config, variant.dataset, size), strategy)
+    study(executor, records, {})
     return records
 
 
@@ -168,33 +173,29 @@ def test_compaction_gives_what_training_the_pruned_members_in_place_gives(tmp_pa
 
 
 def test_a_run_stopped_within_a_rung_resumes_there_and_gives_the_same_journal(halved, tmp_path, monkeypatch):
-    from jaxreg.sweeps.run import kept
-
     spec, out, _, _ = halved
     whole = (out / "run" / "trials.jsonl").read_bytes()
-    saved, put = [], halving._put
+    saved, keep = [], Executor.keep
+    progress = Progress(bars=False)
 
-    def save(path, tag, next_rung, alive, carry, curves, reached, next_block, original=halving._save):
-        original(path, tag, next_rung, alive, carry, curves, reached, next_block)
-        saved.append(next_block)
-
-    def die_in_the_next_segment(whole, index, new):  # after the last rung's first segment was kept
+    def keep_then_die(self, segment):
+        keep(self, segment)
+        if self.flight:
+            saved.append(max(m.block for m in self.flight.values()))
         if saved and saved[-1] == 3:  # inside the last rung (epochs 4 to 8: blocks 2 to 4, eval_every 2)
             raise KeyboardInterrupt
-        return put(whole, index, new)
 
-    monkeypatch.setattr(halving, "_save", save)
-    monkeypatch.setattr(halving, "_put", die_in_the_next_segment)
+    monkeypatch.setattr(Executor, "keep", keep_then_die)
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(build_spec(spec), tmp_path / "c", progress=False, checkpoint_seconds=0)
+        run_sweep(build_spec(spec), tmp_path / "c", progress=progress, checkpoint_seconds=0)
     assert saved == [1, 2, 3]  # after each rung, and within the last one
-    assert kept() == "kept 12 trials in the journal, and the members left after epoch 6 in halving.npz"
-    monkeypatch.setattr(halving, "_put", put)
+    assert progress.kept() == "kept 12 trials in the journal, and 4 members in training up to epoch 6 in checkpoint.npz"
+    monkeypatch.setattr(Executor, "keep", keep)
     logged = []
     run_sweep(build_spec(spec), tmp_path / "c", progress=True, log=logged.append)
-    assert any("resumed from halving.npz at epoch 6 (rung 3 of 3): 4 members left" in line for line in logged), logged
+    assert any("resumed a chunk of 4 trials from checkpoint.npz at evaluation 3 of 4" in line for line in logged), logged
     assert (tmp_path / "c" / "trials.jsonl").read_bytes() == whole
-    assert not (tmp_path / "c" / halving.STATE).exists()
+    assert not (tmp_path / "c" / store.CHECKPOINT).exists()
 
 
 def test_a_run_stopped_after_a_rung_resumes_there_and_gives_the_same_journal(halved, tmp_path, monkeypatch):
@@ -212,7 +213,7 @@ def test_a_run_stopped_after_a_rung_resumes_there_and_gives_the_same_journal(hal
     monkeypatch.setattr(store.Store, "append", append_then_die)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(build_spec(spec), tmp_path / "a", progress=False)
-    assert not (tmp_path / "a" / halving.STATE).exists()  # died after journaling rung 1, before keeping it
+    assert not (tmp_path / "a" / store.CHECKPOINT).exists()  # died after journaling rung 1, before keeping it
     monkeypatch.setattr(store.Store, "append", original)
     run_sweep(build_spec(spec), tmp_path / "a", progress=False)
     assert (tmp_path / "a" / "trials.jsonl").read_bytes() == whole
@@ -227,18 +228,17 @@ def test_a_run_stopped_after_a_rung_resumes_there_and_gives_the_same_journal(hal
         original(self, records)
 
     monkeypatch.setattr(store.Store, "append", die_at_third)
+    progress = Progress(bars=False)
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(build_spec(spec), tmp_path / "b", progress=False)
-    assert (tmp_path / "b" / halving.STATE).exists()
-    from jaxreg.sweeps.run import kept  # what an interrupted `jaxreg run` says it kept
-
-    assert kept() == "kept 12 trials in the journal, and the members left after epoch 4 in halving.npz"
+        run_sweep(build_spec(spec), tmp_path / "b", progress=progress)
+    assert (tmp_path / "b" / store.CHECKPOINT).exists()
+    assert progress.kept() == "kept 12 trials in the journal, and 4 members in training up to epoch 4 in checkpoint.npz"
     monkeypatch.setattr(store.Store, "append", original)
     logged = []
     run_sweep(build_spec(spec), tmp_path / "b", progress=True, log=logged.append)
-    assert any("resumed from halving.npz at epoch 4 (rung 3 of 3): 4 members left" in line for line in logged), logged
+    assert any("resumed a chunk of 4 trials from checkpoint.npz at evaluation 2 of 4" in line for line in logged), logged
     assert (tmp_path / "b" / "trials.jsonl").read_bytes() == whole
-    assert not (tmp_path / "b" / halving.STATE).exists()
+    assert not (tmp_path / "b" / store.CHECKPOINT).exists()
 
 
 def test_members_that_early_stopping_stops_leave_at_the_next_rung(tmp_path):

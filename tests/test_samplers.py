@@ -20,6 +20,7 @@ import pytest
 
 from jaxreg.errors import InputError
 from jaxreg.report import store
+from jaxreg.sweeps.executor import Executor
 from jaxreg.sweeps import Space, build_spec, config_id, parse_axis, run_sweep, search_rounds
 from jaxreg.sweeps import samplers
 from jaxreg.sweeps import run as jaxreg_run
@@ -235,13 +236,15 @@ def test_tpe_on_the_demo_spec_asks_each_case_per_round_and_journals_every_trial_
                  "train.epochs=8", "output.plots=false"]
     spec = load_spec(ROOT / "sweeps" / "demo.toml", overrides)
     batches = []
-    original = jaxreg_run._train_round
+    original = Executor._pending
 
-    def counted(variant, runner, chunk_size, pending, *args, **kwargs):
-        batches.append(len(pending))
-        return original(variant, runner, chunk_size, pending, *args, **kwargs)
+    def counted(self, ask):
+        pending = original(self, ask)
+        if pending:
+            batches.append(len(pending))
+        return pending
 
-    monkeypatch.setattr(jaxreg_run, "_train_round", counted)
+    monkeypatch.setattr(Executor, "_pending", counted)
     run_sweep(spec, tmp_path / "demo", progress=False)
     journal = store.read_journal(tmp_path / "demo")
     keys = [(r["config_id"], r["seed"]) for r in journal]

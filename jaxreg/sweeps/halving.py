@@ -25,22 +25,14 @@ retrains the round from its start and gives the same numbers).
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import math
-import time
 from collections.abc import Callable
 
-import jax
 import numpy as np
 
-from jaxreg.hparams import make_hparams, stack_hparams
-from jaxreg.report.store import atomic_write, record_files, trial_record
 from jaxreg.report.summary import rank_key
 from jaxreg.sweeps.rungs import METHODS, brackets, rung_epochs
-
-STATE = "halving.npz"
+from jaxreg.sweeps.strategies import Ask, Outcome, Told, Trial, config_id, round_values
 
 
 def compacts(search: dict) -> bool:
@@ -72,177 +64,121 @@ def keep(values: dict, eta: int, minimize: bool) -> set:
     return set(ranked[:math.ceil(len(ranked) / eta)])
 
 
-def _tag(digest: str, trials: list, chunk_size: int, rungs: list[int]) -> str:
-    text = json.dumps([digest, chunk_size, rungs, [(cid, int(seed)) for cid, _, seed in trials]])
-    return hashlib.sha256(text.encode()).hexdigest()
+class Halving:
+    """Successive halving over each round of ``search`` (hyperband: a bracket a round), a
+    :class:`jaxreg.sweeps.strategies.Strategy`.
 
-
-def train_halving(variant, runner, chunk_size: int, trials: list, store, records: dict, *, rungs: list[int],
-                  eta: int, metric: str, minimize: bool, digest: str, label: str, save_params: bool,
-                  log: Callable[[str], None], progress: bool, compact: bool = True, prune: bool = True,
-                  on_kept: Callable[[int | None], None] = lambda epoch: None, checkpoint_seconds: float = 10.0) -> int:
-    """Successive halving over ``trials`` (``(config id, config, seed)``, the round's every
-    trial), journaling each as it leaves training; returns how many were journaled now.
-
+    A round's members train to its first rung; there every config still training is ranked
+    by its mean over seeds of ``metric``, the best ``1/eta`` go on to the next rung (asked as
+    members to continue), and the others, the stopped ones, and every member at the last rung,
+    leave: their journal lines gain ``rungs`` (epoch and value at each rung reached),
+    ``pruned_epoch`` (None when not pruned) and ``trained_epochs``. ``rungs(round)``: the rung
+    epochs of a round. ``prune=False`` (``search.compact`` alone: ``eta`` 1, rungs at segment
+    ends) only lets stopped members leave, and their lines gain ``trained_epochs`` alone.
     ``compact=False`` keeps pruned members in their chunk, frozen (what training without
-    compaction costs: the benchmark's baseline). ``prune=False`` (``search.compact`` without
-    halving: ``eta`` 1, rungs at segment ends) only lets stopped members leave, and journals
-    ``trained_epochs`` alone of the rung fields. ``on_kept(epoch)`` is called whenever the journal
-    or the kept state grew: the epoch up to which ``halving.npz`` keeps the members left (None:
-    none). Within a rung the state is kept too, after a segment, at most every
-    ``checkpoint_seconds`` (0: after every segment); keeping it changes no number.
+    compaction costs: the benchmark's baseline). Chunks hold the members left, the next power of
+    two of them (:func:`bucket`, at most ``chunk_size``): one compilation per size.
     """
-    config, every = variant.config, variant.config.eval_every
-    seeds = np.array([seed for _, _, seed in trials], np.uint32)
-    hparams = stack_hparams(make_hparams(variant.model, **c.hparams) for _, c, _ in trials)
-    n, n_evals = len(trials), config.n_evals
-    blocks = [epoch // every for epoch in rungs]
-    per = math.gcd(*blocks)
-    tag = _tag(digest, trials, chunk_size, rungs)
-    state = _load(store.out / STATE, tag, runner, seeds, hparams, variant.init_params, per)
-    if state is None:
-        alive, carry, curves, reached, first, resume_at = np.arange(n), None, None, [[] for _ in range(n)], 0, 0
-    else:
-        alive, carry, curves, reached, first, resume_at = state
-        if progress:
-            log(f"{label}: resumed from {STATE} at epoch {resume_at * every} (rung {first + 1} of {len(rungs)}): "
-                f"{len(alive)} members left")
-    said = set()
 
-    def compiling(seconds, size):
-        if progress and seconds is None and size not in said:
-            log(f"{label}: compiling the training program ({size} members per chunk) ...")
-        elif progress and seconds is not None:
-            log(f"{label}: compiled in {seconds:.1f} s")
-        said.add(size)
+    def __init__(self, search, seeds, *, rungs: Callable[[int], list[int]], eta: int, metric: str, minimize: bool,
+                 chunk_size: int, every: int, label: Callable[[int], str], prune: bool = True, compact: bool = True):
+        self.search, self.seeds, self.rungs_of, self.eta, self.metric = search, [int(s) for s in seeds], rungs, eta, metric
+        self.minimize, self.chunk_size, self.every, self.label = minimize, chunk_size, every, label
+        self.prune, self.compact = prune, compact
+        self.configs, self.trials, self.index = None, None, -1
+        self.k = 0            # the rung trained next
+        self.alive = []       # indexes (into trials) of the members still training
+        self.reached = []     # per member: (epoch, value) at each rung it reached
+        self.pruned = set()   # compact=False: pruned members left in place, frozen
+        self.told = {}        # outcomes of the current ask so far
 
-    journaled, kept_epoch = 0, (resume_at * every if state is not None else None)  # what halving.npz holds
-    frozen_by_pruning = np.zeros(n, bool)  # compact=False: pruned members left in place
-    saved_at = time.monotonic()
-    for k in range(first, len(rungs)):
-        begin = resume_at if k == first and resume_at else (0 if k == 0 else blocks[k - 1])
-        training = alive if compact else np.arange(n)
-        size = bucket(len(training), chunk_size) if compact else chunk_size
-        at = {int(m): j for j, m in enumerate(training)}
-        # One segment (per blocks) a call: the state can be kept between them, the numbers are
-        # those of one call over the whole rung (each chunk's segments run in the same order).
-        for start in range(begin, blocks[k], per):
-            part = None if carry is None else jax.tree_util.tree_map(lambda leaf: leaf[training], carry)
-            if part is not None and not compact:
-                part = part._replace(frozen=part.frozen | frozen_by_pruning)
-            part, result = runner.advance(seeds[training], jax.tree_util.tree_map(lambda a: a[training], hparams),
-                                          variant.init_params, part, range(start, start + per), size, per,
-                                          compiling=lambda s, size=size: compiling(s, size))
-            if carry is None:
-                carry = part
-                curves = {name: np.full((n, n_evals, *c.shape[2:]), np.nan, c.dtype)
-                          for name, c in result.curves.items()}
-            else:
-                carry = jax.tree_util.tree_map(lambda whole, new: _put(whole, training, new), carry, part)
-            for name, c in result.curves.items():
-                curves[name][alive, start:start + per] = c[[at[m] for m in alive]]
-            within = start + per < blocks[k]
-            if within and time.monotonic() - saved_at >= checkpoint_seconds:
-                _save(store.out / STATE, tag, k, alive, carry, curves, reached, start + per)
-                saved_at, kept_epoch = time.monotonic(), (start + per) * every
-                on_kept(kept_epoch)
-        values = {int(m): float(result.final[metric][at[m]]) for m in alive}
+    def ask(self, history: dict) -> Ask | None:
+        if self.trials is None or self.k == len(self.rungs):
+            if self.configs is not None:
+                self.search.scored(round_values(self.configs, self.seeds, history, self.metric))
+            self.configs = self.search.next()
+            if self.configs is None:
+                return None
+            self.index += 1
+            self.trials = tuple(Trial(config_id(c), c, s) for c in self.configs for s in self.seeds)
+            self.rungs = self.rungs_of(self.configs[0].round)
+            self.k, self.alive, self.reached, self.pruned = 0, list(range(len(self.trials))), [[] for _ in self.trials], set()
+        return self._ask()
+
+    def _training(self) -> list[int]:
+        return self.alive if self.compact else list(range(len(self.trials)))
+
+    def _ask(self) -> Ask:
+        training = self._training()
+        size = bucket(len(training), self.chunk_size) if self.compact else self.chunk_size
+        segment = math.gcd(*(epoch // self.every for epoch in self.rungs))
+        self.told = {}
+        return Ask(tuple(self.trials[m] for m in training), self.rungs[self.k], size, segment,
+                   self.label(self.configs[0].round), retrain=True,
+                   frozen=frozenset(self.trials[m].key for m in self.pruned))
+
+    def tell(self, history: dict, outcomes: list[Outcome]) -> Told:
+        if not outcomes and not self.told:  # every member of the round is journaled: nothing to rank
+            self.k = len(self.rungs)
+            return Told({})
+        self.told.update((o.trial.key, o) for o in outcomes)
+        training = self._training()
+        if len(self.told) < len(training):
+            return Told({})
+        k, rung, alive = self.k, self.rungs[self.k], self.alive
+        told = {m: self.told[self.trials[m].key] for m in alive}
+        values = {m: told[m].final[self.metric] for m in alive}
         for m in alive:
-            reached[m].append((rungs[k], values[int(m)]))
-        stopped = {int(m) for m in alive if bool(carry.frozen[m])}
-        last = k + 1 == len(rungs)
+            self.reached[m].append((rung, values[m]))
+        stopped = {m for m in alive if told[m].frozen}
+        last = k + 1 == len(self.rungs)
         pruned = set()
         if not last:
             by_config = {}
             for m in alive:
-                by_config.setdefault(trials[m][0], []).append(int(m))
+                by_config.setdefault(self.trials[m].config_id, []).append(m)
             racing = {cid: float(np.mean([values[m] for m in ms])) for cid, ms in by_config.items()
                       if any(m not in stopped for m in ms)}
-            kept = keep(racing, eta, minimize)
+            kept = keep(racing, self.eta, self.minimize)
             pruned = {m for cid, ms in by_config.items() if cid in racing and cid not in kept for m in ms
                       if m not in stopped}
-        leaving = [int(m) for m in alive if last or int(m) in stopped or int(m) in pruned]
-        new = []
-        member = jax.tree_util.tree_map(lambda a: a[[at[m] for m in leaving]], result)
-        member = member._replace(curves={name: curves[name][leaving] for name in curves})
-        sub_hparams = jax.tree_util.tree_map(lambda a: a[leaving], hparams)
-        for i, m in enumerate(leaving):
-            cid, trial_config, seed = trials[m]
-            if (cid, int(seed)) in records:
-                continue
-            record = trial_record(cid, trial_config, seed, i, member, sub_hparams)
-            if prune:
-                record["rungs"] = [{"epoch": e, metric: v} for e, v in reached[m]]
-                record["pruned_epoch"] = rungs[k] if m in pruned else None
-            stopped_at = int(member.stopped_epoch[i]) or int(member.diverged_epoch[i])
-            record["trained_epochs"] = min(stopped_at, rungs[k]) if stopped_at else rungs[k]
-            store.write_curves(record, member, i, save_params, config.eval_epochs)
-            new.append(record)
-        store.append(new)
-        for record in new:
-            records[(record["config_id"], record["seed"])] = record
-        journaled += len(new)
-        on_kept(kept_epoch)  # the kept state stays valid: a rerun skips the members journaled since
-        left = set(leaving)
-        alive = np.array([m for m in alive if int(m) not in left], np.int64)
-        if not compact:
-            frozen_by_pruning[list(pruned)] = True
-        if progress and prune:
-            kept_configs = len({trials[m][0] for m in alive})
-            going = f"{kept_configs} config{'s go' if kept_configs != 1 else ' goes'} on"
-            log(f"{label}: rung {k + 1}/{len(rungs)} (epoch {rungs[k]}): {len(training)} members trained in chunks "
-                f"of {size}; {len(pruned)} pruned, {len(stopped)} stopped" +
-                (f"; {going}" if not last else ""))
-        elif progress:
-            log(f"{label}: epoch {rungs[k]}/{rungs[-1]}: {len(training)} members trained in chunks of {size}"
-                + (f"; {len(stopped)} stopped, {len(alive)} go on" if not last else ""))
-        if not last:
-            _save(store.out / STATE, tag, k + 1, alive, carry, curves, reached, blocks[k])
-            saved_at, kept_epoch = time.monotonic(), rungs[k]
-            on_kept(kept_epoch)
-    (store.out / STATE).unlink(missing_ok=True)
-    on_kept(None)
-    return journaled
+        leaving = {}
+        for m in alive:
+            if last or m in stopped or m in pruned:
+                leaving[self.trials[m].key] = self._fields(m, told[m], rung, m in pruned)
+        self.alive = [m for m in alive if self.trials[m].key not in leaving]
+        self.pruned |= pruned if not self.compact else set()
+        self.k += 1
+        size = bucket(len(training), self.chunk_size) if self.compact else self.chunk_size
+        stay = frozenset(leaving) if not self.compact and not last else frozenset()  # frozen in their chunk
+        return Told(leaving, stay, self._words(k, len(training), size, len(pruned), len(stopped), last), decided=True)
 
+    def _fields(self, m: int, told: Outcome, rung: int, pruned: bool) -> dict:
+        fields = {}
+        if self.prune:
+            fields["rungs"] = [{"epoch": e, self.metric: v} for e, v in self.reached[m]]
+            fields["pruned_epoch"] = rung if pruned else None
+        stopped_at = told.stopped_epoch or told.diverged_epoch
+        fields["trained_epochs"] = min(stopped_at, rung) if stopped_at else rung
+        return fields
 
-def _put(whole, index, new):
-    whole = np.array(whole, copy=True)
-    whole[index] = new
-    return whole
+    def _words(self, k: int, trained: int, size: int, pruned: int, stopped: int, last: bool) -> str:
+        label, rungs = self.label(self.configs[0].round), self.rungs
+        if self.prune:
+            configs = len({self.trials[m].config_id for m in self.alive})
+            going = f"{configs} config{'s go' if configs != 1 else ' goes'} on"
+            return (f"{label}: rung {k + 1}/{len(rungs)} (epoch {rungs[k]}): {trained} members trained in chunks "
+                    f"of {size}; {pruned} pruned, {stopped} stopped" + (f"; {going}" if not last else ""))
+        return (f"{label}: epoch {rungs[k]}/{rungs[-1]}: {trained} members trained in chunks of {size}"
+                + (f"; {stopped} stopped, {len(self.alive)} go on" if not last else ""))
 
+    def position(self) -> object:
+        return [self.index, [t.key for t in self.trials], self.chunk_size, self.rungs]
 
-def _save(path, tag: str, next_rung: int, alive, carry, curves: dict, reached: list, next_block: int) -> None:
-    """The members left (``alive``), their loop state and curves, at evaluation block
-    ``next_block``, in rung ``next_rung`` (where the rerun goes on)."""
-    leaves = jax.tree_util.tree_leaves(carry)
-    arrays = {"tag": np.array(tag), "next_rung": np.array(next_rung), "next_block": np.array(next_block),
-              "alive": np.asarray(alive), "reached": np.array(json.dumps(reached))}
-    arrays.update({f"carry/{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
-    arrays.update({f"curves/{name}": value for name, value in curves.items()})
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    record_files(path.parent, [path.name])
-    atomic_write(path, buffer.getvalue())
+    def state(self) -> object:
+        return {"rung": self.k, "alive": self.alive, "reached": self.reached, "pruned": sorted(self.pruned)}
 
-
-def _load(path, tag: str, runner, seeds, hparams, init_params, per: int):
-    """The kept state ``(alive, carry, curves, reached, next rung, next block)`` when it belongs
-    to this round."""
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path) as kept:
-            if str(kept["tag"]) != tag:
-                return None
-            like = runner.carry_like(seeds, hparams, init_params, per)
-            leaves, treedef = jax.tree_util.tree_flatten(like)
-            carry = [kept[f"carry/{i}"] for i in range(len(leaves))]
-            if any(a.shape != (len(seeds), *leaf.shape[1:]) or a.dtype != leaf.dtype
-                   for a, leaf in zip(carry, leaves)):
-                return None
-            curves = {name[len("curves/"):]: kept[name] for name in kept.files if name.startswith("curves/")}
-            reached = [[tuple(r) for r in member] for member in json.loads(str(kept["reached"]))]
-            return (kept["alive"].astype(np.int64), jax.tree_util.tree_unflatten(treedef, carry), curves, reached,
-                    int(kept["next_rung"]), int(kept["next_block"]))
-    except (OSError, ValueError, KeyError):
-        return None
+    def restore(self, state) -> Ask:
+        self.k, self.alive, self.pruned = state["rung"], list(state["alive"]), set(state["pruned"])
+        self.reached = [[tuple(r) for r in member] for member in state["reached"]]
+        return self._ask()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -127,43 +127,59 @@ def first_round(space: Space, minimize: bool = True) -> list[Config]:
     return list(configs.values())
 
 
-def model_rounds(space: Space, score: Callable[[list[Config]], list], *, rounds: int,
-                 minimize: bool = True) -> list[tuple[Config, float]]:
-    """The rounds of a model-based search (``space.method`` one of ``MODEL_METHODS``).
+class SamplerSearch:
+    """The rounds of a model-based search (``space.method`` one of ``MODEL_METHODS``), a
+    :class:`jaxreg.sweeps.strategies.Search`.
 
-    ``score(configs)`` returns each config's values over seeds (NaN for a failed seed), as in
-    :func:`jaxreg.sweeps.run.search_rounds`; it is called once per round with the round's new
-    configs (all cases together: one batch). Returns every (config, mean) scored, in order.
+    ``next()`` asks each case's study for ``search.samples`` configs and returns those not seen
+    before (all cases together: one batch; a round with none is told at once and the next one
+    asked); ``scored(values)`` records their values over seeds (NaN for a failed seed) and
+    tells every trial of the round its config's mean. ``history``: every (config, mean) scored.
     """
-    import optuna
 
-    studies = _studies(space, minimize)
-    history, known = [], {}  # known: identity -> (config, values over seeds)
-    for round_index in range(rounds):
-        asked = [(study, trial, _identity(config), config) for study, trial, config in _ask(space, studies, round_index)]
-        fresh = {}  # identity -> config: the configs this round trains
-        for _, _, identity, config in asked:
-            if identity not in known:
-                fresh.setdefault(identity, config)
-        if fresh:
-            for (identity, config), values in zip(fresh.items(), score(list(fresh.values()))):
-                values = np.atleast_1d(np.asarray(values, dtype=float))
-                known[identity] = (config, values)
-                history.append((config, float(np.mean(values))))
+    def __init__(self, space: Space, *, rounds: int, minimize: bool = True):
+        self.space, self.rounds, self.minimize = space, rounds, minimize
+        self.studies = _studies(space, minimize)
+        self.history, self.known = [], {}  # known: identity -> (config, values over seeds)
+        self.round, self.asked, self.fresh = 0, [], {}
+
+    def next(self) -> list[Config] | None:
+        while self.round < self.rounds:
+            self.asked = [(study, trial, _identity(config), config)
+                          for study, trial, config in _ask(self.space, self.studies, self.round)]
+            self.fresh = {}  # identity -> config: the configs this round trains
+            for _, _, identity, config in self.asked:
+                if identity not in self.known:
+                    self.fresh.setdefault(identity, config)
+            if self.fresh:
+                return list(self.fresh.values())
+            self._tell()
+        return None
+
+    def scored(self, values: list) -> None:
+        for (identity, config), value in zip(self.fresh.items(), values):
+            value = np.atleast_1d(np.asarray(value, dtype=float))
+            self.known[identity] = (config, value)
+            self.history.append((config, float(np.mean(value))))
+        self._tell()
+
+    def _tell(self) -> None:
+        import optuna
+
         worst = {}  # per case (a study of its own): the worst seed mean it has seen
-        for config, values in known.values():
+        for config, values in self.known.values():
             if np.isfinite(values).all():
                 mean = float(np.mean(values))
-                worst[config.case] = (max if minimize else min)(worst.get(config.case, mean), mean)
-        for study, trial, identity, _ in asked:
-            values = known[identity][1]
+                worst[config.case] = (max if self.minimize else min)(worst.get(config.case, mean), mean)
+        for study, trial, identity, _ in self.asked:
+            values = self.known[identity][1]
             if np.isfinite(values).all():
                 study.tell(trial, float(np.mean(values)))
             elif identity[0] in worst:
                 study.tell(trial, worst[identity[0]])
             else:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    return history
+        self.round += 1
 
 
 def _identity(config: Config) -> tuple:
