@@ -194,7 +194,9 @@ def _run(args) -> None:
     from jaxreg.report.store import parse_shard, shard_journals
 
     shard = parse_shard(args.shard) if args.shard is not None else None
-    executor = None
+    from jaxreg.sweeps.executor import Executor, Progress
+
+    executor = Executor(checkpoint_seconds=args.checkpoint_every)
     if args.ray is not None:
         from jaxreg.sweeps.remote import RayExecutor
         executor = RayExecutor(args.ray_cluster, os.environ.get("JAXREG_CACHE_DIR_USED"))
@@ -203,11 +205,9 @@ def _run(args) -> None:
         print(f"jaxreg: {line}", file=sys.stderr)
     out = Path(args.out) if args.out else Path("results") / spec.name
     start = time.perf_counter()
-    from jaxreg.sweeps.executor import Progress
-
     _RUNNING.append(Progress(bars=not args.quiet))
     records = run_sweep(spec, out, overwrite=args.overwrite, progress=_RUNNING[-1],
-                        checkpoint_seconds=args.checkpoint_every, shard=shard, executor=executor)
+                        shard=shard, executor=executor)
     seconds = time.perf_counter() - start
     if shard_journals(out):  # other shards still to run: their trials are not in yet
         print(f"{spec.name}: shard {shard}: {len(records)} trials journaled so far in {out}/ ({seconds:.1f} s); "

@@ -187,7 +187,7 @@ def test_a_run_stopped_within_a_rung_resumes_there_and_gives_the_same_journal(ha
 
     monkeypatch.setattr(Executor, "keep", keep_then_die)
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(build_spec(spec), tmp_path / "c", progress=progress, checkpoint_seconds=0)
+        run_sweep(build_spec(spec), tmp_path / "c", progress=progress, executor=Executor(checkpoint_seconds=0))
     assert saved == [1, 2, 3]  # after each rung, and within the last one
     assert progress.kept() == "kept 12 trials in the journal, and 4 members in training up to epoch 6 in checkpoint.npz"
     monkeypatch.setattr(Executor, "keep", keep)

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from jaxreg.errors import InputError
 from jaxreg.sweeps.build import Spec, build_spec
+from jaxreg.sweeps.executor import Executor
 from jaxreg.sweeps.run import run_sweep
 from jaxreg.sweeps.spec import ARRAYS, apply_overrides, read_spec
 
@@ -94,7 +95,7 @@ def sweep(spec, data=None, *, out: str | Path | None = None, overrides=(), overw
     built = build_spec(raw, default_name, data=data)
     out = Path(out) if out is not None else Path("results") / built.name
     records = run_sweep(built, out, overwrite=overwrite, progress=progress, log=log,
-                        checkpoint_seconds=checkpoint_seconds)
+                        executor=Executor(checkpoint_seconds=checkpoint_seconds))
     rows, written, skipped = finish(built, out, records, plots=plots, data=data)
     return SweepResult(out, built, records, rows, written, skipped)
 

@@ -79,25 +79,36 @@ def feature_scales(spec: Spec) -> dict:
     return scales
 
 
-def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progress: bool = True,
-              log: Callable[[str], None] | None = None, checkpoint_seconds: float = 10.0,
-              shard: Shard | None = None, executor=None, poll_seconds: float = 2.0) -> list[dict]:
+POLL_SECONDS = 2.0  # how often a shard looks whether the others have journaled a round it zooms from
+
+
+def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progress: bool | Progress = True,
+              log: Callable[[str], None] | None = None, shard: Shard | None = None, executor: Executor | None = None,
+              strategy: Callable | None = None) -> list[dict]:
     """Runs (or resumes) a sweep into ``out_dir``; returns the journal's records.
 
-    A chunk in training is kept in ``out_dir/checkpoint.npz`` at the end of a segment, at most
-    every ``checkpoint_seconds``, and a rerun resumes it there: an interruption loses at most
-    that much training (plus a segment). Keeping it changes no number.
+    The study loop (:func:`study`): per variant of the spec, its strategy asks for members to
+    train (``strategy(spec, variant, chunk_size)``, default :func:`default_strategy`: each round
+    to the end, or halving's rungs), the executor trains and journals them, the strategy is
+    told. The members in training are kept in ``out_dir/checkpoint.npz`` at the end of a
+    segment, at most every ``Executor(checkpoint_seconds=...)`` (10 s), and a rerun resumes
+    there: an interruption loses at most that much training (plus a segment). Keeping it
+    changes no number.
 
-    ``shard``: train only that shard's chunks (:func:`owns`), into a journal of its own; the
-    shards of a sweep may run one after another or side by side, on any hosts that share
-    ``out_dir``. Each round's trials are split into chunks exactly as one process splits them,
-    so every trial gives bitwise what one process gives. A coarse-to-fine round waits (polling
-    every ``poll_seconds``) until the other shards have journaled the round it zooms from. The
-    run that finds the whole sweep journaled merges the shards into ``trials.jsonl``, in the
-    order one process would have written it.
+    ``progress``: True (bars and lines on stderr, or through ``log``), False (quiet), or a
+    :class:`jaxreg.sweeps.executor.Progress` of the caller's.
 
-    ``executor``: trains the chunks elsewhere (:class:`jaxreg.sweeps.remote.RayExecutor`)
-    instead of in this process; the journal, resume and rounds are the same.
+    ``shard``: train only that shard's chunks (dealt round-robin over every round's chunks),
+    into a journal of its own; the shards of a sweep may run one after another or side by
+    side, on any hosts that share ``out_dir``. Each round's trials are split into chunks exactly
+    as one process splits them, so every trial gives bitwise what one process gives. A
+    coarse-to-fine round waits until the other shards have journaled the round it zooms from.
+    The run that finds the whole sweep journaled merges the shards into ``trials.jsonl``, in
+    the order one process would have written it.
+
+    ``executor``: an :class:`jaxreg.sweeps.executor.Executor` (default: one in this process),
+    or :class:`jaxreg.sweeps.remote.RayExecutor` to train the chunks elsewhere; the journal,
+    resume and rounds are the same.
 
     Raises :class:`InputError` before anything is trained or written when ``out_dir`` holds the
     results of a different spec and ``overwrite`` is False.
@@ -136,13 +147,13 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
         store.start_run(spec, chunk_sizes[0] if len(chunk_sizes) == 1 else chunk_sizes,
                         {case: rate for case, rate in chance.items() if rate is not None}, extra,
                         packages=SAMPLER_PACKAGES.get(spec.search["method"], ()), scales=feature_scales(spec))
-        executor = executor or Executor(checkpoint_seconds=checkpoint_seconds)
+        executor = executor or Executor()
         executor.open(store, records, progress, digest=spec.digest, save_params=spec.output["params"], shard=shard)
         started, order = time.perf_counter(), {}  # order: every trial, as one process journals them
         for index, ((variant, runner, _), size) in enumerate(zip(runners, chunk_sizes)):
-            executor.begin(index, variant, runner, strategy(spec, variant, size, len(runners) > 1))
+            executor.begin(index, variant, runner, (strategy or default_strategy)(spec, variant, size))
             study(executor, records, order, wait=None if shard is None else
-                  lambda ask: _wait_for(ask, store, records, shard, poll_seconds, progress.log))
+                  lambda ask: _wait_for(ask, store, records, shard, progress.log))
         if shard is not None or executor.remote or shard_journals(store.out):
             records.update(store.read_journal())
             merged = store.merge_shards(list(order), records)
@@ -192,10 +203,11 @@ def as_progress(progress, log=None) -> Progress:
     return progress
 
 
-def strategy(spec: Spec, variant, chunk_size: int, named: bool):
-    """The strategy of ``variant``'s search: halving's rungs, or each round to the end."""
+def default_strategy(spec: Spec, variant, chunk_size: int):
+    """The strategy of ``variant``'s search: halving's rungs (also for ``search.compact``), or
+    each round to the end."""
     s, config = spec.search, variant.config
-    prefix = f"{', '.join(map(str, variant.cases))}: " if named else ""
+    prefix = f"{', '.join(map(str, variant.cases))}: " if len(spec.variants) > 1 else ""
     rounds = s["rounds"]
 
     def label(round_index: int) -> str:
@@ -225,7 +237,7 @@ def _rungs(spec: Spec, variant, round_index: int) -> list[int]:
     return rung_epochs(epochs, s["min_epochs"], s["eta"])
 
 
-def _wait_for(ask, store: Store, records: dict, shard, poll_seconds: float, log) -> None:
+def _wait_for(ask, store: Store, records: dict, shard, log) -> None:
     """Waits until every trial of ``ask`` is journaled (by this run or another shard)."""
     missing = [t for t in ask.trials if t.key not in records]
     said = None
@@ -239,6 +251,6 @@ def _wait_for(ask, store: Store, records: dict, shard, poll_seconds: float, log)
                 f"before zooming in" + (f" (not running now: start {', '.join(idle)} with the same spec "
                                         f"and --out)" if idle else ""))
             said = time.monotonic()
-        time.sleep(poll_seconds)
+        time.sleep(POLL_SECONDS)
         records.update(store.read_journal())
         missing = [t for t in missing if t.key not in records]
