@@ -24,6 +24,7 @@ from jaxreg import cli, report
 from jaxreg.errors import InputError
 from jaxreg.report.store import Shard, Store, parse_shard, shard_journals
 from jaxreg.sweeps.run import _wait_for, owns
+from jaxreg.sweeps.strategies import Ask, Trial
 
 TINY = """
 name = "tiny"
@@ -179,7 +180,7 @@ def test_a_shard_waiting_for_another_says_whether_that_one_is_running(tmp_path):
             if running:
                 other.lock()
             with pytest.raises(KeyboardInterrupt):
-                _wait_for([("abc", None, 0)], mine, {}, "round 1/3", Shard(1, 2), 0.01, log)
+                _wait_for(Ask((Trial("abc", None, 0),), 8, 4, 1, "round 1/3"), mine, {}, Shard(1, 2), log)
     finally:
         other.unlock()
         mine.unlock()

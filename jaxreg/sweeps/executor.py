@@ -82,6 +82,12 @@ def advance_chunk(runner, variant, trials: list, members: list, until: int, ask:
     return done
 
 
+def owns(shard, chunk_index: int) -> bool:
+    """Whether ``shard`` trains the sweep's chunk ``chunk_index``: chunks are dealt round-robin,
+    counted over every ask (and variant) in the order one process trains them."""
+    return shard is None or chunk_index % shard.count == shard.index
+
+
 def outcome(trial: Trial, member: Member) -> Outcome:
     result = member.result
     return Outcome(trial, {name: float(value) for name, value in result.final.items() if np.ndim(value) == 0},
@@ -290,7 +296,7 @@ class Executor:
         chunks of every ask, in the order one process trains them."""
         size, mine = ask.chunk_size, []
         for i, trial in enumerate(ask.trials):
-            if self.shard is None or (self.chunks_before + i // size) % self.shard.count == self.shard.index:
+            if owns(self.shard, self.chunks_before + i // size):
                 mine.append(trial)
         self.chunks_before += -(-len(ask.trials) // size)
         return mine

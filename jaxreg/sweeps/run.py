@@ -26,7 +26,7 @@ from jaxreg.report.store import MANIFEST, Shard, Store, load_manifest, shard_jou
 from jaxreg.report.summary import chance_rate
 from jaxreg.sweeps.build import Spec
 from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, memory_budget_mb, padding_warning
-from jaxreg.sweeps.executor import Executor, Progress
+from jaxreg.sweeps.executor import Executor, Progress, owns  # noqa: F401 - owns re-exported
 from jaxreg.sweeps.halving import METHODS as HALVING, Halving, brackets as halving_brackets, compacts, rung_epochs
 from jaxreg.sweeps.samplers import NEEDS as SAMPLER_PACKAGES, check_replay
 from jaxreg.sweeps.space import MODEL_METHODS
@@ -118,46 +118,23 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
     store = Store(Path(out_dir), shard)
     if spec.search["method"] in MODEL_METHODS and not overwrite and (store.out / MANIFEST).is_file():
         check_replay(load_manifest(store.out), spec.search["method"])
-    # Chunk sizes first: a memory budget too small for even two members fails before any write.
-    plans = []
-    for variant in spec.variants:
-        members_per_round = variant.space.count(0) * len(spec.seeds)
-        plans.append((variant, choose_chunk_size(spec, members_per_round, variant), members_per_round))
-    check_fits([estimate(variant, members, size, timed=False) for variant, size, members in plans])
-    runners = [(variant, train_batch(variant.config, variant.dataset, size), members)
-               for variant, size, members in plans]
-    if executor is not None:
-        executor.check(spec)
-    chunk_sizes = [runner.chunk_size(members) for _, runner, members in runners]
+    runners = _runners(spec)  # a memory budget too small for even two members fails before any write
+    executor = executor or Executor()
+    executor.check(spec)
     store.prepare(spec, overwrite=overwrite, grows=lambda previous: compute_difference(previous, spec.resolved))
-    for (_, _, members), size in zip(runners, chunk_sizes):
+    for _, runner, size, members in runners:
         if (padding := padding_warning(size, members)) is not None:
             progress.log(padding)
     try:
-        records = store.read_journal()
-        damaged = store.drop_unreadable_curves(records)
-        if damaged:
-            progress.log(f"{store.curves_dir}: {len(damaged)} curves file{'s' * (len(damaged) > 1)} missing or damaged "
-                         f"({', '.join(damaged[:3])}{', ...' if len(damaged) > 3 else ''}): "
-                         f"{'their trials are' if len(damaged) > 1 else 'its trial is'} trained again")
-        progress.journaled = done_before = len(records)
-        chance = {case or "": chance_rate(v.dataset.train.y, v.config.loss) for v in spec.variants for case in v.cases}
-        extra = {**({"shard": str(shard)} if shard is not None else {}),
-                 **(executor.describe() if executor is not None else {})}
-        store.start_run(spec, chunk_sizes[0] if len(chunk_sizes) == 1 else chunk_sizes,
-                        {case: rate for case, rate in chance.items() if rate is not None}, extra,
-                        packages=SAMPLER_PACKAGES.get(spec.search["method"], ()), scales=feature_scales(spec))
-        executor = executor or Executor()
-        executor.open(store, records, progress, digest=spec.digest, save_params=spec.output["params"], shard=shard)
-        started, order = time.perf_counter(), {}  # order: every trial, as one process journals them
-        for index, ((variant, runner, _), size) in enumerate(zip(runners, chunk_sizes)):
+        records = _open(store, spec, runners, executor, progress)
+        done_before, started, order = len(records), time.perf_counter(), {}  # order: every trial, as one process journals them
+        for index, (variant, runner, size, _) in enumerate(runners):
             executor.begin(index, variant, runner, (strategy or default_strategy)(spec, variant, size))
             study(executor, records, order, wait=None if shard is None else
                   lambda ask: _wait_for(ask, store, records, shard, progress.log))
         if shard is not None or executor.remote or shard_journals(store.out):
             records.update(store.read_journal())
-            merged = store.merge_shards(list(order), records)
-            if not merged and progress.bars:
+            if not store.merge_shards(list(order), records) and progress.bars:
                 missing = sum(key not in records for key in order)
                 progress.log(f"shard {shard}: {executor.trained} trials trained; {missing} trials of other shards are "
                              f"not journaled yet (run them; the last one merges the journals)")
@@ -168,6 +145,41 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
         progress.log(f"resumed: {done_before} trials were already in {store.journal_path}, {executor.trained} "
                      f"trained now")
     return list(records.values())
+
+
+def _runners(spec: Spec) -> list[tuple]:
+    """Per variant: ``(variant, compiled runner, chunk size, members a round)``; refuses a
+    sweep that does not fit the memory budget."""
+    plans = []
+    for variant in spec.variants:
+        members = variant.space.count(0) * len(spec.seeds)
+        plans.append((variant, choose_chunk_size(spec, members, variant), members))
+    check_fits([estimate(variant, members, size, timed=False) for variant, size, members in plans])
+    runners = []
+    for variant, size, members in plans:
+        runner = train_batch(variant.config, variant.dataset, size)
+        runners.append((variant, runner, runner.chunk_size(members), members))
+    return runners
+
+
+def _open(store: Store, spec: Spec, runners: list, executor: Executor, progress: Progress) -> dict:
+    """The journal so far (trials whose curves are lost are trained again), the run recorded in
+    the manifest, and the executor opened on them."""
+    records = store.read_journal()
+    damaged = store.drop_unreadable_curves(records)
+    if damaged:
+        progress.log(f"{store.curves_dir}: {len(damaged)} curves file{'s' * (len(damaged) > 1)} missing or damaged "
+                     f"({', '.join(damaged[:3])}{', ...' if len(damaged) > 3 else ''}): "
+                     f"{'their trials are' if len(damaged) > 1 else 'its trial is'} trained again")
+    progress.journaled = len(records)
+    chance = {case or "": chance_rate(v.dataset.train.y, v.config.loss) for v in spec.variants for case in v.cases}
+    sizes = [size for _, _, size, _ in runners]
+    extra = {**({"shard": str(store.shard)} if store.shard is not None else {}), **executor.describe()}
+    store.start_run(spec, sizes[0] if len(sizes) == 1 else sizes,
+                    {case: rate for case, rate in chance.items() if rate is not None}, extra,
+                    packages=SAMPLER_PACKAGES.get(spec.search["method"], ()), scales=feature_scales(spec))
+    executor.open(store, records, progress, digest=spec.digest, save_params=spec.output["params"], shard=store.shard)
+    return records
 
 
 def study(executor, history: dict, order: dict, wait=None) -> None:
