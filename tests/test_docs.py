@@ -222,3 +222,14 @@ def test_the_spec_block_gives_every_key_its_default():
             checked += 1
     assert checked >= 45
 
+
+OPTIONAL = ("ray", "optuna", "cmaes", "flax", "equinox", "pandas", "tensorboardX", "tensorboard", "torch")
+
+
+def test_doctests_collect_without_the_optional_packages():
+    """`pytest jaxreg/` (the doctests) imports every module of the package: none may need an
+    optional extra to be imported."""
+    script = (f"import sys\nfor name in {OPTIONAL!r}:\n    sys.modules[name] = None\n"
+              "import pytest\nsys.exit(pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', 'jaxreg']))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
