@@ -143,3 +143,18 @@ def test_a_run_killed_between_asks_resumes_from_the_checkpoint_and_writes_the_sa
     assert any("resumed a chunk of 4 trials from checkpoint.npz at evaluation 2 of 4" in line for line in logged), logged
     assert (tmp_path / "k" / store.JOURNAL).read_bytes() == whole
     assert not (tmp_path / "k" / store.CHECKPOINT).exists()
+
+
+def test_the_architecture_page_shows_the_loop_as_the_code_has_it():
+    import inspect
+    import re
+    from pathlib import Path
+
+    from jaxreg.sweeps.run import study
+
+    page = (Path(__file__).parent.parent / "docs" / "architecture.md").read_text()
+    shown = re.search(r"## The study loop.*?```python\n(.*?)```", page, re.S).group(1)
+    source = inspect.getsource(study)
+    code = re.sub(r'    """.*?"""\n', "", source, count=1, flags=re.S)
+    assert shown == code
+    assert len(shown.splitlines()) <= 10

@@ -17,10 +17,11 @@ configs started at ``min_epochs`` to few trained for all epochs (Li et al., 2018
 
 Every trial is journaled when it leaves training (pruned, stopped or at the last rung) with its
 ``rungs`` (epoch and the member's value at each rung it reached), ``pruned_epoch`` (None when
-not pruned) and ``trained_epochs`` (epochs computed for it). After each rung the state of the
-members left is kept in ``halving.npz``; a rerun resumes from the last rung kept (a member's
-numbers depend on the chunk sizes it trained in, which the rungs decide, so a rerun without it
-retrains the round from its start and gives the same numbers).
+not pruned) and ``trained_epochs`` (epochs computed for it). After each rung the members left
+are kept in the executor's ``checkpoint.npz`` with the strategy's state (rung, members left,
+values reached); a rerun resumes from the last state kept (a member's numbers depend on the
+chunk sizes it trained in, which the rungs decide, so a rerun without it retrains the round
+from its start and gives the same numbers).
 """
 
 from __future__ import annotations
