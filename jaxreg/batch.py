@@ -180,10 +180,7 @@ def check_hparams(config: TrainConfig, hparams: HParams, init_params: Params = N
     if config.layerwise:
         names = model.layer_names()
         transfer.check_layers(fresh, names)
-        over = np.asarray(hparams.trainable_layers)
-        if np.any(np.isfinite(over) & (over > len(names))):
-            raise InputError(f"hparams.trainable_layers: expected a whole number in [0, {len(names)}] (the model's "
-                             f"layers) or inf, got {over[np.isfinite(over) & (over > len(names))].ravel()[0].item()}")
+        transfer.check_trainable_layers(hparams.trainable_layers, len(names))
     init_params, _ = transfer.split_init(init_params)
     if init_params is not None and isinstance(init_params, dict) and isinstance(fresh, dict) \
             and set(init_params) < set(fresh):

@@ -72,6 +72,17 @@ def check_layers(params: Params, names: Sequence[str]) -> None:
         raise InputError(f"model.layers: expected the top-level keys of the params ({got}), got {list(names)}")
 
 
+def check_trainable_layers(values, n_layers: int, where: str = "hparams.trainable_layers") -> None:
+    """Raises :class:`InputError` when a finite ``trainable_layers`` value exceeds the model's
+    ``n_layers`` (its range, whole numbers >= 1 or inf, is :mod:`jaxreg.hparams`'s check)."""
+    over = [value for value in np.ravel(np.asarray(values, dtype=object))
+            if np.isfinite(float(value)) and float(value) > n_layers]
+    if over:
+        value = over[0].item() if isinstance(over[0], np.generic) else over[0]
+        raise InputError(f"{where}: expected a whole number in [1, {n_layers}] (the model's layers) or inf, "
+                         f"got {value!r}")
+
+
 def merge_params(fresh: Params, pretrained: Params | None) -> Params:
     """``fresh`` with every layer that ``pretrained`` holds replaced by the pretrained one.
 

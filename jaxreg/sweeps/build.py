@@ -26,7 +26,7 @@ import numpy as np
 from jaxreg import data as data_lib
 from jaxreg.errors import InputError
 from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, check_dtype, make_hparams
-from jaxreg.transfer import merge_params, split_init
+from jaxreg.transfer import check_trainable_layers, merge_params, split_init
 from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
 from jaxreg.sweeps.halving import brackets as halving_brackets
 from jaxreg.sweeps.space import MAX_TRIALS, Axis, Space
@@ -453,10 +453,7 @@ def _check_new_axes(space: Space, model: Model, augment: tuple, image_shape, lay
         n_layers = len(model.layer_names())
         for _, axis in space.all_axes():
             if axis.name == "trainable_layers":
-                for value in _endpoints(axis):
-                    if math.isfinite(float(value)) and float(value) > n_layers:
-                        raise InputError(f"{axis.where}: expected a whole number in [1, {n_layers}] (the model's "
-                                         f"layers) or inf, got {value!r}")
+                check_trainable_layers(list(_endpoints(axis)), n_layers, axis.where)
     if not model.batch_norm:
         for name in ("bn_momentum", "bn_epsilon"):
             if _may_be_nonzero(space, name, default=DEFAULTS[name]):
