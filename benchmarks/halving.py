@@ -34,7 +34,7 @@ from jaxreg.batch import train_batch
 from jaxreg.report.store import Store
 from jaxreg.sweeps import build_spec, config_id, run_sweep
 from jaxreg.sweeps.executor import Executor, Progress
-from jaxreg.sweeps.halving import Halving, bucket, rung_epochs
+from jaxreg.sweeps.halving import Halving, Race, bucket, rung_epochs
 from jaxreg.sweeps.run import choose_chunk_size, study
 from jaxreg.sweeps.strategies import make_search
 
@@ -68,9 +68,8 @@ def main() -> int:
             store.curves_dir.mkdir(parents=True)
             records = {}
             start = time.perf_counter()  # the state kept at rungs only: no file written within them
-            strategy = Halving(make_search(variant.space), built.seeds, rungs=lambda r: rungs, eta=4, metric="val_loss",
-                               minimize=True, chunk_size=size, every=variant.config.eval_every,
-                               label=lambda r: "halving", compact=compact)
+            strategy = Halving(make_search(variant.space), built.seeds, Race(lambda r: rungs, 4, "val_loss", compact=compact),
+                               chunk_size=size, every=variant.config.eval_every, label=lambda r: "halving")
             executor = Executor(checkpoint_seconds=float("inf"))
             executor.open(store, records, Progress(bars=False), digest=built.digest, save_params=False)
             executor.begin(0, variant, runner, strategy)

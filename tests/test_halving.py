@@ -129,9 +129,9 @@ def _run_halving(spec, out, compact):
     s.out.mkdir(parents=True)
     s.curves_dir.mkdir()
     records = {}
-    strategy = halving.Halving(make_search(variant.space), built.seeds, rungs=lambda r: [2, 4, 8], eta=2,
-                               metric="val_loss", minimize=True, chunk_size=size, every=variant.config.eval_every,
-                               label=lambda r: "sweep", compact=compact)
+    strategy = halving.Halving(make_search(variant.space), built.seeds,
+                               halving.Race(lambda r: [2, 4, 8], 2, "val_loss", compact=compact), chunk_size=size,
+                               every=variant.config.eval_every, label=lambda r: "sweep")
     executor = Executor()
     executor.open(s, records, Progress(bars=False), digest=built.digest, save_params=True)
     executor.begin(0, variant, train_batch(variant.config, variant.dataset, size), strategy)

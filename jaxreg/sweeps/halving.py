@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -65,6 +66,20 @@ def keep(values: dict, eta: int, minimize: bool) -> set:
     return set(ranked[:math.ceil(len(ranked) / eta)])
 
 
+class Race(NamedTuple):
+    """How a halving round races its configs: ``rungs(round)`` the rung epochs of a round,
+    ``eta`` (the best ``1/eta`` go on), the ``metric`` ranked and whether to ``minimize`` it,
+    ``prune`` (False: only stopped members leave, at each rung) and ``compact`` (False: pruned
+    members stay in their chunk, frozen)."""
+
+    rungs: Callable[[int], list[int]]
+    eta: int
+    metric: str
+    minimize: bool = True
+    prune: bool = True
+    compact: bool = True
+
+
 class Halving:
     """Successive halving over each round of ``search`` (hyperband: a bracket a round), a
     :class:`jaxreg.sweeps.strategies.Strategy`.
@@ -73,19 +88,18 @@ class Halving:
     by its mean over seeds of ``metric``, the best ``1/eta`` go on to the next rung (asked as
     members to continue), and the others, the stopped ones, and every member at the last rung,
     leave: their journal lines gain ``rungs`` (epoch and value at each rung reached),
-    ``pruned_epoch`` (None when not pruned) and ``trained_epochs``. ``rungs(round)``: the rung
-    epochs of a round. ``prune=False`` (``search.compact`` alone: ``eta`` 1, rungs at segment
+    ``pruned_epoch`` (None when not pruned) and ``trained_epochs``. ``race``: see :class:`Race`.
+    ``prune=False`` (``search.compact`` alone: ``eta`` 1, rungs at segment
     ends) only lets stopped members leave, and their lines gain ``trained_epochs`` alone.
     ``compact=False`` keeps pruned members in their chunk, frozen (what training without
     compaction costs: the benchmark's baseline). Chunks hold the members left, the next power of
     two of them (:func:`bucket`, at most ``chunk_size``): one compilation per size.
     """
 
-    def __init__(self, search, seeds, *, rungs: Callable[[int], list[int]], eta: int, metric: str, minimize: bool,
-                 chunk_size: int, every: int, label: Callable[[int], str], prune: bool = True, compact: bool = True):
-        self.search, self.seeds, self.rungs_of, self.eta, self.metric = search, [int(s) for s in seeds], rungs, eta, metric
-        self.minimize, self.chunk_size, self.every, self.label = minimize, chunk_size, every, label
-        self.prune, self.compact = prune, compact
+    def __init__(self, search, seeds, race: Race, *, chunk_size: int, every: int, label: Callable[[int], str]):
+        self.search, self.seeds, self.rungs_of, self.eta = search, [int(s) for s in seeds], race.rungs, race.eta
+        self.metric, self.minimize, self.prune, self.compact = race.metric, race.minimize, race.prune, race.compact
+        self.chunk_size, self.every, self.label = chunk_size, every, label
         self.configs, self.trials, self.index = None, None, -1
         self.k = 0            # the rung trained next
         self.alive = []       # indexes (into trials) of the members still training

@@ -27,7 +27,7 @@ from jaxreg.report.summary import chance_rate
 from jaxreg.sweeps.build import Spec
 from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, memory_budget_mb, padding_warning
 from jaxreg.sweeps.executor import Executor, Progress, owns  # noqa: F401 - owns re-exported
-from jaxreg.sweeps.halving import METHODS as HALVING, Halving, brackets as halving_brackets, compacts, rung_epochs
+from jaxreg.sweeps.halving import METHODS as HALVING, Halving, Race, brackets as halving_brackets, compacts, rung_epochs
 from jaxreg.sweeps.samplers import NEEDS as SAMPLER_PACKAGES, check_replay
 from jaxreg.sweeps.space import MODEL_METHODS
 from jaxreg.sweeps.spec import compute_difference
@@ -199,7 +199,8 @@ def _check_executor(spec: Spec, shard, overwrite: bool, executor) -> None:
     if shard is not None and overwrite:
         raise InputError("--overwrite: expected no --shard with it (a shard must not remove the other "
                          "shards' results), got both; overwrite with one unsharded run first")
-    if compacts(spec.search) and (shard is not None or executor is not None):
+    remote = executor is not None and executor.remote
+    if compacts(spec.search) and (shard is not None or remote):
         what = (f"search.method {spec.search['method']!r} (its rungs rank every config of a round together, in one "
                 f"process)" if spec.search["method"] in HALVING else
                 "search.compact (members of every chunk of a round are gathered together, in one process)")
@@ -229,9 +230,9 @@ def default_strategy(spec: Spec, variant, chunk_size: int):
     search = make_search(variant.space, rounds=rounds, top_k=s["top_k"], min_width=s["min_width"],
                          minimize=spec.minimize, zoom=s.get("zoom", "top_k"), z=s.get("z", 1.0))
     if compacts(s):
-        return Halving(search, spec.seeds, rungs=lambda round_index: _rungs(spec, variant, round_index),
-                       eta=s.get("eta", 1), metric=s["metric"], minimize=spec.minimize, chunk_size=chunk_size,
-                       every=config.eval_every, label=label, prune=s["method"] in HALVING)
+        race = Race(lambda round_index: _rungs(spec, variant, round_index), s.get("eta", 1), s["metric"],
+                    spec.minimize, prune=s["method"] in HALVING)
+        return Halving(search, spec.seeds, race, chunk_size=chunk_size, every=config.eval_every, label=label)
     return EachRound(search, spec.seeds, metric=s["metric"], epochs=config.epochs, chunk_size=chunk_size,
                      segment=segment_blocks(config.n_evals), label=label, rounds=rounds)
 
