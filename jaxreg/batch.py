@@ -336,6 +336,16 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         result = jax.tree_util.tree_map(lambda *parts: np.concatenate(parts)[:members], *chunks)
         return exact_accuracies(result, data)
 
+    def segments(executable, chunk: tuple, init, carry, first: int, stop: int, per: int | None = None):
+        """The one loop over a chunk's segments: calls of ``executable`` from evaluation block
+        ``first`` to ``stop``, ``per`` blocks a call (default :func:`segment_blocks`); yields
+        ``(next block, carry, result)`` after each call."""
+        per = per or segment_blocks(config.n_evals)
+        for block in range(first, stop, per):
+            carry, result = _responsive(executable, *chunk, on_device, init, carry,
+                                        np.arange(block, block + per, dtype=np.int32))
+            yield block + per, carry, result
+
     def run_chunk(start: int, seeds, hparams: HParams, init, checkpoint: Checkpoint | None,
                   progress, compiling) -> Result:
         """One chunk, segment by segment; from its kept state when ``checkpoint`` has one."""
@@ -359,15 +369,13 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         curves = [state.curves]
         if progress is not None and state.next_block:
             progress(state.next_block, n_evals)
-        for block in range(state.next_block, n_evals, per):
-            carry, result = _responsive(executable, seeds, hparams, on_device, init, carry,
-                                        np.arange(block, block + per, dtype=np.int32))
+        for block, carry, result in segments(executable, (seeds, hparams), init, carry, state.next_block, n_evals):
             curves.append(result.curves)
             if progress is not None:
-                progress(block + per, n_evals)
-            if checkpoint is not None and block + per < n_evals and checkpoint.due():
+                progress(block, n_evals)
+            if checkpoint is not None and block < n_evals and checkpoint.due():
                 curves = [_joined(curves)]
-                checkpoint.save(ChunkState(start, block + per, jax.device_get(carry), curves[0]))
+                checkpoint.save(ChunkState(start, block, jax.device_get(carry), curves[0]))
         return jax.device_get(result)._replace(curves=_joined(curves))
 
     def _advance(seeds, hparams: HParams, init_params: Params, carry, blocks: range, size: int, per: int,
@@ -392,8 +400,7 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         for _, (*chunk, part) in padded_chunks(-(-size // len(devices)) * len(devices), seeds, hparams, carry):
             executable = compiled_segment(config, (*chunk, on_device, init, part, arange(0)), compiling)
             curves = []
-            for block in range(blocks.start, blocks.stop, per):
-                part, result = _responsive(executable, *chunk, on_device, init, part, arange(block))
+            for _, part, result in segments(executable, chunk, init, part, blocks.start, blocks.stop, per):
                 curves.append(result.curves)
             carries.append(jax.device_get(part))
             results.append(jax.device_get(result)._replace(curves=_joined(curves)))
