@@ -371,6 +371,14 @@ def _check_callable(field: str, text: str, target) -> None:
 
 def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
     """Checks the ``[data]``, ``[model]`` and ``[train]`` tables as far as the text allows."""
+    dataset, data_seed, data_dir, given = _check_data(data_raw, train_raw)
+    m = _check_model(model_raw)
+    t = _check_train(train_raw)
+    return Static(dataset, data_seed, data_dir, given, m, t, (data_raw, model_raw, train_raw))
+
+
+def _check_data(data_raw: dict, train_raw: dict) -> tuple:
+    """``[data]``: the dataset, its seed and folder, and the options given for it."""
     dataset = data_raw.get("dataset")
     if dataset is None:
         raise InputError(f"data.dataset: expected one of {quoted(data_lib._DEFAULTS)}, got nothing")
@@ -392,6 +400,11 @@ def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
     if train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]) in DTYPES:
         given.setdefault("dtype", train_raw.get("dtype", TRAIN_DEFAULTS["dtype"]))  # data in the train dtype
 
+    return dataset, data_seed, data_dir, given
+
+
+def _check_model(model_raw: dict) -> dict:
+    """``[model]``, with its defaults."""
     # pretrained_sha256: what jaxreg records of the pretrained weights, checked on rebuilding
     _check_keys("model", {k: v for k, v in model_raw.items() if k != "pretrained_sha256"},
                 (*MODEL_DEFAULTS, *OPTIONAL_MODEL_KEYS))
@@ -411,15 +424,6 @@ def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
         if "options" in m:
             raise InputError(f"model.options: expected only with a factory kind ('module:function'), "
                              f"got kind {m['kind']!r}")
-    _check_keys("train", train_raw, (*TRAIN_DEFAULTS, *OPTIONAL_TRAIN_KEYS))
-    t = {**TRAIN_DEFAULTS, **train_raw}
-    if "penalty_mask" in t:
-        importable("train.penalty_mask", t["penalty_mask"])
-        if t["penalize_bias"]:
-            raise InputError("train.penalize_bias: expected false when train.penalty_mask is given, got true")
-    check_choice("train.dtype", t["dtype"], DTYPES)
-    # TrainConfig checks the loss too, but a list there fails as unhashable, not as a bad name.
-    check_choice("train.loss", t["loss"], LOSSES)
     for key in ("hidden", "channels"):
         widths = m[key]
         if not isinstance(widths, list) or not all(is_int(w) and w >= 1 for w in widths):
@@ -458,6 +462,20 @@ def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
         if not m.get("pretrained"):
             raise InputError(f"model.pretrained_seed: expected only with model.pretrained, got {m['pretrained_seed']!r}")
         _int("model.pretrained_seed", m["pretrained_seed"], 0, 2**32 - 1)
+    return m
+
+
+def _check_train(train_raw: dict) -> dict:
+    """``[train]``, with its defaults."""
+    _check_keys("train", train_raw, (*TRAIN_DEFAULTS, *OPTIONAL_TRAIN_KEYS))
+    t = {**TRAIN_DEFAULTS, **train_raw}
+    if "penalty_mask" in t:
+        importable("train.penalty_mask", t["penalty_mask"])
+        if t["penalize_bias"]:
+            raise InputError("train.penalize_bias: expected false when train.penalty_mask is given, got true")
+    check_choice("train.dtype", t["dtype"], DTYPES)
+    # TrainConfig checks the loss too, but a list there fails as unhashable, not as a bad name.
+    check_choice("train.loss", t["loss"], LOSSES)
     if "blur_size" in t:
         _int("train.blur_size", t["blur_size"], 1, 99)
     if "histograms" in t:
@@ -469,7 +487,7 @@ def check_static(data_raw: dict, model_raw: dict, train_raw: dict) -> Static:
     _int("train.start_epoch", t["start_epoch"], 0)
     for flag in ("shuffle", "eval_test", "penalize_bias"):
         _bool(f"train.{flag}", t[flag])
-    return Static(dataset, data_seed, data_dir, given, m, t, (data_raw, model_raw, train_raw))
+    return t
 
 
 _UNSET = object()
@@ -643,23 +661,47 @@ def _check_search(search_raw: dict, cases: dict, train: dict) -> dict:
         s["round_method"] = "random"
     if s["method"] in MODEL_METHODS:
         check_installed(s["method"])
-    seeds = s["seeds"]
-    seeds_allowed = "a count in [1, 100000] or a non-empty list of integers in [0, 2**32)"
-    if isinstance(seeds, list):
-        if not seeds or not all(is_int(x) and 0 <= x < 2**32 for x in seeds):
-            raise InputError(f"search.seeds: expected {seeds_allowed}, got {seeds!r}")
-        if len(set(seeds)) != len(seeds):
-            raise InputError(f"search.seeds: expected distinct seeds, got {seeds!r}")
-    elif not is_int(seeds) or not 1 <= seeds <= 100_000:
-        raise InputError(f"search.seeds: expected {seeds_allowed}, got {seeds!r}")
-    else:
-        seeds = list(range(seeds))
-    s["seeds"] = [int(x) for x in seeds]
+    s["seeds"] = _check_seeds(s["seeds"])
     _int("search.samples", s["samples"], 1, 10**6)
     _int("search.rounds", s["rounds"], 1, 100)
     _int("search.top_k", s["top_k"], 1, 10**6)
     _int("search.seed", s["seed"], 0, 2**32 - 1)
     _check_halving(s, search_raw, train)
+    _check_rounds(s, search_raw, train)
+    width = s["min_width"]
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
+        raise InputError(f"search.min_width: expected a fraction of the original range in (0, 1], got {width!r}")
+    check_choice("search.metric", s["metric"], SEARCH_METRICS)
+    if s["goal"] is None:  # losses and errors down, accuracy and R^2 up
+        s["goal"] = "minimize" if s["metric"].endswith(("loss", "rmse", "mae")) else "maximize"
+    check_choice("search.goal", s["goal"], GOALS)
+    if s["chunk_size"] is not None:
+        _int("search.chunk_size", s["chunk_size"], 1, 10**6)
+    _check_compact(s)
+    if s["method"] in ("coarse_to_fine", *HALVING) and cases:
+        why = "zooms one space" if s["method"] == "coarse_to_fine" else "ranks one space's configs at its rungs"
+        raise InputError(f"search.method: expected one of 'grid', 'random', {', '.join(map(repr, MODEL_METHODS))} "
+                         f"with [cases] ({s['method']} {why}), got {s['method']!r} with cases {quoted(cases)}")
+    return s
+
+
+def _check_seeds(seeds) -> list[int]:
+    """search.seeds: a count, or a list of distinct seeds."""
+    allowed = "a count in [1, 100000] or a non-empty list of integers in [0, 2**32)"
+    if isinstance(seeds, list):
+        if not seeds or not all(is_int(x) and 0 <= x < 2**32 for x in seeds):
+            raise InputError(f"search.seeds: expected {allowed}, got {seeds!r}")
+        if len(set(seeds)) != len(seeds):
+            raise InputError(f"search.seeds: expected distinct seeds, got {seeds!r}")
+    elif not is_int(seeds) or not 1 <= seeds <= 100_000:
+        raise InputError(f"search.seeds: expected {allowed}, got {seeds!r}")
+    else:
+        seeds = list(range(seeds))
+    return [int(x) for x in seeds]
+
+
+def _check_rounds(s: dict, search_raw: dict, train: dict) -> None:
+    """search.rounds and coarse-to-fine's zoom rule (search.zoom, search.z)."""
     if s["method"] != "coarse_to_fine":
         if s["method"] not in MODEL_METHODS:
             s["rounds"] = len(halving_brackets(train["epochs"], s["min_epochs"], s["eta"])) \
@@ -681,15 +723,10 @@ def _check_search(search_raw: dict, cases: dict, train: dict) -> dict:
             del s["zoom"]  # the rule before not_worse: resolved as folders made before it were
         else:
             s["z"] = float(z)
-    width = s["min_width"]
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
-        raise InputError(f"search.min_width: expected a fraction of the original range in (0, 1], got {width!r}")
-    check_choice("search.metric", s["metric"], SEARCH_METRICS)
-    if s["goal"] is None:  # losses and errors down, accuracy and R^2 up
-        s["goal"] = "minimize" if s["metric"].endswith(("loss", "rmse", "mae")) else "maximize"
-    check_choice("search.goal", s["goal"], GOALS)
-    if s["chunk_size"] is not None:
-        _int("search.chunk_size", s["chunk_size"], 1, 10**6)
+
+
+def _check_compact(s: dict) -> None:
+    """search.compact and search.memory_budget_mb."""
     if "compact" in s:
         _bool("search.compact", s["compact"])
         if s["method"] in HALVING and not s["compact"]:
@@ -700,11 +737,6 @@ def _check_search(search_raw: dict, cases: dict, train: dict) -> dict:
     budget = s["memory_budget_mb"]
     if budget != "auto" and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0):
         raise InputError(f"search.memory_budget_mb: expected a number > 0 or \"auto\", got {budget!r}")
-    if s["method"] in ("coarse_to_fine", *HALVING) and cases:
-        why = "zooms one space" if s["method"] == "coarse_to_fine" else "ranks one space's configs at its rungs"
-        raise InputError(f"search.method: expected one of 'grid', 'random', {', '.join(map(repr, MODEL_METHODS))} "
-                         f"with [cases] ({s['method']} {why}), got {s['method']!r} with cases {quoted(cases)}")
-    return s
 
 
 def _check_halving(s: dict, search_raw: dict, train: dict) -> None:
