@@ -64,7 +64,7 @@ import numpy as np
 from jaxreg.batch import ChunkState
 from jaxreg.errors import InputError
 from jaxreg.hparams import DEFAULTS, OPTIONAL, HParams
-from jaxreg.train import METRICS, SEARCH_METRICS, result_metrics
+from jaxreg.names import METRICS, SEARCH_METRICS, result_metrics
 
 MANIFEST, JOURNAL, SUMMARY, CURVES = "manifest.json", "trials.jsonl", "summary.csv", "curves"
 CURVES_CSV, LOCK, CHECKPOINT = "curves.csv", ".jaxreg.lock", "checkpoint.npz"

@@ -35,7 +35,8 @@ from jaxreg.optimizers import PENALTIES
 from jaxreg.penalties import selects_anything
 from jaxreg.sweeps.spec import ARRAYS, CheckedSpec, Static, check_spec, importable, is_factory, read_spec
 from jaxreg.losses import is_regression
-from jaxreg.train import MONITORS, REGRESSION_METRICS, TrainConfig, as_data, check_data, check_values
+from jaxreg.names import MONITORS, REGRESSION_METRICS
+from jaxreg.train import TrainConfig, as_data, check_data, check_values
 from jaxreg.trust import foreign
 
 __all__ = ["Spec", "Variant", "build_model", "build_spec", "fingerprint", "load_spec", "spec_digest"]
