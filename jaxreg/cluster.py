@@ -148,8 +148,9 @@ def train_chunk(job: dict, chunk: list) -> tuple[list[dict], dict]:
 
     from jaxreg.batch import train_batch
     from jaxreg.hparams import make_hparams, stack_hparams
-    from jaxreg.report.store import Store, trial_record
+    from jaxreg.report.store import Store
     from jaxreg.sweeps.build import build_spec
+    from jaxreg.sweeps.records import curve_arrays, trial_record
     from jaxreg.sweeps.spec import search_last
 
     if not _WORKER["listening"]:
@@ -187,5 +188,5 @@ def train_chunk(job: dict, chunk: list) -> tuple[list[dict], dict]:
     store = Store(Path(job["out"]))
     new = [trial_record(cid, config, seed, i, result, hparams) for i, (cid, config, seed) in enumerate(chunk)]
     for i, record in enumerate(new):
-        store.write_curves(record, result, i, job["save_params"], variant.config.eval_epochs)
+        store.write_curves(record, curve_arrays(result, i, job["save_params"], variant.config.eval_epochs))
     return new, {"id": f"{os.getpid()}@{platform.node()}", "compiles": _WORKER["compiles"] - compiles_before}

@@ -36,8 +36,9 @@ import jax
 import numpy as np
 
 from jaxreg.hparams import make_hparams, stack_hparams
-from jaxreg.report.store import atomic_write, record_files, trial_record
+from jaxreg.report.store import atomic_write, record_files
 from jaxreg.report.summary import rank_key
+from jaxreg.sweeps.records import curve_arrays, trial_record
 from jaxreg.sweeps.rungs import METHODS, brackets, rung_epochs
 
 STATE = "halving.npz"
@@ -176,7 +177,7 @@ def train_halving(variant, runner, chunk_size: int, trials: list, store, records
                 record["pruned_epoch"] = rungs[k] if m in pruned else None
             stopped_at = int(member.stopped_epoch[i]) or int(member.diverged_epoch[i])
             record["trained_epochs"] = min(stopped_at, rungs[k]) if stopped_at else rungs[k]
-            store.write_curves(record, member, i, save_params, config.eval_epochs)
+            store.write_curves(record, curve_arrays(member, i, save_params, config.eval_epochs))
             new.append(record)
         store.append(new)
         for record in new:

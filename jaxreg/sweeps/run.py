@@ -26,12 +26,14 @@ import numpy as np
 
 from jaxreg.errors import InputError
 from jaxreg.hparams import make_hparams, stack_hparams
-from jaxreg.report.store import MANIFEST, ChunkCheckpoint, Shard, Store, load_manifest, shard_journals, trial_record
+from jaxreg.report.store import MANIFEST, Shard, Store, load_manifest, shard_journals
 from jaxreg.report.summary import as_float, chance_rate, rank_key
 from jaxreg.sweeps.build import Spec
+from jaxreg.sweeps.checkpoint import ChunkCheckpoint
 from jaxreg.sweeps.cost import (bytes_per_member, cache_hits, check_fits, estimate, memory_budget_mb, padding_warning,
                                 record_timing)
 from jaxreg.sweeps.halving import METHODS as HALVING, STATE as HALVING_STATE, brackets as halving_brackets, compacts, rung_epochs, train_halving
+from jaxreg.sweeps.records import curve_arrays, local_devices, trial_record
 from jaxreg.sweeps.samplers import NEEDS as SAMPLER_PACKAGES, check_replay, model_rounds
 from jaxreg.sweeps.space import MODEL_METHODS, Config, Space
 from jaxreg.sweeps.spec import compute_difference
@@ -249,7 +251,8 @@ def run_sweep(spec: Spec, out_dir: str | Path, *, overwrite: bool = False, progr
                  **(executor.describe() if executor is not None else {})}
         store.start_run(spec, chunk_sizes[0] if len(chunk_sizes) == 1 else chunk_sizes,
                         {case: rate for case, rate in chance.items() if rate is not None}, extra,
-                        packages=SAMPLER_PACKAGES.get(spec.search["method"], ()), scales=feature_scales(spec))
+                        packages=SAMPLER_PACKAGES.get(spec.search["method"], ()), scales=feature_scales(spec),
+                        devices=local_devices())
         done_before, trained = len(records), 0
         order: list[tuple[str, int]] = []  # every trial, in the order one process journals them
         chunks_before = 0                  # chunks of the rounds before: the round-robin's offset
@@ -407,7 +410,7 @@ def _train_round(variant, runner, chunk_size: int, pending: list, store, records
             new = [trial_record(cid, config, seed, i, result, hparams)
                    for i, (cid, config, seed) in enumerate(chunk)]
             for i, record in enumerate(new):
-                store.write_curves(record, result, i, save_params, variant.config.eval_epochs)
+                store.write_curves(record, curve_arrays(result, i, save_params, variant.config.eval_epochs))
             store.append(new)
             for record in new:
                 records[(record["config_id"], record["seed"])] = record
