@@ -29,7 +29,8 @@ from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, check_dtype, make_hparams
 from jaxreg.transfer import merge_params, split_init
 from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
 from jaxreg.sweeps.halving import brackets as halving_brackets
-from jaxreg.sweeps.space import MAX_TRIALS, Axis, Space
+from jaxreg.sweeps.samplers import ModelSpace
+from jaxreg.sweeps.space import MAX_TRIALS, MODEL_METHODS, Axis, Space
 from jaxreg.adapters import as_model
 from jaxreg.optimizers import PENALTIES
 from jaxreg.penalties import selects_anything
@@ -377,8 +378,9 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
     layer_counts = {"dropout": model.num_dropout, "dropconnect": model.num_dropconnect}
     counts = ([n for n, _ in halving_brackets(t["epochs"], s["min_epochs"], s["eta"])]
               if s["method"] == "hyperband" else None)
-    space = Space(checked.axes, cases=cases, method=s["method"], round_method=s["round_method"],
-                  samples=s["samples"], seed=s["seed"], layer_counts=layer_counts, round_samples=counts)
+    kind = ModelSpace if s["method"] in MODEL_METHODS else Space  # Optuna's sampler asks a ModelSpace's configs
+    space = kind(checked.axes, cases=cases, method=s["method"], round_method=s["round_method"],
+                 samples=s["samples"], seed=s["seed"], layer_counts=layer_counts, round_samples=counts)
     _check_values(space, model, t["dtype"])
     uses = {name: _may_be_nonzero(space, name) for name in ("dropout", "dropconnect")}
     augment = tuple(name for name in AUGMENTATIONS if _may_be_nonzero(space, name))
