@@ -26,9 +26,10 @@ import numpy as np
 from jaxreg import data as data_lib
 from jaxreg.errors import InputError
 from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, check_dtype, make_hparams
-from jaxreg.transfer import merge_params, split_init
+from jaxreg.transfer import Pretrained, merge_params, pretrained_layers, split_init
 from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
 from jaxreg.sweeps.halving import brackets as halving_brackets
+from jaxreg.sweeps import trained
 from jaxreg.sweeps.samplers import ModelSpace
 from jaxreg.sweeps.space import MAX_TRIALS, MODEL_METHODS, Axis, Space
 from jaxreg.adapters import as_model
@@ -300,9 +301,6 @@ def _pretrained(m: dict, model: Model, own: set) -> tuple[Any, str]:
     for each seed, unless ``model.pretrained_head``) with their model state (batch norm's
     running statistics), and the SHA-256 of the kept arrays. Of the code the pretrained folder
     or export names, only what this spec names itself (``own``) is imported."""
-    from jaxreg.sweeps.best import load_best  # best builds specs: imported when needed
-    from jaxreg.transfer import Pretrained, pretrained_layers
-
     path = m["pretrained"]
     if not Path(path).exists():
         raise InputError(f"model.pretrained: expected a results folder or an exported .npz, got {path!r} "
@@ -310,7 +308,9 @@ def _pretrained(m: dict, model: Model, own: set) -> tuple[Any, str]:
     try:
         with foreign(str(path), allowed=own, remedy="only what this spec names itself is imported from a "
                                                   "pretrained folder or export"):
-            best = load_best(path, seed=m.get("pretrained_seed"), trust_code=True)
+            # Its spec is built by this module: a pretrained folder's own pretrained source recurses.
+            best = trained.load_best(path, build_spec=build_spec, build_model=build_model,
+                                     seed=m.get("pretrained_seed"), trust_code=True)
     except InputError as error:
         raise InputError(f"model.pretrained: expected a results folder or an exported .npz, got {path!r} "
                          f"({error})") from None
