@@ -28,8 +28,11 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from jaxreg.batch import train_batch
+from jaxreg.data import preprocess
 from jaxreg.errors import InputError
 from jaxreg.hparams import DEFAULTS, OPTIONAL, HParams, make_hparams, stack_hparams
+from jaxreg.losses import predicted_class
 from jaxreg.report.store import CURVES, atomic_write, load_curves, load_manifest, read_journal, record_files, versions
 from jaxreg.report.summary import as_float, best_row, rank_key, summarize
 from jaxreg.sweeps.halving import METHODS as HALVING, compacts
@@ -104,8 +107,6 @@ class Best(NamedTuple):
         data = self.info["data"]
         if data.get("num_classes") is None:
             return outputs[:, 0] if outputs.shape[1] == 1 else outputs
-        from jaxreg.losses import predicted_class
-
         ids = np.asarray(predicted_class(outputs))
         return ids if data.get("classes") is None else np.asarray(data["classes"])[ids]
 
@@ -138,8 +139,6 @@ def _loss(info: dict) -> str:
 
 def _outputs(best: Best, x, seed: int | None) -> np.ndarray:
     """The model's outputs (logits) on raw ``x``, in evaluation mode as the sweep evaluated."""
-    from jaxreg.data import preprocess
-
     seed = best.seed if seed is None else seed
     if seed not in best.params_by_seed:
         raise InputError(f"seed: expected one of the best config's seeds {list(best.params_by_seed)}, got {seed!r}")
@@ -252,8 +251,6 @@ def best_params(out: str | Path, *, build_spec: Callable, data=None, log=None, t
 
 def _retrain(variant, trials: list, manifest: dict, best: BestConfig):
     """The trials trained again: the same program, hparams, seed and chunk size."""
-    from jaxreg.batch import train_batch
-
     sizes = []
     for run in reversed(manifest["runs"]):  # the latest first: the likeliest to have trained them
         size = run.get("chunk_size")
