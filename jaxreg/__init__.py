@@ -8,7 +8,7 @@ Layout, in the order data flows, each layer importing only from those before it:
   ``augment`` + ``transfer`` -> ``optimizers`` -> ``layout`` -> ``step`` + ``early_stopping``
   -> ``train`` -> ``batch``;
 - ``report`` (``store`` -> ``summary`` -> ``folder`` -> ``plots``, ``compare``): a results
-  folder's files, their statistics and figures;
+  folder's files, their statistics and figures, read without JAX;
 - ``sweeps`` (``space`` -> ``spec`` -> ``build`` -> ``run``): a TOML spec checked, built and
   trained, written through ``report.store``;
 - ``cli``: the ``jaxreg`` command, on top.

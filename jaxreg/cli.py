@@ -414,7 +414,8 @@ def _predict(args) -> None:
     from jaxreg.data import read_features
     from jaxreg.report.store import atomic_write
     from jaxreg.report.summary import csv_value
-    from jaxreg.sweeps.best import _loss, load_best
+    from jaxreg.sweeps.best import load_best
+    from jaxreg.sweeps.trained import _loss
 
     out = Path(args.out)
     if out.is_dir():

@@ -1,8 +1,9 @@
 """The names a spec chooses among, each defined once, in a module that imports nothing.
 
 :mod:`jaxreg.sweeps.spec` checks a spec against these before JAX loads (a bad spec is refused
-at once); the modules that implement them (``losses``, ``models``, ``train``, ``report.summary``)
-import them from here.
+at once), and :mod:`jaxreg.report` reads a results folder with them without loading JAX; the
+modules that implement them (``losses``, ``models``, ``train``, ``report.summary``) import them
+from here.
 """
 
 LOSSES = ("squared_error", "sum_squared_error", "mse", "cross_entropy", "bce")
@@ -16,3 +17,13 @@ REGRESSION_METRICS = tuple(f"{split}_{kind}" for split in ("train", "val", "test
 SEARCH_METRICS = MONITORS + ("val_rmse", "val_mae", "val_r2", "train_rmse", "train_mae", "train_r2")
 # the columns of a curves CSV besides the metrics
 CSV_SOURCES = ("case", "config_id", "seed", "round", "epoch", "epoch_index")
+
+
+def metric_names(regression: bool) -> tuple[str, ...]:
+    """The metrics a result holds: ``METRICS``, and ``REGRESSION_METRICS`` for a regression."""
+    return METRICS + REGRESSION_METRICS if regression else METRICS
+
+
+def result_metrics(metrics) -> tuple[str, ...]:
+    """The metric names of a result's ``final`` or ``curves`` (regression's when it has them)."""
+    return metric_names(REGRESSION_METRICS[0] in metrics)

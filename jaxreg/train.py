@@ -29,7 +29,7 @@ from jaxreg.errors import InputError, check_choice, check_positive_int, is_int
 from jaxreg.hparams import AUGMENTATIONS, HParams, as_dtype
 from jaxreg.layout import LAYOUTS, dense_mask, layout as make_layout, loop_mask, tree_where
 from jaxreg.models import Model
-from jaxreg.names import METRICS, MONITORS, REGRESSION_METRICS, SEARCH_METRICS
+from jaxreg.names import METRICS, MONITORS, REGRESSION_METRICS, SEARCH_METRICS, metric_names
 from jaxreg.optimizers import L1_MODES, OPTIMIZERS, PENALTIES, learning_rate, optimizer
 from jaxreg.step import TrainState, divergence_guard, evaluate, objective, train_step, weight_metrics_of
 
@@ -43,16 +43,6 @@ MAX_EVALUATIONS = 10**6
 __all__ = ["Data", "Result", "TrainConfig", "as_data", "check_data", "check_values", "make_train", "metric_names", "METRICS",
            "REGRESSION_METRICS", "MONITORS", "SEARCH_METRICS",
            "OPTIMIZERS", "L1_MODES"]
-
-
-def metric_names(regression: bool) -> tuple[str, ...]:
-    """The metrics a result holds: ``METRICS``, and ``REGRESSION_METRICS`` for a regression."""
-    return METRICS + REGRESSION_METRICS if regression else METRICS
-
-
-def result_metrics(metrics: dict) -> tuple[str, ...]:
-    """The metric names of a result's ``final`` or ``curves`` (regression's when it has them)."""
-    return metric_names(REGRESSION_METRICS[0] in metrics)
 
 
 class Data(NamedTuple):

@@ -18,6 +18,7 @@ import pytest
 
 import jaxreg
 from jaxreg.report import store
+from jaxreg.sweeps.checkpoint import ChunkCheckpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,30 +126,30 @@ def test_the_results_folder_checkpoint_round_trips_and_refuses_another_chunk(tmp
     with pytest.raises(KeyboardInterrupt):
         run(seeds, hps, checkpoint=first)
     kept, like = first.saves[-1], first.likes[0]
-    saving = store.ChunkCheckpoint(tmp_path, "tag-a", seconds=3600)
+    saving = ChunkCheckpoint(tmp_path, "tag-a", seconds=3600)
     assert not saving.due()
     saving.save(kept)
     assert saving.saved == 4 and sorted(p.name for p in tmp_path.iterdir()) == [store.CHECKPOINT]
-    loading = store.ChunkCheckpoint(tmp_path, "tag-a", seconds=0)
+    loading = ChunkCheckpoint(tmp_path, "tag-a", seconds=0)
     assert loading.due()
     loaded = loading.load(like)
     assert loading.resumed == (4, None)
     assert (loaded.start, loaded.next_block) == (0, 4)
     assert_bitwise((loaded.carry, loaded.curves), (kept.carry, kept.curves))
-    other = store.ChunkCheckpoint(tmp_path, "tag-b", seconds=0)
+    other = ChunkCheckpoint(tmp_path, "tag-b", seconds=0)
     assert other.load(like) is None and other.resumed == (None, "it holds another chunk")
-    assert store.ChunkCheckpoint(tmp_path, "tag-a", 0).load(like._replace(start=8)) is None
+    assert ChunkCheckpoint(tmp_path, "tag-a", 0).load(like._replace(start=8)) is None
     wider = like._replace(carry=jax.tree_util.tree_map(
         lambda s: jax.ShapeDtypeStruct((5, *s.shape[1:]), s.dtype), like.carry))
-    checkpoint = store.ChunkCheckpoint(tmp_path, "tag-a", 0)
+    checkpoint = ChunkCheckpoint(tmp_path, "tag-a", 0)
     assert checkpoint.load(wider) is None and checkpoint.resumed == (None, "its arrays have other shapes")
     (tmp_path / store.CHECKPOINT).write_bytes((tmp_path / store.CHECKPOINT).read_bytes()[:200])
-    checkpoint = store.ChunkCheckpoint(tmp_path, "tag-a", 0)
+    checkpoint = ChunkCheckpoint(tmp_path, "tag-a", 0)
     assert checkpoint.load(like) is None and checkpoint.resumed == (None, "it is damaged")
     checkpoint.clear()
     checkpoint.clear()
     assert not (tmp_path / store.CHECKPOINT).exists()
-    missing = store.ChunkCheckpoint(tmp_path, "tag-a", 0)
+    missing = ChunkCheckpoint(tmp_path, "tag-a", 0)
     assert missing.load(like) is None and missing.resumed == (None, None)
 
 

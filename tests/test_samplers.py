@@ -24,6 +24,7 @@ from jaxreg.sweeps.executor import Executor
 from jaxreg.sweeps import Space, build_spec, config_id, parse_axis, run_sweep, search_rounds
 from jaxreg.sweeps import samplers
 from jaxreg.sweeps import run as jaxreg_run
+from jaxreg.sweeps.space import MODEL_METHODS
 from test_sweep import forget_compiled_programs, tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _space(method="tpe", samples=8, seed=0, **axes):
     axes = axes or {"lr": {"log_uniform": [1e-4, 1.0]}}
-    return Space({name: parse_axis(name, raw) for name, raw in axes.items()}, method=method,
-                 round_method="random", samples=samples, seed=seed)
+    kind = samplers.ModelSpace if method in MODEL_METHODS else Space
+    return kind({name: parse_axis(name, raw) for name, raw in axes.items()}, method=method,
+                round_method="random", samples=samples, seed=seed)
 
 
 def test_every_axis_form_becomes_a_distribution_and_asked_values_stay_in_it():
@@ -81,6 +83,20 @@ def test_the_rounds_are_seeded_and_replay_identically(method):
     assert _space(method).configs(0) == [c for c, _ in search_rounds(_space(method), _bowl, rounds=1)]
 
 
+def test_only_a_model_space_is_searched_by_a_sampler_and_it_lists_its_first_round():
+    axes = {"lr": parse_axis("lr", {"log_uniform": [1e-4, 1.0]})}
+    with pytest.raises(ValueError, match="jaxreg.sweeps.samplers.ModelSpace"):
+        Space(axes, method="tpe", round_method="random")
+    with pytest.raises(ValueError, match="expected a method among tpe, cmaes, gp, got 'random'"):
+        samplers.ModelSpace(axes, method="random", round_method="random")
+    space = _space("tpe")
+    first = space.configs(0)
+    assert first == samplers.first_round(space) and list(space.iter_configs(0)) == first
+    assert space.first() == first[0] and space.count(0) == len(first)
+    with pytest.raises(ValueError, match="come from the sampler"):
+        space.configs(1)
+
+
 def test_tpe_beats_random_search_on_a_noisy_log_bowl_with_the_same_budget():
     wins = 0
     for seed in range(10):
@@ -125,8 +141,9 @@ def test_a_failed_config_is_told_the_worst_mean_its_study_has_seen(monkeypatch):
 
 
 def test_each_case_is_a_study_of_its_own_asked_in_the_same_batch():
-    space = Space({"lr": parse_axis("lr", {"log_uniform": [1e-3, 1.0]})}, method="tpe", round_method="random",
-                  samples=4, cases={"a": {}, "b": {"l2": parse_axis("l2", {"log_uniform": [1e-5, 1e-2]})}})
+    space = samplers.ModelSpace({"lr": parse_axis("lr", {"log_uniform": [1e-3, 1.0]})}, method="tpe",
+                                round_method="random", samples=4,
+                                cases={"a": {}, "b": {"l2": parse_axis("l2", {"log_uniform": [1e-5, 1e-2]})}})
     batches = []
     search_rounds(space, lambda cs: batches.append([c.case for c in cs]) or _bowl(cs), rounds=2)
     assert batches == [["a"] * 4 + ["b"] * 4] * 2

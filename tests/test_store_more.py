@@ -13,8 +13,9 @@ import pytest
 
 from jaxreg.errors import InputError
 from jaxreg.hparams import HParams
+from jaxreg.names import METRICS
 from jaxreg.report import store
-from jaxreg.train import METRICS
+from jaxreg.sweeps import records
 
 def full_record(config_id="c", seed=0, **fields) -> dict:
     """A journal record with every field a reader relies on."""
@@ -36,11 +37,11 @@ SPEC, OTHER = tiny_spec("s"), tiny_spec("t")
 def test_json_value_is_strict_json():
     value = {"a": [np.float32(1.5), float("nan"), float("inf"), -math.inf],
              "b": (np.int64(3), np.bool_(True)), "c": np.array([[0.25, np.nan]]), "d": "x", "e": None}
-    assert store._json_value(value) == {"a": [1.5, None, "inf", "-inf"], "b": [3, True],
-                                        "c": [[0.25, None]], "d": "x", "e": None}
-    assert type(store._json_value(np.int64(3))) is int
-    assert type(store._json_value(np.float64(2.0))) is float
-    assert json.dumps(store._json_value([math.nan, math.inf]), allow_nan=False) == '[null, "inf"]'
+    assert store.json_value(value) == {"a": [1.5, None, "inf", "-inf"], "b": [3, True],
+                                       "c": [[0.25, None]], "d": "x", "e": None}
+    assert type(store.json_value(np.int64(3))) is int
+    assert type(store.json_value(np.float64(2.0))) is float
+    assert json.dumps(store.json_value([math.nan, math.inf]), allow_nan=False) == '[null, "inf"]'
 
 
 def test_versions_names_every_package_and_python():
@@ -91,7 +92,7 @@ def test_atomic_write_that_fails_keeps_the_old_file_and_removes_its_temporary(tm
 def test_start_and_finish_run_write_the_manifest(tmp_path):
     out = tmp_path / "deep" / "out"
     s = store.Store(out)
-    s.start_run(SPEC, chunk_size=7)
+    s.start_run(SPEC, chunk_size=7, devices=["cpu:0"])
     assert (out / store.CURVES).is_dir()
     text = (out / store.MANIFEST).read_text()
     manifest = json.loads(text)
@@ -99,7 +100,7 @@ def test_start_and_finish_run_write_the_manifest(tmp_path):
     assert manifest["spec_sha256"] == SPEC.digest and manifest["spec"] == SPEC.resolved
     (run,) = manifest["runs"]
     assert run["chunk_size"] == 7 and run["finished"] is None and run["versions"] == store.versions()
-    assert run["devices"] and run["started"].endswith("+00:00")
+    assert run["devices"] == ["cpu:0"] and run["started"].endswith("+00:00")
     s.finish_run(trained=5, seconds=1.23456)
     run = json.loads((out / store.MANIFEST).read_text())["runs"][0]
     assert run["trials_trained"] == 5 and run["seconds"] == 1.235 and run["finished"] is not None
@@ -171,16 +172,16 @@ def test_trial_record_reads_member_i():
         stopped_epoch=np.array([7, 8, 9]), diverged_epoch=np.array([0, 3, 0]),
         final={name: np.array([0.1, float("nan"), float("inf")]) + k for k, name in enumerate(METRICS)})
     config = types.SimpleNamespace(round=2, case="a", point={"l2": np.float32(0.25)})
-    record = store.trial_record("cid", config, np.int64(11), 1, result, hparams)
+    record = records.trial_record("cid", config, np.int64(11), 1, result, hparams)
     assert record == {
         "config_id": "cid", "seed": 11, "round": 2, "case": "a", "point": {"l2": 0.25},
         "hparams": {name: 1.5 for name in HParams._fields}, "status": "diverged",
         "best_epoch": 5, "stopped_epoch": 8, "diverged_epoch": 3,
         "metrics": {name: None for name in METRICS}}
     assert type(record["seed"]) is int and type(record["best_epoch"]) is int
-    ok = store.trial_record("cid", config, 0, 2, result, hparams)
+    ok = records.trial_record("cid", config, 0, 2, result, hparams)
     assert ok["status"] == "ok" and ok["metrics"] == {name: "inf" for name in METRICS}
-    assert store.trial_record("cid", config, 0, 0, result, hparams)["metrics"] == {
+    assert records.trial_record("cid", config, 0, 0, result, hparams)["metrics"] == {
         name: 0.1 + k for k, name in enumerate(METRICS)}
 
 
@@ -191,7 +192,7 @@ def test_write_curves_holds_every_metric_the_epochs_and_the_params(tmp_path):
         curves={name: np.arange(6.0).reshape(2, 3) + k for k, name in enumerate(METRICS)},
         params={"dense_0": {"w": np.arange(8.0).reshape(2, 2, 2), "b": np.zeros((2, 2))}},
         model_state={"bn_0": {"mean": np.array([[1.0], [2.0]])}})
-    s.write_curves({"config_id": "0123456789", "seed": 4}, result, 1, True, [5, 10, 15])
+    s.write_curves({"config_id": "0123456789", "seed": 4}, records.curve_arrays(result, 1, True, [5, 10, 15]))
     loaded = store.load_curves(tmp_path, "0123456789", 4)
     assert sorted(loaded) == sorted([f"curve/{n}" for n in METRICS] + ["epochs", "params/['dense_0']['b']",
                                                                       "params/['dense_0']['w']",
@@ -200,7 +201,7 @@ def test_write_curves_holds_every_metric_the_epochs_and_the_params(tmp_path):
     np.testing.assert_array_equal(loaded["epochs"], [5, 10, 15])
     np.testing.assert_array_equal(loaded[f"curve/{METRICS[1]}"], [4.0, 5.0, 6.0])
     np.testing.assert_array_equal(loaded["params/['dense_0']['w']"], [[4.0, 5.0], [6.0, 7.0]])
-    s.write_curves({"config_id": "0123456789", "seed": 5}, result, 0, False, [5, 10, 15])
+    s.write_curves({"config_id": "0123456789", "seed": 5}, records.curve_arrays(result, 0, False, [5, 10, 15]))
     assert not any(k.startswith(("params/", "state/")) for k in store.load_curves(tmp_path, "0123456789", 5))
     assert all(store._TRIAL_FILE.fullmatch(p.name) for p in s.curves_dir.iterdir())
 
@@ -427,7 +428,7 @@ def test_finish_run_keeps_the_manifest_format_and_utc_times(tmp_path):
     import jax
 
     s = store.Store(tmp_path)
-    s.start_run(SPEC, chunk_size=2)
+    s.start_run(SPEC, chunk_size=2, devices=records.local_devices())
     s.finish_run(trained=1, seconds=0.5)
     text = (tmp_path / store.MANIFEST).read_text()
     manifest = json.loads(text)
@@ -455,19 +456,6 @@ def test_a_long_manifest_is_shown_cut_to_60_characters(tmp_path):
     with pytest.raises(InputError) as error:
         store.load_manifest(tmp_path)
     assert str(error.value).endswith(f"got {str(manifest)[:60]!r}")
-
-
-def test_a_fresh_checkpoint_has_kept_nothing_and_saving_restarts_its_clock(tmp_path):
-    import jaxreg
-
-    fresh = store.ChunkCheckpoint(tmp_path, "t", seconds=3600)
-    assert fresh.saved is None and fresh.resumed is None
-    state = jaxreg.ChunkState(0, 2, {"w": np.zeros((2, 3), np.float32)}, {"val_loss": np.zeros((2, 2), np.float32)})
-    fresh.save(state)
-    assert fresh.saved == 2 and not fresh.due()
-    loaded = store.ChunkCheckpoint(tmp_path, "t", seconds=0)
-    like = jaxreg.ChunkState(0, None, {"w": np.zeros((2, 3), np.float32)}, {"val_loss": np.zeros((2, 0), np.float32)})
-    assert loaded.load(like).next_block == 2 and loaded.saved == 2 and loaded.due()
 
 
 def test_atomic_write_passes_an_interrupt_and_a_named_error_through_unchanged(tmp_path, monkeypatch):

@@ -10,6 +10,9 @@ In the order they build on each other:
 
 ``report`` never imports :mod:`jaxreg.sweeps`: sweeps write through ``store``, and the one plot
 that applies a model (the decision boundary) is handed a function that rebuilds the spec.
+Nor does it import JAX: reading, summarizing and plotting a folder load only NumPy (and
+matplotlib); the store takes plain values (journal lines, named arrays, device names) that
+:mod:`jaxreg.sweeps.records` makes of the engine's results.
 ``plots`` and ``compare`` load matplotlib: import them as modules, they are not re-exported here.
 """
 

@@ -16,6 +16,10 @@ files that apply:
 - ``decision_boundary.png`` (when params were saved and the inputs are 2-D): the predicted
   probability over the plane, its 0.5 contour and the training points, one panel per case.
 
+Reading the folder and drawing loads no JAX: only the plots that apply the model
+(``decision_boundary.png``, ``augmentation.png``) use it, on the spec that ``build`` rebuilt
+(which loads it).
+
 Figures are built with matplotlib's object API (``Figure``), never pyplot: no global figure
 registry to leak into, and no GUI backend, so it works headless and in threads. The axis
 helpers here (``scale_axis``, ``plain_log_labels``, ``metric_axis``, ``scatter_configs``,
@@ -33,14 +37,15 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import jax
 import numpy as np
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, MaxNLocator, PercentFormatter, SymmetricalLogLocator
 
+from jaxreg.diagnosis import LABELS
 from jaxreg.hparams import AUGMENTATIONS
+from jaxreg.report.findings import trial_findings
 from jaxreg.report.folder import Folder, distinct, load_folder
 from jaxreg.report.store import atomic_write, load_curves, record_files
 from jaxreg.report.summary import as_float, best_row, finished
@@ -401,9 +406,6 @@ def _curves(sweep: Folder, panels=None, what: str = "learning curves") -> Figure
 
 def _diagnosis(sweep: Folder, row: dict) -> str:
     """``"overfitting 5/5, plateau 1/5"``: the labels jaxreg.diagnose gives the config's seeds."""
-    from jaxreg.diagnosis import LABELS
-    from jaxreg.report.findings import trial_findings
-
     trials = sweep.trials[row["config_id"]]
     counts = {}
     for record in trials:
@@ -709,6 +711,8 @@ def _weights_hist(sweep: Folder) -> Figure | None:
 
 def _rebuild_params(model, saved: dict[str, np.ndarray]):
     """The params pytree ``model.apply`` takes, from saved arrays keyed by their key paths."""
+    import jax  # loaded already: the model comes from the rebuilt spec (plot_dir's build)
+
     shapes, treedef = jax.tree_util.tree_flatten_with_path(jax.eval_shape(model.init, jax.random.key(0))[0])
     keys = [jax.tree_util.keystr(path) for path, _ in shapes]
     if all(key in saved for key in keys):
@@ -767,6 +771,8 @@ def _histograms(sweep: Folder) -> Figure | None:
 def _augmentation(sweep: Folder) -> Figure | None:
     """The first training images as each swept strength setting augments them (one draw, the
     same key for every row: rows differ by strength only, as the configs' draws do)."""
+    import jax  # loaded already by the rebuilt spec (plot_dir's build), as augment is
+
     from jaxreg.augment import augment
 
     spec = sweep.built
@@ -819,6 +825,8 @@ def _decision_boundary(sweep: Folder) -> Figure | None:
     spec = sweep.built
     if spec is None:
         return None
+    import jax  # loaded already by the rebuilt spec (plot_dir's build)
+
     panels = []
     for row, seed, saved in shown:
         variant = next(v for v in spec.variants if row["case"] in v.cases)

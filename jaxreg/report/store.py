@@ -16,9 +16,11 @@
   fsynced as each chunk finishes; a torn last line (a crash mid-write) is dropped on resume.
 - ``curves/CONFIG_SEED.npz``: per-evaluation curves of every metric (and the params and model
   state, if ``output.params``), written before the trial's journal line.
-- ``checkpoint.npz``: while a chunk trains, its loop state (every member's params, optimizer
-  and early-stopping state, curves so far) at the end of a segment, at most every few seconds;
-  a rerun resumes the chunk from it, and it is removed once the chunk's trials are journaled.
+- ``checkpoint.npz``: while members train, each one's loop state (params, optimizer and
+  early-stopping state), curves so far and last result, with the strategy's state, at the end
+  of a segment at most every few seconds and whenever an ask ends with members in flight; a
+  rerun resumes them from it, and it is removed once they are journaled (written and read by
+  :class:`jaxreg.sweeps.executor.Executor`).
 - ``summary.csv``: one row per config, best first, rewritten atomically from the journal
   (its rows and text: :mod:`jaxreg.report.summary`).
 - ``trials.shard-I-of-N.jsonl`` (and ``checkpoint.shard-I-of-N.npz``): the journal (and chunk
@@ -53,18 +55,15 @@ import re
 import shutil
 import stat
 import tempfile
-import time
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import jax
 import numpy as np
 
-from jaxreg.batch import ChunkState
 from jaxreg.errors import InputError
-from jaxreg.hparams import DEFAULTS, OPTIONAL, HParams
-from jaxreg.train import METRICS, SEARCH_METRICS, result_metrics
+from jaxreg.names import METRICS, SEARCH_METRICS
 
 MANIFEST, JOURNAL, SUMMARY, CURVES = "manifest.json", "trials.jsonl", "summary.csv", "curves"
 CURVES_CSV, LOCK, CHECKPOINT = "curves.csv", ".jaxreg.lock", "checkpoint.npz"
@@ -122,14 +121,14 @@ def shard_journals(out: str | Path) -> list[tuple[Shard, Path]]:
     return sorted(found)
 
 
-def _json_value(value):
+def json_value(value):
     """Strict JSON: NaN becomes null, infinities the strings "inf" and "-inf"."""
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
+        return [json_value(v) for v in value]
     if isinstance(value, dict):
-        return {k: _json_value(v) for k, v in value.items()}
+        return {k: json_value(v) for k, v in value.items()}
     if isinstance(value, (np.floating, np.integer, np.bool_)):
         value = value.item()
     if isinstance(value, float):
@@ -328,28 +327,6 @@ def record_files(out: str | Path, names) -> None:
         _update_manifest(out, change)
     except InputError:
         pass  # not jaxreg's manifest: nothing to record in it
-
-
-def _recorded_hparams(hparams: HParams, i: int) -> dict:
-    """Member ``i``'s hparams; the fields of batch norm, transfer and augmentation only where
-    they differ from their defaults (records of sweeps that use none of them keep their form)."""
-    values = {name: np.asarray(getattr(hparams, name)[i]) for name in HParams._fields}
-    return {name: _json_value(value) for name, value in values.items()
-            if name not in OPTIONAL or not np.array_equal(value, DEFAULTS[name])}
-
-
-def trial_record(cid: str, config, seed: int, i: int, result, hparams: HParams) -> dict:
-    """The journal line of member ``i`` of a chunk's ``result``."""
-    diverged = bool(result.diverged[i])
-    return {
-        "config_id": cid, "seed": int(seed), "round": config.round, "case": config.case,
-        "point": _json_value(config.point),
-        "hparams": _recorded_hparams(hparams, i),
-        "status": "diverged" if diverged else "ok",
-        "best_epoch": int(result.best_epoch[i]), "stopped_epoch": int(result.stopped_epoch[i]),
-        "diverged_epoch": int(result.diverged_epoch[i]),
-        "metrics": {name: _json_value(float(result.final[name][i])) for name in result_metrics(result.final)},
-    }
 
 
 def _holder(path: Path, probe: int) -> str | None:
@@ -650,13 +627,14 @@ class Store:
         return _update_manifest(self.out, change)
 
     def start_run(self, spec, chunk_size: int, chance: dict | None = None, extra: dict | None = None,
-                  packages: tuple = (), scales: dict | None = None) -> None:
+                  packages: tuple = (), scales: dict | None = None, devices: Sequence[str] = ()) -> None:
         """Records a run's start in the manifest; ``chance``: ``{case or "": the training
         accuracy of always predicting the most frequent class}`` (see ``report.summary.at_chance``);
         ``extra``: more fields of the run's entry (its shard, the Ray cluster); ``packages``: more
         packages whose versions the numbers depend on (Optuna, for its samplers); ``scales``:
         ``{case or "": {"feature_std": [smallest, largest], "standardized": bool}}``, the raw
-        training features' spread (``report.findings`` reads it).
+        training features' spread (``report.findings`` reads it); ``devices``: the names of the
+        devices the run trains on (:func:`jaxreg.sweeps.records.local_devices`).
 
         The manifest gets jaxreg's mark (:data:`FORMAT`), each spec field's digest
         (:func:`spec_parts`) and the record of the files jaxreg writes here (``files``); a
@@ -667,7 +645,7 @@ class Store:
             raise InputError(f"{self.curves_dir}: expected a folder, got a symbolic link")
         self.curves_dir.mkdir(exist_ok=True)
         run = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "versions": versions(packages), "devices": [str(d) for d in jax.local_devices()],
+               "versions": versions(packages), "devices": list(devices),
                "chunk_size": chunk_size, "finished": None, **(extra or {})}
         self._run_id = (run["started"], run.get("shard"))
         own = {self.journal_path.name, self.checkpoint_name}
@@ -816,16 +794,9 @@ class Store:
         finally:
             os.close(handle)  # releases the flock
 
-    def write_curves(self, record: dict, result, i: int, with_params: bool, epochs) -> None:
-        arrays = {f"curve/{name}": np.asarray(result.curves[name][i]) for name in result_metrics(result.curves)}
-        # histograms (train.histograms): "curve/hist/KIND/LAYER" (evaluations, bins) and ".../stats"
-        arrays.update({f"curve/{name}": np.asarray(curve[i]) for name, curve in result.curves.items()
-                       if name.startswith("hist/")})
-        arrays["epochs"] = np.asarray(epochs)  # completed epochs at each evaluation
-        if with_params:  # the params, and the model state that goes with them (batch statistics)
-            for prefix, tree in (("params/", result.params), ("state/", result.model_state)):
-                for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-                    arrays[prefix + jax.tree_util.keystr(path)] = np.asarray(leaf[i])
+    def write_curves(self, record: dict, arrays: dict) -> None:
+        """Writes a trial's curves file, ``curves/CONFIG_SEED.npz`` (``record``'s id and seed),
+        atomically: ``arrays`` by name (:func:`jaxreg.sweeps.records.curve_arrays`)."""
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         atomic_write(self.curves_dir / f"{record['config_id']}_{record['seed']}.npz", buffer.getvalue())
@@ -923,66 +894,3 @@ def load_curves(out: str | Path, config_id: str, seed: int) -> dict:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise InputError(f"{path}: expected a curves file written by jaxreg, got a damaged file "
                          f"({type(error).__name__}); rerun the same jaxreg run to train its trial again") from None
-
-
-class ChunkCheckpoint:
-    """Keeps the training of the chunk in progress in ``checkpoint.npz`` (a
-    :class:`jaxreg.Checkpoint` for :func:`jaxreg.train_batch`).
-
-    ``tag`` names what the chunk trains (its trials, chunk size and spec): a kept state with
-    another tag, other shapes, or a damaged file is not used, and the chunk trains from its
-    start. ``seconds``: the least time between two saves (0: after every segment).
-    ``on_load(next_block, why_not)`` is called once load has looked (both None: nothing kept).
-    """
-
-    def __init__(self, out: Path, tag: str, seconds: float, on_load=None, name: str = CHECKPOINT):
-        self.path, self.tag, self.seconds, self.on_load = Path(out) / name, tag, seconds, on_load
-        self._saved = time.monotonic()
-        self.resumed = None  # (next_block or None, why not or None) once load has looked
-        self.saved = None    # the next_block of the last state saved or loaded
-
-    def load(self, like):
-        state, why = self._read(like)
-        self.resumed = (state.next_block if state is not None else None, why)
-        if state is not None:
-            self.saved = state.next_block
-        if self.on_load is not None:
-            self.on_load(*self.resumed)
-        return state
-
-    def _read(self, like):
-        if not self.path.exists():
-            return None, None
-        leaves_like, treedef = jax.tree_util.tree_flatten(like.carry)
-        try:
-            with open(self.path, "rb") as raw, np.load(raw) as file:
-                if str(file["tag"]) != self.tag or int(file["start"]) != like.start:
-                    return None, "it holds another chunk"
-                next_block = int(file["next_block"])
-                leaves = [file[f"carry/{i}"] for i in range(len(leaves_like))]
-                curves = {name: file[f"curve/{name}"] for name in like.curves}
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
-            return None, "it is damaged"
-        wanted = [(tuple(l.shape), np.dtype(l.dtype)) for l in leaves_like]
-        wanted += [((c.shape[0], next_block, *c.shape[2:]), np.dtype(c.dtype)) for c in like.curves.values()]
-        if [(a.shape, a.dtype) for a in leaves + list(curves.values())] != wanted:
-            return None, "its arrays have other shapes"
-        return ChunkState(like.start, next_block, treedef.unflatten(leaves), curves), None
-
-    def due(self) -> bool:
-        return time.monotonic() - self._saved >= self.seconds
-
-    def save(self, state) -> None:
-        arrays = {"tag": np.asarray(self.tag), "start": np.asarray(state.start),
-                  "next_block": np.asarray(state.next_block)}
-        arrays.update({f"carry/{i}": np.asarray(leaf)
-                       for i, leaf in enumerate(jax.tree_util.tree_leaves(state.carry))})
-        arrays.update({f"curve/{name}": np.asarray(curve) for name, curve in state.curves.items()})
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        atomic_write(self.path, buffer.getvalue())
-        self._saved = time.monotonic()
-        self.saved = state.next_block
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)

@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxreg.errors import InputError
 from jaxreg.report.store import TENSORBOARD, load_curves, read_journal, record_files
-from jaxreg.train import REGRESSION_METRICS, metric_names
+from jaxreg.names import REGRESSION_METRICS, metric_names
 
 __all__ = ["TENSORBOARD", "metric_tag", "write_tensorboard"]
 

@@ -6,7 +6,8 @@ In the order a sweep goes through them:
 - ``spec``: reading a TOML spec, applying ``--set`` overrides, checking every field.
 - ``build``: the data set, model, :class:`jaxreg.TrainConfig` and search space of a checked spec.
 - ``run``: every (config, seed) through one compiled program, journaled through
-  :mod:`jaxreg.report.store`.
+  :mod:`jaxreg.report.store`: ``records`` makes each trained member's journal line and curves
+  arrays, ``checkpoint`` keeps a chunk in progress.
 
 Bad input raises :class:`jaxreg.errors.InputError` naming the field (``SpecError`` is kept as
 another name for it). ``sweeps`` imports the library and :mod:`jaxreg.report`, never the CLI.

@@ -10,7 +10,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+from jaxreg import report
 from jaxreg.errors import InputError
+from jaxreg.report.summary import best_row
+from jaxreg.report.tensorboard import write_tensorboard
 from jaxreg.sweeps.build import Spec, build_spec
 from jaxreg.sweeps.executor import Executor
 from jaxreg.sweeps.run import run_sweep
@@ -40,15 +43,11 @@ class SweepResult(NamedTuple):
 
     def table(self, limit: int | None = 20) -> str:
         """The summary table as ``jaxreg run`` prints it."""
-        from jaxreg.report import format_table
-
-        return format_table(self.rows, self.spec.search, limit=limit)
+        return report.format_table(self.rows, self.spec.search, limit=limit)
 
     @property
     def best(self) -> dict:
         """The best config's summary row (:func:`jaxreg.report.summary.best_row`)."""
-        from jaxreg.report.summary import best_row
-
         return best_row(self.rows)
 
 
@@ -107,20 +106,17 @@ def finish(spec: Spec, out: Path, records: list, *, plots: bool | None = None, d
 
     Returns ``(summary rows, paths written, [(plot, reason skipped)])``.
     """
-    from jaxreg import report
-    from jaxreg.report import plots as plotting
-
     rows = report.summarize(records, spec.search, report.load_manifest(out).get("chance"))
     written = [report.write_summary(out, rows), report.write_trials_csv(out, records)]
     columns = spec.output["curves_csv"]
     if columns:
         written.append(report.write_curves_csv(out, records, columns if isinstance(columns, dict) else None))
     if spec.output.get("tensorboard"):
-        from jaxreg.report.tensorboard import write_tensorboard
-
         written.append(write_tensorboard(out, records))
     skipped = []
     if spec.output["plots"] if plots is None else plots:
+        from jaxreg.report import plots as plotting  # matplotlib: loaded only to draw
+
         # the folder's spec is the one just run: the user's own, trusted
         written += plotting.plot_dir(out, build=lambda resolved: build_spec(resolved, data=data),
                                      on_skip=lambda name, why: skipped.append((name, why)), trust_code=True)

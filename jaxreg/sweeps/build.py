@@ -26,16 +26,20 @@ import numpy as np
 from jaxreg import data as data_lib
 from jaxreg.errors import InputError
 from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, check_dtype, make_hparams
-from jaxreg.transfer import check_trainable_layers, merge_params, split_init
+from jaxreg.transfer import Pretrained, check_trainable_layers, merge_params, pretrained_layers, split_init
 from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
 from jaxreg.sweeps.halving import brackets as halving_brackets
-from jaxreg.sweeps.space import MAX_TRIALS, Axis, Space
+from jaxreg.sweeps import trained
+from jaxreg.sweeps.samplers import ModelSpace
+from jaxreg.sweeps.space import MAX_TRIALS, MODEL_METHODS, Axis, Space
 from jaxreg.adapters import as_model
 from jaxreg.optimizers import PENALTIES
 from jaxreg.penalties import selects_anything
 from jaxreg.sweeps.spec import ARRAYS, CheckedSpec, Static, check_spec, importable, is_factory, read_spec
 from jaxreg.losses import is_regression
-from jaxreg.train import MONITORS, REGRESSION_METRICS, TrainConfig, as_data, check_data, check_values
+from jaxreg.names import MONITORS, REGRESSION_METRICS
+from jaxreg.report.store import spec_sha256
+from jaxreg.train import TrainConfig, as_data, check_data, check_values
 from jaxreg.trust import foreign
 
 __all__ = ["Spec", "Variant", "build_model", "build_spec", "fingerprint", "load_spec", "spec_digest"]
@@ -111,8 +115,6 @@ class Spec:
 
 def spec_digest(resolved: dict) -> str:
     """The manifest's ``spec_sha256`` of a resolved spec (:func:`jaxreg.report.store.spec_sha256`)."""
-    from jaxreg.report.store import spec_sha256
-
     return spec_sha256(resolved)
 
 
@@ -298,9 +300,6 @@ def _pretrained(m: dict, model: Model, own: set) -> tuple[Any, str]:
     for each seed, unless ``model.pretrained_head``) with their model state (batch norm's
     running statistics), and the SHA-256 of the kept arrays. Of the code the pretrained folder
     or export names, only what this spec names itself (``own``) is imported."""
-    from jaxreg.sweeps.best import load_best  # best builds specs: imported when needed
-    from jaxreg.transfer import Pretrained, pretrained_layers
-
     path = m["pretrained"]
     if not Path(path).exists():
         raise InputError(f"model.pretrained: expected a results folder or an exported .npz, got {path!r} "
@@ -308,7 +307,9 @@ def _pretrained(m: dict, model: Model, own: set) -> tuple[Any, str]:
     try:
         with foreign(str(path), allowed=own, remedy="only what this spec names itself is imported from a "
                                                   "pretrained folder or export"):
-            best = load_best(path, seed=m.get("pretrained_seed"), trust_code=True)
+            # Its spec is built by this module: a pretrained folder's own pretrained source recurses.
+            best = trained.load_best(path, build_spec=build_spec, build_model=build_model,
+                                     seed=m.get("pretrained_seed"), trust_code=True)
     except InputError as error:
         raise InputError(f"model.pretrained: expected a results folder or an exported .npz, got {path!r} "
                          f"({error})") from None
@@ -376,8 +377,9 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
     layer_counts = {"dropout": model.num_dropout, "dropconnect": model.num_dropconnect}
     counts = ([n for n, _ in halving_brackets(t["epochs"], s["min_epochs"], s["eta"])]
               if s["method"] == "hyperband" else None)
-    space = Space(checked.axes, cases=cases, method=s["method"], round_method=s["round_method"],
-                  samples=s["samples"], seed=s["seed"], layer_counts=layer_counts, round_samples=counts)
+    kind = ModelSpace if s["method"] in MODEL_METHODS else Space  # Optuna's sampler asks a ModelSpace's configs
+    space = kind(checked.axes, cases=cases, method=s["method"], round_method=s["round_method"],
+                 samples=s["samples"], seed=s["seed"], layer_counts=layer_counts, round_samples=counts)
     _check_values(space, model, t["dtype"])
     uses = {name: _may_be_nonzero(space, name) for name in ("dropout", "dropconnect")}
     augment = tuple(name for name in AUGMENTATIONS if _may_be_nonzero(space, name))

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxreg.errors import InputError
-from jaxreg.train import METRICS
+from jaxreg.names import METRICS
 
 WARN_SECONDS = 3600.0        # plan warns past an hour of training
 WARN_MEMORY_FRACTION = 0.5   # plan warns past half the memory of a device; run refuses past all of it

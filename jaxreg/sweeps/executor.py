@@ -29,8 +29,9 @@ import jax
 import numpy as np
 
 from jaxreg.hparams import make_hparams, stack_hparams
-from jaxreg.report.store import atomic_write, record_files, trial_record
+from jaxreg.report.store import atomic_write, record_files
 from jaxreg.sweeps.cost import cache_hits, record_timing
+from jaxreg.sweeps.records import curve_arrays, trial_record
 from jaxreg.sweeps.strategies import Ask, Outcome, Told, Trial
 
 
@@ -103,7 +104,7 @@ def journal_lines(store, trials: list, members: list, extras: list, variant, sav
     for i, (trial, extra) in enumerate(zip(trials, extras)):
         line = trial_record(trial.config_id, trial.config, trial.seed, i, result, hparams)
         line.update(extra)
-        store.write_curves(line, result, i, save_params, variant.config.eval_epochs)
+        store.write_curves(line, curve_arrays(result, i, save_params, variant.config.eval_epochs))
         lines.append(line)
     return lines
 
@@ -215,26 +216,33 @@ class Executor:
         if tag in self.checked:
             return ask
         self.checked.add(tag)
-        return self.strategy.restore(self._state) if self._resume(tag) else ask
+        why = self._resume(tag)
+        if why is None:
+            return self.strategy.restore(self._state)
+        if why:
+            self.progress.say(f"{ask.label}: {self.path.name} not used ({why}): its members train again")
+        return ask
 
-    def _resume(self, tag: str) -> bool:
+    def _resume(self, tag: str) -> str | None:
+        """Restores the kept state; None when it did, else why not ("" when nothing is kept or
+        it is another position's, which a later ask may resume)."""
         if not self.path.is_file():
-            return False
+            return ""
         try:
             with open(self.path, "rb") as raw, np.load(raw) as file:
                 if str(file["tag"]) != tag:
-                    return False
+                    return ""
                 keys = [(cid, int(seed)) for cid, seed in json.loads(str(file["members"]))]
                 blocks, state = file["blocks"], json.loads(str(file["strategy"]))
                 arrays = {name: file[name] for name in file.files}
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
-            return False
+            return "it is damaged"
         flight = self._unpack(keys, blocks, arrays)
         if flight is None:
-            return False
+            return "its arrays have other shapes"
         self.flight, self.loaded, self._state = flight, set(flight), state
         self._kept(flight)
-        return True
+        return None
 
     def _shapes(self, per: int):
         if self._like is None:

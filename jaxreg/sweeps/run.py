@@ -28,6 +28,7 @@ from jaxreg.sweeps.build import Spec
 from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, memory_budget_mb, padding_warning
 from jaxreg.sweeps.executor import Executor, Progress, owns  # noqa: F401 - owns re-exported
 from jaxreg.sweeps.halving import METHODS as HALVING, Halving, Race, brackets as halving_brackets, compacts, rung_epochs
+from jaxreg.sweeps.records import local_devices
 from jaxreg.sweeps.samplers import NEEDS as SAMPLER_PACKAGES, check_replay
 from jaxreg.sweeps.space import MODEL_METHODS
 from jaxreg.sweeps.spec import compute_difference
@@ -177,7 +178,8 @@ def _open(store: Store, spec: Spec, runners: list, executor: Executor, progress:
     extra = {**({"shard": str(store.shard)} if store.shard is not None else {}), **executor.describe()}
     store.start_run(spec, sizes[0] if len(sizes) == 1 else sizes,
                     {case: rate for case, rate in chance.items() if rate is not None}, extra,
-                    packages=SAMPLER_PACKAGES.get(spec.search["method"], ()), scales=feature_scales(spec))
+                    packages=SAMPLER_PACKAGES.get(spec.search["method"], ()), scales=feature_scales(spec),
+                    devices=local_devices())
     executor.open(store, records, progress, digest=spec.digest, save_params=spec.output["params"], shard=store.shard)
     return records
 

@@ -118,6 +118,23 @@ def _ask(space: Space, studies: list, round_index: int) -> list[tuple]:
     return asked
 
 
+class ModelSpace(Space):
+    """The space of a model-based search (``method`` one of ``MODEL_METHODS``): its first
+    round's configs are the sampler's independent start (:func:`first_round`); the later rounds
+    are asked from the results (:class:`SamplerSearch`). Arguments as :class:`Space`'s."""
+
+    model_based = True
+
+    def configs(self, round: int = 0, axes_by_case: Mapping | None = None) -> list[Config]:
+        if round or axes_by_case:
+            raise ValueError(f"{self.method}: the configs after the first round come from the sampler "
+                             f"(jaxreg.sweeps.samplers.SamplerSearch)")
+        return first_round(self)
+
+    def iter_configs(self, round: int = 0, axes_by_case: Mapping | None = None):
+        return iter(self.configs(round, axes_by_case))
+
+
 def first_round(space: Space, minimize: bool = True) -> list[Config]:
     """The configs of a model-based search's first round (the sampler's independent start,
     which no result has informed yet), each once: what ``jaxreg plan`` lists."""

@@ -22,7 +22,8 @@ depend on how many are drawn or in which chunk they train.
 Coarse-to-fine zooms in after each round: :meth:`Space.bracket` (the ``not_worse`` rule, around
 the configs not significantly worse than the best) or :meth:`Space.zoom` (``top_k``). Under
 Optuna's samplers (``tpe``, ``cmaes``, ``gp``) the axes become Optuna distributions (the same
-reading as ``random``) and the sampler asks each round's configs (:mod:`jaxreg.sweeps.samplers`).
+reading as ``random``) and the sampler asks each round's configs: their space is a
+:class:`jaxreg.sweeps.samplers.ModelSpace`, which knows Optuna (this module does not).
 
 Everything here is NumPy and plain Python: sampling never touches the compiled program. Values
 that name configs (grid points, log-uniform draws, zoomed bounds) use the C library's scalar
@@ -286,9 +287,17 @@ class Space:
         layer_counts: ``{"dropout": n, "dropconnect": n}`` of the model.
     """
 
+    # Whether Optuna's sampler asks the configs (jaxreg.sweeps.samplers.ModelSpace) rather than
+    # the grid and draws here: a space of one of MODEL_METHODS must be such a subclass.
+    model_based = False
+
     def __init__(self, axes: Mapping[str, Axis], *, cases: Mapping[str, Mapping[str, Axis]] | None = None,
                  method: str = "grid", round_method: str = "grid", samples: int = 1, seed: int = 0,
                  layer_counts: Mapping[str, int] | None = None, round_samples: Sequence[int] | None = None):
+        if (method in MODEL_METHODS) != self.model_based:
+            allowed = MODEL_METHODS if self.model_based else tuple(m for m in METHODS if m not in MODEL_METHODS)
+            raise ValueError(f"{type(self).__name__}: expected a method among {', '.join(allowed)}, got "
+                             f"{method!r} (Optuna's samplers ask the configs of a jaxreg.sweeps.samplers.ModelSpace)")
         self.axes = dict(axes)
         self.cases = {name: {**self.axes, **overrides} for name, overrides in (cases or {}).items()}
         self.method, self.round_method = method, round_method
@@ -340,21 +349,11 @@ class Space:
         return names
 
     def configs(self, round: int = 0, axes_by_case: Mapping | None = None) -> list[Config]:
-        """The configs of one round; ``axes_by_case`` replaces the axes (a zoomed round). For
-        Optuna's samplers, the first round they ask (:func:`jaxreg.sweeps.samplers.first_round`);
-        their later rounds depend on the results."""
-        if self.method in MODEL_METHODS:
-            if round or axes_by_case:
-                raise ValueError(f"{self.method}: the configs after the first round come from the sampler "
-                                 f"(jaxreg.sweeps.samplers.model_rounds)")
-            from jaxreg.sweeps.samplers import first_round
-
-            return first_round(self)
+        """The configs of one round; ``axes_by_case`` replaces the axes (a zoomed round)."""
         return list(self.iter_configs(round, axes_by_case))
 
     def iter_configs(self, round: int = 0, axes_by_case: Mapping | None = None):
-        """:meth:`configs` one at a time (a grid's first configs without listing a million); not
-        for Optuna's samplers."""
+        """:meth:`configs` one at a time (a grid's first configs without listing a million)."""
         for case, axes in self.spaces():
             axes = (axes_by_case or {}).get(case, axes)
             names = list(axes)
@@ -379,7 +378,7 @@ class Space:
 
     def first(self) -> Config:
         """The first round's first config, without listing a grid of a million."""
-        return self.configs(0)[0] if self.method in MODEL_METHODS else next(self.iter_configs(0))
+        return next(self.iter_configs(0))
 
     def count(self, round: int = 0) -> int:
         """``len(self.configs(round))``; a grid's without listing it: a config is its resolved

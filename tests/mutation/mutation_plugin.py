@@ -30,6 +30,8 @@ TESTS = {
     "jaxreg.sweeps.space": ["tests/test_sweep.py", "tests/test_space_more.py", "tests/test_spec_errors.py"],
     "jaxreg.report.store": ["tests/test_store_more.py", "tests/test_store_errors.py", "tests/test_checkpoint.py",
                             "tests/test_results_folder.py"],
+    "jaxreg.sweeps.records": ["tests/test_store_more.py", "tests/test_results_folder.py"],
+    "jaxreg.sweeps.executor": ["tests/test_study.py", "tests/test_halving.py", "tests/test_checkpoint.py"],
 }
 
 
