@@ -225,6 +225,10 @@ def _digits(values: list, least: int = 3) -> int:
     return 17
 
 
+_NOT_POINTS = ("rank", "config_id", "case", "round", "seeds", "diverged", "at_chance", "best_epoch_mean", "stopped",
+               "selected", "pruned", "pruned_epoch", "status", "rung")
+
+
 def format_table(rows: list[dict], search: dict, limit: int | None = None) -> str:
     """The summary as an aligned text table: mean +- std over seeds, best first.
 
@@ -238,54 +242,13 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
     point_names = []
     for row in rows:
         for key in row:
-            if (key not in ("rank", "config_id", "case", "round", "seeds", "diverged", "at_chance", "best_epoch_mean",
-                            "stopped", "selected", "pruned", "pruned_epoch", "status", "rung") and not key.endswith(("_mean", "_std", "_sem"))
-                    and key not in point_names):
+            if key not in _NOT_POINTS and not key.endswith(("_mean", "_std", "_sem")) and key not in point_names:
                 point_names.append(key)
-    has_case = any(r["case"] is not None for r in rows)
-    has_rounds = any(r["round"] > 0 for r in rows)
     shown = rows if limit is None else rows[:limit]
     digits = {name: _digits([r.get(name) for r in rows]) for name in point_names}
-    accuracy = any(math.isfinite(r[f"{name}_mean"]) for r in rows for name in ("val_accuracy", "train_accuracy"))
-    if accuracy:
-        other = "val_accuracy" if metric != "val_accuracy" else "val_loss"
-        columns = [(other + (" %" if other.endswith("accuracy") else ""), other),
-                   ("train_acc %", "train_accuracy"), ("test_acc %", "test_accuracy")]
-    else:  # regression: no accuracy to show
-        other = "train_loss" if metric != "train_loss" else "val_loss"
-        columns = [(other, other), ("test_loss", "test_loss")]
-        if any("val_rmse_mean" in r for r in rows):
-            columns += [(name, name) for name in ("val_rmse", "val_r2", "test_rmse", "test_r2")]
-
-    def pm(row, name, scale=1.0, digits=4):
-        mean, std = row[f"{name}_mean"], row[f"{name}_std"]
-        if math.isnan(mean):
-            return "-"
-        if name.endswith("accuracy"):
-            return f"{100 * mean:.2f} +- {100 * std:.2f}"
-        return f"{mean:.{digits}f} +- {std:.{digits}f}"
-
-    table = []
-    for row in shown:
-        line = {"rank": str(row["rank"])}
-        if has_case:
-            line["case"] = str(row["case"])
-        if has_rounds:
-            line["round"] = str(row["round"] + 1)
-        for name in point_names:
-            line[name] = _fmt(row.get(name), digits[name])
-        line[f"{metric}" + (" %" if metric.endswith("accuracy") else "")] = pm(row, metric)
-        for title, name in columns:
-            line[title] = pm(row, name)
-        line["best_ep"] = f"{row['best_epoch_mean']:.0f}"
-        flags = [f"{row['diverged']} diverged"] if row["diverged"] else []
-        flags += [f"{row['stopped']} stopped early"] if row.get("stopped") else []
-        flags += [f"{row['at_chance']} at chance"] if row.get("at_chance") else []
-        line["seeds"] = str(row["seeds"]) + (f" ({', '.join(flags)})" if flags else "")
-        if "status" in row:  # successive halving: where each config's metrics are from
-            line["status"] = (f"pruned at epoch {row['pruned_epoch']}" if not finished(row)
-                              else f"finished (epoch {row['rung']})")
-        table.append(line)
+    shape = (any(r["case"] is not None for r in rows), any(r["round"] > 0 for r in rows), point_names, digits,
+             metric, _metric_columns(rows, metric))
+    table = [_table_line(row, *shape) for row in shown]
     columns = list(table[0])
     widths = {c: max(len(c), *(len(r.get(c, "")) for r in table)) for c in columns}
     text = lambda r: "  ".join(r.get(c, "").ljust(widths[c]) for c in columns).rstrip()
@@ -297,12 +260,62 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
     lines = [text({c: c for c in columns}), text({c: "-" * widths[c] for c in columns}), *body]
     if limit is not None and len(rows) > limit:
         lines.append(f"... {len(rows) - limit} more configs in {SUMMARY}")
-    lines.append("best_ep: mean epoch of the best monitored value (train.monitor). The metrics are those of the "
-                 "returned params: from that epoch where early stopping fired or restore_best is on, else from "
-                 "the last epoch.")
+    return "\n".join(lines + _table_notes(rows))
+
+
+def _metric_columns(rows: list[dict], metric: str) -> list[tuple[str, str]]:
+    """(title, metric) of the table's columns after the search metric's."""
+    if any(math.isfinite(r[f"{name}_mean"]) for r in rows for name in ("val_accuracy", "train_accuracy")):
+        other = "val_accuracy" if metric != "val_accuracy" else "val_loss"
+        return [(other + (" %" if other.endswith("accuracy") else ""), other),
+                ("train_acc %", "train_accuracy"), ("test_acc %", "test_accuracy")]
+    other = "train_loss" if metric != "train_loss" else "val_loss"  # regression: no accuracy to show
+    columns = [(other, other), ("test_loss", "test_loss")]
+    if any("val_rmse_mean" in r for r in rows):
+        columns += [(name, name) for name in ("val_rmse", "val_r2", "test_rmse", "test_r2")]
+    return columns
+
+
+def _mean_std(row: dict, name: str) -> str:
+    mean, std = row[f"{name}_mean"], row[f"{name}_std"]
+    if math.isnan(mean):
+        return "-"
+    if name.endswith("accuracy"):
+        return f"{100 * mean:.2f} +- {100 * std:.2f}"
+    return f"{mean:.4f} +- {std:.4f}"
+
+
+def _table_line(row: dict, has_case: bool, has_rounds: bool, point_names: list, digits: dict, metric: str,
+                columns: list) -> dict:
+    """One config's cells, by column title."""
+    line = {"rank": str(row["rank"])}
+    if has_case:
+        line["case"] = str(row["case"])
+    if has_rounds:
+        line["round"] = str(row["round"] + 1)
+    for name in point_names:
+        line[name] = _fmt(row.get(name), digits[name])
+    line[f"{metric}" + (" %" if metric.endswith("accuracy") else "")] = _mean_std(row, metric)
+    for title, name in columns:
+        line[title] = _mean_std(row, name)
+    line["best_ep"] = f"{row['best_epoch_mean']:.0f}"
+    flags = [f"{row['diverged']} diverged"] if row["diverged"] else []
+    flags += [f"{row['stopped']} stopped early"] if row.get("stopped") else []
+    flags += [f"{row['at_chance']} at chance"] if row.get("at_chance") else []
+    line["seeds"] = str(row["seeds"]) + (f" ({', '.join(flags)})" if flags else "")
+    if "status" in row:  # successive halving: where each config's metrics are from
+        line["status"] = (f"pruned at epoch {row['pruned_epoch']}" if not finished(row)
+                          else f"finished (epoch {row['rung']})")
+    return line
+
+
+def _table_notes(rows: list[dict]) -> list[str]:
+    lines = ["best_ep: mean epoch of the best monitored value (train.monitor). The metrics are those of the "
+             "returned params: from that epoch where early stopping fired or restore_best is on, else from "
+             "the last epoch."]
     flagged = sum(bool(r.get("at_chance")) for r in rows)
     if flagged:
         lines.append(f"{flagged} config{'s' * (flagged > 1)} with trials at chance: their train accuracy is within "
                      f"{100 * CHANCE_MARGIN:g} point of always predicting the most frequent class, though finite "
                      f"(a learning rate far too large or too small, too few epochs, or a penalty far too strong?)")
-    return "\n".join(lines)
+    return lines
