@@ -323,48 +323,34 @@ def _test_curves(sweep: Folder) -> Figure | None:
     return _curves(sweep, panels, "test curves")
 
 
-def _curves(sweep: Folder, panels=None, what: str = "learning curves") -> Figure | None:
-    learning = panels is None
-    panels = curve_panels(sweep) if learning else panels
-    shown = [(row, c) for row in sweep.shown() if (c := _curves_of(sweep, row["config_id"])) is not None]
-    if not shown:
-        return None
-    columns = len(panels[0])
-    fig = Figure(figsize=(5.5 * columns + 0.5 * (columns == 1), 4 * len(panels)), layout="constrained")
-    # Accuracies share one axis; losses do not: train loss spans decades (log), while the
-    # validation loss's rise after its minimum (overfitting) shows only on its own linear scale.
-    axes = fig.subplots(len(panels), columns, sharex=True, squeeze=False)
-    for row_names, row_axes in zip(panels, axes):
-        if row_names[0].endswith("accuracy"):
-            for ax in row_axes[1:]:
-                ax.sharey(row_axes[0])
-    handles, any_stopped, any_lowest, any_finding = [], False, False, False
-    for i, (row, curves) in enumerate(shown):
-        color, epochs = f"C{i}", curves["epochs"]
-        stopped = sum(r["stopped_epoch"] > 0 for r in sweep.trials[row["config_id"]])
-        label = sweep.config_label(row)
-        if learning:  # what jaxreg.diagnose reads in these curves, with its seed count
-            said = _diagnosis(sweep, row)
-            label, any_finding = (f"{label} [{said}]", True) if said else (label, any_finding)
-        for panel_names, panel_axes in zip(panels, axes):
-            for name, ax in zip(panel_names, panel_axes):
-                seeds = curves[name]
-                mean = _mean(seeds)
-                line, = ax.plot(epochs, mean, color=color, lw=1.6, label=label)
-                if len(seeds) > 1:
-                    # fmin/fmax skip NaN without the warnings of nanmin on all-NaN columns.
-                    ax.fill_between(epochs, np.fmin.reduce(seeds), np.fmax.reduce(seeds),
-                                    color=color, alpha=0.15, lw=0)
-                if stopped and not name.startswith("train"):
-                    at = int(np.argmin(np.abs(epochs - row["best_epoch_mean"])))
-                    ax.plot(epochs[at], mean[at], "o", color=color, ms=7, mec="black", zorder=3)
-                elif name.endswith("loss") and not name.startswith("train") and np.isfinite(mean).any():
-                    lowest = int(np.nanargmin(np.where(np.isfinite(mean), mean, np.inf)))
-                    if lowest < len(mean) - 1:  # it rose after its minimum: mark where
-                        ax.plot(epochs[lowest], mean[lowest], "v", color=color, ms=7, mec="black", zorder=3)
-                        any_lowest = True
-        handles.append(line)
-        any_stopped |= bool(stopped)
+def _draw_config(panels, axes, curves: dict, color: str, label: str, best_epoch) -> tuple:
+    """One config's mean curves (and min-max band over seeds) on every panel; a dot at its mean
+    best epoch when early stopping fired (``best_epoch``), else a triangle where a validation
+    loss was lowest before it rose. Returns (a line for the legend, whether a triangle was drawn)."""
+    epochs, lowest_marked = curves["epochs"], False
+    for panel_names, panel_axes in zip(panels, axes):
+        for name, ax in zip(panel_names, panel_axes):
+            seeds = curves[name]
+            mean = _mean(seeds)
+            line, = ax.plot(epochs, mean, color=color, lw=1.6, label=label)
+            if len(seeds) > 1:
+                # fmin/fmax skip NaN without the warnings of nanmin on all-NaN columns.
+                ax.fill_between(epochs, np.fmin.reduce(seeds), np.fmax.reduce(seeds),
+                                color=color, alpha=0.15, lw=0)
+            if best_epoch is not None and not name.startswith("train"):
+                at = int(np.argmin(np.abs(epochs - best_epoch)))
+                ax.plot(epochs[at], mean[at], "o", color=color, ms=7, mec="black", zorder=3)
+            elif name.endswith("loss") and not name.startswith("train") and np.isfinite(mean).any():
+                lowest = int(np.nanargmin(np.where(np.isfinite(mean), mean, np.inf)))
+                if lowest < len(mean) - 1:  # it rose after its minimum: mark where
+                    ax.plot(epochs[lowest], mean[lowest], "v", color=color, ms=7, mec="black", zorder=3)
+                    lowest_marked = True
+    return line, lowest_marked
+
+
+def _style_panels(panels, axes, shown: list) -> None:
+    """Titles, grids and scales: accuracies in percent, train losses on a log scale, validation
+    losses zoomed on their late values."""
     for panel_names, panel_axes in zip(panels, axes):
         row_values = np.concatenate([c[n].ravel() for _, c in shown for n in panel_names])
         for name, ax in zip(panel_names, panel_axes):
@@ -383,9 +369,9 @@ def _curves(sweep: Folder, panels=None, what: str = "learning curves") -> Figure
                     else:
                         _zoom_on_late_values(ax, [_mean(c[name]) for _, c in shown])
         panel_axes[0].set_ylabel(panel_names[0].split("_")[1])
-    for ax in axes[-1]:
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _legend(fig, handles: list, any_stopped: bool, any_lowest: bool, any_finding: bool) -> None:
     if any_stopped:
         handles.append(Line2D([], [], ls="none", marker="o", color="grey", mec="black",
                               label="mean best epoch (early-stopped)"))
@@ -396,6 +382,38 @@ def _curves(sweep: Folder, panels=None, what: str = "learning curves") -> Figure
         handles.append(Line2D([], [], ls="none", label="[jaxreg.diagnose: failure modes, seeds showing them]"))
     longest = max(len(h.get_label()) for h in handles)
     fig.legend(handles=handles, loc="outside lower center", ncols=1 if longest > 45 else 2 if longest > 28 else 3)
+
+
+def _curves(sweep: Folder, panels=None, what: str = "learning curves") -> Figure | None:
+    learning = panels is None
+    panels = curve_panels(sweep) if learning else panels
+    shown = [(row, c) for row in sweep.shown() if (c := _curves_of(sweep, row["config_id"])) is not None]
+    if not shown:
+        return None
+    columns = len(panels[0])
+    fig = Figure(figsize=(5.5 * columns + 0.5 * (columns == 1), 4 * len(panels)), layout="constrained")
+    # Accuracies share one axis; losses do not: train loss spans decades (log), while the
+    # validation loss's rise after its minimum (overfitting) shows only on its own linear scale.
+    axes = fig.subplots(len(panels), columns, sharex=True, squeeze=False)
+    for row_names, row_axes in zip(panels, axes):
+        if row_names[0].endswith("accuracy"):
+            for ax in row_axes[1:]:
+                ax.sharey(row_axes[0])
+    handles, any_stopped, any_lowest, any_finding = [], False, False, False
+    for i, (row, curves) in enumerate(shown):
+        stopped = sum(r["stopped_epoch"] > 0 for r in sweep.trials[row["config_id"]])
+        label = sweep.config_label(row)
+        if learning:  # what jaxreg.diagnose reads in these curves, with its seed count
+            said = _diagnosis(sweep, row)
+            label, any_finding = (f"{label} [{said}]", True) if said else (label, any_finding)
+        line, lowest = _draw_config(panels, axes, curves, f"C{i}", label, row["best_epoch_mean"] if stopped else None)
+        handles.append(line)
+        any_stopped, any_lowest = any_stopped or bool(stopped), any_lowest or lowest
+    _style_panels(panels, axes, shown)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _legend(fig, handles, any_stopped, any_lowest, any_finding)
     which = "the best config of each case" if sweep.has_case else f"the best {len(shown)} configs"
     seeds = len(sweep.trials[shown[0][0]["config_id"]])
     band = f"mean over {seeds} seeds, band: min-max" if seeds > 1 else "one seed"
