@@ -443,6 +443,23 @@ def _zoom_on_late_values(ax, means: list[np.ndarray], skip: float = 0.1) -> None
         ax.set_ylim(low - pad, high + pad)
 
 
+def _baselines(ax, sweep: Folder, name: str, metric: str, colors_used: int, handles: list) -> list[float]:
+    """Cases without axis ``name`` (a "none" baseline) as dashed lines at their best config's
+    mean; returns their values."""
+    baselines = {}
+    for row in sweep.rows:
+        if sweep.has_case and name not in row and row["case"] not in baselines:
+            baselines[row["case"]] = row
+    levels = []
+    for j, (case, row) in enumerate(baselines.items()):
+        value = sweep.mean_of(row["config_id"], metric)
+        if math.isfinite(value):
+            levels.append(value)
+            handles.append(ax.axhline(value, color=f"C{colors_used + j}", ls="--", lw=1.2,
+                                      label=f"{case} (no {name}): {_short_value(value, metric)}"))
+    return levels
+
+
 def _metric_vs(sweep: Folder, name: str, metric: str | None = None) -> Figure | None:
     """``metric`` (default: the search metric) against swept axis ``name``: every trial, the
     mean over seeds of every config, lines through configs that differ only in ``name``."""
@@ -476,18 +493,7 @@ def _metric_vs(sweep: Folder, name: str, metric: str | None = None) -> Figure | 
         if others:
             handles.append(Line2D([], [], color="grey", lw=0.8, label=f"same {', '.join(others)}"))
     handles.append(Line2D([], [], ls="none", marker="o", ms=4, color="grey", alpha=0.5, label="one seed"))
-    # Cases without this axis (a "none" baseline) as lines: their best config's mean.
-    baselines = {}
-    for row in sweep.rows:
-        if sweep.has_case and name not in row and row["case"] not in baselines:
-            baselines[row["case"]] = row
-    levels = []
-    for j, (case, row) in enumerate(baselines.items()):
-        value = sweep.mean_of(row["config_id"], metric)
-        if math.isfinite(value):
-            levels.append(value)
-            handles.append(ax.axhline(value, color=f"C{len(groups) + j}", ls="--", lw=1.2,
-                                      label=f"{case} (no {name}): {_short_value(value, metric)}"))
+    levels = _baselines(ax, sweep, name, metric, len(groups), handles)
     best = best_row(rows)  # by the search metric, whichever metric is shown
     searched = metric == sweep.metric
     if not math.isnan(means[best["config_id"]]):
@@ -828,6 +834,38 @@ def _augmentation(sweep: Folder) -> Figure | None:
     return fig
 
 
+def _boundary_panel(ax, sweep: Folder, row: dict, seed: int, variant, params, grid: tuple):
+    """One config's predicted P(class 1) over the plane, its 0.5 contour and the training
+    points; returns the filled contours (for the colour bar)."""
+    import jax  # loaded already by the rebuilt spec (plot_dir's build)
+
+    g1, g2, plane, lo, hi = grid
+    dtype = jax.tree_util.tree_leaves(params)[0].dtype
+    _, state = variant.model.init(jax.random.key(0))  # jaxreg's own models: no state
+    logits = np.asarray(variant.model.apply(params, state, plane.astype(dtype))[0], float)
+    # A sigmoid output's logit, or the difference of two softmax logits; tanh never overflows.
+    margin = logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
+    prob = (0.5 + 0.5 * np.tanh(0.5 * margin)).reshape(len(g2), len(g1))
+    # Bands of 0.1 rather than a smooth image: steep and shallow slopes read as narrow and
+    # wide bands, and flat colours keep the PNG small.
+    image = ax.contourf(g1, g2, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.9)
+    if prob.min() < 0.5 < prob.max():  # else there is no boundary to draw (and contour warns)
+        ax.contour(g1, g2, prob, levels=[0.5], colors="black", linewidths=1.6)
+    train = variant.dataset.train
+    tx, ty = np.asarray(train.x, float), np.asarray(train.y)
+    # Black and white markers stand out on both ends of the colour map.
+    for label, face, edge, marker in ((0, "white", "black", "o"), (1, "black", "white", "^")):
+        ax.scatter(*tx[ty == label].T, s=24, facecolor=face, marker=marker, edgecolor=edge, lw=0.7,
+                   label=f"class {label} (train)")
+    record = next(r for r in sweep.trials[row["config_id"]] if r["seed"] == seed)
+    accuracies = [f"{split} {100 * record['metrics'][f'{split}_accuracy']:.0f}%" for split in ("train", "val")
+                  if record["metrics"].get(f"{split}_accuracy") is not None]
+    ax.set_title(f"{sweep.config_label(row)}, seed {seed}\n" + ", ".join(accuracies), fontsize="medium")
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    return image
+
+
 def _decision_boundary(sweep: Folder) -> Figure | None:
     """The predicted probability of class 1 over the plane for the best config of each case
     (its first seed), the 0.5 contour, and the training points: for 2-D binary data only."""
@@ -843,8 +881,6 @@ def _decision_boundary(sweep: Folder) -> Figure | None:
     spec = sweep.built
     if spec is None:
         return None
-    import jax  # loaded already by the rebuilt spec (plot_dir's build)
-
     panels = []
     for row, seed, saved in shown:
         variant = next(v for v in spec.variants if row["case"] in v.cases)
@@ -864,29 +900,7 @@ def _decision_boundary(sweep: Folder) -> Figure | None:
     fig = Figure(figsize=(4.4 * cols + 1.2, 4.3 * rows_n + 0.9), layout="constrained")
     axes = fig.subplots(rows_n, cols, sharex=True, sharey=True, squeeze=False).ravel()
     for ax, (row, seed, variant, params) in zip(axes, panels):
-        dtype = jax.tree_util.tree_leaves(params)[0].dtype
-        _, state = variant.model.init(jax.random.key(0))  # jaxreg's own models: no state
-        logits = np.asarray(variant.model.apply(params, state, plane.astype(dtype))[0], float)
-        # A sigmoid output's logit, or the difference of two softmax logits; tanh never overflows.
-        margin = logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
-        prob = (0.5 + 0.5 * np.tanh(0.5 * margin)).reshape(len(g2), len(g1))
-        # Bands of 0.1 rather than a smooth image: steep and shallow slopes read as narrow and
-        # wide bands, and flat colours keep the PNG small.
-        image = ax.contourf(g1, g2, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.9)
-        if prob.min() < 0.5 < prob.max():  # else there is no boundary to draw (and contour warns)
-            ax.contour(g1, g2, prob, levels=[0.5], colors="black", linewidths=1.6)
-        train = variant.dataset.train
-        tx, ty = np.asarray(train.x, float), np.asarray(train.y)
-        # Black and white markers stand out on both ends of the colour map.
-        for label, face, edge, marker in ((0, "white", "black", "o"), (1, "black", "white", "^")):
-            ax.scatter(*tx[ty == label].T, s=24, facecolor=face, marker=marker, edgecolor=edge, lw=0.7,
-                       label=f"class {label} (train)")
-        record = next(r for r in sweep.trials[row["config_id"]] if r["seed"] == seed)
-        accuracies = [f"{split} {100 * record['metrics'][f'{split}_accuracy']:.0f}%" for split in ("train", "val")
-                      if record["metrics"].get(f"{split}_accuracy") is not None]
-        ax.set_title(f"{sweep.config_label(row)}, seed {seed}\n" + ", ".join(accuracies), fontsize="medium")
-        ax.set_xlim(lo[0], hi[0])
-        ax.set_ylim(lo[1], hi[1])
+        image = _boundary_panel(ax, sweep, row, seed, variant, params, (g1, g2, plane, lo, hi))
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     boundary = Line2D([], [], color="black", lw=1.6, label="P = 0.5")
