@@ -18,7 +18,6 @@ import pytest
 
 import jaxreg
 from jaxreg.report import store
-from jaxreg.sweeps.checkpoint import ChunkCheckpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,41 +115,6 @@ def test_a_kept_state_that_does_not_fit_is_ignored_and_the_chunk_trains_from_its
     for bad in (12, 0, 14, 3):  # the end, the start, past the end, inside a segment: not between segments
         assert_bitwise(run(seeds, hps, checkpoint=MemoryCheckpoint(kept=first.saves[-1]._replace(next_block=bad))),
                        uninterrupted)
-
-
-def test_the_results_folder_checkpoint_round_trips_and_refuses_another_chunk(tmp_path):
-    ds, config, hps = data_and_configs()
-    seeds = np.arange(4, dtype=np.uint32)
-    run = jaxreg.train_batch(config, ds)
-    first = MemoryCheckpoint(stop_after=2)
-    with pytest.raises(KeyboardInterrupt):
-        run(seeds, hps, checkpoint=first)
-    kept, like = first.saves[-1], first.likes[0]
-    saving = ChunkCheckpoint(tmp_path, "tag-a", seconds=3600)
-    assert not saving.due()
-    saving.save(kept)
-    assert saving.saved == 4 and sorted(p.name for p in tmp_path.iterdir()) == [store.CHECKPOINT]
-    loading = ChunkCheckpoint(tmp_path, "tag-a", seconds=0)
-    assert loading.due()
-    loaded = loading.load(like)
-    assert loading.resumed == (4, None)
-    assert (loaded.start, loaded.next_block) == (0, 4)
-    assert_bitwise((loaded.carry, loaded.curves), (kept.carry, kept.curves))
-    other = ChunkCheckpoint(tmp_path, "tag-b", seconds=0)
-    assert other.load(like) is None and other.resumed == (None, "it holds another chunk")
-    assert ChunkCheckpoint(tmp_path, "tag-a", 0).load(like._replace(start=8)) is None
-    wider = like._replace(carry=jax.tree_util.tree_map(
-        lambda s: jax.ShapeDtypeStruct((5, *s.shape[1:]), s.dtype), like.carry))
-    checkpoint = ChunkCheckpoint(tmp_path, "tag-a", 0)
-    assert checkpoint.load(wider) is None and checkpoint.resumed == (None, "its arrays have other shapes")
-    (tmp_path / store.CHECKPOINT).write_bytes((tmp_path / store.CHECKPOINT).read_bytes()[:200])
-    checkpoint = ChunkCheckpoint(tmp_path, "tag-a", 0)
-    assert checkpoint.load(like) is None and checkpoint.resumed == (None, "it is damaged")
-    checkpoint.clear()
-    checkpoint.clear()
-    assert not (tmp_path / store.CHECKPOINT).exists()
-    missing = ChunkCheckpoint(tmp_path, "tag-a", 0)
-    assert missing.load(like) is None and missing.resumed == (None, None)
 
 
 # --- a sweep killed at random moments ----------------------------------------------------------

@@ -158,3 +158,35 @@ def test_the_architecture_page_shows_the_loop_as_the_code_has_it():
     code = re.sub(r'    """.*?"""\n', "", source, count=1, flags=re.S)
     assert shown == code
     assert len(shown.splitlines()) <= 10
+
+
+@pytest.mark.parametrize("damage, why", [("shapes", "its arrays have other shapes"), ("truncated", "it is damaged")])
+def test_a_checkpoint_that_cannot_be_used_is_said_and_its_members_train_again(studied, tmp_path, monkeypatch,
+                                                                              damage, why):
+    spec, out, _ = studied
+    whole = (out / "run" / store.JOURNAL).read_bytes()
+    appends, original = [], store.Store.append
+
+    def die_at_second(self, records):  # after the first ask's leavers, its members left kept
+        appends.append(len(records))
+        if len(appends) == 2:
+            raise KeyboardInterrupt
+        original(self, records)
+
+    monkeypatch.setattr(store.Store, "append", die_at_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(build_spec(spec), tmp_path / "d", progress=False, strategy=BestHalfEveryTwoEpochs)
+    monkeypatch.setattr(store.Store, "append", original)
+    kept = tmp_path / "d" / store.CHECKPOINT
+    if damage == "truncated":
+        kept.write_bytes(kept.read_bytes()[:300])
+    else:
+        with np.load(kept) as file:
+            arrays = {name: file[name] for name in file.files}
+        with open(kept, "wb") as handle:
+            np.savez(handle, **{**arrays, "carry/0": arrays["carry/0"][:1]})
+    logged = []
+    run_sweep(build_spec(spec), tmp_path / "d", progress=True, log=logged.append, strategy=BestHalfEveryTwoEpochs)
+    assert any(f"checkpoint.npz not used ({why}): its members train again" in line for line in logged), logged
+    assert (tmp_path / "d" / store.JOURNAL).read_bytes() == whole
+    assert not kept.exists()

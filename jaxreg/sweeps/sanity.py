@@ -129,17 +129,24 @@ def sanity_check(spec, *, examples: int = 100, seeds: int = 3, epochs: int = 200
     else:
         lines.append(f"loss at init {mean_init:.4g} (mean of {seeds} seeds)")
     if not passed:
-        for s in range(seeds):
-            if fitted[s]:
-                continue
-            curves = {k: result.curves[k][s] for k in ("train_loss", "val_loss", "train_accuracy")}
-            rate, decay = float(hparams.learning_rate), float(hparams.lr_decay)
-            findings = diagnose(curves, epochs=config.eval_epochs, diverged_epoch=int(result.diverged_epoch[s]),
-                                learning_rate=lambda e: rate * (1 - decay) ** e, reference=1.0)  # 100 examples fit
-            said = "; ".join(f.text for f in findings) or (
-                f"best training accuracy {100 * accuracy[s]:.1f}% and no failure mode of jaxreg.diagnose in its "
-                f"curves: a network too small for the data, or too few epochs")
-            lines.append(f"seed {s}: {said}")
-        lines.append("a network that cannot fit 100 examples will not fit the data: check the model's size, "
-                     "the learning rate, the init and the labels before tuning regularization")
+        lines += _why_not_fitted(result, hparams, config, fitted, accuracy)
     return Sanity(passed, lines, accuracy, init_losses, chance)
+
+
+def _why_not_fitted(result, hparams, config, fitted: list, accuracy: list) -> list[str]:
+    """What jaxreg.diagnose reads in the curves of each seed that did not fit, and advice."""
+    lines = []
+    for s, fits in enumerate(fitted):
+        if fits:
+            continue
+        curves = {k: result.curves[k][s] for k in ("train_loss", "val_loss", "train_accuracy")}
+        rate, decay = float(hparams.learning_rate), float(hparams.lr_decay)
+        findings = diagnose(curves, epochs=config.eval_epochs, diverged_epoch=int(result.diverged_epoch[s]),
+                            learning_rate=lambda e: rate * (1 - decay) ** e, reference=1.0)  # 100 examples fit
+        said = "; ".join(f.text for f in findings) or (
+            f"best training accuracy {100 * accuracy[s]:.1f}% and no failure mode of jaxreg.diagnose in its "
+            f"curves: a network too small for the data, or too few epochs")
+        lines.append(f"seed {s}: {said}")
+    lines.append("a network that cannot fit 100 examples will not fit the data: check the model's size, "
+                 "the learning rate, the init and the labels before tuning regularization")
+    return lines
