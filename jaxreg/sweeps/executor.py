@@ -46,7 +46,7 @@ class Member(NamedTuple):
 
 
 def _rows(tree, i: int):
-    return jax.tree_util.tree_map(lambda leaf: np.asarray(leaf[i]), tree)
+    return jax.tree_util.tree_map(lambda leaf: np.array(leaf[i]), tree)
 
 
 def _stacked(trees: list):
@@ -58,7 +58,8 @@ def advance_chunk(runner, variant, trials: list, members: list, until: int, ask:
     """Trains one chunk of ``trials`` (``members``: each one's :class:`Member` in flight, or None
     at its start; all at the same block) up to evaluation block ``until``, ``ask.segment``
     blocks a call; returns each member's :class:`Member` after it. ``on_segment(members, done)``
-    is called after each segment but the last (``done``: blocks run so far in this call)."""
+    is called after each segment but the last (``members()``: the members then, built only
+    when called; ``done``: blocks run so far in this call)."""
     config = variant.config
     block = members[0].block if members[0] is not None else 0
     seeds = np.array([t.seed for t in trials], np.uint32)
@@ -66,7 +67,7 @@ def advance_chunk(runner, variant, trials: list, members: list, until: int, ask:
     carry = None if block == 0 else _stacked([m.carry for m in members])
     curves = None if block == 0 else _stacked([m.curves for m in members])
     frozen = np.array([t.key in ask.frozen for t in trials])
-    per, done = ask.segment, []
+    per = ask.segment
     for start in range(block, until, per):
         if carry is not None and frozen.any():
             carry = carry._replace(frozen=carry.frozen | frozen)
@@ -77,10 +78,15 @@ def advance_chunk(runner, variant, trials: list, members: list, until: int, ask:
                       for name, c in result.curves.items()}
         for name, c in result.curves.items():
             curves[name][:, start:start + per] = c
-        done = [Member(start + per, _rows(carry, i), _rows(curves, i), _rows(result, i)) for i in range(len(trials))]
         if on_segment is not None and start + per < until:
-            on_segment(done, start + per - block)
-    return done
+            on_segment(lambda at=start + per: _members(carry, curves, result, at), start + per - block)
+    return _members(carry, curves, result, until)
+
+
+def _members(carry, curves: dict, result, block: int) -> list[Member]:
+    """Each member of a chunk as a :class:`Member` (copies: the chunk's arrays change after)."""
+    members = len(next(iter(curves.values())))
+    return [Member(block, _rows(carry, i), _rows(curves, i), _rows(result, i)) for i in range(members)]
 
 
 def owns(shard, chunk_index: int) -> bool:
@@ -374,10 +380,10 @@ class Executor:
         started = time.perf_counter()
 
         def on_segment(done, blocks_run):
-            for trial, member in zip(chunk, done):
-                self.flight[trial.key] = member
             self.progress.advance(before + blocks_run * every)
             if time.monotonic() - self._saved >= self.seconds:
+                for trial, member in zip(chunk, done()):
+                    self.flight[trial.key] = member
                 self.keep(ask.segment)
 
         members = advance_chunk(self.runner, self.variant, chunk, members, until, ask, on_segment=on_segment,
