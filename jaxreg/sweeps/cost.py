@@ -1,6 +1,6 @@
 """What a sweep will cost before it runs: trials, compiled programs, memory, compilation and time.
 
-The model is deliberately simple and documented (README, "What a sweep costs"):
+The model is deliberately simple and documented (docs/scale-out.md, "What a sweep costs"):
 
 - **memory** of a chunk: members x :func:`bytes_per_member` (params and their copies, optimizer
   state, one mini-batch's activations, the evaluation forward pass, the curves);

@@ -86,7 +86,7 @@ def sampler(method: str, seed: int, startup: int):
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True,
                                           constant_liar=True)
     if method == "cmaes":
-        # CMA-ES models numeric axes only: a values/choice axis is drawn at random (README), said
+        # CMA-ES models numeric axes only: a values/choice axis is drawn at random (docs/search.md), said
         # once there rather than in one Optuna warning per trial.
         return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup, warn_independent_sampling=False,
                                             independent_sampler=optuna.samplers.RandomSampler(seed=seed))

@@ -6,7 +6,7 @@ text alone, returning a :class:`CheckedSpec`. What needs the data or the model (
 against the training set, hparams values against the model's layers, the library's own checks
 of ``TrainConfig``) is checked while :mod:`jaxreg.sweeps.build` builds them. Any problem raises
 :class:`jaxreg.errors.InputError` with one line naming the field, what is allowed and the value
-given. The schema is documented in the README.
+given. The schema is documented in docs/spec.md.
 
 Checks the library makes itself are left to it when its message names the field as the spec
 does; those kept here either read differently in the spec (``batch_size = "full"``, ``model.init
