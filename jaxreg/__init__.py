@@ -9,8 +9,9 @@ Layout, in the order data flows, each layer importing only from those before it:
   -> ``train`` -> ``batch``;
 - ``report`` (``store`` -> ``summary`` -> ``folder`` -> ``plots``, ``compare``): a results
   folder's files, their statistics and figures, read without JAX;
-- ``sweeps`` (``space`` -> ``spec`` -> ``build`` -> ``run``): a TOML spec checked, built and
-  trained, written through ``report.store``;
+- ``sweeps`` (``space`` -> ``spec`` -> ``build`` -> the study loop: ``strategies``, ``samplers``
+  and ``halving`` decide, ``executor`` trains and journals, ``run`` loops): a TOML spec checked,
+  built and trained, written through ``report.store``;
 - ``cli``: the ``jaxreg`` command, on top.
 
 The library never imports the tooling (``sweeps``, ``report``), and ``report`` never imports

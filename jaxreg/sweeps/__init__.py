@@ -5,9 +5,14 @@ In the order a sweep goes through them:
 - ``space``: axes over hyperparameters and the grid, random and coarse-to-fine strategies.
 - ``spec``: reading a TOML spec, applying ``--set`` overrides, checking every field.
 - ``build``: the data set, model, :class:`jaxreg.TrainConfig` and search space of a checked spec.
-- ``run``: every (config, seed) through one compiled program, journaled through
-  :mod:`jaxreg.report.store`: ``records`` makes each trained member's journal line and curves
-  arrays, ``checkpoint`` keeps a chunk in progress.
+- ``strategies`` (with ``samplers`` and ``halving``): what trains next, by ask and tell; they
+  never train or write.
+- ``executor``: the one place that trains what a strategy asks (chunks of one compiled
+  program), keeps the members in flight in ``checkpoint.npz`` and journals them through
+  :mod:`jaxreg.report.store` (``records`` makes each member's journal line and curves arrays);
+  ``remote``: the same, each chunk a Ray task.
+- ``run``: the study loop, ``run_sweep``: per variant, ask -> train -> tell until the strategy
+  asks nothing.
 
 Bad input raises :class:`jaxreg.errors.InputError` naming the field (``SpecError`` is kept as
 another name for it). ``sweeps`` imports the library and :mod:`jaxreg.report`, never the CLI.
