@@ -189,7 +189,7 @@ def _run(args) -> None:
     from jaxreg import report
     from jaxreg.sweeps import run_sweep
     from jaxreg.sweeps.api import finish
-    from jaxreg.sweeps.spec import read_spec, spread_hparams
+    from jaxreg.sweeps.spec import spread_hparams
 
     from jaxreg.report.store import parse_shard, shard_journals
 
@@ -201,7 +201,7 @@ def _run(args) -> None:
         from jaxreg.sweeps.remote import RayExecutor
         executor = RayExecutor(args.ray_cluster, os.environ.get("JAXREG_CACHE_DIR_USED"))
     spec = _built(args)
-    for line in spread_hparams(read_spec(args.spec), args.set):
+    for line in spread_hparams(args.raw, args.set):  # the spec main read, overrides applied
         print(f"jaxreg: {line}", file=sys.stderr)
     out = Path(args.out) if args.out else Path("results") / spec.name
     start = time.perf_counter()
@@ -258,10 +258,10 @@ def _plan(args) -> None:
 
     from jaxreg.sweeps.halving import METHODS as HALVING, words as halving_words
     from jaxreg.sweeps.space import MODEL_METHODS
-    from jaxreg.sweeps.spec import read_spec, spread_hparams, zoom_words
+    from jaxreg.sweeps.spec import spread_hparams, zoom_words
 
     spec = _built(args)
-    for line in spread_hparams(read_spec(args.spec), args.set):
+    for line in spread_hparams(args.raw, args.set):  # the spec main read, overrides applied
         print(line)
     s = spec.search
     # hyperband: every bracket (a round each) draws its own configs, listed bracket by bracket; a
