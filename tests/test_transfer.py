@@ -127,7 +127,7 @@ def test_transfer_refuses_what_it_cannot_do(pretrained):
                                          r"TrainConfig.layerwise is False, got a member that freezes or decays layers$"):
         train_batch(TrainConfig(model=target, epochs=1), data)(np.arange(2), stack_hparams(
             [make_hparams(target, trainable_layers=1)] * 2))
-    with pytest.raises(InputError, match=r"^hparams.trainable_layers: expected a whole number in \[0, 3\] \(the "
+    with pytest.raises(InputError, match=r"^hparams.trainable_layers: expected a whole number in \[1, 3\] \(the "
                                          r"model's layers\) or inf, got 4.0$"):
         train_batch(TrainConfig(model=target, epochs=1, layerwise=True), data)(np.arange(2), stack_hparams(
             [make_hparams(target, trainable_layers=4)] * 2))
