@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+from tqdm import tqdm
 
 from jaxreg.hparams import make_hparams, stack_hparams
 from jaxreg.report.store import atomic_write, record_files
@@ -124,8 +126,6 @@ class Progress:
     """
 
     def __init__(self, log=None, bars: bool = True):
-        import sys
-
         self.log = log or (lambda text: print(text, file=sys.stderr))
         self.bars, self._bar = bars, None
         self.journaled, self.kept_epoch, self.kept_members, self.checkpoint = None, None, 0, None
@@ -140,10 +140,6 @@ class Progress:
 
     def start(self, label: str, epochs: int, trials: int) -> None:
         if self.bars:
-            import sys
-
-            from tqdm import tqdm
-
             self._bar = tqdm(total=epochs, desc=label, unit="epoch", file=sys.stderr, dynamic_ncols=True,
                              postfix=f"0/{trials} trials")
 
@@ -402,7 +398,7 @@ class Executor:
             return 0
         keys = [key for key in told.leaving if key not in self.records]
         trials = {key: self.flight[key] for key in keys}
-        lines = journal_lines(self.store, [self._trial(k) for k in keys], list(trials.values()),
+        lines = journal_lines(self.store, [self.known[k] for k in keys], list(trials.values()),
                               [told.leaving[k] for k in keys], self.variant, self.save_params) if keys else []
         if lines:
             self.store.append(lines)
@@ -417,6 +413,3 @@ class Executor:
             self.progress.say(told.note)
         self.keep(segment)
         return len(lines)
-
-    def _trial(self, key) -> Trial:
-        return self.known[key]

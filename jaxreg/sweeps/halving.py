@@ -34,7 +34,7 @@ import numpy as np
 
 from jaxreg.report.summary import rank_key
 from jaxreg.sweeps.rungs import METHODS, brackets, rung_epochs
-from jaxreg.sweeps.strategies import Ask, Outcome, Told, Trial, config_id, round_values
+from jaxreg.sweeps.strategies import Ask, Outcome, Told, next_round
 
 
 def compacts(search: dict) -> bool:
@@ -109,13 +109,11 @@ class Halving:
 
     def ask(self, history: dict) -> Ask | None:
         if self.trials is None or self.k == len(self.rungs):
-            if self.configs is not None:
-                self.search.scored(round_values(self.configs, self.seeds, history, self.metric))
-            self.configs = self.search.next()
-            if self.configs is None:
+            drawn = next_round(self.search, self.configs, self.seeds, history, self.metric)
+            if drawn is None:
+                self.configs = None
                 return None
-            self.index += 1
-            self.trials = tuple(Trial(config_id(c), c, s) for c in self.configs for s in self.seeds)
+            (self.configs, self.trials), self.index = drawn, self.index + 1
             self.rungs = self.rungs_of(self.configs[0].round)
             self.k, self.alive, self.reached, self.pruned = 0, list(range(len(self.trials))), [[] for _ in self.trials], set()
         return self._ask()

@@ -211,6 +211,18 @@ def round_values(configs: list[Config], seeds: Sequence[int], history: dict, met
              for s in seeds] for c in configs]
 
 
+def next_round(search: Search, configs: list[Config] | None, seeds: Sequence[int], history: dict,
+               metric: str) -> tuple[list[Config], tuple] | None:
+    """Scores the round just trained (``configs``, None before the first) from the journal and
+    draws the next one: ``(configs, trials)``, or None when the search is over."""
+    if configs is not None:
+        search.scored(round_values(configs, seeds, history, metric))
+    configs = search.next()
+    if configs is None:
+        return None
+    return configs, tuple(Trial(config_id(c), c, s) for c in configs for s in seeds)
+
+
 class EachRound:
     """Trains each round of ``search`` to the last epoch, then scores it from the journal."""
 
@@ -221,13 +233,11 @@ class EachRound:
         self.configs, self.current, self.index = None, None, -1
 
     def ask(self, history: dict) -> Ask | None:
-        if self.configs is not None:
-            self.search.scored(round_values(self.configs, self.seeds, history, self.metric))
-        self.configs = self.search.next()
-        if self.configs is None:
+        drawn = next_round(self.search, self.configs, self.seeds, history, self.metric)
+        if drawn is None:
+            self.configs = None
             return None
-        self.index += 1
-        trials = tuple(Trial(config_id(c), c, s) for c in self.configs for s in self.seeds)
+        (self.configs, trials), self.index = drawn, self.index + 1
         self.current = Ask(trials, self.epochs, self.chunk_size, self.segment, self.label(self.configs[0].round),
                            last=self.configs[0].round + 1 >= self.rounds)
         return self.current

@@ -199,21 +199,8 @@ def _unflatten(like, saved: dict, prefix: str, what: str):
 
 def best_params(out: str | Path, *, build_spec: Callable, data=None, log=None, trust_code: bool = False
                 ) -> tuple[BestConfig, Any, dict, dict, list[str]]:
-    """The best config, its model, and its params and model state by seed
-    (:func:`jaxreg.sweeps.best.best_params`); ``build_spec``: builds the folder's spec
-    (:func:`jaxreg.sweeps.build.build_spec`).
-
-    Saved params are read from the curves files; otherwise the trials are trained again, alone,
-    with the chunk size they were trained with (the manifest's), which gives bitwise the same
-    run: the retrained metrics must equal the journal's, and the returned notes say if they
-    don't (another jaxreg or XLA version, or another machine). ``data``: a user's data, for a
-    sweep run on arrays (``data.dataset = "arrays"``). ``trust_code``: import the code the
-    folder's spec names (a ``module:function`` model or penalty mask); without it such a folder
-    is refused (InputError), since opening a folder must not run its author's code.
-
-    Returns:
-        ``(best, variant, params_by_seed, state_by_seed, notes)``.
-    """
+    """:func:`jaxreg.sweeps.best.best_params` (its docstring says what it returns), with the
+    folder's spec built by ``build_spec`` (:func:`jaxreg.sweeps.build.build_spec`)."""
     out = Path(out)
     best = best_config(out)
     manifest = load_manifest(out)
