@@ -114,7 +114,7 @@ REGRESSION_LOSSES = ("squared_error", "sum_squared_error", "mse")  # fitted to f
 def is_regression(loss: str, labels_dtype) -> bool:
     """Whether a squared-error ``loss`` is fitted to float targets (integer labels with a squared
     error are classes, one-hot encoded: the book's digits)."""
-    return loss in REGRESSION_LOSSES and jnp.issubdtype(labels_dtype, jnp.floating)
+    return isinstance(loss, str) and loss in REGRESSION_LOSSES and jnp.issubdtype(labels_dtype, jnp.floating)
 
 
 def regression_metrics(outputs: Array, targets: Array) -> dict[str, Array]:
@@ -146,14 +146,36 @@ _LOSS_FNS = {
 }
 
 
-def get_loss(name: str):
-    """The loss function called ``name``, one of ``LOSSES``.
+def get_loss(name):
+    """The loss function called ``name``, one of ``LOSSES``, or ``name`` itself if it is a function.
 
     ``"squared_error"`` is the book's 0.5 * sum convention (SGD with its learning rate is the
     book's update), ``"sum_squared_error"`` the error the book prints (its gradient is twice
     as large: half the learning rate gives the same update), ``"mse"`` the per-element mean,
     ``"cross_entropy"`` softmax cross-entropy, ``"bce"`` sigmoid binary cross-entropy.
+
+    An own loss is a function ``loss(outputs, labels) -> scalar`` of JAX arrays, the mean over
+    the batch like the built-in ones: ``outputs`` are the model's pre-activation outputs
+    ``(batch, units)``, ``labels`` the split's ``y`` as given. It is traced into the compiled
+    program, differentiated by the training step and evaluated on each split as ``SPLIT_loss``.
     """
-    if name not in _LOSS_FNS:
-        raise InputError(f"loss: expected one of {', '.join(map(repr, LOSSES))}, got {name!r}")
+    if callable(name):
+        return name
+    if not isinstance(name, str) or name not in _LOSS_FNS:
+        raise InputError(f"loss: expected one of {', '.join(map(repr, LOSSES))} or a function "
+                         f"(outputs, labels) -> scalar, got {name!r}")
     return _LOSS_FNS[name]
+
+
+def loss_name(loss) -> str:
+    """How results name ``loss``: its name, or ``"module:function"`` for an own loss function."""
+    return loss if isinstance(loss, str) else f"{loss.__module__}:{loss.__qualname__}"
+
+
+def checked_scalar(field: str, value: Array) -> Array:
+    """``value`` if it is a scalar (checked while tracing, before any compute); a one-line error
+    naming ``field`` (an own loss or metric) otherwise."""
+    if jnp.shape(value) != ():
+        raise InputError(f"{field}: expected a function returning a scalar (the mean over the batch), "
+                         f"got an array of shape {tuple(jnp.shape(value))}")
+    return value

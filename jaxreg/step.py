@@ -58,7 +58,7 @@ def objective(model, loss_fn: Callable, unpack: Callable = lambda params: params
 
     def f(params, model_state, x, y, key):
         logits, model_state = model.apply(unpack(params), model_state, x, key=key, train=True, **rates)
-        return loss_fn(logits, y), (model_state, logits)
+        return losses.checked_scalar("loss", loss_fn(logits, y)), (model_state, logits)
 
     return f
 
@@ -94,7 +94,8 @@ def train_step(state: TrainState, x: Array, y: Array, key: Array, *, objective: 
 
 
 def evaluate(model, params, model_state, x: Array, labels: Sequence[tuple[str, Array]],
-             loss_fn: Callable, *, regression: bool = False, **apply_options) -> dict[str, Array]:
+             loss_fn: Callable, *, regression: bool = False, extra: Sequence[tuple[str, Callable]] = (),
+             **apply_options) -> dict[str, Array]:
     """The loss and accuracy of ``params`` on labelled splits, in evaluation mode.
 
     Args:
@@ -105,6 +106,8 @@ def evaluate(model, params, model_state, x: Array, labels: Sequence[tuple[str, A
         loss_fn: the data loss.
         regression: also ``NAME_rmse``, ``NAME_mae`` and ``NAME_r2``
             (:func:`jaxreg.losses.regression_metrics`).
+        extra: own metrics, ``(METRIC, function(outputs, labels) -> scalar)`` pairs; each adds
+            ``NAME_METRIC``.
         **apply_options: passed to ``model.apply`` (batch norm's ``bn_epsilon``).
 
     Returns:
@@ -119,6 +122,8 @@ def evaluate(model, params, model_state, x: Array, labels: Sequence[tuple[str, A
         if regression:
             for kind, value in losses.regression_metrics(logits[start:start + n], y).items():
                 metrics[f"{name}_{kind}"] = value
+        for kind, fn in extra:
+            metrics[f"{name}_{kind}"] = losses.checked_scalar(f"extra_metrics.{kind}", fn(logits[start:start + n], y))
         start += n
     return metrics
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -29,7 +29,8 @@ from jaxreg.errors import InputError, check_choice, check_positive_int, is_int
 from jaxreg.hparams import AUGMENTATIONS, HParams, as_dtype
 from jaxreg.layout import LAYOUTS, dense_mask, layout as make_layout, loop_mask, tree_where
 from jaxreg.models import Model
-from jaxreg.names import METRICS, MONITORS, REGRESSION_METRICS, SEARCH_METRICS, metric_names
+from jaxreg.names import (METRICS, MONITORS, REGRESSION_METRICS, SEARCH_METRICS, check_metric_name, metric_names,
+                          own_metric_names)
 from jaxreg.optimizers import L1_MODES, OPTIMIZERS, PENALTIES, learning_rate, optimizer
 from jaxreg.step import TrainState, divergence_guard, evaluate, objective, train_step, weight_metrics_of
 
@@ -103,7 +104,9 @@ class TrainConfig:
     Attributes:
         model: the :class:`jaxreg.Model` (any model meeting the contract; see
             :mod:`jaxreg.adapters` for Flax, Equinox and plain function pairs).
-        loss: one of ``jaxreg.losses.LOSSES``.
+        loss: one of ``jaxreg.losses.LOSSES``, or an own loss function ``(outputs, labels) ->
+            scalar`` of JAX arrays, the batch mean (see :func:`jaxreg.losses.get_loss`): traced
+            into the program, differentiated by the step, and reported as ``SPLIT_loss``.
         optimizer: one of ``OPTIMIZERS`` (see :func:`jaxreg.optimizers.direction`); every
             optimizer honours ``hparams.weight_decay``, decoupled.
         epochs: number of passes over the training set (at most ``MAX_EPOCHS``).
@@ -114,8 +117,10 @@ class TrainConfig:
             checked at evaluations. At most ``MAX_EVAL_EVERY``, and ``MAX_EVALUATIONS``
             evaluations: what one compiled program holds per member.
         eval_test: also evaluate the test split (costly on large test sets).
-        monitor: the early-stopping metric, one of ``MONITORS``.
-        mode: ``"min"``, ``"max"`` or ``"auto"`` (min for losses, max for accuracies).
+        monitor: the early-stopping metric, one of ``MONITORS`` (or ``train_NAME``, ``val_NAME``
+            of an own metric in ``extra_metrics``).
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (min for losses, max for accuracies; an own
+            metric's monitor says which).
         start_epoch: evaluations before this epoch neither count as best nor use up patience.
         l1_mode: ``"subgradient"`` adds ``l1 * sum(|w|)`` to the loss; ``"proximal"`` applies a
             soft-threshold step after each update, which produces exact zeros.
@@ -127,6 +132,12 @@ class TrainConfig:
         penalty_mask: which params L2, L1 and weight decay touch, overriding the default: a
             pytree of bools shaped like params, or a callable ``params -> mask`` whose leaves
             may be 0/1 arrays (per element). See :mod:`jaxreg.penalties`.
+        extra_metrics: own metrics, ``{NAME: function}`` (or ``(NAME, function)`` pairs), each
+            ``function(outputs, labels) -> scalar`` of JAX arrays like an own loss, computed in
+            the program at each evaluation on each split as ``train_NAME``, ``val_NAME`` and
+            ``test_NAME`` (in ``Result.final``, ``Result.curves``, the journal and the tables).
+            ``NAME``: a lower-case identifier other than the built-in measures (``loss``,
+            ``accuracy``, ``rmse``, ``mae``, ``r2``).
         metrics: the names among ``METRICS`` to compute at each evaluation; ``None`` (the
             default) computes all. The others are NaN in the result, and what only they need
             is left out of the program: without ``epoch_loss`` and ``epoch_accuracy`` the
@@ -177,6 +188,7 @@ class TrainConfig:
     penalize_bias: bool = False
     penalty_mask: Hashable | None = None
     metrics: tuple[str, ...] | None = None
+    extra_metrics: tuple[tuple[str, Callable], ...] = ()
     layout: str = "tree"
     augment: tuple[str, ...] = ()
     image_shape: tuple[int, ...] | None = None
@@ -190,9 +202,13 @@ class TrainConfig:
             raise InputError(f"model: expected a jaxreg.Model (see jaxreg.adapters.as_model for Flax, "
                              f"Equinox and function pairs), got {type(self.model).__name__}")
         losses.get_loss(self.loss)
-        for name, allowed in (("optimizer", OPTIMIZERS), ("monitor", MONITORS),
+        self._check_extra_metrics()
+        for name, allowed in (("optimizer", OPTIMIZERS), ("monitor", MONITORS + self.own_monitors),
                               ("mode", ("auto", "min", "max")), ("l1_mode", L1_MODES), ("layout", LAYOUTS)):
             check_choice(name, getattr(self, name), allowed)
+        if self.monitor in self.own_monitors and self.mode == "auto":
+            raise InputError(f"mode: expected 'min' or 'max' when monitor is an own metric ({self.monitor!r}: "
+                             f"jaxreg cannot tell which way is better), got 'auto'")
         check_positive_int("epochs", self.epochs)
         check_positive_int("eval_every", self.eval_every)
         if self.epochs % self.eval_every:
@@ -213,11 +229,11 @@ class TrainConfig:
         if not is_int(self.start_epoch) or self.start_epoch < 0:
             raise InputError(f"start_epoch: expected an integer >= 0, got {self.start_epoch!r}")
         if self.metrics is not None:
+            allowed = METRICS + REGRESSION_METRICS + own_metric_names(name for name, _ in self.extra_metrics)
             unknown = ([self.metrics] if isinstance(self.metrics, str)
-                       else [name for name in self.metrics if name not in METRICS + REGRESSION_METRICS])
+                       else [name for name in self.metrics if name not in allowed])
             if unknown:
-                raise InputError(f"metrics: expected names among {', '.join(METRICS + REGRESSION_METRICS)}, "
-                                 f"got {unknown[0]!r}")
+                raise InputError(f"metrics: expected names among {', '.join(allowed)}, got {unknown[0]!r}")
             object.__setattr__(self, "metrics", tuple(self.metrics))
         if self.penalty_mask is not None and not callable(self.penalty_mask):
             object.__setattr__(self, "penalty_mask", FrozenMask(self.penalty_mask))
@@ -232,6 +248,25 @@ class TrainConfig:
         if self.penalty_mask is not None and self.penalize_bias:
             raise InputError("penalize_bias: expected False when penalty_mask is given (the mask says "
                              "which params to penalize), got True")
+
+    def _check_extra_metrics(self):
+        given = self.extra_metrics
+        pairs = tuple(given.items()) if isinstance(given, Mapping) else given
+        if not isinstance(pairs, (tuple, list)) or not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
+            raise InputError(f"extra_metrics: expected {{name: function}} or (name, function) pairs, got {given!r}")
+        for name, fn in pairs:
+            check_metric_name("extra_metrics", name)
+            if not callable(fn):
+                raise InputError(f"extra_metrics.{name}: expected a function (outputs, labels) -> scalar, "
+                                 f"got {fn!r}")
+        if len({name for name, _ in pairs}) < len(pairs):
+            raise InputError(f"extra_metrics: expected distinct names, got {[name for name, _ in pairs]}")
+        object.__setattr__(self, "extra_metrics", tuple(pairs))
+
+    @property
+    def own_monitors(self) -> tuple[str, ...]:
+        """The monitors an own metric adds: ``train_NAME`` and ``val_NAME``."""
+        return tuple(f"{split}_{name}" for split in ("train", "val") for name, _ in self.extra_metrics)
 
     def _check_augment(self):
         augment = (self.augment,) if isinstance(self.augment, str) else tuple(self.augment)
@@ -267,7 +302,8 @@ class TrainConfig:
     @property
     def computed(self) -> frozenset[str]:
         """The metrics the program computes: ``metrics`` (default all) and the monitored one."""
-        return frozenset(METRICS + REGRESSION_METRICS if self.metrics is None else self.metrics) | {self.monitor}
+        every = METRICS + REGRESSION_METRICS + own_metric_names(name for name, _ in self.extra_metrics)
+        return frozenset(every if self.metrics is None else self.metrics) | {self.monitor}
 
     @property
     def n_evals(self) -> int:
@@ -365,7 +401,7 @@ def check_values(config: TrainConfig, data: Data) -> None:
             bad = y[(y < 0) | (y >= high)]
             if bad.size:
                 raise InputError(f"data.{name}.y: expected class labels in [0, {high}) for loss "
-                                 f"{config.loss!r} and {outputs} output{'s' * (outputs > 1)}, got {bad[0]}")
+                                 f"{losses.loss_name(config.loss)!r} and {outputs} output{'s' * (outputs > 1)}, got {bad[0]}")
 
 
 class Result(NamedTuple):
@@ -498,7 +534,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
                 lambda p, m, s: jnp.where(m > 0, penalties.soft_threshold(p, lr * hp.l1 * s), p), w, mask, scale))
         # Only the splits whose metrics are asked for go through the evaluation's forward pass.
         regression = losses.is_regression(config.loss, data.train.y.dtype)  # static: the targets' dtype
-        names = metric_names(regression)
+        names = metric_names(regression, [name for name, _ in config.extra_metrics])
         asked = lambda split: any(n.startswith(f"{split}_") for n in config.computed & set(names))
         labelled = [("train", data.train)] * asked("train") + [("val", data.val)] * (asked("val") and len(data.val.y) > 0)
         labelled += [("test", data.test)] * (config.eval_test and asked("test") and len(data.test.y) > 0)
@@ -548,7 +584,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
             m = dict.fromkeys(names, nan)
             if labelled:
                 m.update(evaluate(model, seam.unpack(state.params), state.model_state, eval_x, eval_labels, loss_fn,
-                                  regression=regression, **eval_options))
+                                  regression=regression, extra=config.extra_metrics, **eval_options))
             m["epoch_loss"], m["epoch_accuracy"] = epoch_loss, epoch_acc
             if weight_metrics:
                 m.update(weight_metrics_of(ravel_pytree(state.params)[0], flat_mask, hp.l2, hp.l1))

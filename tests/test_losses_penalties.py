@@ -141,7 +141,8 @@ def test_get_loss_names_and_error():
     assert jaxreg.get_loss("bce") is jaxreg.sigmoid_binary_cross_entropy
     with pytest.raises(jaxreg.InputError) as info:
         jaxreg.get_loss("hinge")
-    assert str(info.value) == "loss: expected one of 'squared_error', 'sum_squared_error', 'mse', 'cross_entropy', 'bce', got 'hinge'"
+    assert str(info.value) == ("loss: expected one of 'squared_error', 'sum_squared_error', 'mse', 'cross_entropy', "
+                               "'bce' or a function (outputs, labels) -> scalar, got 'hinge'")
 
 
 # ---------------------------------------------------------------- gradients vs finite differences

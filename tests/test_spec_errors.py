@@ -108,7 +108,7 @@ SPEC_CASES = [
      "spec: expected keys among cases, data, description, hparams, model, name, output, search, train, "
      "got 'epochs'"),
     ("unknown-train-key", {"train": {"lr": 0.1}},
-     "train: expected keys among batch_size, blur_size, dtype, epochs, eval_every, eval_test, histograms, l1_mode, loss, metrics, mode, "
+     "train: expected keys among batch_size, blur_size, dtype, epochs, eval_every, eval_test, extra_metrics, histograms, l1_mode, loss, metrics, mode, "
      "monitor, optimizer, penalize_bias, penalty_mask, shuffle, start_epoch, got 'lr'"),
     ("unknown-model-key", {"model": {"width": 8}},
      "model: expected keys among activation, batch_norm, bias, channels, hidden, init, init_scale, init_seed, "
@@ -223,9 +223,11 @@ SPEC_CASES = [
     ("bad-optimizer", {"train": {"optimizer": "adagrad"}},
      "train.optimizer: expected one of 'sgd', 'momentum', 'ema_momentum', 'adam', 'adamw', got 'adagrad'"),
     ("bad-loss", {"train": {"loss": "hinge"}},
-     "train.loss: expected one of 'squared_error', 'sum_squared_error', 'mse', 'cross_entropy', 'bce', got 'hinge'"),
+     "train.loss: expected one of 'squared_error', 'sum_squared_error', 'mse', 'cross_entropy', 'bce' or "
+     "'module:function' (an own loss), got 'hinge'"),
     ("loss-a-list", {"train": {"loss": []}},
-     "train.loss: expected one of 'squared_error', 'sum_squared_error', 'mse', 'cross_entropy', 'bce', got []"),
+     "train.loss: expected one of 'squared_error', 'sum_squared_error', 'mse', 'cross_entropy', 'bce' or "
+     "'module:function' (an own loss), got []"),
     ("start-epoch-true", {"train": {"start_epoch": True}}, "train.start_epoch: expected an integer >= 0, got True"),
     # [model]
     ("bad-activation", {"model": {"activation": "gelu"}},

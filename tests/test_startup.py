@@ -51,7 +51,7 @@ def test_the_cli_refuses_a_bad_spec_before_importing_jax(command, tmp_path):
     assert "jaxreg.sweeps.spec" in imported and "jax" not in imported
     assert [line for line in lines if not line.startswith("import time:")] == [
         "jaxreg: error: train.loss: expected one of 'squared_error', 'sum_squared_error', 'mse', "
-        "'cross_entropy', 'bce', got 'hinge'"]
+        "'cross_entropy', 'bce' or 'module:function' (an own loss), got 'hinge'"]
     assert not (tmp_path / "results").exists()
 
 

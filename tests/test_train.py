@@ -280,7 +280,8 @@ def test_config_errors_name_field_allowed_and_given(digits, data):
                                                "(each member holds every epoch's loss until the evaluation), got 1000000000"),
         (dict(epochs=2**31, eval_every=2**16), "epochs: expected an integer in [1, 2147483647] (int32 epoch counters), "
                                                "got 2147483648"),
-        (dict(loss="hinge"), "loss: expected one of 'squared_error', 'sum_squared_error', 'mse', 'cross_entropy', 'bce', got 'hinge'"),
+        (dict(loss="hinge"), "loss: expected one of 'squared_error', 'sum_squared_error', 'mse', 'cross_entropy', 'bce' or a function "
+                                "(outputs, labels) -> scalar, got 'hinge'"),
         (dict(monitor="val_f1"),
          "monitor: expected one of 'val_loss', 'val_accuracy', 'train_loss', 'train_accuracy', got 'val_f1'"),
         (dict(metrics=("val_loss", "f1")),

@@ -63,7 +63,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jaxreg.errors import InputError
-from jaxreg.names import METRICS, SEARCH_METRICS
+from jaxreg.names import METRICS, search_metrics
 
 MANIFEST, JOURNAL, SUMMARY, CURVES = "manifest.json", "trials.jsonl", "summary.csv", "curves"
 CURVES_CSV, LOCK, CHECKPOINT = "curves.csv", ".jaxreg.lock", "checkpoint.npz"
@@ -241,8 +241,8 @@ def _manifest_problem(manifest, path: Path, name: str) -> tuple[str, bool] | Non
          "a list of runs (each a table with its start time)"),
         ("spec.name", isinstance(spec.get("name"), str), "a string"),
         ("spec.search", isinstance(search, dict), "a table"),
-        ("spec.search.metric", not isinstance(search, dict) or search.get("metric") in SEARCH_METRICS,
-         f"one of {', '.join(SEARCH_METRICS)}"),
+        ("spec.search.metric", not isinstance(search, dict) or search.get("metric") in search_metrics(spec.get("train")),
+         f"one of {', '.join(search_metrics(spec.get('train')))}"),
         ("spec.search.goal", not isinstance(search, dict) or search.get("goal") in ("minimize", "maximize"), "minimize or maximize"),
         ("spec.search.method", not isinstance(search, dict) or isinstance(search.get("method"), str), "a string"),
         ("spec.train", isinstance(spec.get("train"), dict), "a table"),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxreg.names import CSV_SOURCES, REGRESSION_METRICS, metric_names  # CSV_SOURCES: re-exported by jaxreg.report
+from jaxreg.names import CSV_SOURCES, REGRESSION_METRICS, metric_names, result_metrics  # CSV_SOURCES: re-exported by jaxreg.report
 from jaxreg.report.store import SUMMARY, atomic_write, load_curves, record_files
 
 REPORTED = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
@@ -38,7 +38,7 @@ def write_curves_csv(out: str | Path, records: list[dict], columns: dict | None 
             Default: every source and metric under its own name. Evaluations after a member
             stopped or diverged (all metrics NaN) are left out.
     """
-    names = metric_names(any(REGRESSION_METRICS[0] in r["metrics"] for r in records))
+    names = result_metrics({name: None for r in records for name in r["metrics"]})
     columns = columns or {name: name for name in ("case", "config_id", "seed", "round", "epoch", *names)}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -146,7 +146,7 @@ def summarize(records: list[dict], search: dict, chance: dict | None = None) -> 
         if chance is not None:
             row["at_chance"] = sum(at_chance(r, chance.get(r["case"] or "")) for r in group)
         regression = REPORTED_REGRESSION + TEST_REGRESSION if "val_rmse" in first["metrics"] else ()
-        for name in (metric, *[m for m in REPORTED if m != metric], *TEST, *regression):
+        for name in dict.fromkeys((metric, *REPORTED, *TEST, *regression, *own_metrics(first["metrics"]))):
             values = np.array([as_float(r["metrics"].get(name)) for r in group])
             row[f"{name}_mean"] = float(values.mean())
             row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
@@ -174,10 +174,20 @@ def summarize(records: list[dict], search: dict, chance: dict | None = None) -> 
         if row["selected"]:
             seen_cases.add(row["case"])
         else:
-            for name in TEST + TEST_REGRESSION:
-                if f"{name}_mean" in row:
+            for name in (*TEST, *TEST_REGRESSION, *own_metrics(row_metrics(row))):
+                if name.startswith("test_") and f"{name}_mean" in row:
                     row[f"{name}_mean"] = row[f"{name}_std"] = math.nan
     return [{"rank": r.pop("rank"), **r} for r in rows]
+
+
+def own_metrics(metrics) -> tuple[str, ...]:
+    """The own metrics (``train.extra_metrics``) among a journal line's ``metrics``."""
+    return tuple(name for name in result_metrics(metrics) if name not in metric_names(True))
+
+
+def row_metrics(row: dict) -> tuple[str, ...]:
+    """The metrics a summary row holds a ``_mean`` of."""
+    return tuple(key[:-len("_mean")] for key in row if key.endswith("_mean") and key != "best_epoch_mean")
 
 
 def write_csv(path: str | Path, rows: list[dict]) -> Path:
@@ -264,7 +274,13 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
 
 
 def _metric_columns(rows: list[dict], metric: str) -> list[tuple[str, str]]:
-    """(title, metric) of the table's columns after the search metric's."""
+    """(title, metric) of the table's columns after the search metric's: the built-in ones, then
+    the validation value of each own metric."""
+    own = [name for name in own_metrics(row_metrics(rows[0])) if name.startswith("val_") and name != metric]
+    return _builtin_columns(rows, metric) + [(name, name) for name in own]
+
+
+def _builtin_columns(rows: list[dict], metric: str) -> list[tuple[str, str]]:
     if any(math.isfinite(r[f"{name}_mean"]) for r in rows for name in ("val_accuracy", "train_accuracy")):
         other = "val_accuracy" if metric != "val_accuracy" else "val_loss"
         return [(other + (" %" if other.endswith("accuracy") else ""), other),

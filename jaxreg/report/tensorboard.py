@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxreg.errors import InputError
 from jaxreg.report.store import TENSORBOARD, load_curves, read_journal, record_files
-from jaxreg.names import REGRESSION_METRICS, metric_names
+from jaxreg.names import result_metrics
 
 __all__ = ["TENSORBOARD", "metric_tag", "write_tensorboard"]
 
@@ -86,7 +86,7 @@ def write_tensorboard(out: str | Path, records: list[dict] | None = None) -> Pat
         writer = SummaryWriter(logdir=str(staging))
         try:
             epochs = np.asarray(curves["epochs"]).tolist()
-            for metric in metric_names(f"curve/{REGRESSION_METRICS[0]}" in curves):
+            for metric in result_metrics({key[len("curve/"):]: None for key in curves if key.startswith("curve/")}):
                 for epoch, value in zip(epochs, np.asarray(curves[f"curve/{metric}"], dtype=float).tolist()):
                     if math.isfinite(value):
                         writer.add_scalar(metric_tag(metric), value, int(epoch))

@@ -275,7 +275,8 @@ def _build_static(static: Static, datasets: dict, given=None) -> dict:
     model, init_params = build_model(static.model, static.train, dataset.info, static.dataset)
     model_resolved = static.model
     if static.model.get("pretrained"):
-        own = {text for text in (static.model["kind"], static.train.get("penalty_mask")) if is_factory(text)}
+        own = {text for text in (static.model["kind"], static.train.get("penalty_mask"), static.train["loss"],
+                                 *static.train.get("extra_metrics", {}).values()) if is_factory(text)}
         init_params, digest = _pretrained(static.model, model, own)
         model_resolved = {**static.model, "pretrained_sha256": digest}  # other weights: another spec
         expected = static.raw[1].get("pretrained_sha256")
@@ -388,7 +389,10 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
     image_shape = dataset.info.get("image_shape")
     _check_new_axes(space, model, augment, image_shape, layerwise, where)
     try:
-        config = TrainConfig(model=model, loss=t["loss"], optimizer=t["optimizer"],
+        config = TrainConfig(model=model, loss=importable("train.loss", t["loss"]) if is_factory(t["loss"]) else t["loss"],
+                             extra_metrics=tuple((name, importable(f"train.extra_metrics.{name}", text))
+                                                 for name, text in t.get("extra_metrics", {}).items()),
+                             optimizer=t["optimizer"],
                              epochs=t["epochs"], batch_size=static["batch_size"], shuffle=t["shuffle"],
                              eval_every=t["eval_every"], eval_test=t["eval_test"],
                              monitor=t["monitor"], mode=t["mode"], start_epoch=t["start_epoch"],

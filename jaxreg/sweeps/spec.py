@@ -29,7 +29,8 @@ from typing import Any
 from jaxreg import data as data_lib
 from jaxreg.errors import InputError, check_choice, is_int, quoted
 from jaxreg.hparams import HParams
-from jaxreg.names import CSV_SOURCES, INITS, LOSSES, METRICS, REGRESSION_METRICS, SEARCH_METRICS
+from jaxreg.names import (CSV_SOURCES, INITS, LOSSES, METRICS, MONITORS, REGRESSION_METRICS, SEARCH_METRICS,
+                          check_metric_name, own_metric_names, search_metrics)
 from jaxreg.sweeps.rungs import METHODS as HALVING, brackets as halving_brackets
 from jaxreg.sweeps.samplers import check_installed
 from jaxreg.sweeps.space import METHODS, MODEL_METHODS, parse_axis
@@ -72,7 +73,9 @@ BUILT_IN_MODEL_KEYS = ("hidden", "activation", "output", "bias", "init", "init_s
 # penalty_mask: "module:function", a callable params -> mask; blur_size [5]: augmentation's kernel;
 # histograms [0]: bins of the per-layer histograms of weights, gradients and activations (0: none)
 # metrics [all]: the metrics to compute at each evaluation (and the monitored and searched ones)
-OPTIONAL_TRAIN_KEYS = ("penalty_mask", "blur_size", "histograms", "metrics")
+# extra_metrics: own metrics, {NAME = "module:function"}, each (outputs, labels) -> scalar, computed
+# in the program as train_NAME, val_NAME, test_NAME (loss = "module:function": an own loss)
+OPTIONAL_TRAIN_KEYS = ("penalty_mask", "blur_size", "histograms", "metrics", "extra_metrics")
 DATA_KEYS = ("dataset", "seed", "data_dir")
 ARRAYS = "arrays"  # data.dataset of a sweep whose data are passed in Python (jaxreg.sweep)
 STATIC = ("data", "model", "train")  # the tables a case may override
@@ -465,6 +468,41 @@ def _check_model(model_raw: dict) -> dict:
     return m
 
 
+def _check_loss(loss) -> None:
+    """``train.loss``: a built-in name, or an own loss function's ``"module:function"``."""
+    if is_factory(loss):
+        importable("train.loss", loss)
+    elif not isinstance(loss, str) or loss not in LOSSES:
+        # TrainConfig checks the loss too, but a list there fails as unhashable, not as a bad name.
+        raise InputError(f"train.loss: expected one of {', '.join(map(repr, LOSSES))} or 'module:function' "
+                         f"(an own loss), got {loss!r}{did_you_mean(loss, LOSSES) if isinstance(loss, str) else ''}")
+
+
+def _check_extra_metrics(table) -> tuple[str, ...]:
+    """``[train.extra_metrics]``: ``NAME = "module:function"``; the own metrics' names."""
+    if not isinstance(table, dict):
+        raise InputError(f"train.extra_metrics: expected a table {{NAME = \"module:function\"}}, got {table!r}")
+    for name, text in table.items():
+        check_metric_name("train.extra_metrics", name)
+        importable(f"train.extra_metrics.{name}", text)
+    return tuple(table)
+
+
+def own_metrics(train: dict) -> tuple[str, ...]:
+    """The own metrics' full names a checked ``[train]`` table adds (``train_NAME``, ...)."""
+    return own_metric_names(train.get("extra_metrics", {}))
+
+
+def _check_monitor(t: dict, own: tuple[str, ...]) -> None:
+    """``train.monitor`` and ``train.mode``, before JAX loads (TrainConfig checks them again)."""
+    monitors = MONITORS + tuple(f"{split}_{name}" for split in ("train", "val") for name in own)
+    check_choice("train.monitor", t["monitor"], monitors)
+    check_choice("train.mode", t["mode"], ("auto", "min", "max"))
+    if t["monitor"] not in MONITORS and t["mode"] == "auto":
+        raise InputError(f"train.mode: expected 'min' or 'max' when train.monitor is an own metric "
+                         f"({t['monitor']!r}: jaxreg cannot tell which way is better), got 'auto'")
+
+
 def _check_train(train_raw: dict) -> dict:
     """``[train]``, with its defaults."""
     _check_keys("train", train_raw, (*TRAIN_DEFAULTS, *OPTIONAL_TRAIN_KEYS))
@@ -474,16 +512,18 @@ def _check_train(train_raw: dict) -> dict:
         if t["penalize_bias"]:
             raise InputError("train.penalize_bias: expected false when train.penalty_mask is given, got true")
     check_choice("train.dtype", t["dtype"], DTYPES)
-    # TrainConfig checks the loss too, but a list there fails as unhashable, not as a bad name.
-    check_choice("train.loss", t["loss"], LOSSES)
+    _check_loss(t["loss"])
+    own = _check_extra_metrics(t.get("extra_metrics", {}))
     if "blur_size" in t:
         _int("train.blur_size", t["blur_size"], 1, 99)
     if "histograms" in t:
         _int("train.histograms", t["histograms"], 0, 1000)
+    allowed = METRICS + own_metric_names(own)
     if "metrics" in t and (not isinstance(t["metrics"], list) or not t["metrics"]
-                           or any(not isinstance(name, str) or name not in METRICS for name in t["metrics"])):
-        raise InputError(f"train.metrics: expected a non-empty list of names among {', '.join(METRICS)}, "
+                           or any(not isinstance(name, str) or name not in allowed for name in t["metrics"])):
+        raise InputError(f"train.metrics: expected a non-empty list of names among {', '.join(allowed)}, "
                          f"got {t['metrics']!r}")
+    _check_monitor(t, own)
     _int("train.start_epoch", t["start_epoch"], 0)
     for flag in ("shuffle", "eval_test", "penalize_bias"):
         _bool(f"train.{flag}", t[flag])
@@ -619,7 +659,7 @@ def check_spec(raw: dict, default_name: str = "sweep") -> CheckedSpec:
 
     s = _check_search(_table(raw, "search"), cases, base.train)
     seeds = tuple(s["seeds"])
-    o = _check_output(_table(raw, "output"))
+    o = _check_output(_table(raw, "output"), own_metrics(base.train))
 
     # Cases with the same static setup share a variant: one compiled program each.
     groups: dict[str, list] = {}
@@ -671,7 +711,11 @@ def _check_search(search_raw: dict, cases: dict, train: dict) -> dict:
     width = s["min_width"]
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
         raise InputError(f"search.min_width: expected a fraction of the original range in (0, 1], got {width!r}")
-    check_choice("search.metric", s["metric"], SEARCH_METRICS)
+    own = search_metrics(train)[len(SEARCH_METRICS):]
+    check_choice("search.metric", s["metric"], SEARCH_METRICS + own)
+    if s["goal"] is None and s["metric"] in own:
+        raise InputError(f"search.goal: expected 'minimize' or 'maximize' when search.metric is an own metric "
+                         f"({s['metric']!r}: jaxreg cannot tell which way is better), got none")
     if s["goal"] is None:  # losses and errors down, accuracy and R^2 up
         s["goal"] = "minimize" if s["metric"].endswith(("loss", "rmse", "mae")) else "maximize"
     check_choice("search.goal", s["goal"], GOALS)
@@ -765,7 +809,7 @@ def _check_halving(s: dict, search_raw: dict, train: dict) -> None:
                              f"draw different counts), got {search_raw['round_method']!r}")
 
 
-def _check_output(output_raw: dict) -> dict:
+def _check_output(output_raw: dict, own: tuple[str, ...] = ()) -> dict:
     _check_keys("output", output_raw, OUTPUT_DEFAULTS)
     o = {**OUTPUT_DEFAULTS, **output_raw}
     for flag in ("params", "plots", "tensorboard"):
@@ -777,7 +821,7 @@ def _check_output(output_raw: dict) -> dict:
             raise InputError("output.tensorboard: expected false without tensorboardX installed "
                              "(pip install 'jaxreg[tensorboard]'), got true")
     csv_columns = o["curves_csv"]
-    sources = CSV_SOURCES + METRICS + REGRESSION_METRICS
+    sources = CSV_SOURCES + METRICS + REGRESSION_METRICS + own
     if isinstance(csv_columns, dict):
         for column, source in csv_columns.items():
             if source not in sources:
@@ -789,8 +833,8 @@ def _check_output(output_raw: dict) -> dict:
         raise InputError(f"output.curves_csv: expected true, false or a table {{column = source}}, "
                          f"got {csv_columns!r}")
     extra = o["plot_metrics"]
-    if not isinstance(extra, list) or any(m not in METRICS + REGRESSION_METRICS for m in extra):
+    if not isinstance(extra, list) or any(m not in METRICS + REGRESSION_METRICS + own for m in extra):
         raise InputError(f"output.plot_metrics: expected a list of metrics among "
-                         f"{', '.join(METRICS + REGRESSION_METRICS)}, "
+                         f"{', '.join(METRICS + REGRESSION_METRICS + own)}, "
                          f"got {extra!r}")
     return o

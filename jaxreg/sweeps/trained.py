@@ -32,7 +32,7 @@ from jaxreg.batch import train_batch
 from jaxreg.data import preprocess
 from jaxreg.errors import InputError
 from jaxreg.hparams import DEFAULTS, OPTIONAL, HParams, make_hparams, stack_hparams
-from jaxreg.losses import predicted_class
+from jaxreg.losses import loss_name, predicted_class
 from jaxreg.report.store import CURVES, atomic_write, load_curves, load_manifest, read_journal, record_files, versions
 from jaxreg.report.summary import as_float, best_row, rank_key, summarize
 from jaxreg.sweeps.halving import METHODS as HALVING, compacts
@@ -292,7 +292,7 @@ def _info(best: BestConfig, variant, out: Path, manifest: dict) -> dict:
     data_info = variant.dataset.info
     standardize = data_info.get("standardize")
     return {
-        "loss": variant.config.loss,
+        "loss": loss_name(variant.config.loss),
         "config_id": best.config_id, "case": best.case, "point": best.point, "metric": best.metric,
         "metrics": best.metrics, "seeds": [t["seed"] for t in best.trials],
         "trial_metrics": {str(t["seed"]): t["metrics"] for t in best.trials},
