@@ -218,6 +218,7 @@ def _run(args) -> None:
     print(_header(spec, len(records), seconds))
     print()
     print(report.format_table(rows, spec.search, limit=20))
+    _print_best_lines(rows, records, spec.search)
     print()
     _print_findings(out)
     print()
@@ -354,7 +355,18 @@ def _show(args) -> None:
     print(f"{manifest['spec']['name']}: {len(records)} trials in {args.dir}"
           + (f", best first by {search['metric']} (mean +- std over seeds)" if records else ""))
     print(report.format_table(rows, search, limit=args.top))
+    _print_best_lines(rows, records, search)
     _print_findings(args.dir)
+
+
+def _print_best_lines(rows: list[dict], records: list[dict], search: dict) -> None:
+    """Under the table, after a blank line: how sure its best is (report.summary.best_lines)."""
+    from jaxreg.report.summary import best_lines
+
+    lines = best_lines(rows, records, search)
+    if lines:
+        print()
+        print("\n".join(lines))
 
 
 def _print_findings(out) -> None:
@@ -381,12 +393,13 @@ def _plot(args) -> None:
 
 
 def _best(args) -> None:
-    from jaxreg.report import load_manifest
+    from jaxreg.report import load_manifest, read_journal, summarize
     from jaxreg.report.summary import csv_value
     from jaxreg.sweeps.best import best_config, export_best
 
     best = best_config(args.dir)
-    spec = load_manifest(args.dir)["spec"]
+    manifest = load_manifest(args.dir)
+    spec = manifest["spec"]
     seeds = [t["seed"] for t in best.trials]
     case = f", case {best.case}" if best.case is not None else ""
     print(f"{spec['name']}: best config {best.config_id}{case} by {best.metric} "
@@ -396,6 +409,8 @@ def _best(args) -> None:
     print("hparams: " + "  ".join(f"{k}={csv_value(v)}" for k, v in best.hparams.items()))
     shown = {k: v for k, v in best.metrics.items() if not math.isnan(v)}
     print("metrics: " + "  ".join(f"{k}={v:.6g}" for k, v in shown.items()))
+    records = read_journal(args.dir)
+    _print_best_lines(summarize(records, spec["search"], manifest.get("chance")), records, spec["search"])
     if args.export:
         export = export_best(args.dir, args.export, log=lambda text: print(text, file=sys.stderr),
                              trust_code=args.trust_code)

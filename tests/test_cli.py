@@ -108,7 +108,8 @@ def test_run_show_plot(spec_file, tmp_path):
 
     show = jaxreg_cli("show", str(out))
     assert show.returncode == 0, show.stderr
-    table = show.stdout.split("\n\nfindings")[0].splitlines()  # the table, then what jaxreg.diagnose says
+    # the table, then how sure its best is (report.summary.best_lines), then what jaxreg.diagnose says
+    table, stats = (block.splitlines() for block in show.stdout.split("\n\n")[:2])
     assert table[0].startswith("tiny-cli: 12 trials in")
     assert table[1].split()[:4] == ["rank", "learning_rate", "l2", "val_loss"]
     assert table[3].split()[0] == "1" and table[8].split()[0] == "6"
@@ -116,6 +117,8 @@ def test_run_show_plot(spec_file, tmp_path):
     assert len(table) == 3 + 6 + 2 and table[-1].endswith("or a penalty far too strong?)")
     assert table[-2].startswith("best_ep: mean epoch of the best monitored value")
     assert "(2 at chance)" in "\n".join(table[3:9])
+    assert stats[0].startswith("best: ") and stats[0].endswith("(mean +- SE over 2 seeds)")
+    assert "P(best beats runner-up) = " in "\n".join(stats) and stats[-1].startswith("expected best val_loss ")
 
     (out / "curves.png").unlink(missing_ok=True)
     plot = jaxreg_cli("plot", str(out))

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from jaxreg.names import CSV_SOURCES, REGRESSION_METRICS, metric_names, result_metrics  # CSV_SOURCES: re-exported by jaxreg.report
+from jaxreg.report.stats import (REGULARIZATION, expected_best, mean_se, one_se_choice, paired_bootstrap,
+                                 regularization_key)
 from jaxreg.report.store import SUMMARY, atomic_write, load_curves, record_files
 
 REPORTED = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
@@ -148,10 +150,10 @@ def summarize(records: list[dict], search: dict, chance: dict | None = None) -> 
         regression = REPORTED_REGRESSION + TEST_REGRESSION if "val_rmse" in first["metrics"] else ()
         for name in dict.fromkeys((metric, *REPORTED, *TEST, *regression, *own_metrics(first["metrics"]))):
             values = np.array([as_float(r["metrics"].get(name)) for r in group])
-            row[f"{name}_mean"] = float(values.mean())
-            row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-            if name == metric:
-                row[f"{name}_sem"] = row[f"{name}_std"] / math.sqrt(len(values))
+            row[f"{name}_mean"], se, n = mean_se(values)
+            row[f"{name}_std"] = float(values.std(ddof=1)) if n > 1 else 0.0
+            if name == metric:  # one seed: 0.0, as summary.csv has always written it (stats say n/a)
+                row[f"{name}_sem"] = se if n > 1 else 0.0
         row["best_epoch_mean"] = float(np.mean([r["best_epoch"] for r in group]))
         row["stopped"] = sum(r["stopped_epoch"] > 0 for r in group)
         if "pruned_epoch" in first:  # successive halving: trials it stopped at a rung
@@ -249,11 +251,7 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
     if not rows:
         return "(no finished trials)"
     metric = search["metric"]
-    point_names = []
-    for row in rows:
-        for key in row:
-            if key not in _NOT_POINTS and not key.endswith(("_mean", "_std", "_sem")) and key not in point_names:
-                point_names.append(key)
+    point_names = _point_names(rows)
     shown = rows if limit is None else rows[:limit]
     digits = {name: _digits([r.get(name) for r in rows]) for name in point_names}
     shape = (any(r["case"] is not None for r in rows), any(r["round"] > 0 for r in rows), point_names, digits,
@@ -271,6 +269,16 @@ def format_table(rows: list[dict], search: dict, limit: int | None = None) -> st
     if limit is not None and len(rows) > limit:
         lines.append(f"... {len(rows) - limit} more configs in {SUMMARY}")
     return "\n".join(lines + _table_notes(rows))
+
+
+def _point_names(rows: list[dict]) -> list[str]:
+    """The swept values' names of summary rows, in order of first appearance."""
+    names = []
+    for row in rows:
+        for key in row:
+            if key not in _NOT_POINTS and not key.endswith(("_mean", "_std", "_sem")) and key not in names:
+                names.append(key)
+    return names
 
 
 def _metric_columns(rows: list[dict], metric: str) -> list[tuple[str, str]]:
@@ -293,12 +301,26 @@ def _builtin_columns(rows: list[dict], metric: str) -> list[tuple[str, str]]:
 
 
 def _mean_std(row: dict, name: str) -> str:
-    mean, std = row[f"{name}_mean"], row[f"{name}_std"]
+    return _plus_minus(name, row[f"{name}_mean"], row[f"{name}_std"])
+
+
+def _plus_minus(name: str, mean: float, spread: float) -> str:
+    """``mean +- spread`` as the table prints metric ``name``: accuracies in percent points."""
     if math.isnan(mean):
         return "-"
     if name.endswith("accuracy"):
-        return f"{100 * mean:.2f} +- {100 * std:.2f}"
-    return f"{mean:.4f} +- {std:.4f}"
+        return f"{100 * mean:.2f} +- {100 * spread:.2f}"
+    return f"{mean:.4f} +- {spread:.4f}"
+
+
+def _plus_minus_unit(name: str, mean: float, spread: float) -> str:
+    """:func:`_plus_minus` with its unit, where the text has no column title to say it."""
+    return _plus_minus(name, mean, spread) + (" %" if name.endswith("accuracy") and not math.isnan(mean) else "")
+
+
+def _value(name: str, value: float) -> str:
+    """One value of metric ``name`` as the table prints it (accuracies in percent)."""
+    return f"{100 * value:.2f}%" if name.endswith("accuracy") else f"{value:.4f}"
 
 
 def _table_line(row: dict, has_case: bool, has_rounds: bool, point_names: list, digits: dict, metric: str,
@@ -335,3 +357,104 @@ def _table_notes(rows: list[dict]) -> list[str]:
                      f"{100 * CHANCE_MARGIN:g} point of always predicting the most frequent class, though finite "
                      f"(a learning rate far too large or too small, too few epochs, or a penalty far too strong?)")
     return lines
+
+
+EXPECTED_AT = (1, 2, 5, 10)  # the n of "expected best after n configs", and N itself
+
+
+def best_lines(rows: list[dict], records: list[dict], search: dict, n_boot: int = 10000) -> list[str]:
+    """How sure the table's best config is, in words (:mod:`jaxreg.report.stats`), as ``run``,
+    ``show`` and ``best`` print them under the table:
+
+    - the best config's mean +- its standard error over seeds, and the 1-SE choice (the most
+      regularized config within one SE of the best) where it is another config;
+    - the runner-up, and the probability that the best beats it, by a paired bootstrap over the
+      seeds both ran;
+    - the expected best of ``n`` configs drawn at random from those trained (Dodge et al., 2019)
+      at a few ``n``: whether more configs from the same space would help.
+
+    Configs pruned by successive halving, or with a diverged seed, take no part. With one seed
+    per config the first two say that the statistics need two or more.
+    """
+    metric, maximize = search["metric"], search["goal"] == "maximize"
+    ranked = [r for r in rows if finished(r) and not math.isnan(r[f"{metric}_mean"])]
+    if not ranked:
+        return []
+    per_seed: dict[str, dict] = {}
+    for record in records:
+        per_seed.setdefault(record["config_id"], {})[record["seed"]] = as_float(record["metrics"].get(metric))
+    label = _labeller(ranked)
+    best = ranked[0]
+    mean, se, n = mean_se(list(per_seed[best["config_id"]].values()))
+    if n < 2:
+        lines = [f"best: {label(best)}: {metric} {_value(metric, mean)}; the statistics of a best (its standard "
+                 f"error, the chance it beats the runner-up) need >= 2 seeds per config, the best has 1 "
+                 f"(search.seeds)"]
+    else:
+        lines = [f"best: {label(best)}: {metric} {_plus_minus_unit(metric, mean, se)} (mean +- SE over {n} seeds)"]
+        names = _varying([r for r in ranked if r["case"] == best["case"]])  # the axes the 1-SE rule compares
+        choice = one_se_choice(ranked, maximize=maximize, regularization=regularization_key(names), metric=metric)
+        if choice is not best:
+            by = ", then ".join(name for name in REGULARIZATION if name in names)
+            lines.append(f"1-SE choice: {label(choice)}: {metric} {_value(metric, choice[f'{metric}_mean'])} (the "
+                         f"most regularized by {by} within one SE of the best: glmnet's lambda.1se rule)")
+        if len(ranked) > 1:
+            lines.append(_runner_up_line(ranked[1], per_seed, best, label, metric, maximize, n_boot))
+    # halving's survivors are not a random draw of the space: say which configs the line is about
+    pool = (f"the {len(ranked)} trained to the end (of {len(rows)})" if any(not finished(r) for r in rows)
+            else f"these {len(ranked)}")
+    return lines + [_expected_line([r[f"{metric}_mean"] for r in ranked], metric, maximize, se, pool)]
+
+
+def _runner_up_line(runner: dict, per_seed: dict, best: dict, label, metric: str, maximize: bool,
+                    n_boot: int) -> str:
+    """The runner-up, its mean +- SE, and P(best beats it) by a paired bootstrap."""
+    ours, theirs = per_seed[best["config_id"]], per_seed[runner["config_id"]]
+    mean, se, n = mean_se(list(theirs.values()))
+    shared = sorted(set(ours) & set(theirs))
+    won = sum((ours[s] > theirs[s]) if maximize else (ours[s] < theirs[s]) for s in shared)
+    tied = sum(ours[s] == theirs[s] for s in shared)  # accuracies on a small split tie often
+    beats = paired_bootstrap(ours, theirs, maximize=maximize, n_boot=n_boot)
+    # how many seeds it won on: with 3 seeds, winning all 3 is a bootstrap P of 1.00
+    said = (f"P(best beats runner-up) = {beats:.2f} (paired bootstrap over {len(shared)} shared seeds; better on "
+            f"{won}{f', equal on {tied}' if tied else ''} of them)" if not math.isnan(beats)
+            else f"P(best beats runner-up) needs >= 2 shared seeds, they share {len(shared)}")
+    spread = _plus_minus_unit(metric, mean, se) if n > 1 else _value(metric, mean)
+    return f"runner-up: {label(runner)}: {metric} {spread}; {said}"
+
+
+def _varying(rows: list[dict]) -> list[str]:
+    """The swept names whose values differ between ``rows`` (told apart as the journal writes them)."""
+    return [name for name in _point_names(rows) if len({json.dumps(r.get(name)) for r in rows}) > 1]
+
+
+def _labeller(rows: list[dict]):
+    """A config's words: its case and the swept values that differ between ``rows``, as many
+    digits as the table prints them with (``l2=0.00033, learning_rate=0.046``)."""
+    names = _varying(rows)
+    digits = {name: _digits([r.get(name) for r in rows]) for name in names}
+    has_case = any(r["case"] is not None for r in rows)
+
+    def label(row: dict) -> str:
+        parts = [str(row["case"])] if has_case else []
+        parts += [f"{name}={_fmt(row[name], digits[name])}" for name in names if name in row]  # a case's own axes
+        return ", ".join(parts) or f"config {row['config_id']}"
+    return label
+
+
+def _expected_line(means: list[float], metric: str, maximize: bool, se: float, pool: str) -> str:
+    """Dodge et al.'s expected best of n configs at :data:`EXPECTED_AT` and N, and whether the
+    last half of the N configs moved it by more than the best's standard error."""
+    n_configs = len(means)
+    expected = expected_best(means, n_configs, maximize=maximize)
+    at = sorted({n for n in EXPECTED_AT if n < n_configs} | {n_configs})
+    line = (f"expected best {metric} after n configs drawn at random from {pool} (Dodge et al. 2019): "
+            + ", ".join(f"n={n}: {_value(metric, expected[n - 1])}" for n in at))
+    half = (n_configs + 1) // 2
+    if n_configs < 4 or math.isnan(se):
+        return line
+    gain = abs(expected[-1] - expected[half - 1])
+    verdict = "less" if gain < se else "more"
+    return (line + f"; from n={half} to {n_configs} it moves by {_value(metric, gain).rstrip('%')}"
+            f"{' points' if metric.endswith('accuracy') else ''}, {verdict} than the best's SE: more configs from "
+            f"this space {'would likely not help' if gain < se else 'may still help'}")
