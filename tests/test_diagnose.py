@@ -228,7 +228,8 @@ def test_sweep_findings_say_an_edge_best_value_may_lie_past_it_unless_it_is_off(
                  "val_loss_std": 0.0}
                 for i, (l2, lr, loss) in enumerate([(best_l2, best_lr, 0.1), (0.01, 0.03, 0.2), (0.1, 0.01, 0.3),
                                                     (1.0, 0.02, 0.4)])]
-        return SimpleNamespace(records=[], trials={r["config_id"]: [{}] for r in rows}, metric="val_loss", rows=rows,
+        trials = {r["config_id"]: [{"seed": 0, "metrics": {"val_loss": r["val_loss_mean"]}}] for r in rows}
+        return SimpleNamespace(records=[], trials=trials, metric="val_loss", rows=rows, minimize=True,
                                numeric=["l2", "learning_rate"], scales=None)
 
     assert sweep_findings(folder(0.0, 0.1)) == [
@@ -238,6 +239,33 @@ def test_sweep_findings_say_an_edge_best_value_may_lie_past_it_unless_it_is_off(
     assert sweep_findings(folder(0.001, 0.015)) == [
         "the best config sits at the lowest l2 tried (0.001, of 0.001 to 1): the best value may lie below it; "
         "search past it"]
+
+
+def test_a_close_call_between_the_top_two_is_judged_on_their_shared_seeds_as_show_prints_it():
+    """The finding says more seeds would tell the top two apart only when the paired bootstrap
+    that show prints leaves it open (0.1 < P < 0.9): a best that wins on every seed by less than
+    the seeds' spread is no close call (the finding said it was, beside P = 1.00)."""
+    from types import SimpleNamespace
+
+    from jaxreg.report.findings import sweep_findings
+    from jaxreg.report.stats import paired_bootstrap
+
+    def folder(best, second):
+        trials = {cid: [{"seed": s, "metrics": {"val_loss": v}} for s, v in enumerate(values)]
+                  for cid, values in (("a", best), ("b", second))}
+        rows = [{"config_id": cid, "case": None, "val_loss_mean": float(np.mean(v)), "val_loss_std": float(np.std(v, ddof=1))}
+                for cid, v in (("a", best), ("b", second))]
+        return SimpleNamespace(records=[], trials=trials, metric="val_loss", rows=rows, minimize=True, numeric=[],
+                               scales=None)
+
+    steady = ([0.10, 0.20, 0.30, 0.40], [0.11, 0.21, 0.31, 0.41])  # better on every seed, spread 0.13
+    assert sweep_findings(folder(*steady)) == []
+    mixed = ([0.10, 0.25, 0.30, 0.40], [0.14, 0.21, 0.33, 0.39])
+    p = paired_bootstrap(dict(enumerate(mixed[0])), dict(enumerate(mixed[1])), maximize=False)
+    assert 0.1 < p < 0.9
+    assert sweep_findings(folder(*mixed)) == [
+        f"the top two configs differ by 0.005 in val_loss, and the best beats the runner-up with probability "
+        f"{p:.2f} (paired bootstrap over 4 shared seeds): more seeds would tell them apart"]
 
 
 def test_unscaled_features_are_said_once_for_the_cases_that_share_them():

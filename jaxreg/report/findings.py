@@ -14,6 +14,7 @@ from jaxreg.diagnosis import LABELS, Finding, Thresholds, diagnose
 from jaxreg.errors import InputError
 from jaxreg.hparams import DEFAULTS
 from jaxreg.report.folder import Folder
+from jaxreg.report.stats import paired_bootstrap
 from jaxreg.report.store import load_curves
 from jaxreg.report.summary import as_float
 
@@ -111,14 +112,26 @@ def sweep_findings(folder: Folder) -> list[str]:
             lines.append(f"the best config sits at the {side} {name} tried ({value:g}, of {tried[0]:g} to "
                          f"{tried[-1]:g}): the best value may lie {'below' if side == 'lowest' else 'above'} it; "
                          f"search past it")
-    if len(rows) >= 2 and len(folder.trials[best["config_id"]]) >= 2:
-        second = rows[1]
-        gap = abs(best[f"{metric}_mean"] - second[f"{metric}_mean"])
-        noise = best[f"{metric}_std"]
-        if np.isfinite(noise) and gap < noise:
-            lines.append(f"the top two configs differ by {gap:.3g} in {metric}, less than the seed spread of the best "
-                         f"({noise:.3g}): more seeds would tell them apart")
+    if len(rows) >= 2:
+        lines += _close_call(folder, best, rows[1])
     return lines
+
+
+def _close_call(folder: Folder, best: dict, second: dict) -> list[str]:
+    """A line when the seeds the top two configs share cannot tell which is better: the paired
+    bootstrap that ``show`` prints (:func:`jaxreg.report.stats.paired_bootstrap`) gives the best
+    a probability between 0.1 and 0.9 of beating the runner-up. Judged paired, never by the
+    seed spread alone, so the finding and the printed probability agree."""
+    metric = folder.metric
+    values = {cid: {r["seed"]: as_float(r["metrics"].get(metric)) for r in folder.trials[cid]}
+              for cid in (best["config_id"], second["config_id"])}
+    p = paired_bootstrap(values[best["config_id"]], values[second["config_id"]], maximize=not folder.minimize)
+    if not 0.1 < p < 0.9:  # NaN (fewer than 2 shared seeds) too: nothing to say
+        return []
+    gap = abs(best[f"{metric}_mean"] - second[f"{metric}_mean"])
+    shared = len(values[best["config_id"]].keys() & values[second["config_id"]].keys())
+    return [f"the top two configs differ by {gap:.3g} in {metric}, and the best beats the runner-up with "
+            f"probability {p:.2f} (paired bootstrap over {shared} shared seeds): more seeds would tell them apart"]
 
 
 # The most lines `run` and `show` print: the sweep's own findings first, then one line a label.
