@@ -141,12 +141,15 @@ def _allowed(name: str, value: np.ndarray) -> np.ndarray:
     return ok
 
 
-def _check(name: str, value: np.ndarray) -> None:
+def check_range(name: str, value: np.ndarray, where: str | None = None) -> None:
+    """Raises, naming ``where`` (default ``hparams.NAME``), unless every element of ``value`` is
+    in the field ``name``'s range. NumPy only: a spec's values are checked before JAX loads."""
     allowed = _RANGES[name][4]
     ok = _allowed(name, value)
     if not np.all(ok):
         bad = value[~ok].ravel()[0]
-        raise InputError(f"hparams.{name}: expected {allowed}, got {bad.item()}")
+        raise InputError(f"{where or f'hparams.{name}'}: expected {allowed}, got {bad.item()}")
+
 
 
 def check_dtype(hparams: HParams, dtype) -> None:
@@ -208,7 +211,7 @@ def make_hparams(model, **values) -> HParams:
             array = np.broadcast_to(array, (n,))
         elif array.ndim:
             raise InputError(f"hparams.{name}: expected a number, got {array.tolist()}")
-        _check(name, array)
+        check_range(name, array)
         fields[name] = array  # float64: cast to the params dtype inside train, once
     return HParams(**fields)
 

@@ -28,6 +28,7 @@ from jaxreg.data import Split
 from jaxreg.errors import InputError, check_choice, check_positive_int, is_int
 from jaxreg.hparams import AUGMENTATIONS, HParams, as_dtype
 from jaxreg.layout import LAYOUTS, dense_mask, layout as make_layout, loop_mask, tree_where
+from jaxreg.limits import MAX_EPOCHS, MAX_EVAL_EVERY, MAX_EVALUATIONS, check_schedule  # noqa: F401 (re-exported)
 from jaxreg.models import Model
 from jaxreg.names import (METRICS, MONITORS, REGRESSION_METRICS, SEARCH_METRICS, check_metric_name, metric_names,
                           own_metric_names)
@@ -37,9 +38,6 @@ from jaxreg.step import TrainState, divergence_guard, evaluate, objective, train
 Array = jax.Array
 Params = Any
 
-MAX_EPOCHS = 2**31 - 1
-MAX_EVAL_EVERY = 10**6
-MAX_EVALUATIONS = 10**6
 
 __all__ = ["Data", "Result", "TrainConfig", "as_data", "check_data", "check_values", "make_train", "metric_names", "METRICS",
            "REGRESSION_METRICS", "MONITORS", "SEARCH_METRICS",
@@ -209,23 +207,7 @@ class TrainConfig:
         if self.monitor in self.own_monitors and self.mode == "auto":
             raise InputError(f"mode: expected 'min' or 'max' when monitor is an own metric ({self.monitor!r}: "
                              f"jaxreg cannot tell which way is better), got 'auto'")
-        check_positive_int("epochs", self.epochs)
-        check_positive_int("eval_every", self.eval_every)
-        if self.epochs % self.eval_every:
-            raise InputError(f"eval_every: expected a divisor of epochs={self.epochs}, got {self.eval_every}")
-        # What one compiled program can hold: the epoch counters are int32, a member keeps one loss
-        # and accuracy per epoch until its evaluation, and every metric at each evaluation.
-        if self.epochs > MAX_EPOCHS:
-            raise InputError(f"epochs: expected an integer in [1, {MAX_EPOCHS}] (int32 epoch counters), "
-                             f"got {self.epochs}")
-        if self.eval_every > MAX_EVAL_EVERY:
-            raise InputError(f"eval_every: expected at most {MAX_EVAL_EVERY} epochs between evaluations (each member "
-                             f"holds every epoch's loss until the evaluation), got {self.eval_every}")
-        if self.n_evals > MAX_EVALUATIONS:
-            raise InputError(f"epochs / eval_every: expected at most {MAX_EVALUATIONS} evaluations (each member "
-                             f"holds every metric at each), got {self.n_evals} ({self.epochs} / {self.eval_every})")
-        if self.batch_size is not None:
-            check_positive_int("batch_size", self.batch_size)
+        check_schedule(self.epochs, self.eval_every, self.batch_size)
         if not is_int(self.start_epoch) or self.start_epoch < 0:
             raise InputError(f"start_epoch: expected an integer >= 0, got {self.start_epoch!r}")
         if self.metrics is not None:

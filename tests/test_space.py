@@ -98,7 +98,7 @@ def test_int_axis_zooms_to_whole_numbers_inside_the_original_range():
     assert (zoomed(2).low, zoomed(2).high) == (2.0, 4.0)
     assert zoomed(5, 7).form == "int" and zoomed(5, 7).grid() == [4, 5, 6, 7, 8]
     # Random rounds pad by 5% of the width: [3.5, 6.5] rounds inwards to [4, 6].
-    axis = parse_axis("patience", {"int": [0, 10]})
+    axis = parse_axis("shift", {"int": [0, 10]})
     narrow = axis.zoomed([4, 6], axis, 0.05, 0.0)
     assert (narrow.low, narrow.high) == (4.0, 6.0)
     assert isinstance(narrow.low, float) and isinstance(narrow.high, float)
@@ -202,11 +202,27 @@ def test_parse_axis_builds_the_axis_it_reads():
     uniform = parse_axis("l2", {"uniform": [0.5, 0.5]})   # lo == hi is a range of one value
     assert (uniform.values, uniform.low, uniform.high, uniform.num, uniform.layers) == ((), 0.5, 0.5, 0, None)
     assert parse_axis("l2", {"linspace": [0, 1, 1]}).num == 1
-    layered = parse_axis("dropout", {"int": [0, 1], "layers": [0, 2]})
-    assert layered == Axis("dropout", "int", (), 0.0, 1.0, 0, (0, 2))
+    layered = parse_axis("dropout", {"uniform": [0.0, 0.5], "layers": [0, 2]})
+    assert layered == Axis("dropout", "uniform", (), 0.0, 0.5, 0, (0, 2))
     assert parse_axis("dropout", {"choice": [0.1], "layers": [0]}).layers == (0,)
     # restore_best alone takes booleans, in a list too
     assert parse_axis("restore_best", {"values": [True, False]}).values == (True, False)
+
+
+@pytest.mark.parametrize("name, raw, where, message", [
+    ("patience", {"int": [0, 10]}, None, "hparams.patience: expected a number > 0 (inf: never stop), got 0.0"),
+    ("dropout", {"values": [[0.0, 0.5], [0.2, 1.0]]}, "cases.a.dropout",
+     "cases.a.dropout: expected drop probabilities in [0, 1), got 1.0"),
+    ("learning_rate", -0.1, None, "hparams.learning_rate: expected a finite number > 0, got -0.1"),
+    ("momentum", {"uniform": [0.5, 1.0]}, None, "hparams.momentum: expected a number in [0, 1), got 1.0"),
+    ("shift", {"choice": [1, 2.5]}, None, "hparams.shift: expected a whole number of pixels >= 0, got 2.5"),
+])
+def test_parse_axis_refuses_a_value_out_of_its_fields_range(name, raw, where, message):
+    """Each value an axis may take is checked when the spec is read (before JAX loads, see
+    test_startup), with the message make_hparams gives, naming where the spec gives it."""
+    with pytest.raises(InputError) as info:
+        parse_axis(name, raw, where)
+    assert str(info.value) == message
 
 
 def test_space_defaults_and_a_layers_axis_on_a_model_without_those_layers():

@@ -55,6 +55,26 @@ def test_the_cli_refuses_a_bad_spec_before_importing_jax(command, tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("table, line, message", [
+    ("train", "epochs = 0", "train.epochs: expected an integer >= 1, got 0"),
+    ("train", "batch_size = 0", 'train.batch_size: expected an integer >= 1 or "full", got 0'),
+    ("train", "epochs = 10\neval_every = 3", "train.eval_every: expected a divisor of epochs=10, got 3"),
+    ("hparams", "learning_rate = -1", "hparams.learning_rate: expected a finite number > 0, got -1.0"),
+    ("hparams", "l2 = { values = [0.0, -0.1] }", "hparams.l2: expected a finite number >= 0, got -0.1"),
+])
+def test_bad_values_are_refused_before_importing_jax(table, line, message, tmp_path):
+    """The schedule's rules (jaxreg.limits) and the hparams' ranges are checked on the spec's
+    text, by the rules TrainConfig and make_hparams apply: a bad value costs no JAX import."""
+    spec = tmp_path / "bad.toml"
+    spec.write_text(f'name = "bad"\n[data]\ndataset = "digits"\n[{table}]\n{line}\n')
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "jaxreg", "run", str(spec)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    lines = done.stderr.splitlines()
+    assert "jax" not in [line.split("|")[-1].strip() for line in lines if line.startswith("import time:")]
+    assert [line for line in lines if not line.startswith("import time:")] == [f"jaxreg: error: {message}"]
+    assert done.returncode == 2 and not (tmp_path / "results").exists()
+
+
 TINY = """
 name = "tiny-plan"
 [data]

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from jaxreg.errors import InputError
+from jaxreg.hparams import check_range
 
 GRID_FORMS = ("values", "linspace", "logspace")
 RANDOM_FORMS = ("choice", "uniform", "log_uniform")
@@ -211,8 +212,21 @@ def _no_bools(where: str, name: str, value) -> None:
 
 def parse_axis(name: str, raw: Any, where: str | None = None) -> Axis:
     """Reads one ``[hparams]`` entry; raises :class:`InputError` naming ``where``
-    (default ``hparams.NAME``; ``cases.CASE.NAME`` for an entry of a case)."""
+    (default ``hparams.NAME``; ``cases.CASE.NAME`` for an entry of a case). Every value it may
+    take is checked against the field's range here, before JAX loads: a bound of a range, each
+    of a list (:func:`jaxreg.hparams.check_range`)."""
     where = where or f"hparams.{name}"
+    axis = _parse_axis(name, raw, where)
+    for value in (axis.values if axis.form in ("fixed", "values", "choice") else (axis.low, axis.high)):
+        try:
+            array = np.asarray(value, np.float64)
+        except (TypeError, ValueError):
+            continue  # not numbers: the build's checks name what is wrong with it
+        check_range(name, array, where)
+    return axis
+
+
+def _parse_axis(name: str, raw: Any, where: str) -> Axis:
     if not isinstance(raw, Mapping):
         if isinstance(raw, str):
             raise InputError(f"{where}: expected a number, a list of per-layer rates or an axis table "

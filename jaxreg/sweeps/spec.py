@@ -29,6 +29,7 @@ from typing import Any
 from jaxreg import data as data_lib
 from jaxreg.errors import InputError, check_choice, is_int, quoted
 from jaxreg.hparams import HParams
+from jaxreg.limits import check_schedule
 from jaxreg.names import (CSV_SOURCES, INITS, LOSSES, METRICS, MONITORS, REGRESSION_METRICS, SEARCH_METRICS,
                           check_metric_name, own_metric_names, search_metrics)
 from jaxreg.sweeps.rungs import METHODS as HALVING, brackets as halving_brackets
@@ -503,6 +504,19 @@ def _check_monitor(t: dict, own: tuple[str, ...]) -> None:
                          f"({t['monitor']!r}: jaxreg cannot tell which way is better), got 'auto'")
 
 
+def _check_schedule(t: dict) -> None:
+    """``train.epochs``, ``eval_every`` and ``batch_size`` by the rules TrainConfig applies
+    (:func:`jaxreg.limits.check_schedule`), before JAX loads; the batch size's upper bound, the
+    training set's size, is checked once the data are read."""
+    size = t["batch_size"]
+    if size != "full" and (not is_int(size) or size < 1):
+        raise InputError(f"train.batch_size: expected an integer >= 1 or \"full\", got {size!r}")
+    try:
+        check_schedule(t["epochs"], t["eval_every"], None)
+    except InputError as error:
+        raise InputError(f"train.{error}") from None
+
+
 def _check_train(train_raw: dict) -> dict:
     """``[train]``, with its defaults."""
     _check_keys("train", train_raw, (*TRAIN_DEFAULTS, *OPTIONAL_TRAIN_KEYS))
@@ -525,6 +539,7 @@ def _check_train(train_raw: dict) -> dict:
                          f"got {t['metrics']!r}")
     _check_monitor(t, own)
     _int("train.start_epoch", t["start_epoch"], 0)
+    _check_schedule(t)
     for flag in ("shuffle", "eval_test", "penalize_bias"):
         _bool(f"train.{flag}", t[flag])
     return t
