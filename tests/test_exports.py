@@ -334,7 +334,7 @@ def _hparams_plugin(logdir: Path):
         "experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE"],
         "colParams": [], "startIndex": 0, "sliceSize": 100, "aggregationType": "AGGREGATION_AVG"})
     assert experiment.status_code == groups.status_code == 200
-    return experiment.get_json(), groups.get_json()["sessionGroups"]
+    return experiment.get_json(), groups.get_json()["sessionGroups"], multiplexer
 
 
 def test_tensorboard_hparams_plugin_lists_a_session_group_per_config(cases_dir, capsys):
@@ -344,13 +344,15 @@ def test_tensorboard_hparams_plugin_lists_a_session_group_per_config(cases_dir, 
     assert cli.main(["export", "tensorboard", str(cases_dir)]) == 0
     logdir = cases_dir / "tensorboard-configs"
     assert capsys.readouterr().out.startswith(f"{logdir}: a session per config")
+    from tensorboard.plugins.hparams import metadata
+
     configs = _configs(cases_dir)
     events = "events.out.tfevents.jaxreg-export"
     recorded = {f"tensorboard-configs/{name}" for name in ("jaxreg-export.json", events,
                                                            *(f"{c}/{events}" for c in configs))}
     assert recorded <= set(report.load_manifest(cases_dir)["files"])  # jaxreg's: --overwrite removes them
     assert {p.relative_to(cases_dir).as_posix() for p in logdir.rglob("*") if p.is_file()} == recorded
-    experiment, groups = _hparams_plugin(logdir)
+    experiment, groups, multiplexer = _hparams_plugin(logdir)
     infos = {h["name"]: h for h in experiment["hparamInfos"]}
     assert set(infos) == {"learning_rate", "dropout", "case", "status"}
     assert infos["learning_rate"]["domainInterval"] == {"minValue": 0.01, "maxValue": 1.0}
@@ -359,6 +361,10 @@ def test_tensorboard_hparams_plugin_lists_a_session_group_per_config(cases_dir, 
     tags = [m["name"]["tag"] for m in experiment["metricInfos"]]
     assert tags[0] == "final/val_loss" and "final/val_loss_sem" in tags and not any("test" in t for t in tags)
     assert sorted(g["name"] for g in groups) == sorted(configs)
+    starts = {run: metadata.parse_session_start_info_plugin_data(tags[metadata.SESSION_START_INFO_TAG])
+              for run, tags in multiplexer.PluginRunToTagToContent(metadata.PLUGIN_NAME).items()
+              if metadata.SESSION_START_INFO_TAG in tags}
+    assert {run: start.group_name for run, start in starts.items()} == {c: c for c in configs}
     for group in groups:
         journal = configs[group["name"]]
         assert [s["name"] for s in group["sessions"]] == [group["name"]]
@@ -383,7 +389,7 @@ def test_tensorboard_pruned_configs_say_so_and_the_logdir_is_checked(halving_dir
     logdir = tmp_path / "board"
     assert cli.main(["export", "tensorboard", str(halving_dir), "--logdir", str(logdir)]) == 0
     assert _snapshot(halving_dir) == before  # elsewhere: the folder untouched
-    _, groups = _hparams_plugin(logdir)
+    _, groups, _ = _hparams_plugin(logdir)
     configs = _configs(halving_dir)
     for group in groups:
         pruned = _pruned(configs[group["name"]])
