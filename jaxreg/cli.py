@@ -7,6 +7,9 @@
     jaxreg best DIR [--export FILE] [--trust-code]
     jaxreg predict DIR_OR_FILE DATA --out FILE [--seed N] [--trust-code]
     jaxreg compare DIR [DIR ...] --out DIR
+    jaxreg export optuna DIR --storage URL
+    jaxreg export mlflow DIR [--tracking-uri URI]
+    jaxreg export tensorboard DIR [--logdir DIR]
     jaxreg --version
 
 Bad input of any kind (the spec, an override, the output folder, missing data) prints one
@@ -33,7 +36,8 @@ class UsageError(InputError):
 
 
 PLAN_LISTED = 1000  # configs jaxreg plan lists; it says how many more there are
-COMMANDS = ("run", "plan", "sanity", "lr-find", "show", "plot", "best", "predict", "compare")  # in --help's order
+COMMANDS = ("run", "plan", "sanity", "lr-find", "show", "plot", "best", "predict", "compare", "export")  # in --help's order
+EXPORTS = ("optuna", "mlflow", "tensorboard")  # jaxreg export TARGET (jaxreg.report.exports)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,7 +56,8 @@ def _house_style(message: str) -> str:
         return f"{match[1]}: {match[2]}"
     if match := re.fullmatch(r"the following arguments are required: (.+)", message):
         name = match[1].split(",")[0].strip()
-        allowed = {"command": f"one of {', '.join(map(repr, COMMANDS))}", "spec": "a sweep spec (a TOML file)",
+        allowed = {"command": f"one of {', '.join(map(repr, COMMANDS))}", "target": f"one of {', '.join(map(repr, EXPORTS))}",
+                   "spec": "a sweep spec (a TOML file)",
                    "dir": "a results folder", "DIR_OR_FILE": "a results folder or a file of jaxreg best --export",
                    "DATA": "a .csv or .npz file"}.get(name, "a value")
         return f"{name}: expected {allowed}, got nothing"
@@ -175,7 +180,29 @@ def _parser() -> _Parser:
                                   "comparison.csv")
     compare.add_argument("dir", nargs="+", help="results folders ranked by the same metric")
     compare.add_argument("--out", required=True, help="folder for the comparison's files")
+    _export_parser(commands)
     return parser
+
+
+def _export_parser(commands) -> None:
+    """``jaxreg export TARGET DIR``: a results folder in Optuna, MLflow or TensorBoard."""
+    export = commands.add_parser("export", help="a results folder in Optuna, MLflow or TensorBoard's HPARAMS tab "
+                                 "(one entry per config; exporting again adds nothing twice)")
+    targets = export.add_subparsers(dest="target", required=True, parser_class=_Parser)
+    optuna = targets.add_parser("optuna", help="a study per case, a trial per config (pip install 'jaxreg[optuna]')")
+    optuna.add_argument("dir")
+    optuna.add_argument("--storage", required=True, metavar="URL",
+                        help="the Optuna storage, e.g. sqlite:///study.db (optuna-dashboard sqlite:///study.db shows it)")
+    mlflow = targets.add_parser("mlflow", help="a parent run per sweep, a child run per config "
+                                "(pip install 'jaxreg[mlflow]')")
+    mlflow.add_argument("dir")
+    mlflow.add_argument("--tracking-uri", metavar="URI", help="the MLflow tracking store (default "
+                        "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory)")
+    board = targets.add_parser("tensorboard", help="TensorBoard's HPARAMS tab, a session per config "
+                               "(pip install 'jaxreg[tensorboard]')")
+    board.add_argument("dir")
+    board.add_argument("--logdir", metavar="DIR", help="where (default DIR/tensorboard-configs, recorded in the "
+                       "folder's manifest); elsewhere: a new or empty folder, or an earlier export's")
 
 
 def _built(args):
@@ -472,6 +499,32 @@ def _compare(args) -> None:
         print(path)
 
 
+def _export(args) -> None:
+    from jaxreg.report import exports
+
+    if args.target == "optuna":
+        try:  # not Optuna's "study created" lines: this command's say what it did
+            import optuna
+            verbosity = optuna.logging.get_verbosity()
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+        except ImportError:
+            optuna = None  # export_optuna says which extra to install
+        try:
+            done = exports.export_optuna(args.dir, args.storage)
+        finally:
+            if optuna is not None:
+                optuna.logging.set_verbosity(verbosity)
+        for name, added, held in done:
+            print(f"study {name!r} in {args.storage}: {added} trials added, {held} already there")
+    elif args.target == "mlflow":
+        uri = args.tracking_uri or exports.default_tracking_uri()
+        parent, added, held = exports.export_mlflow(args.dir, uri)
+        print(f"{uri}: sweep run {parent}: {added} config runs added, {held} already there")
+    else:
+        root = exports.export_tensorboard(args.dir, args.logdir)
+        print(f"{root}: a session per config (tensorboard --logdir {root})")
+
+
 def _start_ray(argv: list[str] | None) -> dict | None:
     """Starts Ray for ``jaxreg run ... --ray [ADDRESS]`` before anything imports JAX; None for
     any other command line (a command line that does not parse is left to the parser)."""
@@ -574,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
         code = {"run": _run, "plan": _plan, "show": _show, "plot": _plot, "best": _best, "predict": _predict,
                 "sanity": _sanity,
                 "lr-find": _lr_find,
-                "compare": _compare}[args.command](args)
+                "compare": _compare, "export": _export}[args.command](args)
         if code:
             return code
     except (InputError, DatasetError) as error:

@@ -169,13 +169,15 @@ def _written() -> set[str]:
 
 
 def test_docs_folder_commands_read_what_a_documented_command_writes():
-    """show, plot, best, compare and predict read a folder (or export) that a documented command
+    """show, plot, best, compare, predict and export read a folder (or export) that a documented command
     writes, or one the repository holds: following the docs in order works."""
     written = _written()
     for page, command in COMMANDS:
         words = shlex.split(command)[1:]
         if words[0] in ("show", "plot", "best", "predict"):
             read = [words[1]]
+        elif words[0] == "export":
+            read = [words[2]]
         elif words[0] == "compare":
             read = [w for w in words[1:words.index("--out")] if not w.startswith("-")]
         else:
@@ -223,7 +225,7 @@ def test_the_spec_block_gives_every_key_its_default():
     assert checked >= 45
 
 
-OPTIONAL = ("ray", "optuna", "cmaes", "flax", "equinox", "pandas", "tensorboardX", "tensorboard", "torch")
+OPTIONAL = ("ray", "optuna", "cmaes", "flax", "equinox", "pandas", "tensorboardX", "tensorboard", "torch", "mlflow")
 
 
 def test_doctests_collect_without_the_optional_packages():

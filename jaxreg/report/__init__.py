@@ -7,13 +7,15 @@ In the order they build on each other:
   ``tables``: the journal as one flat table, a row per trial (``trials.csv``, a DataFrame).
 - ``folder``: the one reader of a results folder that plots and comparisons share.
 - ``plots``: the PNG files of one folder; ``compare``: several folders side by side.
+- ``exports``: one folder in Optuna, MLflow and TensorBoard's HPARAMS tab (``jaxreg export``).
 
 ``report`` never imports :mod:`jaxreg.sweeps`: sweeps write through ``store``, and the one plot
 that applies a model (the decision boundary) is handed a function that rebuilds the spec.
 Nor does it import JAX: reading, summarizing and plotting a folder load only NumPy (and
 matplotlib); the store takes plain values (journal lines, named arrays, device names) that
 :mod:`jaxreg.sweeps.records` makes of the engine's results.
-``plots`` and ``compare`` load matplotlib: import them as modules, they are not re-exported here.
+``plots`` and ``compare`` load matplotlib, ``exports`` the tools it writes for: import them as
+modules, they are not re-exported here.
 """
 
 from jaxreg.report.store import (CURVES, JOURNAL, MANIFEST, SUMMARY, Store, atomic_write, load_curves,
