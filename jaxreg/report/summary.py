@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from jaxreg.names import CSV_SOURCES, REGRESSION_METRICS, metric_names  # CSV_SOURCES: re-exported by jaxreg.report
-from jaxreg.report.store import SUMMARY, atomic_write, load_curves, record_files
+from jaxreg.report.files import SUMMARY, atomic_write
+from jaxreg.report.journal import load_curves
+from jaxreg.report.manifest import record_files
 
 REPORTED = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 TEST = ("test_loss", "test_accuracy")
