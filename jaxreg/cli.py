@@ -218,7 +218,8 @@ def _run(args) -> None:
     from jaxreg.sweeps.api import finish
     from jaxreg.sweeps.spec import spread_hparams
 
-    from jaxreg.report.store import parse_shard, shard_journals
+    from jaxreg.report.journal import shard_journals
+    from jaxreg.report.locks import parse_shard
 
     shard = parse_shard(args.shard) if args.shard is not None else None
     from jaxreg.sweeps.executor import Executor, Progress
@@ -454,7 +455,7 @@ def _predict(args) -> None:
     import numpy as np
 
     from jaxreg.data import read_features
-    from jaxreg.report.store import atomic_write
+    from jaxreg.report.files import atomic_write
     from jaxreg.report.summary import csv_value
     from jaxreg.sweeps.best import load_best
     from jaxreg.sweeps.trained import _loss

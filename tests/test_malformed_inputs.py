@@ -283,12 +283,12 @@ def test_a_malformed_input_is_one_line_and_exit_2_with_nothing_touched(tmp_path,
 
 
 def test_a_full_disk_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
-    from jaxreg.report import store
+    from jaxreg.report import files
 
     def no_space(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store.os, "fsync", no_space)
+    monkeypatch.setattr(files.os, "fsync", no_space)
     code = main(["run", spec(tmp_path), "--out", str(tmp_path / "out"), "--quiet"])
     captured = capsys.readouterr()
     assert (code, captured.out) == (2, "")
@@ -299,12 +299,12 @@ def test_a_full_disk_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
 
 def test_a_full_disk_at_the_journal_names_it(tmp_path, capsys, monkeypatch):
     """os.write's ENOSPC names no file: the line names the journal it was appending to."""
-    from jaxreg.report import store
+    from jaxreg.report import journal
 
     def no_space(fd, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store.os, "write", no_space)  # the journal's append; other files go through open()
+    monkeypatch.setattr(journal.os, "write", no_space)  # the journal's append; other files go through open()
     code = main(["run", spec(tmp_path), "--out", str(tmp_path / "out"), "--quiet"])
     captured = capsys.readouterr()
     assert (code, captured.out) == (2, "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import stat
 import types
 
@@ -14,7 +15,7 @@ import pytest
 from jaxreg.errors import InputError
 from jaxreg.hparams import HParams
 from jaxreg.names import METRICS
-from jaxreg.report import store
+from jaxreg.report import files, journal, store
 from jaxreg.sweeps import records
 
 def full_record(config_id="c", seed=0, **fields) -> dict:
@@ -78,13 +79,13 @@ def test_atomic_write_that_fails_keeps_the_old_file_and_removes_its_temporary(tm
         seen.append(sorted(p.name for p in tmp_path.iterdir()))
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store.os, "fsync", failing_fsync)
+    monkeypatch.setattr(files.os, "fsync", failing_fsync)
     with pytest.raises(OSError) as error:
         store.atomic_write(path, "new\n")
     assert (error.value.errno, error.value.strerror, error.value.filename) == (28, "No space left on device", str(path))
     # While writing, the temporary sat beside the file, hidden, named after it.
     assert len(seen) == 1 and len(seen[0]) == 2 and seen[0][1] == "summary.csv"
-    assert store._TEMPORARY.fullmatch(seen[0][0])[1] == "summary.csv"
+    assert files._TEMPORARY.fullmatch(seen[0][0])[1] == "summary.csv"
     assert path.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.csv"]
 
@@ -203,7 +204,7 @@ def test_write_curves_holds_every_metric_the_epochs_and_the_params(tmp_path):
     np.testing.assert_array_equal(loaded["params/['dense_0']['w']"], [[4.0, 5.0], [6.0, 7.0]])
     s.write_curves({"config_id": "0123456789", "seed": 5}, records.curve_arrays(result, 0, False, [5, 10, 15]))
     assert not any(k.startswith(("params/", "state/")) for k in store.load_curves(tmp_path, "0123456789", 5))
-    assert all(store._TRIAL_FILE.fullmatch(p.name) for p in s.curves_dir.iterdir())
+    assert all(files._TRIAL_FILE.fullmatch(p.name) for p in s.curves_dir.iterdir())
 
 
 def test_a_file_as_out_is_refused(tmp_path):
@@ -301,11 +302,11 @@ def test_the_lock_names_its_holder_and_is_released(tmp_path):
     first = store.Store(tmp_path)
     first.lock()
     first.lock()  # taking it twice in one process is a no-op
-    assert (tmp_path / store.LOCK).read_text() == f"jaxreg run, pid {os.getpid()} on {store.platform.node()}\n"
+    assert (tmp_path / store.LOCK).read_text() == f"jaxreg run, pid {os.getpid()} on {platform.node()}\n"
     with pytest.raises(InputError) as error:
         store.Store(tmp_path).lock()
     assert str(error.value) == (f"--out: expected a folder no other jaxreg run is writing, got {str(tmp_path)!r} "
-                                f"(locked by jaxreg run, pid {os.getpid()} on {store.platform.node()}); wait "
+                                f"(locked by jaxreg run, pid {os.getpid()} on {platform.node()}); wait "
                                 f"for that run or choose another --out")
     first.unlock()
     first.unlock()
@@ -404,7 +405,7 @@ def test_a_new_nested_folder_is_created_and_its_lock_has_the_files_mode(tmp_path
     s = store.Store(out)
     s.prepare(SPEC, overwrite=False)
     s.unlock()
-    assert stat.S_IMODE((out / store.LOCK).stat().st_mode) == store._file_mode()
+    assert stat.S_IMODE((out / store.LOCK).stat().st_mode) == files._file_mode()
     store.Store(tmp_path / "never").unlock()  # unlocking what was never locked does nothing
 
 
@@ -447,7 +448,7 @@ def test_resuming_cuts_a_torn_line_before_appending(tmp_path):
 
 
 def test_a_diverged_record_is_a_record():
-    assert store._is_record(full_record(status="diverged")) and not store._is_record(full_record(status="DIVERGED"))
+    assert journal._is_record(full_record(status="diverged")) and not journal._is_record(full_record(status="DIVERGED"))
 
 
 def test_a_long_manifest_is_shown_cut_to_60_characters(tmp_path):
@@ -464,7 +465,7 @@ def test_atomic_write_passes_an_interrupt_and_a_named_error_through_unchanged(tm
     def interrupted(fd):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store.os, "fsync", interrupted)
+    monkeypatch.setattr(files.os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         store.atomic_write(path, "x")
     monkeypatch.undo()
@@ -472,7 +473,7 @@ def test_atomic_write_passes_an_interrupt_and_a_named_error_through_unchanged(tm
     def refused(src, dst):
         raise PermissionError(13, "Permission denied", str(src))
 
-    monkeypatch.setattr(store.os, "replace", refused)
+    monkeypatch.setattr(files.os, "replace", refused)
     with pytest.raises(PermissionError) as error:
         store.atomic_write(path, "x")
     assert (error.value.errno, error.value.strerror) == (13, "Permission denied")

@@ -2,7 +2,9 @@
 
 In the order they build on each other:
 
-- ``store``: the folder's files (manifest, the trial journal, curves ``.npz``), written atomically.
+- ``store``: the folder's files (manifest, the trial journal, curves ``.npz``), written atomically,
+  through the ``Store`` facade over ``files`` (names, atomic writes, what jaxreg owns), ``journal``
+  (the journal and curves files), ``manifest`` and ``locks`` (the folder's lock, shards).
 - ``summary``: per-config statistics of the journal, ``summary.csv`` and the text table;
   ``tables``: the journal as one flat table, a row per trial (``trials.csv``, a DataFrame).
 - ``folder``: the one reader of a results folder that plots and comparisons share.
@@ -18,8 +20,10 @@ matplotlib); the store takes plain values (journal lines, named arrays, device n
 modules, they are not re-exported here.
 """
 
-from jaxreg.report.store import (CURVES, JOURNAL, MANIFEST, SUMMARY, Store, atomic_write, load_curves,
-                                 load_manifest, read_journal)
+from jaxreg.report.files import CURVES, JOURNAL, MANIFEST, SUMMARY, atomic_write
+from jaxreg.report.journal import load_curves, read_journal
+from jaxreg.report.manifest import load_manifest
+from jaxreg.report.store import Store
 from jaxreg.report.summary import (CSV_SOURCES, as_float, format_table, is_number, rank_key, summarize,
                                    write_csv, write_curves_csv, write_summary)
 from jaxreg.report.tables import TRIALS_CSV, trials_dataframe, trials_rows, write_trials_csv

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from jaxreg.errors import InputError
 from jaxreg.report.folder import Folder, load_folder
 from jaxreg.report.plots import metric_axis, metric_colorbar, save_figure, scatter_configs
-from jaxreg.report.store import JOURNAL
+from jaxreg.report.files import JOURNAL
 from jaxreg.report.summary import best_row, write_csv
 
 TITLE_WIDTH = 62  # characters of a sampled_points.png panel title's line, at fontsize "small"

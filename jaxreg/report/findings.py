@@ -14,8 +14,8 @@ from jaxreg.diagnosis import LABELS, Finding, Thresholds, diagnose
 from jaxreg.errors import InputError
 from jaxreg.hparams import DEFAULTS
 from jaxreg.report.folder import Folder
+from jaxreg.report.journal import load_curves
 from jaxreg.report.stats import paired_bootstrap
-from jaxreg.report.store import load_curves
 from jaxreg.report.summary import as_float
 
 __all__ = ["finding_lines", "references", "scale_findings", "sweep_findings", "trial_findings"]

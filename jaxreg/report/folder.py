@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from jaxreg.errors import InputError
-from jaxreg.report.store import load_curves, load_manifest, read_journal
+from jaxreg.report.journal import load_curves, read_journal
+from jaxreg.report.manifest import load_manifest
 from jaxreg.report.summary import as_float, best_so_far, is_number, summarize
 
 LOG_FORMS = ("logspace", "log_uniform")

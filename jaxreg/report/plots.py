@@ -45,9 +45,11 @@ from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, MaxNLocat
 
 from jaxreg.diagnosis import LABELS
 from jaxreg.hparams import AUGMENTATIONS
+from jaxreg.report.files import atomic_write
 from jaxreg.report.findings import trial_findings
 from jaxreg.report.folder import Folder, distinct, load_folder
-from jaxreg.report.store import atomic_write, load_curves, record_files
+from jaxreg.report.journal import load_curves
+from jaxreg.report.manifest import record_files
 from jaxreg.report.summary import as_float, best_row, finished
 from jaxreg.trust import foreign
 

@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from jaxreg.names import CSV_SOURCES, REGRESSION_METRICS, metric_names, result_metrics  # CSV_SOURCES: re-exported by jaxreg.report
+from jaxreg.report.files import SUMMARY, atomic_write
+from jaxreg.report.journal import load_curves
+from jaxreg.report.manifest import record_files
 from jaxreg.report.stats import (REGULARIZATION, expected_best, mean_se, one_se_choice, paired_bootstrap,
                                  regularization_key)
-from jaxreg.report.store import SUMMARY, atomic_write, load_curves, record_files
 
 REPORTED = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 TEST = ("test_loss", "test_accuracy")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jaxreg.report.store import read_journal
+from jaxreg.report.journal import read_journal
 from jaxreg.report.summary import as_float, write_csv
 
 __all__ = ["TRIALS_CSV", "trials_dataframe", "trials_rows", "write_trials_csv"]

@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from jaxreg.errors import InputError
-from jaxreg.report.store import TENSORBOARD, load_curves, read_journal, record_files
 from jaxreg.names import result_metrics
+from jaxreg.report.files import TENSORBOARD
+from jaxreg.report.journal import load_curves, read_journal
+from jaxreg.report.manifest import record_files
 
 __all__ = ["TENSORBOARD", "metric_tag", "write_tensorboard"]
 

@@ -38,7 +38,7 @@ from jaxreg.penalties import selects_anything
 from jaxreg.sweeps.spec import ARRAYS, CheckedSpec, Static, check_spec, importable, is_factory, read_spec
 from jaxreg.losses import is_regression
 from jaxreg.names import MONITORS, REGRESSION_METRICS
-from jaxreg.report.store import spec_sha256
+from jaxreg.report.manifest import spec_sha256
 from jaxreg.train import TrainConfig, as_data, check_data, check_values
 from jaxreg.trust import foreign
 
@@ -114,7 +114,7 @@ class Spec:
 
 
 def spec_digest(resolved: dict) -> str:
-    """The manifest's ``spec_sha256`` of a resolved spec (:func:`jaxreg.report.store.spec_sha256`)."""
+    """The manifest's ``spec_sha256`` of a resolved spec (:func:`jaxreg.report.manifest.spec_sha256`)."""
     return spec_sha256(resolved)
 
 

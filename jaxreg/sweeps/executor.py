@@ -31,7 +31,8 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxreg.hparams import make_hparams, stack_hparams
-from jaxreg.report.store import atomic_write, record_files
+from jaxreg.report.files import atomic_write
+from jaxreg.report.manifest import record_files
 from jaxreg.sweeps.cost import cache_hits, record_timing
 from jaxreg.sweeps.records import curve_arrays, trial_record
 from jaxreg.sweeps.strategies import Ask, Outcome, Told, Trial

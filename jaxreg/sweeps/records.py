@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxreg.hparams import DEFAULTS, OPTIONAL, HParams
 from jaxreg.names import result_metrics
-from jaxreg.report.store import json_value
+from jaxreg.report.files import json_value
 
 __all__ = ["curve_arrays", "local_devices", "trial_record"]
 

@@ -22,7 +22,11 @@ import jax
 
 from jaxreg.batch import segment_blocks, train_batch
 from jaxreg.errors import InputError
-from jaxreg.report.store import MANIFEST, Shard, Store, load_manifest, shard_journals
+from jaxreg.report.files import MANIFEST
+from jaxreg.report.journal import shard_journals
+from jaxreg.report.locks import Shard
+from jaxreg.report.manifest import load_manifest
+from jaxreg.report.store import Store
 from jaxreg.report.summary import chance_rate
 from jaxreg.sweeps.build import Spec
 from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, memory_budget_mb, padding_warning

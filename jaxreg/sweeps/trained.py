@@ -33,7 +33,9 @@ from jaxreg.data import preprocess
 from jaxreg.errors import InputError
 from jaxreg.hparams import DEFAULTS, OPTIONAL, HParams, make_hparams, stack_hparams
 from jaxreg.losses import loss_name, predicted_class
-from jaxreg.report.store import CURVES, atomic_write, load_curves, load_manifest, read_journal, record_files, versions
+from jaxreg.report.files import CURVES, atomic_write
+from jaxreg.report.journal import load_curves, read_journal
+from jaxreg.report.manifest import load_manifest, record_files, versions
 from jaxreg.report.summary import as_float, best_row, rank_key, summarize
 from jaxreg.sweeps.halving import METHODS as HALVING, compacts
 from jaxreg.sweeps.spec import STATIC

@@ -28,8 +28,9 @@ TESTS = {
     "jaxreg.train": ["tests/test_data_checks.py", "tests/test_engine_oracle.py", "tests/test_checkpoint.py",
                      "tests/test_train.py", "tests/test_mutation_kills.py"],
     "jaxreg.sweeps.space": ["tests/test_sweep.py", "tests/test_space.py", "tests/test_spec_errors.py"],
-    "jaxreg.report.store": ["tests/test_store.py", "tests/test_store_errors.py", "tests/test_checkpoint.py",
-                            "tests/test_results_folder.py"],
+    **dict.fromkeys([f"jaxreg.report.{name}" for name in ("store", "files", "journal", "manifest", "locks")],
+                    ["tests/test_store.py", "tests/test_store_errors.py", "tests/test_checkpoint.py",
+                     "tests/test_results_folder.py"]),
     "jaxreg.sweeps.records": ["tests/test_store.py", "tests/test_results_folder.py"],
     "jaxreg.sweeps.executor": ["tests/test_study.py", "tests/test_halving.py", "tests/test_checkpoint.py"],
 }
