@@ -215,7 +215,7 @@ def _built(args):
 def _run(args) -> None:
     from jaxreg import report
     from jaxreg.sweeps import run_sweep
-    from jaxreg.sweeps.api import finish
+    from jaxreg.sweeps.api import finish_plots, finish_tables
     from jaxreg.sweeps.spec import spread_hparams
 
     from jaxreg.report.journal import shard_journals
@@ -242,14 +242,16 @@ def _run(args) -> None:
               f"the run of the last shard merges the journals and writes the table and plots "
               f"(jaxreg show {out} reads them at any time)")
         return
-    rows, written, skipped = finish(spec, out, records)
+    rows, written = finish_tables(spec, out, records)
     print(_header(spec, len(records), seconds))
     print()
     print(report.format_table(rows, spec.search, limit=20))
     _print_best_lines(rows, records, spec.search)
     print()
     _print_findings(out)
-    print()
+    print(flush=True)  # the table is the first result: shown while the plots are drawn
+    drawn, skipped = finish_plots(spec, out)
+    written += drawn
     print(f"results: {out}/ ({', '.join([report.JOURNAL] + [p.name for p in written])})")
     if skipped:
         print("plots skipped: " + "; ".join(f"{name} ({why})" for name, why in skipped))

@@ -106,6 +106,15 @@ def finish(spec: Spec, out: Path, records: list, *, plots: bool | None = None, d
 
     Returns ``(summary rows, paths written, [(plot, reason skipped)])``.
     """
+    rows, written = finish_tables(spec, out, records)
+    drawn, skipped = finish_plots(spec, out, plots=plots, data=data)
+    return rows, written + drawn, skipped
+
+
+def finish_tables(spec: Spec, out: Path, records: list):
+    """The journal's tables: ``summary.csv``, ``trials.csv``, ``curves.csv`` (with
+    ``output.curves_csv``) and TensorBoard event files (``output.tensorboard``); what ``jaxreg
+    run`` prints comes from these, before the plots are drawn. Returns ``(rows, paths written)``."""
     rows = report.summarize(records, spec.search, report.load_manifest(out).get("chance"))
     written = [report.write_summary(out, rows), report.write_trials_csv(out, records)]
     columns = spec.output["curves_csv"]
@@ -113,11 +122,17 @@ def finish(spec: Spec, out: Path, records: list, *, plots: bool | None = None, d
         written.append(report.write_curves_csv(out, records, columns if isinstance(columns, dict) else None))
     if spec.output.get("tensorboard"):
         written.append(write_tensorboard(out, records))
-    skipped = []
-    if spec.output["plots"] if plots is None else plots:
-        from jaxreg.report import plots as plotting  # matplotlib: loaded only to draw
+    return rows, written
 
-        # the folder's spec is the one just run: the user's own, trusted
-        written += plotting.plot_dir(out, build=lambda resolved: build_spec(resolved, data=data),
-                                     on_skip=lambda name, why: skipped.append((name, why)), trust_code=True)
-    return rows, written, skipped
+
+def finish_plots(spec: Spec, out: Path, *, plots: bool | None = None, data=None):
+    """The plots (``output.plots``, or ``plots``). Returns ``(paths written, [(plot, reason skipped)])``."""
+    skipped = []
+    if not (spec.output["plots"] if plots is None else plots):
+        return [], skipped
+    from jaxreg.report import plots as plotting  # matplotlib: loaded only to draw
+
+    # the folder's spec is the one just run: the user's own, trusted
+    written = plotting.plot_dir(out, build=lambda resolved: build_spec(resolved, data=data),
+                                on_skip=lambda name, why: skipped.append((name, why)), trust_code=True)
+    return written, skipped
