@@ -1,4 +1,5 @@
-"""The training schedule's rules: epochs, evaluations and batch size, checked in one place.
+"""The training schedule's rules: epochs, evaluations, batch size and the early-stopping
+monitor, checked in one place.
 
 JAX-free, so a spec's ``[train]`` is refused before JAX loads (:mod:`jaxreg.sweeps.spec`) with
 the very message :class:`jaxreg.TrainConfig` gives when called from Python.
@@ -6,7 +7,8 @@ the very message :class:`jaxreg.TrainConfig` gives when called from Python.
 
 from __future__ import annotations
 
-from jaxreg.errors import InputError, check_positive_int
+from jaxreg.errors import InputError, check_choice, check_positive_int
+from jaxreg.names import MONITORS
 
 # What one compiled program can hold: the epoch counters are int32, a member keeps one loss and
 # accuracy per epoch until its evaluation, and every metric at each evaluation.
@@ -33,3 +35,16 @@ def check_schedule(epochs, eval_every, batch_size) -> None:
                          f"holds every metric at each), got {epochs // eval_every} ({epochs} / {eval_every})")
     if batch_size is not None:
         check_positive_int("batch_size", batch_size)
+
+
+def check_monitor(monitor, mode, own=()) -> None:
+    """Raises :class:`InputError` naming ``monitor`` or ``mode`` unless ``monitor`` is one of
+    ``MONITORS`` or ``train_NAME`` / ``val_NAME`` of an own metric ``NAME`` in ``own``, and
+    ``mode`` is ``"auto"``, ``"min"`` or ``"max"`` (``"min"`` or ``"max"`` for an own metric:
+    which way is better is the user's to say)."""
+    own_monitors = tuple(f"{split}_{name}" for split in ("train", "val") for name in own)
+    check_choice("monitor", monitor, MONITORS + own_monitors)
+    check_choice("mode", mode, ("auto", "min", "max"))
+    if monitor in own_monitors and mode == "auto":
+        raise InputError(f"mode: expected 'min' or 'max' when monitor is an own metric ({monitor!r}: "
+                         f"jaxreg cannot tell which way is better), got 'auto'")

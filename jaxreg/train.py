@@ -28,7 +28,7 @@ from jaxreg.data import Split
 from jaxreg.errors import InputError, check_choice, check_positive_int, is_int
 from jaxreg.hparams import AUGMENTATIONS, HParams, as_dtype
 from jaxreg.layout import LAYOUTS, dense_mask, layout as make_layout, loop_mask, tree_where
-from jaxreg.limits import MAX_EPOCHS, MAX_EVAL_EVERY, MAX_EVALUATIONS, check_schedule  # noqa: F401 (re-exported)
+from jaxreg.limits import MAX_EPOCHS, MAX_EVAL_EVERY, MAX_EVALUATIONS, check_monitor, check_schedule  # noqa: F401
 from jaxreg.models import Model
 from jaxreg.names import (METRICS, MONITORS, REGRESSION_METRICS, SEARCH_METRICS, check_metric_name, metric_names,
                           own_metric_names)
@@ -201,12 +201,9 @@ class TrainConfig:
                              f"Equinox and function pairs), got {type(self.model).__name__}")
         losses.get_loss(self.loss)
         self._check_extra_metrics()
-        for name, allowed in (("optimizer", OPTIMIZERS), ("monitor", MONITORS + self.own_monitors),
-                              ("mode", ("auto", "min", "max")), ("l1_mode", L1_MODES), ("layout", LAYOUTS)):
+        for name, allowed in (("optimizer", OPTIMIZERS), ("l1_mode", L1_MODES), ("layout", LAYOUTS)):
             check_choice(name, getattr(self, name), allowed)
-        if self.monitor in self.own_monitors and self.mode == "auto":
-            raise InputError(f"mode: expected 'min' or 'max' when monitor is an own metric ({self.monitor!r}: "
-                             f"jaxreg cannot tell which way is better), got 'auto'")
+        check_monitor(self.monitor, self.mode, [name for name, _ in self.extra_metrics])
         check_schedule(self.epochs, self.eval_every, self.batch_size)
         if not is_int(self.start_epoch) or self.start_epoch < 0:
             raise InputError(f"start_epoch: expected an integer >= 0, got {self.start_epoch!r}")
@@ -244,11 +241,6 @@ class TrainConfig:
         if len({name for name, _ in pairs}) < len(pairs):
             raise InputError(f"extra_metrics: expected distinct names, got {[name for name, _ in pairs]}")
         object.__setattr__(self, "extra_metrics", tuple(pairs))
-
-    @property
-    def own_monitors(self) -> tuple[str, ...]:
-        """The monitors an own metric adds: ``train_NAME`` and ``val_NAME``."""
-        return tuple(f"{split}_{name}" for split in ("train", "val") for name, _ in self.extra_metrics)
 
     def _check_augment(self):
         augment = (self.augment,) if isinstance(self.augment, str) else tuple(self.augment)

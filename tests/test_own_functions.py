@@ -192,7 +192,7 @@ def test_a_spec_trains_ranks_and_journals_its_own_loss_and_metric(own_spec, tmp_
      "search.metric: expected one of 'val_loss', 'val_accuracy', 'train_loss', 'train_accuracy', 'val_rmse', "
      "'val_mae', 'val_r2', 'train_rmse', 'train_mae', 'train_r2', 'train_top2', 'val_top2', got 'test_top2'"),
     ({"train": {"monitor": "val_top2"}},
-     "train.mode: expected 'min' or 'max' when train.monitor is an own metric ('val_top2': jaxreg cannot tell "
+     "train.mode: expected 'min' or 'max' when monitor is an own metric ('val_top2': jaxreg cannot tell "
      "which way is better), got 'auto'"),
     ({"train": {"extra_metrics": {"top2": "os:system"}}},
      "train.extra_metrics.top2: expected 'module:function' naming a Python function of that package, got "

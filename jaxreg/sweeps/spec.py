@@ -29,8 +29,8 @@ from typing import Any
 from jaxreg import data as data_lib
 from jaxreg.errors import InputError, check_choice, is_int, quoted
 from jaxreg.hparams import HParams
-from jaxreg.limits import check_schedule
-from jaxreg.names import (CSV_SOURCES, INITS, LOSSES, METRICS, MONITORS, REGRESSION_METRICS, SEARCH_METRICS,
+from jaxreg.limits import check_monitor, check_schedule
+from jaxreg.names import (CSV_SOURCES, INITS, LOSSES, METRICS, REGRESSION_METRICS, SEARCH_METRICS,
                           check_metric_name, own_metric_names, search_metrics)
 from jaxreg.sweeps.rungs import METHODS as HALVING, brackets as halving_brackets
 from jaxreg.sweeps.samplers import check_installed
@@ -494,16 +494,6 @@ def own_metrics(train: dict) -> tuple[str, ...]:
     return own_metric_names(train.get("extra_metrics", {}))
 
 
-def _check_monitor(t: dict, own: tuple[str, ...]) -> None:
-    """``train.monitor`` and ``train.mode``, before JAX loads (TrainConfig checks them again)."""
-    monitors = MONITORS + tuple(f"{split}_{name}" for split in ("train", "val") for name in own)
-    check_choice("train.monitor", t["monitor"], monitors)
-    check_choice("train.mode", t["mode"], ("auto", "min", "max"))
-    if t["monitor"] not in MONITORS and t["mode"] == "auto":
-        raise InputError(f"train.mode: expected 'min' or 'max' when train.monitor is an own metric "
-                         f"({t['monitor']!r}: jaxreg cannot tell which way is better), got 'auto'")
-
-
 def _check_schedule(t: dict) -> None:
     """``train.epochs``, ``eval_every`` and ``batch_size`` by the rules TrainConfig applies
     (:func:`jaxreg.limits.check_schedule`), before JAX loads; the batch size's upper bound, the
@@ -537,7 +527,10 @@ def _check_train(train_raw: dict) -> dict:
                            or any(not isinstance(name, str) or name not in allowed for name in t["metrics"])):
         raise InputError(f"train.metrics: expected a non-empty list of names among {', '.join(allowed)}, "
                          f"got {t['metrics']!r}")
-    _check_monitor(t, own)
+    try:  # TrainConfig's rule, before JAX loads
+        check_monitor(t["monitor"], t["mode"], own)
+    except InputError as error:
+        raise InputError(f"train.{error}") from None
     _int("train.start_epoch", t["start_epoch"], 0)
     _check_schedule(t)
     for flag in ("shuffle", "eval_test", "penalize_bias"):
