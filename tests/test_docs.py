@@ -169,15 +169,15 @@ def _written() -> set[str]:
 
 
 def test_docs_folder_commands_read_what_a_documented_command_writes():
-    """show, plot, best, compare and predict read a folder (or export) that a documented command
+    """show, plot, best, compare, report and predict read a folder (or export) that a documented command
     writes, or one the repository holds: following the docs in order works."""
     written = _written()
     for page, command in COMMANDS:
         words = shlex.split(command)[1:]
         if words[0] in ("show", "plot", "best", "predict"):
             read = [words[1]]
-        elif words[0] == "compare":
-            read = [w for w in words[1:words.index("--out")] if not w.startswith("-")]
+        elif words[0] in ("compare", "report"):
+            read = [w for w in words[1:words.index("--out") if "--out" in words else None] if not w.startswith("-")]
         else:
             continue
         for folder in read:
