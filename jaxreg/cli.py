@@ -7,6 +7,7 @@
     jaxreg best DIR [--export FILE] [--trust-code]
     jaxreg predict DIR_OR_FILE DATA --out FILE [--seed N] [--trust-code]
     jaxreg compare DIR [DIR ...] --out DIR
+    jaxreg report DIR [DIR ...] [--out FILE]
     jaxreg export optuna DIR --storage URL
     jaxreg export mlflow DIR [--tracking-uri URI]
     jaxreg export tensorboard DIR [--logdir DIR]
@@ -36,7 +37,7 @@ class UsageError(InputError):
 
 
 PLAN_LISTED = 1000  # configs jaxreg plan lists; it says how many more there are
-COMMANDS = ("run", "plan", "sanity", "lr-find", "show", "plot", "best", "predict", "compare", "export")  # in --help's order
+COMMANDS = ("run", "plan", "sanity", "lr-find", "show", "plot", "best", "predict", "compare", "report", "export")  # in --help's order
 EXPORTS = ("optuna", "mlflow", "tensorboard")  # jaxreg export TARGET (jaxreg.report.exports)
 
 
@@ -180,6 +181,10 @@ def _parser() -> _Parser:
                                   "comparison.csv")
     compare.add_argument("dir", nargs="+", help="results folders ranked by the same metric")
     compare.add_argument("--out", required=True, help="folder for the comparison's files")
+    report = commands.add_parser("report", help="write one self-contained HTML page of results folders (tables, "
+                                 "interactive plots, findings; opens offline; pip install 'jaxreg[report]')")
+    report.add_argument("dir", nargs="+", help="results folders (several: ranked by the same metric)")
+    report.add_argument("--out", default="report.html", metavar="FILE", help="the page (default: report.html)")
     _export_parser(commands)
     return parser
 
@@ -528,6 +533,12 @@ def _export(args) -> None:
         print(f"{root}: a session per config (tensorboard --logdir {root})")
 
 
+def _report(args) -> None:
+    from jaxreg.report.html import write_report
+
+    print(write_report(args.dir, args.out))
+
+
 def _start_ray(argv: list[str] | None) -> dict | None:
     """Starts Ray for ``jaxreg run ... --ray [ADDRESS]`` before anything imports JAX; None for
     any other command line (a command line that does not parse is left to the parser)."""
@@ -630,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         code = {"run": _run, "plan": _plan, "show": _show, "plot": _plot, "best": _best, "predict": _predict,
                 "sanity": _sanity,
                 "lr-find": _lr_find,
-                "compare": _compare, "export": _export}[args.command](args)
+                "compare": _compare, "report": _report, "export": _export}[args.command](args)
         if code:
             return code
     except (InputError, DatasetError) as error:

@@ -169,7 +169,7 @@ def _written() -> set[str]:
 
 
 def test_docs_folder_commands_read_what_a_documented_command_writes():
-    """show, plot, best, compare, predict and export read a folder (or export) that a documented command
+    """show, plot, best, compare, report, predict and export read a folder (or export) that a documented command
     writes, or one the repository holds: following the docs in order works."""
     written = _written()
     for page, command in COMMANDS:
@@ -178,8 +178,8 @@ def test_docs_folder_commands_read_what_a_documented_command_writes():
             read = [words[1]]
         elif words[0] == "export":
             read = [words[2]]
-        elif words[0] == "compare":
-            read = [w for w in words[1:words.index("--out")] if not w.startswith("-")]
+        elif words[0] in ("compare", "report"):
+            read = [w for w in words[1:words.index("--out") if "--out" in words else None] if not w.startswith("-")]
         else:
             continue
         for folder in read:

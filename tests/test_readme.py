@@ -26,7 +26,7 @@ COMMANDS = [re.sub(r"\s{2,}#.*$", "", line).strip()
 
 def test_the_readme_has_python_examples_and_commands():
     assert len(BLOCKS) >= 1
-    assert [c.split()[1] for c in COMMANDS if c.split()[1] != "run"] == ["plan", "show", "best", "plot", "compare"]
+    assert [c.split()[1] for c in COMMANDS if c.split()[1] != "run"] == ["plan", "show", "best", "plot", "compare", "report"]
 
 
 def test_the_readme_opens_with_one_sentence_then_the_two_commands():

@@ -25,40 +25,11 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from jaxreg.errors import InputError
-from jaxreg.report.folder import Folder, load_folder
+from jaxreg.report.folder import Folder, load_folders  # load_folders: re-exported
 from jaxreg.report.plots import metric_axis, metric_colorbar, save_figure, scatter_configs
-from jaxreg.report.files import JOURNAL
 from jaxreg.report.summary import best_row, write_csv
 
 TITLE_WIDTH = 62  # characters of a sampled_points.png panel title's line, at fontsize "small"
-
-
-def load_folders(paths: list) -> list[Folder]:
-    """Reads the folders, checks they compare (distinct, one metric and goal) and labels each by
-    its spec name, or by its folder name when spec names repeat."""
-    resolved = [Path(p).resolve() for p in paths]
-    for i, path in enumerate(resolved):
-        if path in resolved[:i]:
-            raise InputError(f"DIR: expected distinct results folders, got {str(paths[i])!r} twice")
-    folders = []
-    for path in paths:
-        folder = load_folder(path)
-        if not folder.records:
-            raise InputError(f"DIR: expected a results folder with finished trials, got {str(path)!r} "
-                             f"(no trials in {JOURNAL})")
-        folders.append(folder)
-    for key in ("metric", "goal"):
-        first = folders[0].search[key]
-        for folder in folders[1:]:
-            if folder.search[key] != first:
-                raise InputError(f"search.{key}: expected the same {key} in every folder, got {first!r} in "
-                                f"{str(folders[0].path)!r} and {folder.search[key]!r} in {str(folder.path)!r}")
-    for labels in ([f.spec["name"] for f in folders], [f.path.name for f in folders], list(map(str, paths))):
-        if len(set(labels)) == len(labels):
-            break
-    for folder, label in zip(folders, labels):
-        folder.label = label
-    return folders
 
 
 def comparison_rows(folders: list[Folder]) -> list[dict]:

@@ -1,6 +1,7 @@
 """The one reader of a results folder, shared by the plots of a folder and the comparisons of several.
 
-``load_folder(path)`` reads the manifest's resolved spec and the journal; the :class:`Folder` it
+``load_folder(path)`` reads the manifest's resolved spec and the journal (``load_folders(paths)``:
+several, checked to compare, as ``compare`` and the HTML report read them); the :class:`Folder` it
 returns derives what figures and tables need from them: the summary rows (best first), the
 trials of each config, the swept axes (distinct values, which are numeric, which the spec samples
 on a log scale, their extent), the best-so-far curve, and a trial's curves and saved params.
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxreg.errors import InputError
+from jaxreg.report.files import JOURNAL
 from jaxreg.report.journal import load_curves, read_journal
 from jaxreg.report.manifest import load_manifest
 from jaxreg.report.summary import as_float, best_so_far, is_number, summarize
@@ -53,6 +55,35 @@ def load_folder(path: str | Path, *, build: Callable[[dict], object] | None = No
         raise InputError(f"DIR: expected a manifest.json with the resolved spec, got {str(path)!r} without one")
     return Folder(path, spec, read_journal(path), build=build, runs=manifest.get("runs") or [],
                   chance=manifest.get("chance"), scales=manifest.get("scales"))
+
+
+def load_folders(paths: list) -> list[Folder]:
+    """Reads the folders, checks they compare (distinct, one metric and goal) and labels each by
+    its spec name, or by its folder name when spec names repeat."""
+    resolved = [Path(p).resolve() for p in paths]
+    for i, path in enumerate(resolved):
+        if path in resolved[:i]:
+            raise InputError(f"DIR: expected distinct results folders, got {str(paths[i])!r} twice")
+    folders = []
+    for path in paths:
+        folder = load_folder(path)
+        if not folder.records:
+            raise InputError(f"DIR: expected a results folder with finished trials, got {str(path)!r} "
+                             f"(no trials in {JOURNAL})")
+        folders.append(folder)
+    for key in ("metric", "goal"):
+        first = folders[0].search[key]
+        for folder in folders[1:]:
+            if folder.search[key] != first:
+                raise InputError(f"search.{key}: expected the same {key} in every folder, got {first!r} in "
+                                f"{str(folders[0].path)!r} and {folder.search[key]!r} in {str(folder.path)!r}")
+    for labels in ([f.spec["name"] for f in folders], [f.path.name for f in folders], list(map(str, paths))):
+        if len(set(labels)) == len(labels):
+            break
+    for folder, label in zip(folders, labels):
+        folder.label = label
+    return folders
+
 
 
 @dataclasses.dataclass(eq=False)
@@ -89,7 +120,7 @@ class Folder:
         for record in self.records:
             for name, value in record["point"].items():
                 values.setdefault(name, []).append(value)
-        self.varying = [n for n, v in values.items() if len(distinct(v)) > 1]
+        self.varying = [n for n, v in values.items() if _varies(v)]
         # Lists (per-layer dropout rates) and strings are categories: labels, never an axis.
         self.numeric = [n for n in self.varying if all(is_number(x) for x in values[n])]
 
@@ -117,11 +148,11 @@ class Folder:
         zoom = f"top {s['top_k']}" if s.get("zoom", "top_k") == "top_k" else f"not worse by {s['z']:g} SE"
         return f"coarse_to_fine ({s['rounds']} rounds of {s['round_method']}, {zoom})"
 
-    @property
+    @functools.cached_property  # read per config label: once, not once per label
     def has_case(self) -> bool:
         return any(r["case"] is not None for r in self.records)
 
-    @property
+    @functools.cached_property  # read per config label: once, not once per label
     def has_rounds(self) -> bool:
         return len({r["round"] for r in self.records}) > 1
 
@@ -228,6 +259,13 @@ class Folder:
         except (ValueError, OSError) as error:  # InputError, or DatasetError for data not on this machine
             self.build_error = str(error)
             return None
+
+
+def _varies(values: list) -> bool:
+    """Whether ``values`` hold two distinct values (as :func:`distinct` tells them apart); stops at
+    the first that differs (a 10,000-config sweep's axes are read in milliseconds)."""
+    first = json.dumps(values[0], sort_keys=True)
+    return any(json.dumps(v, sort_keys=True) != first for v in values)
 
 
 def _short(value) -> str:

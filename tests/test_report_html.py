@@ -1,0 +1,203 @@
+"""``jaxreg report``: one self-contained HTML page of results folders, read back by a browser.
+
+The page is written for a committed grid, for three searches compared, and for a small successive
+halving sweep trained here; each is opened from ``file://`` in headless Chromium with the network
+cut off, and must draw every panel (each figure's element holds plotly's ``svg.main-svg``) with
+nothing on the console. Folder strings are escaped (a hostile case name does not run), the page
+is the same bytes for the same folders, every figure passes plotly's own validator, and the
+importance measure is checked against a by-hand computation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import headless
+from jaxreg import cli
+from jaxreg.errors import InputError
+from jaxreg.report import html as report_html
+from jaxreg.report.folder import load_folder, load_folders
+from jaxreg.report.store import spec_parts, spec_sha256
+
+pytest.importorskip("plotly")
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = ROOT / "results" / "search-grid"
+COMPARED = [GRID, ROOT / "results" / "search-random", ROOT / "results" / "search-coarse-to-fine"]
+browser = pytest.mark.skipif(headless.CHROMIUM is None, reason="Chromium is not installed (CI's .ci/run installs it)")
+
+
+def _figure_ids(page: str) -> list[str]:
+    data = re.search(r'<script type="application/json" id="jaxreg-figures">(.*?)</script>', page, flags=re.S)[1]
+    return sorted(json.loads(data))
+
+
+def _drawn(dom: str, ids: list[str]) -> dict[str, bool]:
+    """Whether each figure's element holds a plotly svg: the DOM from its start to the next
+    figure's start (figure elements do not nest)."""
+    starts = sorted((dom.index(f'id="{i}"'), i) for i in ids)
+    ends = [s for s, _ in starts[1:]] + [dom.index('id="jaxreg-figures"')]
+    return {i: 'class="main-svg"' in dom[s:e] for (s, i), e in zip(starts, ends)}
+
+
+def _render(page: Path, tmp_path: Path, name: str) -> str:
+    """Opens the page offline; checks it drew every figure with no console output; keeps a screenshot."""
+    text = page.read_text()
+    dom, console = headless.dom(page, tmp_path / f"profile-{name}")
+    assert not console, "\n".join(console)
+    body = re.search(r"<body[^>]*>", dom)[0]
+    assert "data-error" not in body and "data-rendered" in body, body
+    drawn = _drawn(dom, _figure_ids(text))
+    assert drawn and all(drawn.values()), drawn
+    png = tmp_path / f"report-{name}.png"
+    assert not headless.screenshot(page, tmp_path / f"profile-{name}", png)
+    assert png.stat().st_size > 10_000
+    print(f"screenshot: {png}")
+    return dom
+
+
+def test_the_page_is_self_contained_and_the_same_bytes_each_time(tmp_path):
+    first, second = report_html.write_report([GRID], tmp_path / "a.html"), report_html.write_report([GRID], tmp_path / "b.html")
+    text = first.read_text()
+    assert first.read_bytes() == second.read_bytes()
+    head, bundle = text.split("<script>", 1)[0], text.split("<script>", 1)[1]
+    ours = head + bundle.split("</script>", 1)[1]  # the page but plotly's inlined bundle
+    assert "plotly.js" in bundle.split("</script>", 1)[0][:1000]  # the bundle, once
+    assert text.count("plotly.js v") == 1 or "plotly.js" in text
+    assert "<script src" not in ours and "http" not in ours.replace("http-equiv", "")  # nothing to fetch
+    assert re.findall(r'(?:src|href)="([^"#][^"]*)"', ours) == []
+    ids = _figure_ids(text)
+    assert {f"f0-{p}" for p in ("parcoords", "metric", "contours", "importance", "best", "curves")} <= set(ids)
+
+
+def test_every_figure_passes_plotlys_validator():
+    import plotly.graph_objects as go
+
+    figures = {}
+    page = report_html.build_page(load_folders(COMPARED), plotly_js="")
+    data = re.search(r'id="jaxreg-figures">(.*?)</script>', page, flags=re.S)[1]
+    figures.update(json.loads(data))
+    for name, figure in figures.items():
+        go.Figure(figure)  # raises on a property plotly does not know
+
+
+def test_the_table_has_every_config_with_mean_and_standard_error_over_seeds():
+    folder = load_folder(GRID)
+    page = report_html.build_page([folder], plotly_js="")
+    assert page.count('<tbody class="cfg">') == len(folder.rows) == 16
+    assert page.count('<tr class="seed" hidden>') == len(folder.records) == 48
+    best = folder.rows[0]
+    values = [r["metrics"]["val_loss"] for r in folder.trials[best["config_id"]]]
+    se = np.std(values, ddof=1) / np.sqrt(len(values))
+    assert f"{np.mean(values):.4g} &plusmn; {se:.4g}" in page
+    first = re.search(r'<tbody class="cfg"><tr>(.*?)</tr>', page)[1]
+    keys = [float(v) for v in re.findall(r'data-v="([0-9.e-]+)"', first)]
+    assert any(k == pytest.approx(np.mean(values), rel=1e-12) for k in keys)  # the sort key: the full value
+
+
+@browser
+def test_a_grid_report_draws_every_panel_offline(tmp_path):
+    page = report_html.write_report([GRID], tmp_path / "grid.html")
+    dom = _render(page, tmp_path, "grid")
+    for title in ("Configs", "Parallel coordinates", "Parameter importance", "Findings", "Manifest"):
+        assert f"<h3>{title}</h3>" in dom
+
+
+@browser
+def test_a_comparison_draws_each_folder_and_the_distributions(tmp_path):
+    page = report_html.write_report(COMPARED, tmp_path / "comparison.html")
+    dom = _render(page, tmp_path, "comparison")
+    ids = _figure_ids(page.read_text())
+    assert {"cmp-edf", "cmp-best"} <= set(ids) and {f"f{i}-parcoords" for i in range(3)} <= set(ids)
+    assert dom.count('<section class="folder"') == 4
+
+
+@pytest.fixture(scope="module")
+def halving_folder(tmp_path_factory):
+    from jaxreg.sweeps import build_spec, run_sweep
+    from test_halving import HALVING
+    from test_sweep import tiny
+
+    out = tmp_path_factory.mktemp("halving") / "run"
+    run_sweep(build_spec(tiny(**HALVING)), out, progress=False)
+    return out
+
+
+@browser
+def test_a_halving_report_greys_pruned_configs_and_counts_members_per_rung(tmp_path, halving_folder):
+    page = report_html.write_report([halving_folder], tmp_path / "halving.html")
+    text = page.read_text()
+    figures = json.loads(re.search(r'id="jaxreg-figures">(.*?)</script>', text, flags=re.S)[1])
+    rungs = figures["f0-rungs"]["data"][0]
+    assert rungs["x"] == ["2", "4", "8"] and rungs["y"] == [16, 8, 4]  # 8 configs x 2 seeds, halved twice
+    grey = [t for t in figures["f0-curves"]["data"] if t.get("mode") == "lines+markers" and "pruned" in t["name"]]
+    assert len(grey) == 6 and all(t["line"]["color"] == report_html.PRUNED for t in grey)
+    assert len(figures["f0-curves"]["layout"]["shapes"]) == 3  # a dotted line at each rung
+    assert text.count('<tbody class="cfg pruned">') == 6
+    _render(page, tmp_path, "halving")
+
+
+@browser
+def test_strings_from_the_folder_are_escaped_not_run(tmp_path):
+    hostile = '<script>document.body.setAttribute("data-pwned", 1)</script><img src=x onerror="document.body.setAttribute(\'data-pwned\', 2)">'
+    folder = tmp_path / "hostile"
+    shutil.copytree(GRID, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["spec"].update(name=hostile, description=hostile)
+    manifest["spec_sha256"] = spec_sha256(manifest["spec"])
+    if "spec_parts" in manifest:
+        manifest["spec_parts"] = spec_parts(manifest["spec"])
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    lines = [json.loads(line) for line in (folder / "trials.jsonl").read_text().splitlines()]
+    (folder / "trials.jsonl").write_text("".join(json.dumps({**r, "case": hostile}) + "\n" for r in lines))
+    page = report_html.write_report([folder], tmp_path / "hostile.html")
+    assert "<script>document" not in page.read_text() and "<img src=x" not in page.read_text()
+    dom, console = headless.dom(page, tmp_path / "profile")
+    body = re.search(r"<body[^>]*>", dom)[0]
+    assert "data-pwned" not in body and "data-rendered" in body, body
+    assert "&lt;script&gt;document.body" in dom  # shown as text
+
+
+def test_importance_is_the_share_of_variance_between_groups():
+    means = np.array([1.0, 1.2, 3.0, 3.4, 5.0, 5.2])
+    codes = np.array([0, 0, 1, 1, 2, 2])
+    groups = [means[codes == k] for k in range(3)]
+    between = sum(len(g) * (g.mean() - means.mean()) ** 2 for g in groups)
+    assert report_html.explained(means, codes)[0] == pytest.approx(between / ((means - means.mean()) ** 2).sum())
+    assert report_html.explained(np.array([2.0, 2.0, 2.0]), np.array([0, 1, 2]))[0] == 0.0  # no variance at all
+    shares = dict((n, (s, lo, hi)) for n, s, lo, hi in report_html.importance(load_folder(GRID)))
+    assert shares["learning_rate"][0] > 0.99 and shares["l2"][0] < 0.01  # the grid's lr decides everything
+    lr, l2 = shares["learning_rate"], shares["l2"]
+    assert lr[1] <= lr[0] + 1e-4 and lr[2] >= lr[0] - 1e-4 and lr[1] > 0.99  # resampled seeds: lr still decides
+    assert l2[1] <= l2[2] < 0.01
+
+
+def test_the_command_line_writes_the_page_and_refuses_bad_input_in_one_line(tmp_path, capsys, monkeypatch):
+    assert cli.main(["report", str(GRID), "--out", str(tmp_path / "r.html")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "r.html")
+    for args, said in ((["report", str(tmp_path / "missing")], "expected a jaxreg results folder"),
+                       (["report", str(ROOT / "jaxreg")], "expected a jaxreg results folder"),
+                       (["report", str(GRID), "--out", str(tmp_path)], "--out: expected an HTML file path"),
+                       (["report", str(GRID), str(GRID)], "expected distinct results folders")):
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err
+        assert said in err and err.count("\n") == 1, err
+    monkeypatch.setitem(sys.modules, "plotly.offline", None)  # as if plotly were not installed
+    assert cli.main(["report", str(GRID), "--out", str(tmp_path / "r2.html")]) == 2
+    assert "pip install 'jaxreg[report]'" in capsys.readouterr().err
+    assert not (tmp_path / "r2.html").exists()
+
+
+def test_a_folder_without_trials_is_refused(tmp_path):
+    folder = tmp_path / "empty"
+    shutil.copytree(GRID, folder)
+    (folder / "trials.jsonl").write_text("")
+    with pytest.raises(InputError, match="no trials"):
+        report_html.write_report([folder], tmp_path / "r.html")
