@@ -13,6 +13,7 @@ in ``../shared/data`` next to the repository, and skips naming every folder it s
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,6 +24,48 @@ import numpy as np
 import pytest
 
 import jaxreg
+
+# The tiers, by folder: unit/ (a module's own tests), sweeps/ (in-process sweeps on small folders),
+# e2e/ (whatever starts a jaxreg process, a server or a browser, or sends a signal), experiments/
+# (the reproductions). Each test is marked with its folder's tier; a test elsewhere that starts a
+# process is marked e2e too, so `pytest -m "not e2e and not experiment"` runs no process at all.
+TESTS = Path(__file__).resolve().parent
+TIERS = {"unit": "unit", "sweeps": "sweeps", "e2e": "e2e", "experiments": "experiment"}
+PROCESS = ("subprocess.", "Popen(", "os.kill(", ".send_signal(", "run_cli_process(")
+for _folder in (TESTS, *(TESTS / name for name in TIERS)):  # shared helpers import across tiers
+    if str(_folder) not in sys.path:
+        sys.path.append(str(_folder))
+
+
+def _source(function) -> str:
+    import inspect
+
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
+
+
+def _starts_a_process(item) -> bool:
+    """Whether the test's code, or a function of its module that it calls, starts a process."""
+    import inspect
+
+    source = _source(getattr(item, "function", None))
+    module = getattr(item, "module", None)
+    helpers = [name for name, f in inspect.getmembers(module, inspect.isfunction)
+               if f.__module__ == module.__name__ and not name.startswith("test_")
+               and any(token in _source(f) for token in PROCESS)] if module is not None else []
+    return any(token in source for token in PROCESS) or any(f"{name}(" in source for name in helpers)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(str(item.fspath)).resolve().relative_to(TESTS.parent).parts
+        tier = TIERS.get(parts[1]) if len(parts) > 2 and parts[0] == "tests" else None
+        if tier is not None:
+            item.add_marker(tier)
+        if tier != "e2e" and _starts_a_process(item):
+            item.add_marker("e2e")
 
 # `jaxreg` commands run by the tests share one persistent compilation cache, new for each test
 # session: equal programs compile once across the subprocesses of a run, and no test reads a

@@ -1,6 +1,6 @@
 """Opens a page in headless Chromium from ``file://``, offline: the DOM once its scripts ran,
 what the browser logged (console messages included), and a screenshot. Shared by
-tests/test_report_html.py and benchmarks/report_html.py."""
+tests/e2e/test_report_html.py and benchmarks/report_html.py."""
 
 from __future__ import annotations
 

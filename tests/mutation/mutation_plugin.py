@@ -15,24 +15,24 @@ import os
 from pathlib import Path
 
 # Module -> the test files that judge its mutants.
-ENGINE = ["tests/test_engine_oracle.py", "tests/test_step.py"]
+ENGINE = ["tests/unit/test_engine_oracle.py", "tests/unit/test_step.py"]
 TESTS = {
-    "jaxreg.step": ENGINE + ["tests/test_mutation_kills.py"],
-    "jaxreg.layout": ENGINE + ["tests/test_mutation_kills.py"],
-    "jaxreg.optimizers": ENGINE + ["tests/test_mutation_kills.py"],
-    "jaxreg.early_stopping": ["tests/test_early_stopping.py", "tests/test_engine_oracle.py",
-                              "tests/test_mutation_kills.py"],
-    "jaxreg.penalties": ["tests/test_losses_penalties.py", "tests/test_engine_oracle.py",
-                         "tests/test_mutation_kills.py"],
-    "jaxreg.drop": ["tests/test_drop.py", "tests/test_mutation_kills.py"],
-    "jaxreg.train": ["tests/test_data_checks.py", "tests/test_engine_oracle.py", "tests/test_checkpoint.py",
-                     "tests/test_train.py", "tests/test_mutation_kills.py"],
-    "jaxreg.sweeps.space": ["tests/test_sweep.py", "tests/test_space.py", "tests/test_spec_errors.py"],
+    "jaxreg.step": ENGINE + ["tests/unit/test_mutation_kills.py"],
+    "jaxreg.layout": ENGINE + ["tests/unit/test_mutation_kills.py"],
+    "jaxreg.optimizers": ENGINE + ["tests/unit/test_mutation_kills.py"],
+    "jaxreg.early_stopping": ["tests/unit/test_early_stopping.py", "tests/unit/test_engine_oracle.py",
+                              "tests/unit/test_mutation_kills.py"],
+    "jaxreg.penalties": ["tests/unit/test_losses_penalties.py", "tests/unit/test_engine_oracle.py",
+                         "tests/unit/test_mutation_kills.py"],
+    "jaxreg.drop": ["tests/unit/test_drop.py", "tests/unit/test_mutation_kills.py"],
+    "jaxreg.train": ["tests/unit/test_data_checks.py", "tests/unit/test_engine_oracle.py", "tests/e2e/test_checkpoint.py",
+                     "tests/unit/test_train.py", "tests/unit/test_mutation_kills.py"],
+    "jaxreg.sweeps.space": ["tests/sweeps/test_sweep.py", "tests/unit/test_space.py", "tests/unit/test_spec_errors.py"],
     **dict.fromkeys([f"jaxreg.report.{name}" for name in ("store", "files", "journal", "manifest", "locks")],
-                    ["tests/test_store.py", "tests/test_store_errors.py", "tests/test_checkpoint.py",
-                     "tests/test_results_folder.py"]),
-    "jaxreg.sweeps.records": ["tests/test_store.py", "tests/test_results_folder.py"],
-    "jaxreg.sweeps.executor": ["tests/test_study.py", "tests/test_halving.py", "tests/test_checkpoint.py"],
+                    ["tests/unit/test_store.py", "tests/e2e/test_store_errors.py", "tests/e2e/test_checkpoint.py",
+                     "tests/e2e/test_results_folder.py"]),
+    "jaxreg.sweeps.records": ["tests/unit/test_store.py", "tests/e2e/test_results_folder.py"],
+    "jaxreg.sweeps.executor": ["tests/sweeps/test_study.py", "tests/sweeps/test_halving.py", "tests/e2e/test_checkpoint.py"],
 }
 
 

@@ -24,7 +24,7 @@ import pytest
 
 from jaxreg import cli, report
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CASES = {"name": "exp", "data": {"dataset": "blobs"}, "model": {"hidden": [4]},
          "train": {"loss": "bce", "epochs": 6, "eval_every": 2, "batch_size": 25},
          "hparams": {"learning_rate": {"logspace": [0.01, 1.0, 3]}},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).parent.parent / "jaxreg"
+PACKAGE = Path(__file__).parents[2] / "jaxreg"
 MAX_LINES, MAX_PARAMETERS = 60, 8
 # name -> why it may exceed a limit
 EXCEPTIONS = {

@@ -189,7 +189,7 @@ def test_sanity_passes_on_the_demo_and_fails_in_words_for_one_hidden_unit(capsys
 
     from jaxreg import cli
 
-    demo = str(Path(__file__).resolve().parent.parent / "sweeps" / "demo.toml")
+    demo = str(Path(__file__).resolve().parents[2] / "sweeps" / "demo.toml")
     assert cli.main(["sanity", demo, "--seeds", "2", "--epochs", "100"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == ("sanity: 100 training examples, regularization off, 2 seeds, 100 epochs, adam at learning "

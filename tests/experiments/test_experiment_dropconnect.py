@@ -13,7 +13,7 @@ import pytest
 from jaxreg import make_hparams, stack_hparams, train_batch
 from jaxreg.sweeps import load_spec, run_sweep
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 

@@ -685,7 +685,7 @@ def test_each_manifest_field_is_checked(tmp_path, field, value, allowed):
 def test_the_committed_results_folders_are_read_as_jaxregs():
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "results"
+    root = Path(__file__).resolve().parents[2] / "results"
     folders = sorted(path.parent for path in root.rglob(store.MANIFEST))
     assert len(folders) > 100
     for folder in folders:

@@ -69,7 +69,7 @@ def test_a_damaged_curves_file_is_named_and_a_missing_one_is_not_found(tmp_path)
 
 
 def test_show_on_a_folder_with_a_corrupt_middle_line_exits_2_with_one_line(tmp_path):
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     spec = tmp_path / "tiny.toml"
     spec.write_text('name = "tiny"\n[data]\ndataset = "blobs"\n[model]\nhidden = [4]\n'
                     '[train]\nloss = "bce"\nepochs = 1\n[output]\nplots = false\n')

@@ -12,7 +12,7 @@ from jaxreg.report import read_journal
 from jaxreg.sweeps import config_id, load_spec
 from jaxreg.sweeps.spec import compute_difference
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", ["augmentation", "transfer-pretrain", "transfer", "batch-norm", "lr-find"])

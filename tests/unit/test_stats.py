@@ -15,7 +15,7 @@ from jaxreg import report
 from jaxreg.report.stats import expected_best, mean_se, one_se_choice, paired_bootstrap, regularization_key
 from jaxreg.report.summary import as_float
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRID = ROOT / "results" / "search-grid"  # 16 configs x 3 seeds, val_loss minimized
 ONE_SEED = ROOT / "results" / "grokking-book"  # 1 seed per config
 HALVING = ROOT / "results" / "search-repeats" / "halving" / "seed-0"  # configs pruned by successive halving

@@ -89,7 +89,7 @@ def test_on_digits_the_probe_holds_the_grid_best_rate_and_varies_less_than_the_r
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "experiments" / "lr_find_check.py"
+    path = Path(__file__).resolve().parents[2] / "experiments" / "lr_find_check.py"
     module_spec = importlib.util.spec_from_file_location("lr_find_check", path)
     check = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(check)

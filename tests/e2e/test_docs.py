@@ -9,7 +9,7 @@
   ``sanity``, ``lr-find``) are checked by ``jaxreg plan`` on the same spec and ``--set``s (the
   spec and its overrides are valid, nothing trains); the commands that read a results folder
   or an export read one that a documented command writes or the repository holds. The
-  README's commands, which do train, run verbatim in tests/test_readme.py.
+  README's commands, which do train, run verbatim in tests/e2e/test_readme.py.
 * The spec reference's "every key, with its default" block gives the code's defaults.
 """
 
@@ -30,7 +30,7 @@ import pytest
 
 import jaxreg
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 TEXTS = {page.name: page.read_text() for page in PAGES}

@@ -152,7 +152,7 @@ def test_the_architecture_page_shows_the_loop_as_the_code_has_it():
 
     from jaxreg.sweeps.run import study
 
-    page = (Path(__file__).parent.parent / "docs" / "architecture.md").read_text()
+    page = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text()
     shown = re.search(r"## The study loop.*?```python\n(.*?)```", page, re.S).group(1)
     source = inspect.getsource(study)
     code = re.sub(r'    """.*?"""\n', "", source, count=1, flags=re.S)

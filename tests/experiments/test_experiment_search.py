@@ -18,7 +18,7 @@ import pytest
 from jaxreg import report
 from jaxreg.sweeps import load_spec, run_sweep
 
-SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
+SWEEPS = Path(__file__).resolve().parents[2] / "sweeps"
 SHORT = ["train.epochs=5", "output.plots=false"]
 
 

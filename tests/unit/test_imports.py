@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "jaxreg"
 FOLDER = ROOT / "results" / "notebook-2d"  # a committed results folder: 15 trials, their curves and params
 HEAVY = ("jax", "jaxlib", "optax", "dm_pix")  # what reading a folder must not load

@@ -28,7 +28,7 @@ from jaxreg.report.store import spec_parts, spec_sha256
 
 pytest.importorskip("plotly")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRID = ROOT / "results" / "search-grid"
 COMPARED = [GRID, ROOT / "results" / "search-random", ROOT / "results" / "search-coarse-to-fine"]
 browser = pytest.mark.skipif(headless.CHROMIUM is None, reason="Chromium is not installed (CI's .ci/run installs it)")

@@ -81,7 +81,7 @@ def test_a_ctrl_c_while_the_command_starts_is_one_line_and_130(tmp_path):
     """SIGINT from 0 to 0.5 s after the first NumPy module has loaded (the first heavy import: JAX
     follows): one line, exit 130. The handler was installed once jaxreg.cli had imported NumPy;
     a Ctrl-C before that printed a traceback."""
-    spec = Path(__file__).resolve().parents[1] / "sweeps" / "demo.toml"
+    spec = Path(__file__).resolve().parents[2] / "sweeps" / "demo.toml"
     for delay in (0.0, 0.01, 0.03, 0.1, 0.2, 0.35, 0.5):
         # -X importtime writes a line, unbuffered, as each module has been imported
         child = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "jaxreg", "plan", str(spec)],

@@ -19,7 +19,7 @@ import pytest
 import jaxreg
 from jaxreg.report import store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_segment_blocks_divides_the_evaluations_into_at_most_about_eight():

@@ -1,6 +1,6 @@
 """The README's examples run as written (a newcomer copies them verbatim): every Python block,
 and every ``jaxreg`` command of its shell blocks, in order, in a scratch folder. The README stays
-a door: the two commands first, a quickstart, links to docs/ (tests/test_docs.py checks those
+a door: the two commands first, a quickstart, links to docs/ (tests/e2e/test_docs.py checks those
 pages the same way)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 TEXT = README.read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", TEXT, flags=re.S)

@@ -17,7 +17,7 @@ import pytest
 from jaxreg import report
 from jaxreg.sweeps import load_spec, run_sweep
 
-SPEC = Path(__file__).resolve().parents[1] / "sweeps" / "notebook-2d.toml"
+SPEC = Path(__file__).resolve().parents[2] / "sweeps" / "notebook-2d.toml"
 
 
 @pytest.mark.slow

@@ -147,7 +147,7 @@ def test_sigint_and_sigterm_mid_run_exit_with_one_line_and_the_signals_code(tmp_
                     '[train]\nloss = "bce"\nepochs = 4000\nbatch_size = 1\n[output]\nplots = false\n')
     out = tmp_path / "out"
     run = subprocess.Popen([sys.executable, "-m", "jaxreg", "run", str(spec), "--out", str(out), "--quiet"],
-                           cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                           cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out / store.MANIFEST).exists() and time.monotonic() < deadline:  # training has started
@@ -245,7 +245,7 @@ def test_ctrl_c_while_jax_is_still_loading_is_one_line_and_exit_130(tmp_path):
     spec = tmp_path / "spec.toml"
     spec.write_text('name = "early"\n[data]\ndataset = "blobs"\n[model]\nhidden = [4]\n[train]\nloss = "bce"\n')
     run = subprocess.Popen([sys.executable, "-m", "jaxreg", "run", str(spec), "--out", str(tmp_path / "out")],
-                           cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                           cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     maps, deadline = Path(f"/proc/{run.pid}/maps"), time.monotonic() + 60
     # The command's handlers are in place before JAX loads: wait until jaxlib's library is mapped.

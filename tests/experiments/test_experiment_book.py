@@ -15,7 +15,7 @@ import pytest
 from jaxreg import report
 from jaxreg.sweeps import load_spec, run_sweep
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
 
 

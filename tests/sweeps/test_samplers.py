@@ -27,7 +27,7 @@ from jaxreg.sweeps import run as jaxreg_run
 from jaxreg.sweeps.space import MODEL_METHODS
 from test_sweep import forget_compiled_programs, tiny
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _space(method="tpe", samples=8, seed=0, **axes):
