@@ -60,7 +60,9 @@ def _house_style(message: str) -> str:
         allowed = {"command": f"one of {', '.join(map(repr, COMMANDS))}", "target": f"one of {', '.join(map(repr, EXPORTS))}",
                    "spec": "a sweep spec (a TOML file)",
                    "dir": "a results folder", "DIR_OR_FILE": "a results folder or a file of jaxreg best --export",
-                   "DATA": "a .csv or .npz file"}.get(name, "a value")
+                   "DATA": "a .csv or .npz file", "--out": "a path to write to (predict: the predictions' CSV; "
+                                                           "compare: a folder)",
+                   "--storage": "an Optuna storage URL (sqlite:///study.db)"}.get(name, "a value")
         return f"{name}: expected {allowed}, got nothing"
     if match := re.fullmatch(r"unrecognized arguments: (.+)", message):
         return f"arguments: expected only those listed by --help, got {match[1]!r}"
@@ -252,8 +254,7 @@ def _run(args) -> None:
     print()
     print(report.format_table(rows, spec.search, limit=20))
     _print_best_lines(rows, records, spec.search)
-    print()
-    _print_findings(out)
+    _print_findings(out)  # each block after one blank line
     print(flush=True)  # the table is the first result: shown while the plots are drawn
     drawn, skipped = finish_plots(spec, out)
     written += drawn

@@ -145,7 +145,8 @@ def test_cli(grid, c2f, tmp_path, capsys):
     assert capsys.readouterr().out.split() == [str(tmp_path / "cmp" / n) for n in
                                                ("comparison.csv", "best_so_far.png", "sampled_points.png")]
     assert cli.main(["compare", str(grid)]) == 2
-    assert capsys.readouterr().err.strip() == "jaxreg: error: --out: expected a value, got nothing"
+    assert capsys.readouterr().err.strip() == ("jaxreg: error: --out: expected a path to write to (predict: the "
+                                                  "predictions' CSV; compare: a folder), got nothing")
 
 
 def _bad_inputs(grid, c2f, tmp_path):

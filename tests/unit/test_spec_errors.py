@@ -295,9 +295,9 @@ def test_a_byte_order_mark_is_dropped(tmp_path, capsys):
 
 # (id, argv with SPEC for a spec file, the message; the spec is the base one unless `text`)
 CLI_CASES = [
-    ("no-command", [], None, "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'predict', 'compare', 'export', got nothing"),
+    ("no-command", [], None, "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'predict', 'compare', 'report', 'export', got nothing"),
     ("unknown-subcommand", ["train", "SPEC"], None,
-     "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'predict', 'compare', 'export', got 'train'"),
+     "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'predict', 'compare', 'report', 'export', got 'train'"),
     ("run-without-spec", ["run"], None, "spec: expected a sweep spec (a TOML file), got nothing"),
     ("unknown-option", ["run", "SPEC", "--epochs", "3"], None,
      "arguments: expected only those listed by --help, got '--epochs 3'"),
@@ -329,7 +329,7 @@ CLI_CASES = [
      "target: expected one of 'optuna', 'mlflow', 'tensorboard', got 'wandb'"),
     ("export-not-a-results-folder", ["export", "tensorboard", "TMP"], None,
      "DIR: expected a jaxreg results folder with manifest.json, got 'TMP'"),
-    ("export-optuna-without-storage", ["export", "optuna", "TMP"], None, "--storage: expected a value, got nothing"),
+    ("export-optuna-without-storage", ["export", "optuna", "TMP"], None, "--storage: expected an Optuna storage URL (sqlite:///study.db), got nothing"),
 ]
 
 
@@ -396,7 +396,7 @@ def test_results_folder_of_another_spec_is_untouched(tmp_path, capsys, patch):
 
 # A few through a real process: the exit code, and no traceback anywhere.
 PROCESS_CASES = [
-    ("unknown-subcommand", ["frobnicate"], "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'predict', 'compare', 'export', got 'frobnicate'"),
+    ("unknown-subcommand", ["frobnicate"], "command: expected one of 'run', 'plan', 'sanity', 'lr-find', 'show', 'plot', 'best', 'predict', 'compare', 'report', 'export', got 'frobnicate'"),
     ("missing-spec-file", ["plan", "TMP/nope.toml"],
      "spec: expected an existing TOML file, got 'TMP/nope.toml' (not found)"),
     ("dropout-1.5", ["run", "SPEC", "--out", "TMP/out", "--set", "hparams.dropout=1.5"],
