@@ -387,8 +387,9 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         after the last block (what a later call continues from, for any subset of the members,
         in chunks of any size) and the :class:`Result` as if training ended there, with the
         curves of ``blocks`` only. The members of a chunk are gathered on the host, so members
-        that stopped or were pruned need not be trained further: the chunk size follows the
-        members left (one compilation per size).
+        that stopped or were pruned need not be trained further: the caller picks the chunk
+        size for the members left (one compilation per size; the last chunk is padded, so a
+        size compiled already serves fewer members).
         """
         seeds = np.asarray(seeds, np.uint32)
         members, init = len(seeds), placed(init_params)

@@ -43,6 +43,11 @@ WARN_SECONDS = 3600.0        # plan warns past an hour of training
 WARN_MEMORY_FRACTION = 0.5   # plan warns past half the memory of a device; run refuses past all of it
 PARAM_FLOPS = 20             # per param and step: gradient accumulation, the optimizer's update, penalties
 COMPILE_GUESS_SECONDS = 10.0  # a compilation's time before this machine recorded any (a 2-core CPU's, rounded)
+# What a member-epoch's FLOPs cost in halving's choice of chunk sizes (padding_budget): a fixed
+# rate, not this machine's, so that a spec picks the same sizes (and numbers) everywhere. About
+# what batched training reached on the 2-core CPU: 11 GFLOP/s for digits on a 64-unit MLP, 17
+# for a 512-512 one (benchmarks/halving_compile.py); an accelerator pads more cheaply.
+PADDING_FLOP_RATE = 1e10
 TIMINGS = "jaxreg-timings.json"  # in the compilation cache folder: measured compilations and epochs
 
 
@@ -168,14 +173,30 @@ def estimate(variant, trials: int, chunk_size: int, *, timed: bool = True) -> Co
     if "epoch_seconds" in kept:
         seconds = config.epochs * kept["epoch_seconds"]
     else:
-        n_train = len(data.train.y)
-        batch = n_train if config.batch_size is None else config.batch_size
-        forward = flops_per_example(variant)
-        step = chunk_size * (3 * forward * min(batch, n_train) + PARAM_FLOPS * n_params(variant))
-        evaluation = chunk_size * forward * config.n_evals * _n_eval(variant)
-        seconds = (config.epochs * -(-n_train // batch) * step + evaluation) / calibrate()
+        seconds = chunk_size * config.epochs * member_epoch_flops(variant) / calibrate()
     return Cost(variant.cases, trials, chunk_size, chunks, memory, seconds, compile_seconds,
                 measured="epoch_seconds" in kept, compile_measured="compile_seconds" in kept)
+
+
+def member_epoch_flops(variant) -> float:
+    """FLOPs of one member's epoch: its steps (``3 x forward FLOPs x batch + PARAM_FLOPS x
+    params`` each) and its share of the evaluations (forward passes over the evaluated splits,
+    every ``eval_every`` epochs)."""
+    config, data = variant.config, variant.dataset
+    n_train = len(data.train.y)
+    batch = n_train if config.batch_size is None else config.batch_size
+    forward = flops_per_example(variant)
+    step = 3 * forward * min(batch, n_train) + PARAM_FLOPS * n_params(variant)
+    return -(-n_train // batch) * step + forward * _n_eval(variant) / config.eval_every
+
+
+def padding_budget(variant) -> float:
+    """Member-epochs of training that cost about what one compilation does:
+    ``COMPILE_GUESS_SECONDS x PADDING_FLOP_RATE / member_epoch_flops``. Successive halving pads
+    a rung's chunks up to a size already compiled while the copies cost less
+    (:func:`jaxreg.sweeps.halving.rung_size`). Fixed rates, never this machine's measurements:
+    the chunk sizes, and so the numbers, follow from the spec alone."""
+    return COMPILE_GUESS_SECONDS * PADDING_FLOP_RATE / member_epoch_flops(variant)
 
 
 def n_params(variant) -> int:

@@ -5,9 +5,13 @@ first rung, ``search.min_epochs``; there every config still training is ranked b
 its seeds of ``search.metric`` (of the params training would return if it ended there), the best
 ``1/eta`` go on to ``min_epochs * eta``, and so on until ``train.epochs``. Between rungs the
 members left (the survivors, less those that early stopping or the divergence guard stopped)
-are gathered on the host into chunks of the next power of two (at most the sweep's chunk
-size) and continue with the same compiled step from where they were: pruned and stopped
-members cost nothing after their rung. One compilation per chunk size.
+are gathered on the host and continue with the same compiled step from where they were. Each
+chunk size is a compilation of its own (seconds, tens of seconds on a loaded CPU), so a rung
+keeps the chunk size of the rung before, padded with copies whose results are dropped, while
+those copies cost less than a compilation (:func:`rung_size`); else its members go into chunks
+of the next power of two (:func:`bucket`) and pruned and stopped members cost nothing after
+their rung. On a small data set a round compiles one program; when a member-epoch is dear,
+the chunks shrink as before.
 
 ``search.method = "hyperband"``: brackets of successive halving, one per round, from many
 configs started at ``min_epochs`` to few trained for all epochs (Li et al., 2018):
@@ -59,6 +63,27 @@ def bucket(members: int, chunk_size: int) -> int:
     return min(chunk_size, max(2, 1 << (members - 1).bit_length()))
 
 
+def padded(members: int, size: int) -> int:
+    """Members computed when ``members`` train in chunks of ``size``: the last chunk is padded."""
+    return -(-members // size) * size
+
+
+def rung_size(members: int, before: int, chunk_size: int, epochs: int, pad_epochs: float) -> int:
+    """Chunk size of a rung that trains ``members`` for ``epochs`` epochs after a rung in chunks
+    of ``before``: ``before`` again when the copies padding the chunks up to it cost at most
+    ``pad_epochs`` member-epochs more than chunks of :func:`bucket` size would (what a
+    compilation is estimated to cost: :func:`jaxreg.sweeps.cost.padding_budget`); else the bucket.
+
+    Greedy, rung by rung: a later rung, with fewer members and more epochs, may still shrink.
+    The rule reads the schedule and the spec alone (never this machine's timings), so a rerun
+    picks the same sizes and gives the same numbers.
+    """
+    fresh = bucket(members, chunk_size)
+    if before >= fresh and (padded(members, before) - padded(members, fresh)) * epochs <= pad_epochs:
+        return before
+    return fresh
+
+
 def keep(values: dict, eta: int, minimize: bool) -> set:
     """The configs (keys of ``values``: config -> its value at the rung) that go on: the best
     ``ceil(n / eta)``; NaN (a failed seed) ranks last."""
@@ -69,8 +94,10 @@ def keep(values: dict, eta: int, minimize: bool) -> set:
 class Race(NamedTuple):
     """How a halving round races its configs: ``rungs(round)`` the rung epochs of a round,
     ``eta`` (the best ``1/eta`` go on), the ``metric`` ranked and whether to ``minimize`` it,
-    ``prune`` (False: only stopped members leave, at each rung) and ``compact`` (False: pruned
-    members stay in their chunk, frozen)."""
+    ``prune`` (False: only stopped members leave, at each rung), ``compact`` (False: pruned
+    members stay in their chunk, frozen) and ``pad_epochs``: member-epochs of padded copies
+    that cost as much as a compilation (:func:`rung_size`; 0: a chunk of the next power of two
+    at every rung, ``math.inf``: the round's first chunk size at every rung)."""
 
     rungs: Callable[[int], list[int]]
     eta: int
@@ -78,6 +105,7 @@ class Race(NamedTuple):
     minimize: bool = True
     prune: bool = True
     compact: bool = True
+    pad_epochs: float = 0.0
 
 
 class Halving:
@@ -92,13 +120,16 @@ class Halving:
     ``prune=False`` (``search.compact`` alone: ``eta`` 1, rungs at segment
     ends) only lets stopped members leave, and their lines gain ``trained_epochs`` alone.
     ``compact=False`` keeps pruned members in their chunk, frozen (what training without
-    compaction costs: the benchmark's baseline). Chunks hold the members left, the next power of
-    two of them (:func:`bucket`, at most ``chunk_size``): one compilation per size.
+    compaction costs: the benchmark's baseline). A round's first rung trains in chunks of
+    ``chunk_size`` (or of the next power of two of its members, when padding them up to it
+    costs more than a compilation), each later rung in the chunks of the rung before or of the
+    next power of two of its members (:func:`rung_size`).
     """
 
     def __init__(self, search, seeds, race: Race, *, chunk_size: int, every: int, label: Callable[[int], str]):
         self.search, self.seeds, self.rungs_of, self.eta = search, [int(s) for s in seeds], race.rungs, race.eta
         self.metric, self.minimize, self.prune, self.compact = race.metric, race.minimize, race.prune, race.compact
+        self.pad_epochs = race.pad_epochs
         self.chunk_size, self.every, self.label = chunk_size, every, label
         self.configs, self.trials, self.index = None, None, -1
         self.k = 0            # the rung trained next
@@ -121,10 +152,24 @@ class Halving:
     def _training(self) -> list[int]:
         return self.alive if self.compact else list(range(len(self.trials)))
 
+    def _size(self) -> int:
+        """The chunk size of rung ``k``: :func:`rung_size` replayed from the round's first rung,
+        with the members each rung trained (those that reached it), so a restored state needs
+        nothing more."""
+        if not self.compact:
+            return self.chunk_size
+        size, start = self.chunk_size, 0
+        for j, rung in enumerate(self.rungs[:self.k + 1]):
+            members = len(self.alive) if j == self.k else sum(len(r) > j for r in self.reached)
+            size, start = rung_size(members, size, self.chunk_size, rung - start, self.pad_epochs), rung
+        return size
+
     def _ask(self) -> Ask:
         training = self._training()
-        size = bucket(len(training), self.chunk_size) if self.compact else self.chunk_size
-        segment = math.gcd(*(epoch // self.every for epoch in self.rungs))
+        size = self._size()
+        # one segment length for every round (hyperband's first bracket holds every other's
+        # rungs' divisor): a segment of another length is another program to compile
+        segment = math.gcd(*(epoch // self.every for epoch in (*self.rungs_of(0), *self.rungs)))
         self.told = {}
         return Ask(tuple(self.trials[m] for m in training), self.rungs[self.k], size, segment,
                    self.label(self.configs[0].round), retrain=True,
@@ -138,7 +183,7 @@ class Halving:
         training = self._training()
         if len(self.told) < len(training):
             return Told({})
-        k, rung, alive = self.k, self.rungs[self.k], self.alive
+        k, rung, alive, size = self.k, self.rungs[self.k], self.alive, self._size()
         told = {m: self.told[self.trials[m].key] for m in alive}
         values = {m: told[m].final[self.metric] for m in alive}
         for m in alive:
@@ -162,7 +207,6 @@ class Halving:
         self.alive = [m for m in alive if self.trials[m].key not in leaving]
         self.pruned |= pruned if not self.compact else set()
         self.k += 1
-        size = bucket(len(training), self.chunk_size) if self.compact else self.chunk_size
         stay = frozenset(leaving) if not self.compact and not last else frozenset()  # frozen in their chunk
         return Told(leaving, stay, self._words(k, len(training), size, len(pruned), len(stopped), last), decided=True)
 

@@ -29,7 +29,7 @@ from jaxreg.report.manifest import load_manifest
 from jaxreg.report.store import Store
 from jaxreg.report.summary import chance_rate
 from jaxreg.sweeps.build import Spec
-from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, memory_budget_mb, padding_warning
+from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, memory_budget_mb, padding_budget, padding_warning
 from jaxreg.sweeps.executor import Executor, Progress, owns  # noqa: F401 - owns re-exported
 from jaxreg.sweeps.halving import METHODS as HALVING, Halving, Race, brackets as halving_brackets, compacts, rung_epochs
 from jaxreg.sweeps.records import local_devices
@@ -237,7 +237,7 @@ def default_strategy(spec: Spec, variant, chunk_size: int):
                          minimize=spec.minimize, zoom=s.get("zoom", "top_k"), z=s.get("z", 1.0))
     if compacts(s):
         race = Race(lambda round_index: _rungs(spec, variant, round_index), s.get("eta", 1), s["metric"],
-                    spec.minimize, prune=s["method"] in HALVING)
+                    spec.minimize, prune=s["method"] in HALVING, pad_epochs=padding_budget(variant))
         return Halving(search, spec.seeds, race, chunk_size=chunk_size, every=config.eval_every, label=label)
     return EachRound(search, spec.seeds, metric=s["metric"], epochs=config.epochs, chunk_size=chunk_size,
                      segment=segment_blocks(config.n_evals), label=label, rounds=rounds)

@@ -264,9 +264,9 @@ def _retrain(variant, trials: list, manifest: dict, best: BestConfig):
                 found[trial["seed"]] = (result, i, same)
     search = manifest["spec"]["search"]
     if compacts(search):
-        why = (f"its chunk shrank as members left the batch (search.method {search['method']!r}"
+        why = (f"its chunk may have shrunk as members left the batch (search.method {search['method']!r}"
                f"{', search.compact' if search['method'] not in HALVING else ''}), which rounds like another chunk "
-               f"size: a run of the config alone does not repeat it bit for bit")
+               f"size: a run of the config alone may not repeat it bit for bit")
     else:
         why = "trained with another jaxreg, JAX or XLA version, or on another machine"
     notes = []
