@@ -17,16 +17,14 @@ from pathlib import Path
 # Module -> the test files that judge its mutants.
 ENGINE = ["tests/unit/test_engine_oracle.py", "tests/unit/test_step.py"]
 TESTS = {
-    "jaxreg.step": ENGINE + ["tests/unit/test_mutation_kills.py"],
-    "jaxreg.layout": ENGINE + ["tests/unit/test_mutation_kills.py"],
-    "jaxreg.optimizers": ENGINE + ["tests/unit/test_mutation_kills.py"],
-    "jaxreg.early_stopping": ["tests/unit/test_early_stopping.py", "tests/unit/test_engine_oracle.py",
-                              "tests/unit/test_mutation_kills.py"],
-    "jaxreg.penalties": ["tests/unit/test_losses_penalties.py", "tests/unit/test_engine_oracle.py",
-                         "tests/unit/test_mutation_kills.py"],
-    "jaxreg.drop": ["tests/unit/test_drop.py", "tests/unit/test_mutation_kills.py"],
+    "jaxreg.step": ENGINE,
+    "jaxreg.layout": ENGINE + ["tests/unit/test_layout.py"],
+    "jaxreg.optimizers": ENGINE + ["tests/unit/test_optimizers.py"],
+    "jaxreg.early_stopping": ["tests/unit/test_early_stopping.py", "tests/unit/test_engine_oracle.py"],
+    "jaxreg.penalties": ["tests/unit/test_losses_penalties.py", "tests/unit/test_engine_oracle.py"],
+    "jaxreg.drop": ["tests/unit/test_drop.py"],
     "jaxreg.train": ["tests/unit/test_data_checks.py", "tests/unit/test_engine_oracle.py", "tests/e2e/test_checkpoint.py",
-                     "tests/unit/test_train.py", "tests/unit/test_mutation_kills.py"],
+                     "tests/unit/test_train.py"],
     "jaxreg.sweeps.space": ["tests/sweeps/test_sweep.py", "tests/unit/test_space.py", "tests/unit/test_spec_errors.py"],
     **dict.fromkeys([f"jaxreg.report.{name}" for name in ("store", "files", "journal", "manifest", "locks")],
                     ["tests/unit/test_store.py", "tests/e2e/test_store_errors.py", "tests/e2e/test_checkpoint.py",

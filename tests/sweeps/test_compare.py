@@ -17,9 +17,11 @@ from matplotlib.image import imread
 
 from jaxreg import cli, report
 from jaxreg.errors import InputError
+from jaxreg.report import compare as compare_lib
 from jaxreg.report import store
 from jaxreg.report.compare import compare, load_folders, plot_best_so_far, plot_sampled_points
-from jaxreg.sweeps import load_spec, run_sweep
+from jaxreg.sweeps import build_spec, load_spec, run_sweep
+from cases_sweep import CASES
 
 HEAD = """
 [data]
@@ -187,3 +189,23 @@ def test_bad_input_is_one_line_and_writes_nothing(grid, c2f, tmp_path, capsys):
     with pytest.raises(InputError, match=r"^--out: expected a folder other than the compared ones"):
         compare([grid, c2f], c2f)
     assert not (c2f / "sampled_points.png").exists()
+
+
+# ------------------------------------------------- on the cases folder (conftest.py: cases_folder)
+# Three named cases, two seeds, 24 epochs (none; l2 at 0.00188, 0.00176 and 0.01; patience 4).
+
+def test_compare_draws_folders_with_cases_and_writes_nothing_when_it_fails(cases_folder, tmp_path, monkeypatch):
+    """It raised KeyError: 'l2' (a case without the axis) after writing comparison.csv."""
+    other = tmp_path / "other"
+    run_sweep(build_spec({**CASES, "name": "other", "cases": {"none": {}, "l2": {"l2": {"values": [0.1, 0.3]}}}}),
+              other, progress=False)
+    written = compare_lib.compare([cases_folder, other], tmp_path / "cmp")
+    assert sorted(p.name for p in written) == ["best_so_far.png", "comparison.csv", "sampled_points.png"]
+
+    def broken(folders):
+        raise RuntimeError("a figure failed")
+
+    monkeypatch.setattr(compare_lib, "plot_sampled_points", broken)
+    with pytest.raises(RuntimeError):
+        compare_lib.compare([cases_folder, other], tmp_path / "half")
+    assert not (tmp_path / "half").exists()

@@ -15,7 +15,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from jaxreg import report
+from jaxreg import cli, report
 from jaxreg.report import plots
 from jaxreg.report.folder import Folder, load_folder
 from jaxreg.sweeps import build_spec, load_spec, run_sweep
@@ -256,3 +256,42 @@ def test_axis_scale(values, log_form, expected):
     assert ax.get_xlim()[0] < min(values) and ax.get_xlim()[1] > max(values)
     fig.savefig(io.BytesIO(), format="png")  # ticks placed and labelled, no warning (they are errors here)
     assert all(np.isfinite(ax.get_xticks()))
+
+
+# ------------------------------------------------- on the cases folder (conftest.py: cases_folder)
+# Three named cases, two seeds, 24 epochs (none; l2 at 0.00188, 0.00176 and 0.01; patience 4).
+
+def test_plots_skip_what_does_not_apply_and_say_why(cases_folder, capsys):
+    skipped = []
+    written = plots.plot_dir(cases_folder, on_skip=lambda name, why: skipped.append((name, why)))
+    names = {p.name for p in written}
+    assert "best_so_far.png" not in names and "metric_vs_l2.png" in names and "curves.png" in names
+    assert ("best_so_far.png", "a grid of named cases has no search order to follow") in skipped
+    assert ("weights_hist.png, decision_boundary.png", "no params saved: output.params is false") in skipped
+    assert cli.main(["plot", str(cases_folder)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert "skipped best_so_far.png: a grid of named cases has no search order to follow" in printed
+
+
+def test_metric_vs_axis_draws_the_cases_without_that_axis_as_baselines(cases_folder):
+    sweep = load_folder(cases_folder)
+    fig = plots._metric_vs(sweep, "l2")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    baselines = [label for label in labels if "(no l2)" in label]
+    assert sorted(label.split(" ")[0] for label in baselines) == ["none", "stop"]
+    none = next(line for line in fig.axes[0].get_lines() if line.get_label().startswith("none (no l2)"))
+    cid = next(r["config_id"] for r in sweep.rows if r["case"] == "none")
+    assert none.get_ydata()[0] == pytest.approx(sweep.mean_of(cid, "val_loss"))
+
+
+def test_curves_put_validation_loss_on_its_own_linear_axis(cases_folder):
+    """Train and validation loss shared one log axis: a rising validation loss looked flat."""
+    fig = plots._curves(load_folder(cases_folder))
+    train, val = fig.axes[0], fig.axes[1]
+    assert train.get_title() == "train loss" and val.get_title() == "val loss"
+    assert val.get_yscale() == "linear" and val.get_shared_y_axes().get_siblings(val) == [val]
+    curves = [plots._mean(c["val_loss"]) for c in
+              (plots._curves_of(load_folder(cases_folder), r["config_id"]) for r in load_folder(cases_folder).shown())]
+    late = np.concatenate([m[int(0.1 * len(m)):] for m in curves])
+    low, high = val.get_ylim()
+    assert low < np.nanmin(late) and high > np.nanmax(late) and high - low < 1.2 * (np.nanmax(late) - np.nanmin(late)) + 0.2

@@ -206,3 +206,52 @@ def test_dropconnect_masks_individual_weights_not_rows_or_columns():
     # Independent weights: at this size no row or column is entirely kept or entirely dropped.
     for axis in (0, 1):
         assert not dropped.all(axis=axis).any() and not (~dropped).all(axis=axis).any()
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("mode", ["inverted", "classic"])
+def test_spatial_dropout_is_dropout_of_a_per_channel_mask_in_the_input_dtype(dtype, mode):
+    # Spatial dropout draws one keep/drop per (example, channel): the same draws as dropout of
+    # a (batch, 1, 1, channels) array of ones with the same key, broadcast over the map.
+    key = jax.random.key(3)
+    x = jax.random.normal(jax.random.key(4), (4, 2, 3, 64)).astype(dtype)
+    out = jaxreg.spatial_dropout(key, x, 0.3, mode=mode)
+    mask = jaxreg.dropout(key, jnp.ones((4, 1, 1, 64), dtype), 0.3, mode=mode)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(np.asarray(out, np.float32), np.asarray(x * mask, np.float32))
+    evaluated = jaxreg.spatial_dropout(None, x, 0.3, mode=mode)
+    assert evaluated.dtype == dtype
+    expected = x * jnp.asarray(0.7, dtype) if mode == "classic" else x
+    np.testing.assert_array_equal(np.asarray(evaluated, np.float32), np.asarray(expected, np.float32))
+
+
+def test_spatial_dropout_at_rate_zero_keeps_every_channel():
+    # bfloat16 draws are coarse: among 8192 channels some draw exactly 0, which rate 0 keeps.
+    x = jnp.ones((2, 1, 1, 4096), jnp.bfloat16)
+    out = jaxreg.spatial_dropout(jax.random.key(5), x, 0.0)
+    np.testing.assert_array_equal(np.asarray(out, np.float32), 1.0)
+
+
+def test_spatial_dropout_casts_a_numpy_rate_to_the_input_dtype():
+    # bfloat16(0.2995) is 0.298828125: a draw of exactly that value is kept (u >= rate in the
+    # input's dtype), as dropout keeps it; 8192 coarse draws hit it about 16 times.
+    key, rate = jax.random.key(6), np.float32(0.2995)
+    x = jnp.ones((2, 1, 1, 4096), jnp.bfloat16)
+    out = jaxreg.spatial_dropout(key, x, rate)
+    assert out.dtype == jnp.bfloat16
+    np.testing.assert_array_equal(np.asarray(out, np.float32),
+                                  np.asarray(jaxreg.dropout(key, x, rate), np.float32))
+    assert jaxreg.spatial_dropout(None, x, rate, mode="classic").dtype == jnp.bfloat16
+
+
+def test_dropout_rate_zero_keeps_every_coarse_draw_and_classic_mode_keeps_the_dtype():
+    x = jnp.ones(8192, jnp.bfloat16)
+    np.testing.assert_array_equal(np.asarray(jaxreg.dropout(jax.random.key(7), x, 0.0), np.float32), 1.0)
+    assert jaxreg.dropout(jax.random.key(7), x, 0.3, mode="classic").dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize("rate, shown", [(None, "None"), ([0.5, 1.0], "[0.5, 1.0]")])
+def test_a_bad_rate_is_named_as_given(rate, shown):
+    with pytest.raises(jaxreg.InputError) as error:
+        jaxreg.dropout(None, jnp.ones(2), rate)
+    assert str(error.value) == f"rate: expected a drop probability in [0, 1), got {shown}"

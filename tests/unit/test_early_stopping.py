@@ -122,6 +122,31 @@ def test_members_stop_independently_under_vmap():
     assert len(outcomes) >= 4  # the members really did differ
 
 
+def test_early_stopping_state_keeps_its_dtypes_under_x64(x64):
+    state = early_stopping.init(jnp.float32)
+    assert state.best_value.dtype == jnp.float32 and state.wait.dtype == jnp.float32
+    assert state.best_epoch.dtype == jnp.int32 and state.stopped_epoch.dtype == jnp.int32
+    state, improved = early_stopping.update(state, jnp.float32(1.0), np.int64(3), patience=2)
+    assert bool(improved) and state.best_epoch.dtype == jnp.int32 and int(state.best_epoch) == 3
+
+
+def test_early_stopping_defaults_count_any_decrease_and_one_epoch_per_evaluation():
+    state = early_stopping.init()
+    state, improved = early_stopping.update(state, 1.0, 1, patience=2)
+    state, improved = early_stopping.update(state, 0.99, 2, patience=2)  # min_delta 0: improves
+    assert bool(improved) and int(state.best_epoch) == 2 and float(state.wait) == 0.0
+    state, improved = early_stopping.update(state, 0.99, 3, patience=2)  # equal: no improvement
+    assert not bool(improved) and float(state.wait) == 1.0 and not bool(early_stopping.stopped(state))
+    state, _ = early_stopping.update(state, 1.5, 4, patience=2)
+    assert float(state.wait) == 2.0 and int(state.stopped_epoch) == 4
+
+
+def test_stopping_at_the_first_evaluation_counts_as_stopped():
+    state = early_stopping.init()._replace(best_value=jnp.asarray(0.0))
+    state, _ = early_stopping.update(state, 1.0, 1, patience=1)
+    assert int(state.stopped_epoch) == 1 and bool(early_stopping.stopped(state))
+
+
 # ------------------------------------------------------------------- restore best, in the engine
 
 def tiny_data(n_train=12, n_val=6, seed=0):

@@ -15,10 +15,16 @@ import optax
 import pytest
 
 import jaxreg
+from jaxreg import penalties
 
 # Compile time dominates these tiny programs on a small CPU, and this file compares compiled
 # results with tolerances only, so its jitted oracles skip LLVM's optimizations.
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+# NumPy at import time: the mutation run forks workers after collecting the tests, and a JAX
+# backend started before a fork hangs the workers.
+PARAMS = {"w": np.array([[1.0, -2.0]], np.float32), "b": np.array([3.0, -0.05], np.float32)}
+BIAS_ONLY = {"w": False, "b": True}
 
 
 # ---------------------------------------------------------------- NumPy reference implementations
@@ -395,6 +401,30 @@ def test_weight_norm(x64):
                                rtol=1e-12)
 
 
+def test_prox_l1_resolves_a_callable_or_default_mask_on_the_params():
+    params = {k: jnp.asarray(v) for k, v in PARAMS.items()}
+    everything = penalties.prox_l1(params, 0.1, penalties.all_params_mask)
+    np.testing.assert_allclose(everything["w"], [[0.9, -1.9]], rtol=1e-6)
+    np.testing.assert_allclose(everything["b"], [2.9, 0.0], rtol=1e-6)
+    weights = penalties.prox_l1(params, 0.1)  # default: leaves of 2+ dims only
+    np.testing.assert_allclose(weights["w"], [[0.9, -1.9]], rtol=1e-6)
+    np.testing.assert_array_equal(weights["b"], PARAMS["b"])
+
+
+def test_selects_anything_looks_at_every_element_of_every_leaf():
+    assert not penalties.selects_anything({"a": False, "b": np.zeros((2, 2))})
+    assert penalties.selects_anything({"a": False, "b": np.array([0, 0, 1])})
+    assert penalties.selects_anything({"a": True})
+    assert not penalties.selects_anything({})
+
+
+def test_zero_fraction_default_mask_single_element_and_dtype(x64):
+    params = {"w": jnp.array([[0.0, 1.0], [0.0, 2.0]], jnp.float32), "b": jnp.zeros(2, jnp.float32)}
+    fraction = penalties.zero_fraction(params)  # weights only: 2 zeros of 4
+    assert float(fraction) == 0.5 and fraction.dtype == jnp.float32
+    assert float(penalties.zero_fraction({"w": jnp.zeros((1, 1))})) == 1.0
+
+
 # ---------------------------------------------------------------- optax transforms
 
 def transform_inputs():
@@ -508,3 +538,35 @@ def test_l1_transforms_without_params_raise(make, name):
 def test_soft_threshold_oracle():
     x = jnp.array([-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.5])
     np.testing.assert_array_equal(jaxreg.soft_threshold(x, 1.0), [-2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.5])
+
+
+def test_l1_decay_and_proximal_l1_honour_a_given_mask():
+    zeros = {"w": jnp.zeros((1, 2)), "b": jnp.zeros(2)}
+    updates, _ = penalties.l1_decay(0.5, BIAS_ONLY).update(zeros, None, PARAMS)
+    np.testing.assert_array_equal(updates["w"], [[0.0, 0.0]])
+    np.testing.assert_array_equal(updates["b"], [0.5, -0.5])
+    # proximal_l1 soft-thresholds w + u for the masked leaf only: the update takes b to
+    # [2.9, 0] (|-0.05| < 0.1 becomes exact zero), w keeps its update unchanged.
+    updates, _ = penalties.proximal_l1(0.1, BIAS_ONLY).update(zeros, None, PARAMS)
+    np.testing.assert_array_equal(updates["w"], [[0.0, 0.0]])
+    np.testing.assert_allclose(updates["b"], [-0.1, 0.05], rtol=1e-6)
+
+
+def test_proximal_l1_state_is_its_empty_named_tuple():
+    state = penalties.proximal_l1(0.1).init({"w": jnp.ones((2, 2))})
+    assert isinstance(state, penalties.ProximalL1State) and state == ()
+
+
+def test_penalty_defaults_empty_params_and_the_params_dtype(x64):
+    params = {"w": jnp.array([[3.0, -4.0]], jnp.float32), "b": jnp.array([10.0], jnp.float32)}
+    assert float(penalties.penalty(params, l1=0.5)) == 3.5          # no L2 unless asked
+    assert float(penalties.penalty(params, l2=1.0)) == 12.5          # no L1 unless asked
+    assert float(penalties.penalty({})) == 0.0
+    per_element = {"w": np.array([[1.0, 0.0]]), "b": np.array([0.0])}   # float64 0/1 arrays
+    assert penalties.penalty(params, l2=1.0, mask=per_element).dtype == jnp.float32
+    updates, state = penalties.add_penalty_gradient(0.5).update(
+        jax.tree_util.tree_map(jnp.zeros_like, params), penalties.add_penalty_gradient(0.5).init(params), params)
+    np.testing.assert_array_equal(updates["w"], [[1.5, -2.0]])       # 0.5 * w, no L1 term
+    np.testing.assert_array_equal(updates["b"], [0.0])
+    assert isinstance(state, optax.EmptyState)
+    assert isinstance(penalties.decoupled_weight_decay(0.1).init(params), optax.EmptyState)

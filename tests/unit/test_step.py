@@ -19,7 +19,7 @@ import optax
 import pytest
 
 import jaxreg
-from jaxreg import optimizers
+from jaxreg import optimizers, step
 from jaxreg.data import Split
 from jaxreg.hparams import as_dtype
 from jaxreg.step import TrainState, divergence_guard, evaluate, objective, train_step
@@ -426,6 +426,14 @@ def test_divergent_member_is_restored_frozen_and_isolated():
     alone = jaxreg.train_batch(configs[8], data, chunk_size=3)(np.array([0, 2]), healthy)
     assert not alone.diverged.any()
     assert tree_equal(take(results[8], np.array([0, 2])), alone)
+
+
+def test_divergence_guard_trusts_the_loss_by_default():
+    before = step.TrainState(jnp.zeros(2), {}, (), jnp.zeros((), jnp.int32))
+    after = before._replace(params=jnp.ones(2))
+    state, frozen, diverged = step.divergence_guard(before, after, jnp.zeros((), bool))
+    assert not bool(frozen) and not bool(diverged)
+    np.testing.assert_array_equal(state.params, [1.0, 1.0])
 
 
 # ------------------------------------------------------------ eager == jit == vmap of the step

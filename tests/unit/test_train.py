@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import jax
 import jax.extend
@@ -533,3 +534,101 @@ def test_a_per_example_step_rewrites_each_weight_once():
     sliced = lambda lines: [line for line in lines if re.search(r"%\S*(slice|concatenate)\S* = f32\[64,24\]", line)]
     assert not sliced(tree) and not [line for line in tree if "concatenate" in line]
     assert sliced(innermost_body("flat"))  # the flat layout copies the layer out of its vector every step
+
+
+# --------------------------------- TrainConfig, as_data, check_data, the rates that reach the model
+
+MODEL = jaxreg.mlp((3, 2))
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(model="mlp"), "model: expected a jaxreg.Model (see jaxreg.adapters.as_model for Flax, Equinox and "
+                        "function pairs), got str"),
+    (dict(eval_every=0), "eval_every: expected an integer >= 1, got 0"),
+    (dict(batch_size=0), "batch_size: expected an integer >= 1, got 0"),
+    (dict(start_epoch=-1), "start_epoch: expected an integer >= 0, got -1"),
+    (dict(start_epoch=1.5), "start_epoch: expected an integer >= 0, got 1.5"),
+    (dict(penalty_mask={"dense_0": {"w": True, "b": False}}, penalize_bias=True),
+     "penalize_bias: expected False when penalty_mask is given (the mask says which params to penalize), "
+     "got True"),
+])
+def test_train_config_refusals(changes, message):
+    with pytest.raises(jaxreg.InputError) as error:
+        jaxreg.TrainConfig(**{"model": MODEL, **changes})
+    assert str(error.value) == message
+
+
+def test_train_config_accepts_min_and_max_modes_lists_of_metrics_and_callable_masks():
+    assert jaxreg.TrainConfig(model=MODEL, mode="min", monitor="val_accuracy").minimize
+    assert not jaxreg.TrainConfig(model=MODEL, mode="max", monitor="val_loss").minimize
+    config = jaxreg.TrainConfig(model=MODEL, metrics=["val_loss", "penalty"])
+    assert config.metrics == ("val_loss", "penalty") and hash(config) == hash(config)
+    params = MODEL.init(jax.random.key(0))[0]
+    bias_only = lambda p: jax.tree_util.tree_map(lambda leaf: leaf.ndim == 1, p)
+    masked = jaxreg.TrainConfig(model=MODEL, penalty_mask=bias_only)
+    assert masked.penalty_mask is bias_only
+    assert masked.mask(params) == {"dense_0": {"w": False, "b": True}}
+
+
+def test_a_pytree_penalty_mask_is_frozen_hashable_and_returned_whole():
+    model = jaxreg.mlp((3, 2))
+    mask = {"dense_0": {"w": True, "b": np.bool_(False)}}
+    config = jaxreg.TrainConfig(model=model, penalty_mask=mask)
+    same = jaxreg.TrainConfig(model=model, penalty_mask={"dense_0": {"w": True, "b": False}})
+    other = jaxreg.TrainConfig(model=model, penalty_mask={"dense_0": {"w": False, "b": True}})
+    assert config == same and hash(config) == hash(same) and config != other
+    assert config.penalty_mask != mask  # a FrozenMask equals only a FrozenMask
+    params = model.init(jax.random.key(0))[0]
+    assert config.mask(params) == {"dense_0": {"w": True, "b": False}}
+    with pytest.raises(jaxreg.InputError) as error:
+        jaxreg.TrainConfig(model=model, penalty_mask={"a": 1.0, "b": True, "c": "x", "d": 2})
+    assert str(error.value) == ("penalty_mask: expected a pytree of bools (one per params leaf) or a callable "
+                                "params -> mask, got leaves ['float', 'bool', 'str']")
+
+
+def test_as_data_takes_the_three_splits_with_int32_labels():
+    split = lambda n: SimpleNamespace(x=np.ones((n, 2)), y=np.arange(n, dtype=np.int64))
+    data = jaxreg.as_data(SimpleNamespace(train=split(3), val=split(2), test=split(1)))
+    assert [s.y.dtype for s in data] == [np.int32] * 3 and data.val.y.tolist() == [0, 1]
+    with pytest.raises(jaxreg.InputError) as error:
+        jaxreg.as_data(SimpleNamespace(train=split(3), test=split(1)))
+    assert str(error.value) == ("data: expected a jaxreg.data.Dataset or Data with train, val and test splits, "
+                                "got SimpleNamespace without 'val'")
+
+
+def _data(n_train, n_val=2):
+    split = lambda n: jaxreg.data.Split(np.ones((n, 3), np.float32), np.zeros(n, np.int32))
+    return jaxreg.train.Data(split(n_train), split(n_val), split(0))
+
+
+def test_check_data_bounds():
+    with pytest.raises(jaxreg.InputError) as error:
+        jaxreg.train.check_data(jaxreg.TrainConfig(model=MODEL), _data(0))
+    assert str(error.value) == "data.train: expected at least one example, got 0"
+    jaxreg.train.check_data(jaxreg.TrainConfig(model=MODEL, batch_size=None), _data(1))  # one example is enough
+    jaxreg.train.check_data(jaxreg.TrainConfig(model=MODEL, batch_size=4), _data(4))     # batch == training set
+
+
+def _train_members(config, rates):
+    """Trains one member per (dropout, dropconnect) pair from the same key and init."""
+    model = config.model
+    hps = jaxreg.stack_hparams([jaxreg.make_hparams(model, learning_rate=0.5, dropout=d, dropconnect=c)
+                                for d, c in rates])
+    rng = np.random.default_rng(0)
+    split = lambda n: jaxreg.data.Split(rng.normal(size=(n, 3)).astype(np.float32),
+                                        rng.integers(0, 3, n).astype(np.int32))
+    data = jaxreg.train.Data(split(8), split(4), split(0))
+    train = jax.jit(jax.vmap(jaxreg.make_train(config), in_axes=(None, 0, None, None)))
+    return train(jax.random.key(0), hps, data, None).params
+
+
+def test_the_dropout_and_dropconnect_flags_decide_whether_rates_reach_the_model():
+    model = jaxreg.mlp((3, 4, 3))
+    base = dict(model=model, loss="cross_entropy", epochs=2, batch_size=None)
+    on = _train_members(jaxreg.TrainConfig(**base, dropout=True, dropconnect=True),
+                        [(0.0, 0.0), (0.5, 0.0), (0.0, 0.5)])
+    w = np.asarray(on["dense_0"]["w"])
+    assert not np.array_equal(w[1], w[0]) and not np.array_equal(w[2], w[0])
+    off = _train_members(jaxreg.TrainConfig(**base, dropout=False, dropconnect=False),
+                         [(0.0, 0.0), (0.5, 0.5)])
+    np.testing.assert_array_equal(off["dense_0"]["w"][1], off["dense_0"]["w"][0])
