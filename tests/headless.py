@@ -10,7 +10,8 @@ from pathlib import Path
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
-# Software WebGL (parallel coordinates and scattergl draw with it) must be asked for where there is no GPU.
+# Software WebGL must be asked for where there is no GPU (the report draws none since it went SVG, kept
+# for pages that do).
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars", *OFFLINE]
 
@@ -21,9 +22,10 @@ def _chromium(page: Path, profile: Path, extra: list[str], timeout: float) -> su
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
 
 
-def dom(page: Path, profile: Path, budget_ms: int = 5000, timeout: float = 120) -> tuple[str, list[str]]:
+def dom(page: Path, profile: Path, budget_ms: int = 5000, timeout: float = 120,
+        size: str = "800,600") -> tuple[str, list[str]]:
     """The page's DOM after ``budget_ms`` of virtual time, and the console lines the browser logged."""
-    done = _chromium(page, profile, [f"--virtual-time-budget={budget_ms}", "--dump-dom"], timeout)
+    done = _chromium(page, profile, [f"--virtual-time-budget={budget_ms}", "--dump-dom", f"--window-size={size}"], timeout)
     return done.stdout, console_lines(done.stderr)
 
 

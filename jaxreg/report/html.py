@@ -13,6 +13,14 @@ halving: pruned configs in grey, rungs marked, members per rung), the findings `
 prints, and the manifest. Several folders add a comparison: the empirical distribution of each
 search's config means and their best-so-far curves.
 
+Every figure is SVG (no WebGL: its shaders take seconds to compile where a browser renders in
+software). Above :data:`MANY_POINTS` configs, what a point a config would smear is aggregated and
+the title says how: the metric against each axis and best-so-far as counts of configs in cells
+with the median and best in each bin, parallel coordinates as the best :data:`MAX_LINES` / 2
+configs and as many spread over the rest of the ranking, contour dots as the best
+:data:`BEST_DOTS`. Smaller folders are drawn in full. The figures in the first screen are drawn
+first, then the others one at a time (a figure scrolled into view next).
+
 Plotly, because the page must work offline from one file (its bundle is inlined, no CDN) and it
 is the library Optuna's visualizations draw with. Every string read from a folder is escaped
 before it enters the page, in HTML and in plotly's labels (which understand a few tags).
@@ -39,7 +47,10 @@ from jaxreg.report.summary import finished, is_number
 __all__ = ["build_page", "importance", "write_report"]
 
 TABLE_ROWS = 200  # configs in a folder's table: the best ones, a note says how many more
-MANY_POINTS = 1000  # above this many points a scatter is drawn with WebGL (scattergl)
+MANY_POINTS = 1000  # above this many configs a scatter of them is drawn as counts in cells (a 2-D histogram)
+MAX_LINES = 500  # parallel coordinates above MANY_POINTS configs: lines drawn (the best half, the rest spread)
+BEST_DOTS = 100  # contours above MANY_POINTS configs: the best configs drawn as dots
+DENSITY_BINS = (40, 30)  # cells of a 2-D histogram, along x and along the metric
 MAX_PAIRS = 6  # contour panels: the first pairs of numeric axes
 MIN_CONTOUR = 4  # finished configs a contour needs (fewer draw a plane through two points)
 DISTINCT_LEVELS = 25  # an axis with at most this many values is a grid: contour on its values
@@ -50,6 +61,7 @@ MAX_RACE = 40  # halving: the configs whose curves are drawn (the best finished,
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
           "#bcbd22", "#17becf")
 PRUNED = "#b0b0b0"
+PARCOORDS_COLORS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")  # Viridis in five: darkest is best
 INSTALL = "jaxreg report needs plotly: pip install 'jaxreg[report]'"
 
 
@@ -95,12 +107,13 @@ def build_page(folders: list[Folder], plotly_js: str) -> str:
     data = json.dumps(figures, sort_keys=True, separators=(",", ":"), allow_nan=False)
     # "<", ">" and "&" only occur inside JSON strings: escaped there, no "</script>" can close the block
     data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    # plotly's bundle (4.6 MB, a second or more to compile in a slow browser) comes after the
+    # page's text, so the tables and headings show while it loads
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>jaxreg report: {names}</title>\n<style>{CSS}</style>\n"
-            f"<script>{plotly_js}</script>\n</head>\n<body>\n<h1>jaxreg report: {names}</h1>\n"
-            f'<nav>{nav}</nav>\n{"".join(sections)}\n'
+            f"<title>jaxreg report: {names}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+            f'<h1>jaxreg report: {names}</h1>\n<nav>{nav}</nav>\n{"".join(sections)}\n'
             f'<script type="application/json" id="jaxreg-figures">{data}</script>\n'
-            f"<script>{SCRIPT}</script>\n</body>\n</html>\n")
+            f"<script>{plotly_js}</script>\n<script>{SCRIPT}</script>\n</body>\n</html>\n")
 
 
 # --- small helpers ----------------------------------------------------------------------------
@@ -145,8 +158,30 @@ def _log_axis(folder: Folder, name: str) -> bool:
 def _x_axis(folder: Folder, name: str) -> dict:
     """A swept axis: log (a tick a decade) where the spec samples it on a log scale."""
     if _log_axis(folder, name):
-        return {"title": {"text": _e(name)}, "type": "log", "dtick": 1, "exponentformat": "power"}
+        return {"title": {"text": _e(name)}, "type": "log", "exponentformat": "power", **_swept_ticks(folder, name)}
     return {"title": {"text": _e(name)}, "type": "linear"}
+
+
+@functools.lru_cache(maxsize=256)
+def _swept_ticks(folder: Folder, name: str) -> dict:
+    """:func:`_log_ticks` of a swept axis (once: its extent reads every config)."""
+    return _log_ticks(folder.extent(name))
+
+
+def _log_ticks(values) -> dict:
+    """Labels of a log axis: a tick a decade where the values span two decades or more; else
+    1, 2 and 5 of each decade, as plain numbers (plotly's own choice there labels every digit
+    2..9, which crowd each other)."""
+    a = np.asarray(values, dtype=float)
+    a = a[np.isfinite(a) & (a > 0)]
+    if not len(a) or a.max() / a.min() >= 100:
+        return {"dtick": 1}
+    low, high = math.floor(math.log10(a.min())), math.ceil(math.log10(a.max()))
+    ticks = [m * 10.0 ** e for e in range(low, high + 1) for m in (1, 2, 5)]
+    ticks = [float(f"{t:.1g}") for t in ticks if a.min() / 1.25 <= t <= a.max() * 1.25]
+    if len(ticks) < 2:  # within a factor of 2: plotly's own ticks
+        return {}
+    return {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
 
 
 def _metric_axis(values, metric: str) -> dict:
@@ -155,7 +190,9 @@ def _metric_axis(values, metric: str) -> dict:
     a = np.asarray(values, dtype=float)
     a = a[np.isfinite(a)]
     log = not metric.endswith("accuracy") and len(a) > 0 and a.min() > 0 and a.max() / a.min() > 5
-    return {"title": {"text": _e(_metric_title(metric))}, "type": "log" if log else "linear"}
+    if not log:
+        return {"title": {"text": _e(_metric_title(metric))}, "type": "linear"}
+    return {"title": {"text": _e(_metric_title(metric))}, "type": "log", **_log_ticks(a)}
 
 
 def _seed_values(folder: Folder, config_id: str, metric: str) -> list[float]:
@@ -192,10 +229,6 @@ def _place(layout: dict, cell: tuple, x_axis: dict, y_axis: dict) -> tuple[str, 
     layout["xaxis" + x_ref[1:]] = {**x_base, **x_axis}
     layout["yaxis" + y_ref[1:]] = {**y_base, **y_axis}
     return x_ref, y_ref
-
-
-def _scatter_type(n: int) -> str:
-    return "scattergl" if n > MANY_POINTS else "scatter"
 
 
 def _ranked(folder: Folder) -> list[dict]:
@@ -271,22 +304,110 @@ def _table_html(folder: Folder) -> str:
 # --- figures of one folder ----------------------------------------------------------------------
 
 def _parcoords(folder: Folder) -> dict | None:
-    """Parallel coordinates: each config's swept values and its metric mean, coloured by it.
-    Plotly's parallel axes are linear: a log axis shows log10 of its values, labelled with them."""
-    rows = [r for r in folder.rows if finished(r)]
+    """Parallel coordinates: each config's swept values and its metric mean, one line each,
+    coloured by its rank (fifths of the finished configs; click the legend to show one alone);
+    configs successive halving pruned in grey, at their last rung's value.
+
+    Drawn in SVG (plotly ``scatter`` lines), not plotly's ``parcoords``: that one draws with
+    WebGL, whose shaders take 6-15 s to compile where the browser renders in software (a
+    headless Chromium, a machine without a GPU), whatever the number of lines."""
     names = folder.varying + (["case"] if folder.has_case else [])
+    rows, note = _parcoords_rows(folder)
     if not rows or not names:
         return None
+    metric = folder.metric
+    means = _scaled([r[f"{metric}_mean"] for r in rows], metric)
     dimensions = [_dimension(folder, rows, name) for name in names]
-    means = [r[f"{folder.metric}_mean"] for r in rows]
-    dimensions.append({"label": _e(_metric_title(folder.metric)), "values": _json_floats(_scaled(means, folder.metric))})
-    color = _json_floats(_scaled(means, folder.metric))
-    line = {"color": [c if c is not None else 0.0 for c in color], "colorscale": "Viridis",
-            "reversescale": not folder.minimize, "showscale": True,
-            "colorbar": {"title": {"text": _e(_metric_title(folder.metric))}}}
-    return {"data": [{"type": "parcoords", "dimensions": dimensions, "line": line}],
-            "layout": _layout(f"{len(rows)} configs: swept values and {_e(folder.metric)} (darker is better; "
-                              f"drag along an axis to filter)", 460, margin={"l": 80, "r": 80, "t": 90, "b": 40})}
+    dimensions.append({"label": _e(_metric_title(metric)), "values": _json_floats(means),
+                       **_linear_ticks(means)})
+    heights = [_unit(d) for d in dimensions]
+    layout = _layout(f"{len(rows)} configs: swept values and {_e(metric)}{note}", 480, showlegend=True,
+                     legend={"orientation": "h", "y": -0.08, "traceorder": "reversed"},
+                     margin={"l": 40, "r": 40, "t": 90, "b": 40},
+                     xaxis={"tickvals": list(range(len(dimensions))), "ticktext": [d["label"] for d in dimensions],
+                            "side": "top", "range": [-0.4, len(dimensions) - 0.6], "showgrid": False, "zeroline": False},
+                     yaxis={"visible": False, "range": [-0.04, 1.04]}, hovermode="closest")
+    layout["shapes"] = [{"type": "line", "x0": k, "x1": k, "y0": 0, "y1": 1, "line": {"color": "#444", "width": 1}}
+                        for k in range(len(dimensions))]
+    layout["annotations"] = [{"x": k, "y": y, "text": text, "showarrow": False, "xanchor": "right", "xshift": -3,
+                              "font": {"size": 10, "color": "#444"}, "bgcolor": "rgba(255,255,255,0.75)"}
+                             for k, (d, h) in enumerate(zip(dimensions, heights)) for y, text in h[1]]
+    lines = np.array([h[0] for h in heights]).T  # configs x dimensions, each in [0, 1]
+    return {"data": _parcoords_traces(folder, rows, lines), "layout": layout}
+
+
+def _parcoords_rows(folder: Folder) -> tuple[list[dict], str]:
+    """The configs drawn as lines, best first, and what the title says of them: every config up
+    to :data:`MANY_POINTS`; beyond, :data:`MAX_LINES`: the best half of that many and the rest
+    spread evenly over the ranking (10,000 lines are one dark smear), so the colours still span
+    the whole range."""
+    done = [r for r in folder.rows if finished(r)]
+    pruned = [r for r in folder.rows if not finished(r)]
+    note = "; pruned configs in grey, at their last rung's value" if pruned else ""
+    if len(folder.rows) <= MANY_POINTS:
+        return done + pruned, note
+    best = MAX_LINES // 2
+    spread = np.linspace(best, len(folder.rows) - 1, MAX_LINES - best).round().astype(int)
+    picked = [*range(best), *sorted(set(spread.tolist()))]
+    rows = [(done + pruned)[i] for i in picked]
+    return rows, (f" (the best {best} of {len(folder.rows)} and {len(picked) - best} spread evenly over the rest "
+                  f"of the ranking; every config is in summary.csv){note}")
+
+
+def _parcoords_traces(folder: Folder, rows: list[dict], lines: np.ndarray) -> list[dict]:
+    """One trace a colour (fewer SVG paths to draw): pruned configs first, then the fifths of the
+    finished ones from the worst, so the best lie on top."""
+    done = np.array([finished(r) for r in rows])
+    ranked = np.flatnonzero(done)
+    bands = np.array_split(ranked, min(len(PARCOORDS_COLORS), len(ranked))) if len(ranked) else []
+    groups = [(np.flatnonzero(~done), PRUNED, "pruned (its last rung's value)")] if (~done).any() else []
+    metric = folder.metric
+    for k, band in reversed(list(enumerate(bands))):
+        values = _scaled([rows[i][f"{metric}_mean"] for i in band], metric)
+        first, last = rows[band[0]]["rank"], rows[band[-1]]["rank"]
+        label = f"rank {first}" if first == last else f"ranks {first}-{last}"
+        label += f": {_fmt_range(values, metric)}"
+        groups.append((band, PARCOORDS_COLORS[k * len(PARCOORDS_COLORS) // len(bands)], label))
+    data, width = [], lines.shape[1]
+    for members, color, label in groups:
+        x = [float(c) for _ in members for c in [*range(width), math.nan]]
+        y = np.concatenate([np.append(lines[i], np.nan) for i in members])
+        text = [t for i in members for t in [_e(f"{rows[i]['rank']}: {folder.config_label(rows[i])}")] * width + [""]]
+        data.append({"type": "scatter", "mode": "lines", "name": _e(label), "x": _json_floats(x),
+                     "y": _json_floats(y), "text": text, "hoverinfo": "text",
+                     "line": {"color": color, "width": 1.5 if color != PRUNED else 1}, "opacity": 0.8})
+    return data
+
+
+def _fmt_range(values: np.ndarray, metric: str) -> str:
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if len(finite) else (math.nan, math.nan)
+    return f"{_metric_title(metric)} {low:.4g}" + (f" to {high:.4g}" if high != low else "")
+
+
+def _linear_ticks(values) -> dict:
+    """Five evenly spaced labelled ticks over the finite values (one where they are all equal)."""
+    a = np.asarray(values, dtype=float)
+    a = a[np.isfinite(a)]
+    if not len(a):
+        return {"tickvals": [], "ticktext": []}
+    ticks = np.unique(np.linspace(a.min(), a.max(), 5))
+    return {"tickvals": [float(t) for t in ticks], "ticktext": [f"{t:.3g}" for t in ticks]}
+
+
+def _unit(dimension: dict) -> tuple[np.ndarray, list[tuple[float, str]]]:
+    """A parallel axis's values and ticks mapped onto [0, 1] (its values' and ticks' extent;
+    a missing value sits at the bottom)."""
+    values = np.array([math.nan if v is None else v for v in dimension["values"]], dtype=float)
+    if "tickvals" not in dimension:
+        dimension = {**dimension, **_linear_ticks(values)}
+    ticks = np.asarray(dimension["tickvals"], dtype=float)
+    both = np.concatenate([values[np.isfinite(values)], ticks])
+    low, high = (both.min(), both.max()) if len(both) else (0.0, 1.0)
+    span = high - low if high > low else 1.0
+    offset = 0.0 if high > low else 0.5
+    unit = np.where(np.isfinite(values), (values - low) / span + offset, 0.0)
+    return unit, [(float((t - low) / span + offset), text) for t, text in zip(ticks, dimension["ticktext"])]
 
 
 def _scaled(values, metric: str) -> np.ndarray:
@@ -322,29 +443,93 @@ def _dimension(folder: Folder, rows: list[dict], name: str) -> dict:
 
 
 def _metric_vs(folder: Folder) -> dict | None:
-    """The metric (config mean, SE bars) against each numeric swept axis, one panel each."""
+    """The metric (config mean, SE bars) against each numeric swept axis, one panel each; above
+    :data:`MANY_POINTS` configs, how many configs fall in each cell of the plane, with the
+    median and the best finished config mean in each bin of the axis (10,000 points with error
+    bars are a smear, and a page that takes seconds to draw)."""
     if not folder.numeric:
         return None
-    metric = folder.metric
-    layout = _layout(f"{_e(metric)} against each swept value (config mean &plusmn; SE over seeds)",
-                     380 * math.ceil(len(folder.numeric) / 3), showlegend=folder.has_case)
+    metric, many = folder.metric, len(folder.rows) > MANY_POINTS
+    what = ("grey cells: how many configs; lines: the median and the best finished config mean in each bin" if many
+            else "config mean &plusmn; SE over seeds")
+    layout = _layout(f"{_e(metric)} against each swept value ({what})", 380 * math.ceil(len(folder.numeric) / 3),
+                     showlegend=folder.has_case or many, legend={"orientation": "h", "y": -0.12})
     data = []
-    groups = _groups(folder)
     y_axis = _metric_axis([r[f"{metric}_mean"] for r in folder.rows], metric)
     for k, (name, cell) in enumerate(zip(folder.numeric, _grid(len(folder.numeric), min(3, len(folder.numeric))))):
-        x_ref, y_ref = _place(layout, cell, _x_axis(folder, name), y_axis)
-        for g, (label, rows) in enumerate(groups):
-            rows = [r for r in rows if name in r]
-            if not rows:
-                continue
-            means, ses = zip(*[_stats(folder, metric)[r["config_id"]][:2] for r in rows])
-            data.append({"type": _scatter_type(len(rows)), "mode": "markers", "name": _e(label), "legendgroup": _e(label),
-                         "showlegend": k == 0 and folder.has_case, "xaxis": x_ref, "yaxis": y_ref,
-                         "x": _json_floats([r[name] for r in rows]), "y": _json_floats(_scaled(means, metric)),
-                         "error_y": {"type": "data", "array": _json_floats(_scaled(ses, metric)), "thickness": 1},
-                         "marker": {"color": PRUNED if label == "pruned" else COLORS[g % len(COLORS)], "size": 7},
-                         **_hover(folder, rows, "text+y")})
+        refs = _place(layout, cell, _x_axis(folder, name), y_axis)
+        if many:
+            rows = [r for r in folder.rows if name in r]
+            x, y = np.array([r[name] for r in rows], dtype=float), _scaled([r[f"{metric}_mean"] for r in rows], metric)
+            logs = (_log_axis(folder, name), y_axis["type"] == "log")
+            done = np.array([finished(r) for r in rows])
+            data += [_density(x, y, logs, refs), *_binned_lines(x[done], y[done], logs[0], folder.minimize, refs, k == 0)]
+        else:
+            data += _mean_points(folder, name, refs, k == 0)
     return {"data": data, "layout": layout}
+
+
+def _mean_points(folder: Folder, name: str, refs: tuple[str, str], legend: bool) -> list[dict]:
+    """Each config's mean and SE against axis ``name``, a trace a case (pruned configs apart)."""
+    metric, data = folder.metric, []
+    for g, (label, rows) in enumerate(_groups(folder)):
+        rows = [r for r in rows if name in r]
+        if not rows:
+            continue
+        means, ses = zip(*[_stats(folder, metric)[r["config_id"]][:2] for r in rows])
+        data.append({"type": "scatter", "mode": "markers", "name": _e(label), "legendgroup": _e(label),
+                     "showlegend": legend and folder.has_case, "xaxis": refs[0], "yaxis": refs[1],
+                     "x": _json_floats([r[name] for r in rows]), "y": _json_floats(_scaled(means, metric)),
+                     "error_y": {"type": "data", "array": _json_floats(_scaled(ses, metric)), "thickness": 1},
+                     "marker": {"color": PRUNED if label == "pruned" else COLORS[g % len(COLORS)], "size": 7},
+                     **_hover(folder, rows, "text+y")})
+    return data
+
+
+def _edges(values: np.ndarray, bins: int, log: bool) -> np.ndarray:
+    """Bin edges over the values' range, geometric on a log axis (one bin where all are equal)."""
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.array([low * 0.9, low * 1.1] if log else [low - 0.5, low + 0.5])
+    return np.geomspace(low, high, bins + 1) if log else np.linspace(low, high, bins + 1)
+
+
+def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+
+
+def _density(x: np.ndarray, y: np.ndarray, logs: tuple[bool, bool], refs: tuple[str, str]) -> dict:
+    """A 2-D histogram of points as a heatmap (its edges given, so cells line up on a log axis
+    too): how many configs fall in each cell, empty cells blank."""
+    keep = np.isfinite(x) & np.isfinite(y) & ((x > 0) | (not logs[0])) & ((y > 0) | (not logs[1]))
+    x, y = x[keep], y[keep]
+    if not len(x):
+        return {"type": "heatmap", "z": [[None]], "xaxis": refs[0], "yaxis": refs[1], "showscale": False}
+    x_edges, y_edges = _edges(x, DENSITY_BINS[0], logs[0]), _edges(y, DENSITY_BINS[1], logs[1])
+    counts = np.zeros((len(y_edges) - 1, len(x_edges) - 1))
+    np.add.at(counts, (_bin_index(y, y_edges), _bin_index(x, x_edges)), 1)
+    z = [[int(c) if c else None for c in row] for row in counts]
+    return {"type": "heatmap", "x": _json_floats(x_edges), "y": _json_floats(y_edges), "z": z, "xaxis": refs[0],
+            "yaxis": refs[1], "colorscale": [[0, "#e8e8e8"], [1, "#404040"]], "showscale": False, "name": "configs",
+            "hovertemplate": "%{z} configs<extra></extra>"}
+
+
+def _binned_lines(x, y, log: bool, minimize: bool, refs: tuple[str, str], legend: bool) -> list[dict]:
+    """The median and the best of ``y`` in each bin of ``x`` that holds a finite point."""
+    keep = np.isfinite(x) & np.isfinite(y) & ((x > 0) | (not log))
+    x, y = x[keep], y[keep]
+    if not len(x):
+        return []
+    edges = _edges(x, DENSITY_BINS[0], log)
+    index = _bin_index(x, edges)
+    used = np.unique(index)
+    centers = np.sqrt(edges[:-1] * edges[1:]) if log else (edges[:-1] + edges[1:]) / 2
+    best = np.min if minimize else np.max
+    lines = (("median config in the bin", np.median, COLORS[1]), ("best config in the bin", best, COLORS[3]))
+    return [{"type": "scatter", "mode": "lines", "name": name, "legendgroup": name, "showlegend": legend,
+             "x": _json_floats(centers[used]), "y": _json_floats([reduce(y[index == i]) for i in used]),
+             "xaxis": refs[0], "yaxis": refs[1], "line": {"color": color, "width": 2}}
+            for name, reduce, color in lines]
 
 
 def _hover(folder: Folder, rows: list[dict], info: str) -> dict:
@@ -393,7 +578,8 @@ def _contours(folder: Folder) -> dict | None:
     if not pairs:
         return None
     metric, columns = folder.metric, min(3, len(pairs))
-    layout = _layout(f"{_e(metric)} over pairs of swept axes (best config mean in each cell; dots: configs)",
+    dots = f"the best {BEST_DOTS} configs" if len(_ranked(folder)) > MANY_POINTS else "configs"
+    layout = _layout(f"{_e(metric)} over pairs of swept axes (best config mean in each cell; dots: {dots})",
                      400 * math.ceil(len(pairs) / columns), showlegend=False)
     data = []
     for k, ((x, y), cell) in enumerate(zip(pairs, _grid(len(pairs), columns, gap=0.1))):
@@ -406,10 +592,12 @@ def _contours(folder: Folder) -> dict | None:
                      "colorscale": "Viridis", "reversescale": not folder.minimize, "showscale": k == 0,
                      "colorbar": {"title": {"text": _e(_metric_title(metric))}},
                      "contours": {"coloring": "heatmap"}, "hoverinfo": "x+y+z"})
-        data.append({"type": _scatter_type(len(rows)), "mode": "markers", "xaxis": x_ref, "yaxis": y_ref,
-                     "x": _json_floats([r[x] for r in rows]), "y": _json_floats([r[y] for r in rows]),
+        # beyond MANY_POINTS the dots cover the plane evenly and hide the contours: the best only
+        dots = rows[:BEST_DOTS] if len(rows) > MANY_POINTS else rows
+        data.append({"type": "scatter", "mode": "markers", "xaxis": x_ref, "yaxis": y_ref,
+                     "x": _json_floats([r[x] for r in dots]), "y": _json_floats([r[y] for r in dots]),
                      "marker": {"color": "white", "size": 5, "line": {"color": "black", "width": 0.5}},
-                     **_hover(folder, rows, "text")})
+                     **_hover(folder, dots, "text")})
     return {"data": data, "layout": layout} if data else None
 
 
@@ -417,12 +605,15 @@ def _contours(folder: Folder) -> dict | None:
 
 def _codes(folder: Folder, rows: list[dict], name: str) -> np.ndarray:
     """Each config's group along axis ``name``: its value (a category, or one of a grid's values),
-    or its decile where a numeric axis has more than :data:`IMPORTANCE_BINS` values."""
+    or its quantile where a numeric axis has more values than groups: deciles (:data:`IMPORTANCE_BINS`),
+    fewer where there are under 30 configs, three or more configs a group (8 configs of 8 values,
+    one a group, would explain all the variance whatever the axis does)."""
     values = [r.get(name) if name != "case" else r["case"] for r in rows]
-    if name in folder.numeric and len(distinct(values)) > IMPORTANCE_BINS:
+    groups = min(IMPORTANCE_BINS, max(2, len(values) // 3))
+    if name in folder.numeric and len(distinct(values)) > groups:
         a = np.asarray(values, dtype=float)
         ranks = np.argsort(np.argsort(a, kind="stable"), kind="stable")
-        return (ranks * IMPORTANCE_BINS // len(a)).astype(int)
+        return (ranks * groups // len(a)).astype(int)
     keys = {json.dumps(v, sort_keys=True): i for i, v in enumerate(distinct(values))}
     return np.array([keys[json.dumps(v, sort_keys=True)] for v in values], dtype=int)
 
@@ -452,10 +643,10 @@ def importance(folder: Folder, resamples: int = BOOTSTRAP) -> list[tuple[str, fl
     configs (no surrogate model to fit, so it takes milliseconds on 10,000 configs and each
     bootstrap resample costs one pass); Optuna's fANOVA fits random forests to each resample,
     which is slow and needs Optuna. The shares of axes swept together need not add up to 1:
-    what is left is interaction and seed noise. Configs that diverged in any seed and configs
-    pruned by successive halving are left out (their means do not compare)."""
-    rows = [r for r in folder.rows if finished(r)]
-    seeds = [_seed_values(folder, r["config_id"], folder.metric) for r in rows]
+    what is left is interaction and seed noise. Configs that diverged in any seed are left out;
+    after successive halving, every config counts at its value at the first rung
+    (``_comparable_seeds``)."""
+    rows, seeds = _comparable_seeds(folder)
     keep = [i for i, s in enumerate(seeds) if s and all(math.isfinite(v) for v in s)]
     names = folder.varying + (["case"] if folder.has_case else [])
     if len(keep) < 3 or not names:
@@ -479,6 +670,25 @@ def importance(folder: Folder, resamples: int = BOOTSTRAP) -> list[tuple[str, fl
     return sorted(out, key=lambda item: -item[1])
 
 
+def _comparable_seeds(folder: Folder) -> tuple[list[dict], list[list[float]]]:
+    """The configs whose metric values compare, and each one's seed values: the finished
+    configs' final values; after successive halving, each config's values at the first rung,
+    pruned and finished alike (all trained the same epochs there; final values do not compare, a
+    pruned config trained fewer). A config of a hyperband bracket that starts later has none."""
+    rungs, metric = _rungs(folder), folder.metric
+    if not rungs:
+        rows = [r for r in folder.rows if finished(r)]
+        return rows, [_seed_values(folder, r["config_id"], metric) for r in rows]
+    out_rows, out_seeds = [], []
+    for row in folder.rows:
+        values = [_float(g.get(metric)) for r in folder.trials[row["config_id"]] for g in r.get("rungs") or []
+                  if int(g["epoch"]) == rungs[0]]
+        if values:
+            out_rows.append(row)
+            out_seeds.append(values)
+    return out_rows, out_seeds
+
+
 def _importance_fig(folder: Folder) -> dict | None:
     shares = importance(folder)
     if not shares:
@@ -488,10 +698,14 @@ def _importance_fig(folder: Folder) -> dict | None:
            "marker": {"color": COLORS[0]},
            "error_x": {"type": "data", "symmetric": False, "array": [max(h - v, 0.0) for v, h in zip(values, highs)],
                        "arrayminus": [max(v - lo, 0.0) for v, lo in zip(values, lows)]}}
+    rungs = _rungs(folder)
+    at = (f"<br>successive halving: every config's mean at epoch {rungs[0]}, the first rung, pruned ones "
+          f"included (final values do not compare: pruned configs trained fewer epochs)" if rungs else "")
     return {"data": [bar], "layout": _layout("share of the variance of config means explained by each axis "
-                                             "(bars: 90% seed-bootstrap interval)", 140 + 40 * len(names),
+                                             f"(bars: 90% seed-bootstrap interval){at}", 140 + 40 * len(names),
                                              xaxis={"title": {"text": "variance explained (eta squared)"},
-                                                    "range": [0, 1]}, margin={"l": 140, "r": 30, "t": 60, "b": 50})}
+                                                    "range": [0, 1]},
+                                             margin={"l": 140, "r": 30, "t": 80 if rungs else 60, "b": 50})}
 
 
 # --- best so far, curves and rungs --------------------------------------------------------------
@@ -518,24 +732,35 @@ def _best_so_far_fig(folder: Folder) -> dict | None:
     means = _scaled([r[f"{metric}_mean"] for r in order], metric)
     compute = np.cumsum([_member_epochs(folder, r["config_id"]) for r in order])
     count = np.arange(1, len(order) + 1)
+    points = "grey cells: how many configs" if len(order) > MANY_POINTS else "dots: configs"
     layout = _layout(f"best {_e(metric)} so far (config mean over seeds; {'lower' if folder.minimize else 'higher'} "
-                     f"is better)", 400, legend={"orientation": "h", "y": -0.2})
+                     f"is better; {points})", 400, legend={"orientation": "h", "y": -0.2})
     data = []
     for k, (x, title, cell) in enumerate(zip((count, compute), ("configs evaluated (journal order)",
                                                                  "compute: member-epochs trained"), _grid(2, 2))):
-        x_ref, y_ref = _place(layout, cell, {"title": {"text": title}}, _metric_axis(means, metric))
-        done = np.array([finished(r) for r in order])
-        data.append({"type": _scatter_type(len(order)), "mode": "markers", "name": "config", "showlegend": k == 0,
-                     "x": _json_floats(x[done]), "y": _json_floats(means[done]), "xaxis": x_ref, "yaxis": y_ref,
-                     "marker": {"color": "grey", "size": 5, "opacity": 0.6}})
-        if not done.all():
-            data.append({"type": _scatter_type(len(order)), "mode": "markers", "name": "pruned (its rung's value)",
-                         "showlegend": k == 0, "x": _json_floats(x[~done]), "y": _json_floats(means[~done]),
-                         "xaxis": x_ref, "yaxis": y_ref, "marker": {"color": PRUNED, "size": 5, "symbol": "circle-open"}})
+        y_axis = _metric_axis(means, metric)
+        refs = _place(layout, cell, {"title": {"text": title}}, y_axis)
+        if len(order) > MANY_POINTS:  # a point a config is a smear there, and slow to draw: counts in cells
+            data.append(_density(np.asarray(x, dtype=float), means, (False, y_axis["type"] == "log"), refs))
+        else:
+            data += _config_points(x, means, np.array([finished(r) for r in order]), refs, k == 0)
+        corners_x, corners_y = _steps(x, best)
         data.append({"type": "scatter", "mode": "lines", "name": "best so far", "showlegend": k == 0,
-                     "x": _json_floats(x), "y": _json_floats(best), "line": {"shape": "hv", "color": COLORS[0], "width": 2},
-                     "xaxis": x_ref, "yaxis": y_ref})
+                     "x": corners_x, "y": corners_y, "line": {"shape": "hv", "color": COLORS[0], "width": 2},
+                     "xaxis": refs[0], "yaxis": refs[1]})
     return {"data": data, "layout": layout}
+
+
+def _config_points(x, means, done: np.ndarray, refs: tuple[str, str], legend: bool) -> list[dict]:
+    """Each config's mean as a grey dot; the ones successive halving pruned as open circles."""
+    data = [{"type": "scatter", "mode": "markers", "name": "config", "showlegend": legend, "x": _json_floats(x[done]),
+             "y": _json_floats(means[done]), "xaxis": refs[0], "yaxis": refs[1],
+             "marker": {"color": "grey", "size": 5, "opacity": 0.6}}]
+    if not done.all():
+        data.append({"type": "scatter", "mode": "markers", "name": "pruned (its rung's value)", "showlegend": legend,
+                     "x": _json_floats(x[~done]), "y": _json_floats(means[~done]), "xaxis": refs[0], "yaxis": refs[1],
+                     "marker": {"color": PRUNED, "size": 5, "symbol": "circle-open"}})
+    return data
 
 
 def _curve_rows(folder: Folder) -> list[dict]:
@@ -556,6 +781,17 @@ def _band(x, curves: np.ndarray, color: str, group: str) -> list[dict]:
             "legendgroup": group, "hoverinfo": "skip", "x": x}
     return [{**edge, "y": _json_floats(high)}, {**edge, "y": _json_floats(low), "fill": "tonexty",
                                                  "fillcolor": _rgba(color, 0.18)}]
+
+
+def _steps(x, y) -> tuple[list, list]:
+    """A best-so-far staircase (drawn with ``shape: "hv"``) by its corners only: the first
+    point, each point where the value changes, the last point; the same line, a few dozen points
+    instead of one a config."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(y) < 3:
+        return _json_floats(x), _json_floats(y)
+    keep = np.concatenate([[True], y[1:-1] != y[:-2], [True]])  # NaN != NaN: kept
+    return _json_floats(x[keep]), _json_floats(y[keep])
 
 
 def _rgba(color: str, alpha: float) -> str:
@@ -659,7 +895,10 @@ def _panel(pid: str, title: str, figure: dict | None, figures: dict, empty: str)
     if figure is None:
         return f'<div class="panel"><h3>{title}</h3><p class="note">{empty}</p></div>'
     figures[pid] = figure
-    return f'<div class="panel"><h3>{title}</h3><div class="plot" id="{pid}"></div></div>'
+    # its height held before it is drawn: the figures in the first screen are known at once,
+    # and the page does not jump as the others are drawn
+    height = int(figure["layout"].get("height", 450))
+    return f'<div class="panel"><h3>{title}</h3><div class="plot" id="{pid}" style="min-height:{height}px"></div></div>'
 
 
 def _folder_section(folder: Folder, sid: str, figures: dict) -> str:
@@ -703,8 +942,9 @@ def _compare_best_fig(folders: list[Folder]) -> dict:
     metric, data = folders[0].metric, []
     for k, folder in enumerate(folders):
         best = _scaled(folder.best_so_far(), metric)
-        data.append({"type": "scatter", "mode": "lines", "name": _e(folder.label), "x": list(range(1, len(best) + 1)),
-                     "y": _json_floats(best), "line": {"shape": "hv", "color": COLORS[k % len(COLORS)], "width": 2}})
+        x, y = _steps(np.arange(1, len(best) + 1), best)
+        data.append({"type": "scatter", "mode": "lines", "name": _e(folder.label), "x": x, "y": y,
+                     "line": {"shape": "hv", "color": COLORS[k % len(COLORS)], "width": 2}})
     return {"data": data, "layout": _layout(f"best {_e(metric)} so far", 420,
                                             xaxis={"title": {"text": "configs evaluated (journal order)"}},
                                             yaxis=_metric_axis([v for t in data for v in t["y"] if v is not None], metric))}
@@ -744,20 +984,52 @@ border-bottom:1px solid #eee;vertical-align:top}pre{font-size:12px;background:#f
 .plot{width:100%}.error{color:#b00}
 """
 
-# Draws every figure, then marks the body: data-rendered (ms since the page started) once all
-# are drawn, data-error with the first failure (a browser test reads both). Sorting and
-# unfolding the table are delegated clicks; a config's seeds travel with it in its <tbody>.
+# Draws the figures in the first screen, then the others one a task (a scroll or a click is
+# answered between two), a figure scrolled into view first. Marks the body (ms since the page
+# started): data-first-screen once the figures in the first screen are drawn, data-rendered once
+# all are; data-error with the first failure (a browser test and the benchmark read them). Sorting
+# and unfolding the table are delegated clicks; a config's seeds travel with it in its <tbody>.
 SCRIPT = """
 (function () {
   var figures = JSON.parse(document.getElementById('jaxreg-figures').textContent);
-  var drawn = Object.keys(figures).sort().map(function (id) {
+  var queue = Object.keys(figures).sort(), left = queue.length, started = {};
+  function mark(name) { document.body.setAttribute(name, performance.now().toFixed(0)); }
+  function inView(id) {
+    var box = document.getElementById(id).getBoundingClientRect();
+    return box.bottom > 0 && box.top < window.innerHeight;
+  }
+  var first = queue.filter(inView), firstLeft = first.length;
+  queue = first.concat(queue.filter(function (id) { return first.indexOf(id) < 0; }));
+  function drawn(id) {
+    if (first.indexOf(id) >= 0 && --firstLeft === 0) { mark('data-first-screen'); }
+    if (--left === 0) { mark('data-rendered'); }
+  }
+  function draw(id) {
     var div = document.getElementById(id), figure = figures[id];
+    started[id] = true;
     return Plotly.newPlot(div, figure.data, figure.layout, {responsive: true, displaylogo: false})
-      .catch(function (error) { div.innerHTML = '<p class="error"></p>'; div.firstChild.textContent =
-        'could not draw this figure: ' + error; throw error; });
-  });
-  Promise.all(drawn).then(function () { document.body.setAttribute('data-rendered', performance.now().toFixed(0)); },
-                          function (error) { document.body.setAttribute('data-error', String(error)); });
+      .catch(function (error) {
+        div.innerHTML = '<p class="error"></p>';
+        div.firstChild.textContent = 'could not draw this figure: ' + error;
+        if (!document.body.hasAttribute('data-error')) { document.body.setAttribute('data-error', String(error)); }
+      }).then(function () { drawn(id); });
+  }
+  function next() {
+    queue = queue.filter(function (id) { return !started[id]; });
+    if (!queue.length) { return; }
+    draw(queue[0]).then(function () { setTimeout(next, 0); });
+  }
+  if ('IntersectionObserver' in window) {
+    var seen = new IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) {  // scrolled into view: drawn next
+        var id = entry.target.id;
+        if (entry.isIntersecting && !started[id]) { queue = [id].concat(queue.filter(function (q) { return q !== id; })); }
+      });
+    });
+    Object.keys(figures).forEach(function (id) { seen.observe(document.getElementById(id)); });
+  }
+  if (!first.length) { mark('data-first-screen'); }
+  next();
   window.addEventListener('error', function (event) { document.body.setAttribute('data-error', String(event.message)); });
   function key(body, column) {
     var text = body.rows[0].cells[column].getAttribute('data-v');

@@ -53,7 +53,7 @@ def _render(page: Path, tmp_path: Path, name: str) -> str:
     dom, console = headless.dom(page, tmp_path / f"profile-{name}")
     assert not console, "\n".join(console)
     body = re.search(r"<body[^>]*>", dom)[0]
-    assert "data-error" not in body and "data-rendered" in body, body
+    assert "data-error" not in body and "data-rendered" in body and "data-first-screen" in body, body
     drawn = _drawn(dom, _figure_ids(text))
     assert drawn and all(drawn.values()), drawn
     png = tmp_path / f"report-{name}.png"
@@ -141,6 +141,10 @@ def test_a_halving_report_greys_pruned_configs_and_counts_members_per_rung(tmp_p
     assert len(grey) == 6 and all(t["line"]["color"] == report_html.PRUNED for t in grey)
     assert len(figures["f0-curves"]["layout"]["shapes"]) == 3  # a dotted line at each rung
     assert text.count('<tbody class="cfg pruned">') == 6
+    lines = figures["f0-parcoords"]["data"]  # pruned configs drawn too, in grey, at their last rung's value
+    assert lines[0]["line"]["color"] == report_html.PRUNED and lines[0]["x"].count(None) == 6
+    assert sum(t["x"].count(None) for t in lines) == 8 and "pruned configs in grey" in figures["f0-parcoords"]["layout"]["title"]["text"]
+    assert "epoch 2, the first rung" in figures["f0-importance"]["layout"]["title"]["text"]  # all 8 configs at epoch 2
     _render(page, tmp_path, "halving")
 
 
@@ -163,6 +167,31 @@ def test_strings_from_the_folder_are_escaped_not_run(tmp_path):
     body = re.search(r"<body[^>]*>", dom)[0]
     assert "data-pwned" not in body and "data-rendered" in body, body
     assert "&lt;script&gt;document.body" in dom  # shown as text
+
+
+def test_a_large_folder_is_drawn_as_counts_and_samples_and_small_ones_in_full(monkeypatch):
+    """Above MANY_POINTS configs: no WebGL, counts in cells, a sample of lines, the best dots; the
+    thresholds lowered here so the 16-config grid counts as large."""
+    def figures():
+        page = report_html.build_page([load_folder(GRID)], plotly_js="")
+        return json.loads(re.search(r'id="jaxreg-figures">(.*?)</script>', page, flags=re.S)[1])
+
+    small = figures()
+    assert sum(t["x"].count(None) for t in small["f0-parcoords"]["data"]) == 16  # every config a line
+    assert {t["type"] for f in small.values() for t in f["data"]} <= {"scatter", "contour", "bar"}
+    assert small["f0-metric"]["layout"]["yaxis"]["ticktext"] == ["0.1", "0.2", "0.5", "1", "2"]  # 1-2-5, not 2..9
+    monkeypatch.setattr(report_html, "MANY_POINTS", 5)
+    monkeypatch.setattr(report_html, "MAX_LINES", 8)
+    monkeypatch.setattr(report_html, "BEST_DOTS", 3)
+    large = figures()
+    assert sum(t["x"].count(None) for t in large["f0-parcoords"]["data"]) == 8
+    assert "the best 4 of 16" in large["f0-parcoords"]["layout"]["title"]["text"]
+    assert [t["type"] for t in large["f0-metric"]["data"]][:3] == ["heatmap", "scatter", "scatter"]
+    counts = [c for t in large["f0-metric"]["data"][:1] for row in t["z"] for c in row if c]
+    assert sum(counts) == 16  # every config counted once
+    assert [len(t["x"]) for t in large["f0-contours"]["data"] if t["type"] == "scatter"] == [3]
+    assert large["f0-best"]["data"][0]["type"] == "heatmap"
+    assert not {t["type"] for f in large.values() for t in f["data"]} & {"scattergl", "parcoords"}
 
 
 def test_importance_is_the_share_of_variance_between_groups():
