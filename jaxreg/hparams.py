@@ -127,6 +127,7 @@ _RANGES = {
     "saturation": (0.0, 1.0, True, False, "a number in [0, 1)"),
     "noise": (0.0, math.inf, True, False, "a finite standard deviation >= 0"),
 }
+RANGED = frozenset(_RANGES)  # the fields check_range knows
 _WHOLE = ("trainable_layers", "shift")  # whole numbers (trainable_layers may be inf)
 
 
