@@ -226,7 +226,9 @@ def test_penalty_without_weights_is_fine_when_biases_are_penalized():
 def test_training_mode_without_a_key_is_an_error(kind):
     model = MASKED[kind]()
     params, state = model.init(jax.random.key(0))
-    x = jnp.zeros((2, *model.input_shape))
+    # float32 as the params: a float64 spec run earlier in the session turns JAX's x64 mode on
+    # process-wide (build_model), and jnp.zeros would then be float64
+    x = jnp.zeros((2, *model.input_shape), jnp.float32)
     with pytest.raises(jaxreg.InputError) as raised:
         model.apply(params, state, x, train=True)
     assert str(raised.value) == NO_KEY
