@@ -8,7 +8,7 @@ the very message :class:`jaxreg.TrainConfig` gives when called from Python.
 from __future__ import annotations
 
 from jaxreg.errors import InputError, check_choice, check_positive_int
-from jaxreg.names import MONITORS
+from jaxreg.names import MONITORS, SPLITS, own_metric_names
 
 # What one compiled program can hold: the epoch counters are int32, a member keeps one loss and
 # accuracy per epoch until its evaluation, and every metric at each evaluation.
@@ -42,7 +42,7 @@ def check_monitor(monitor, mode, own=()) -> None:
     ``MONITORS`` or ``train_NAME`` / ``val_NAME`` of an own metric ``NAME`` in ``own``, and
     ``mode`` is ``"auto"``, ``"min"`` or ``"max"`` (``"min"`` or ``"max"`` for an own metric:
     which way is better is the user's to say)."""
-    own_monitors = tuple(f"{split}_{name}" for split in ("train", "val") for name in own)
+    own_monitors = own_metric_names(own, SPLITS[:2])
     check_choice("monitor", monitor, MONITORS + own_monitors)
     check_choice("mode", mode, ("auto", "min", "max"))
     if monitor in own_monitors and mode == "auto":

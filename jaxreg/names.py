@@ -31,10 +31,11 @@ def metric_names(regression: bool, extra=()) -> tuple[str, ...]:
     return (METRICS + REGRESSION_METRICS if regression else METRICS) + own_metric_names(extra)
 
 
-def own_metric_names(extra) -> tuple[str, ...]:
-    """``train_NAME``, ``val_NAME``, ``test_NAME`` of each own metric ``NAME``."""
+def own_metric_names(extra, splits=SPLITS) -> tuple[str, ...]:
+    """``train_NAME``, ``val_NAME``, ``test_NAME`` of each own metric ``NAME`` (those of
+    ``splits``: ``SPLITS[:2]`` are what a monitor or a search may name)."""
     extra = tuple(extra)
-    return tuple(f"{split}_{name}" for split in SPLITS for name in extra)
+    return tuple(f"{split}_{name}" for split in splits for name in extra)
 
 
 def result_metrics(metrics) -> tuple[str, ...]:
@@ -50,8 +51,7 @@ def search_metrics(train) -> tuple[str, ...]:
     """What a search may rank configs by: ``SEARCH_METRICS``, and ``train_NAME``, ``val_NAME`` of
     each own metric of a ``[train]`` table (its ``extra_metrics``)."""
     own = train.get("extra_metrics") if isinstance(train, dict) else None
-    names = tuple(own) if isinstance(own, dict) else ()
-    return SEARCH_METRICS + tuple(f"{split}_{name}" for split in SPLITS[:2] for name in names)
+    return SEARCH_METRICS + own_metric_names(own if isinstance(own, dict) else (), SPLITS[:2])
 
 
 def check_metric_name(field: str, name) -> str:

@@ -203,12 +203,12 @@ class TrainConfig:
         self._check_extra_metrics()
         for name, allowed in (("optimizer", OPTIMIZERS), ("l1_mode", L1_MODES), ("layout", LAYOUTS)):
             check_choice(name, getattr(self, name), allowed)
-        check_monitor(self.monitor, self.mode, [name for name, _ in self.extra_metrics])
+        check_monitor(self.monitor, self.mode, self.own_names)
         check_schedule(self.epochs, self.eval_every, self.batch_size)
         if not is_int(self.start_epoch) or self.start_epoch < 0:
             raise InputError(f"start_epoch: expected an integer >= 0, got {self.start_epoch!r}")
         if self.metrics is not None:
-            allowed = METRICS + REGRESSION_METRICS + own_metric_names(name for name, _ in self.extra_metrics)
+            allowed = METRICS + REGRESSION_METRICS + own_metric_names(self.own_names)
             unknown = ([self.metrics] if isinstance(self.metrics, str)
                        else [name for name in self.metrics if name not in allowed])
             if unknown:
@@ -274,9 +274,14 @@ class TrainConfig:
         return self.mode == "min" or (self.mode == "auto" and self.monitor.endswith("loss"))
 
     @property
+    def own_names(self) -> tuple[str, ...]:
+        """The names of the own metrics (``extra_metrics``), in their order."""
+        return tuple(name for name, _ in self.extra_metrics)
+
+    @property
     def computed(self) -> frozenset[str]:
         """The metrics the program computes: ``metrics`` (default all) and the monitored one."""
-        every = METRICS + REGRESSION_METRICS + own_metric_names(name for name, _ in self.extra_metrics)
+        every = METRICS + REGRESSION_METRICS + own_metric_names(self.own_names)
         return frozenset(every if self.metrics is None else self.metrics) | {self.monitor}
 
     @property
@@ -508,7 +513,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
                 lambda p, m, s: jnp.where(m > 0, penalties.soft_threshold(p, lr * hp.l1 * s), p), w, mask, scale))
         # Only the splits whose metrics are asked for go through the evaluation's forward pass.
         regression = losses.is_regression(config.loss, data.train.y.dtype)  # static: the targets' dtype
-        names = metric_names(regression, [name for name, _ in config.extra_metrics])
+        names = metric_names(regression, config.own_names)
         asked = lambda split: any(n.startswith(f"{split}_") for n in config.computed & set(names))
         labelled = [("train", data.train)] * asked("train") + [("val", data.val)] * (asked("val") and len(data.val.y) > 0)
         labelled += [("test", data.test)] * (config.eval_test and asked("test") and len(data.test.y) > 0)

@@ -494,6 +494,15 @@ def own_metrics(train: dict) -> tuple[str, ...]:
     return own_metric_names(train.get("extra_metrics", {}))
 
 
+def _as_train(check, *args) -> None:
+    """Runs one of TrainConfig's checks (:mod:`jaxreg.limits`) on ``[train]`` values, its
+    message's field prefixed ``train.``."""
+    try:
+        check(*args)
+    except InputError as error:
+        raise InputError(f"train.{error}") from None
+
+
 def _check_schedule(t: dict) -> None:
     """``train.epochs``, ``eval_every`` and ``batch_size`` by the rules TrainConfig applies
     (:func:`jaxreg.limits.check_schedule`), before JAX loads; the batch size's upper bound, the
@@ -501,10 +510,7 @@ def _check_schedule(t: dict) -> None:
     size = t["batch_size"]
     if size != "full" and (not is_int(size) or size < 1):
         raise InputError(f"train.batch_size: expected an integer >= 1 or \"full\", got {size!r}")
-    try:
-        check_schedule(t["epochs"], t["eval_every"], None)
-    except InputError as error:
-        raise InputError(f"train.{error}") from None
+    _as_train(check_schedule, t["epochs"], t["eval_every"], None)
 
 
 def _check_train(train_raw: dict) -> dict:
@@ -527,10 +533,7 @@ def _check_train(train_raw: dict) -> dict:
                            or any(not isinstance(name, str) or name not in allowed for name in t["metrics"])):
         raise InputError(f"train.metrics: expected a non-empty list of names among {', '.join(allowed)}, "
                          f"got {t['metrics']!r}")
-    try:  # TrainConfig's rule, before JAX loads
-        check_monitor(t["monitor"], t["mode"], own)
-    except InputError as error:
-        raise InputError(f"train.{error}") from None
+    _as_train(check_monitor, t["monitor"], t["mode"], own)  # TrainConfig's rule, before JAX loads
     _int("train.start_epoch", t["start_epoch"], 0)
     _check_schedule(t)
     for flag in ("shuffle", "eval_test", "penalize_bias"):
@@ -719,7 +722,7 @@ def _check_search(search_raw: dict, cases: dict, train: dict) -> dict:
     width = s["min_width"]
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
         raise InputError(f"search.min_width: expected a fraction of the original range in (0, 1], got {width!r}")
-    own = search_metrics(train)[len(SEARCH_METRICS):]
+    own = search_metrics(train)[len(SEARCH_METRICS):]  # an own metric's train_ and val_ names
     check_choice("search.metric", s["metric"], SEARCH_METRICS + own)
     if s["goal"] is None and s["metric"] in own:
         raise InputError(f"search.goal: expected 'minimize' or 'maximize' when search.metric is an own metric "
