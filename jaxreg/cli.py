@@ -184,7 +184,7 @@ def _parser() -> _Parser:
     compare.add_argument("dir", nargs="+", help="results folders ranked by the same metric")
     compare.add_argument("--out", required=True, help="folder for the comparison's files")
     report = commands.add_parser("report", help="write one self-contained HTML page of results folders (tables, "
-                                 "interactive plots, findings; opens offline; pip install 'jaxreg[report]')")
+                                 "interactive plots, findings; opens offline)")
     report.add_argument("dir", nargs="+", help="results folders (several: ranked by the same metric)")
     report.add_argument("--out", default="report.html", metavar="FILE", help="the page (default: report.html)")
     _export_parser(commands)
