@@ -7,17 +7,17 @@ and the same folders give the same bytes (fixed element ids, sorted keys, no tim
 
 Each folder gets a section of panels: a sortable table of configs (mean +- standard error over
 seeds, seed rows that unfold), parallel coordinates of the swept values and the metric, the
-metric against each swept value, contours over pairs of numeric axes, parameter importance,
-best so far against configs and against compute, learning curves with seed bands (successive
-halving: pruned configs in grey, rungs marked, members per rung), the findings ``jaxreg show``
-prints, and the manifest. Several folders add a comparison: the empirical distribution of each
+metric against each swept value, the best config mean in cells over pairs of numeric axes,
+parameter importance, best so far against configs and against compute, learning curves with seed
+bands (successive halving: pruned configs in grey, rungs marked, members per rung), the findings
+``jaxreg show`` prints, and the manifest. Several folders add a comparison: the empirical distribution of each
 search's config means and their best-so-far curves.
 
 Every figure is SVG (no WebGL: its shaders take seconds to compile where a browser renders in
 software). Above :data:`MANY_POINTS` configs, what a point a config would smear is aggregated and
 the title says how: the metric against each axis and best-so-far as counts of configs in cells
 with the median and best in each bin, parallel coordinates as the best :data:`MAX_LINES` / 2
-configs and as many spread over the rest of the ranking, contour dots as the best
+configs and as many spread over the rest of the ranking, the dots over pairs of axes as the best
 :data:`BEST_DOTS`. Smaller folders are drawn in full. The figures in the first screen are drawn
 first, then the others one at a time (a figure scrolled into view next).
 
@@ -50,12 +50,12 @@ __all__ = ["build_page", "importance", "write_report"]
 TABLE_ROWS = 200  # configs in a folder's table: the best ones, a note says how many more
 MANY_POINTS = 1000  # above this many configs a scatter of them is drawn as counts in cells (a 2-D histogram)
 MAX_LINES = 500  # parallel coordinates above MANY_POINTS configs: lines drawn (the best half, the rest spread)
-BEST_DOTS = 100  # contours above MANY_POINTS configs: the best configs drawn as dots
+BEST_DOTS = 100  # pairs of axes above MANY_POINTS configs: the best configs drawn as dots
 DENSITY_BINS = (40, 30)  # cells of a 2-D histogram, along x and along the metric
 MAX_PAIRS = 6  # contour panels: the first pairs of numeric axes
-MIN_CONTOUR = 4  # finished configs a contour needs (fewer draw a plane through two points)
-DISTINCT_LEVELS = 25  # an axis with at most this many values is a grid: contour on its values
-CONTOUR_BINS = 20  # else its range is cut in this many bins (geometric on a log axis)
+MIN_PAIR = 4  # finished configs a pair's panel needs
+DISTINCT_LEVELS = 25  # an axis with at most this many values is a grid: a cell per value
+PAIR_BINS = 20  # else its range is cut in this many bins (geometric on a log axis)
 IMPORTANCE_BINS = 10  # a numeric axis with more values is cut at its deciles for importance
 BOOTSTRAP = 200  # seed resamples for the importance intervals
 MAX_RACE = 40  # halving: the configs whose curves are drawn (the best finished, then pruned)
@@ -63,7 +63,7 @@ COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
           "#bcbd22", "#17becf")
 PRUNED = "#b0b0b0"
 PARCOORDS_COLORS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")  # Viridis in five: darkest is best
-# plotly.js's "cartesian" partial bundle (scatter, bar, heatmap, contour: every trace the page
+# plotly.js's "cartesian" partial bundle (scatter, bar, heatmap: every trace the page
 # draws), the same release as the full bundle of the plotly Python package, vendored from npm's
 # plotly.js-cartesian-dist-min (MIT, vendor/plotly-LICENSE): 1.5 MB instead of 4.8 MB, which the
 # browser parses and compiles before it draws anything (about 0.5-0.8 s less on a 2-core CPU), and
@@ -551,31 +551,39 @@ def _groups(folder: Folder) -> list[tuple[str, list[dict]]]:
     return sorted(groups.items(), key=lambda item: item[0] == "pruned")
 
 
-def _levels(values: np.ndarray, log: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Contour coordinates of an axis and each value's index among them: its distinct values for
-    a grid, else :data:`CONTOUR_BINS` bins of its range (geometric on a log axis)."""
+def _cells(values: np.ndarray, log: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The cell edges of an axis and each value's cell: a cell per distinct value for a grid
+    (edges halfway between neighbours, geometrically on a log axis, as far beyond the ends as the
+    nearest neighbour), else :data:`PAIR_BINS` bins of its range (geometric on a log axis)."""
     levels = np.unique(values)
+    scale = np.log if log else (lambda a: a)
+    unscale = np.exp if log else (lambda a: a)
     if len(levels) <= DISTINCT_LEVELS:
-        return levels, np.searchsorted(levels, values)
+        s = scale(levels)
+        half = np.diff(s) / 2 if len(s) > 1 else np.array([0.5 if not log else np.log(2.0)])
+        edges = np.concatenate([[s[0] - half[0]], s[:-1] + half, [s[-1] + half[-1]]])
+        return unscale(edges), np.searchsorted(levels, values)
     lo, hi = values.min(), values.max()
-    edges = np.geomspace(lo, hi, CONTOUR_BINS + 1) if log else np.linspace(lo, hi, CONTOUR_BINS + 1)
-    centers = np.sqrt(edges[:-1] * edges[1:]) if log else (edges[:-1] + edges[1:]) / 2
-    return centers, np.clip(np.searchsorted(edges, values, side="right") - 1, 0, CONTOUR_BINS - 1)
+    edges = np.geomspace(lo, hi, PAIR_BINS + 1) if log else np.linspace(lo, hi, PAIR_BINS + 1)
+    return edges, np.clip(np.searchsorted(edges, values, side="right") - 1, 0, PAIR_BINS - 1)
 
 
-def _contour_pair(folder: Folder, rows: list[dict], x: str, y: str) -> tuple[list, list, list]:
-    """The best config mean in each cell of the (x, y) plane (over the other axes), NaN where empty."""
+def _pair_cells(folder: Folder, rows: list[dict], x: str, y: str) -> tuple[list, list, list]:
+    """The best config mean in each cell of the (x, y) plane (over the other axes), NaN where
+    empty: the cells' edges along x and y, and the rows of values."""
     xs, ys = (np.array([r[n] for r in rows], dtype=float) for n in (x, y))
     means = np.array([r[f"{folder.metric}_mean"] for r in rows], dtype=float)
-    (x_levels, xi), (y_levels, yi) = _levels(xs, _log_axis(folder, x)), _levels(ys, _log_axis(folder, y))
-    z = np.full((len(y_levels), len(x_levels)), np.inf if folder.minimize else -np.inf)
+    (x_edges, xi), (y_edges, yi) = _cells(xs, _log_axis(folder, x)), _cells(ys, _log_axis(folder, y))
+    z = np.full((len(y_edges) - 1, len(x_edges) - 1), np.inf if folder.minimize else -np.inf)
     (np.minimum if folder.minimize else np.maximum).at(z, (yi, xi), means)
     z[~np.isfinite(z)] = np.nan
-    return _json_floats(x_levels), _json_floats(y_levels), [_json_floats(_scaled(r, folder.metric)) for r in z]
+    return _json_floats(x_edges), _json_floats(y_edges), [_json_floats(_scaled(r, folder.metric)) for r in z]
 
 
-def _contours(folder: Folder) -> dict | None:
-    """Pairs of numeric axes: contours of the best config mean over the other axes, configs as dots."""
+def _pairs(folder: Folder) -> dict | None:
+    """Pairs of numeric axes: the best config mean in each cell over the other axes (a heatmap:
+    an empty cell stays empty, where contours would interpolate a value no config had, and plotly
+    draws it three times faster), configs as dots."""
     pairs = [(a, b) for i, a in enumerate(folder.numeric) for b in folder.numeric[i + 1:]][:MAX_PAIRS]
     if not pairs:
         return None
@@ -587,14 +595,15 @@ def _contours(folder: Folder) -> dict | None:
     for k, ((x, y), cell) in enumerate(zip(pairs, _grid(len(pairs), columns, gap=0.1))):
         rows = [r for r in _ranked(folder) if x in r and y in r]
         x_ref, y_ref = _place(layout, cell, _x_axis(folder, x), _x_axis(folder, y))
-        if len(rows) < MIN_CONTOUR:
+        if len(rows) < MIN_PAIR:
             continue
-        gx, gy, z = _contour_pair(folder, rows, x, y)
-        data.append({"type": "contour", "x": gx, "y": gy, "z": z, "xaxis": x_ref, "yaxis": y_ref, "connectgaps": True,
+        gx, gy, z = _pair_cells(folder, rows, x, y)
+        data.append({"type": "heatmap", "x": gx, "y": gy, "z": z, "xaxis": x_ref, "yaxis": y_ref,
                      "colorscale": "Viridis", "reversescale": not folder.minimize, "showscale": k == 0,
-                     "colorbar": {"title": {"text": _e(_metric_title(metric))}},
-                     "contours": {"coloring": "heatmap"}, "hoverinfo": "x+y+z"})
-        # beyond MANY_POINTS the dots cover the plane evenly and hide the contours: the best only
+                     "colorbar": {"title": {"text": _e(_metric_title(metric))}}, "hoverongaps": False,
+                     "hovertemplate": f"{_e(x)} cell %{{x:.3g}}<br>{_e(y)} cell %{{y:.3g}}<br>best mean %{{z:.4g}}"
+                                      "<extra></extra>"})
+        # beyond MANY_POINTS the dots cover the plane evenly and hide the cells: the best only
         dots = rows[:BEST_DOTS] if len(rows) > MANY_POINTS else rows
         data.append({"type": "scatter", "mode": "markers", "xaxis": x_ref, "yaxis": y_ref,
                      "x": _json_floats([r[x] for r in dots]), "y": _json_floats([r[y] for r in dots]),
@@ -910,7 +919,7 @@ def _folder_section(folder: Folder, sid: str, figures: dict) -> str:
         _panel(f"{sid}-parcoords", "Parallel coordinates", _parcoords(folder), figures, "no finished config"),
         _panel(f"{sid}-metric", "Metric against each swept value", _metric_vs(folder), figures,
                "no numeric swept axis"),
-        _panel(f"{sid}-contours", "Pairs of swept axes", _contours(folder), figures,
+        _panel(f"{sid}-pairs", "Pairs of swept axes", _pairs(folder), figures,
                "fewer than two numeric swept axes, or fewer than 4 finished configs"),
         _panel(f"{sid}-importance", "Parameter importance", _importance_fig(folder), figures,
                "fewer than 3 finished configs with every seed finite, or nothing swept"),

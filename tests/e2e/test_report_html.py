@@ -74,7 +74,7 @@ def test_the_page_is_self_contained_and_the_same_bytes_each_time(tmp_path):
     assert "<script src" not in ours and "http" not in ours.replace("http-equiv", "")  # nothing to fetch
     assert re.findall(r'(?:src|href)="([^"#][^"]*)"', ours) == []
     ids = _figure_ids(text)
-    assert {f"f0-{p}" for p in ("parcoords", "metric", "contours", "importance", "best", "curves")} <= set(ids)
+    assert {f"f0-{p}" for p in ("parcoords", "metric", "pairs", "importance", "best", "curves")} <= set(ids)
 
 
 def test_every_figure_passes_plotlys_validator():
@@ -178,7 +178,7 @@ def test_a_large_folder_is_drawn_as_counts_and_samples_and_small_ones_in_full(mo
 
     small = figures()
     assert sum(t["x"].count(None) for t in small["f0-parcoords"]["data"]) == 16  # every config a line
-    assert {t["type"] for f in small.values() for t in f["data"]} <= {"scatter", "contour", "bar"}
+    assert {t["type"] for f in small.values() for t in f["data"]} <= {"scatter", "heatmap", "bar"}
     assert small["f0-metric"]["layout"]["yaxis"]["ticktext"] == ["0.1", "0.2", "0.5", "1", "2"]  # 1-2-5, not 2..9
     monkeypatch.setattr(report_html, "MANY_POINTS", 5)
     monkeypatch.setattr(report_html, "MAX_LINES", 8)
@@ -189,9 +189,42 @@ def test_a_large_folder_is_drawn_as_counts_and_samples_and_small_ones_in_full(mo
     assert [t["type"] for t in large["f0-metric"]["data"]][:3] == ["heatmap", "scatter", "scatter"]
     counts = [c for t in large["f0-metric"]["data"][:1] for row in t["z"] for c in row if c]
     assert sum(counts) == 16  # every config counted once
-    assert [len(t["x"]) for t in large["f0-contours"]["data"] if t["type"] == "scatter"] == [3]
+    assert [len(t["x"]) for t in large["f0-pairs"]["data"] if t["type"] == "scatter"] == [3]
     assert large["f0-best"]["data"][0]["type"] == "heatmap"
     assert not {t["type"] for f in large.values() for t in f["data"]} & {"scattergl", "parcoords"}
+
+
+def test_pairs_of_axes_are_the_best_config_mean_in_each_cell_with_empty_cells_empty():
+    """The pairs panel against a loop over the configs: the grid's 4 x 4 (learning rate, l2)
+    values each get a cell (edges halfway between neighbours, geometrically on the log axes), the
+    best (lowest) mean of the configs in it; a binned axis gets PAIR_BINS cells; an empty cell is
+    null (a heatmap leaves it blank where a contour would invent a value)."""
+    folder = load_folder(GRID)
+    rows = [r for r in folder.rows if "learning_rate" in r and "l2" in r]
+    gx, gy, z = report_html._pair_cells(folder, rows, "learning_rate", "l2")
+    lrs, l2s = sorted({r["learning_rate"] for r in rows}), sorted({r["l2"] for r in rows})
+    assert len(gx) == len(lrs) + 1 and len(gy) == len(l2s) + 1
+    assert report_html._log_axis(folder, "learning_rate") and not report_html._log_axis(folder, "l2")  # l2 has 0
+    for values, edges, log in ((lrs, gx, True), (l2s, gy, False)):
+        at = np.log(values) if log else np.array(values)
+        mids = (at[:-1] + at[1:]) / 2
+        np.testing.assert_allclose(edges[1:-1], np.exp(mids) if log else mids, rtol=1e-6, atol=1e-12)  # 7 digits kept
+        assert all(lo < v < hi for v, lo, hi in zip(values, edges[:-1], edges[1:]))
+    scale = 100 if "accuracy" in folder.metric else 1
+    for i, l2 in enumerate(l2s):
+        for j, lr in enumerate(lrs):
+            inside = [r[f"{folder.metric}_mean"] for r in rows if r["l2"] == l2 and r["learning_rate"] == lr]
+            assert (z[i][j] is None) == (not inside)
+            if inside:
+                assert z[i][j] == pytest.approx(min(inside) * scale, rel=1e-6)
+    # a continuous axis: PAIR_BINS cells over its range; the config of one cell alone sets it, others stay empty
+    edges, index = report_html._cells(np.array([1e-4, 2e-4, 1e-1]), log=True)
+    assert len(edges) == 4 and list(index) == [0, 1, 2]
+    many = np.geomspace(1e-4, 1e-1, 30)
+    edges, index = report_html._cells(many, log=True)
+    assert len(edges) == report_html.PAIR_BINS + 1 and edges[0] == pytest.approx(1e-4) and edges[-1] == pytest.approx(1e-1)
+    assert index.min() == 0 and index.max() == report_html.PAIR_BINS - 1 and np.all(np.diff(index) >= 0)
+    assert all(edges[k] <= v <= edges[k + 1] for v, k in zip(many, index))
 
 
 def test_importance_is_the_share_of_variance_between_groups():
