@@ -317,8 +317,8 @@ def test_halving_under_both_goals_trains_the_same_first_rung_and_keeps_other_con
 
 @pytest.mark.parametrize("goal", GOALS)
 def test_hyperband_prunes_each_bracket_in_the_goals_direction(goal, tmp_path):
-    """Checked to catch the brackets' rung rule reading the goal of the first bracket only
-    (any rung rule that ignores the goal)."""
+    """Checked to catch ``Race`` built with ``minimize=True`` whatever the goal (every bracket's
+    rungs then prune the wrong half when maximizing)."""
     spec = tiny(**HALVING, search={"method": "hyperband", "eta": 2, "min_epochs": 1, "seeds": 1, "chunk_size": 8,
                                    "metric": "val_loss", "goal": goal})
     journal = _sweep(tmp_path, spec)

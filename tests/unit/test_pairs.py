@@ -213,9 +213,9 @@ def test_swept_bn_momentum_and_epsilon_are_used_in_training_and_at_evaluation(bn
 def test_dropout_and_dropconnect_leave_non_zero_biases_unscaled_given_the_same_masks(x64):
     """A two-hidden-layer MLP with non-zero biases in training mode, both drops on: NumPy's
     forward pass with the masks drawn from the same keys (as the model splits them: units,
-    then weights, one key per layer) gives the same logits. Checked to catch: the bias added
-    before dropping a layer's units' inputs with it (the bias dropped/scaled by 1/(1-rate)), and
-    DropConnect's mask applied to the bias too."""
+    then weights, one key per layer) gives the same logits. Checked to catch DropConnect's mask
+    (and its 1/(1-rate) scale) applied to the bias too; a bias dropped or scaled with the units
+    would fail the same way, since every bias here is non-zero."""
     net = jaxreg.mlp((4, 6, 5, 3), activation="tanh", dtype=jnp.float64)
     p = _params(net, seed=7)
     assert all(np.all(p[name]["b"] != 0) for name in p)
