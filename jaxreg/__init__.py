@@ -4,7 +4,7 @@ Layout, in the order data flows, each layer importing only from those before it:
 
 - the library, re-exported here: ``errors`` (``InputError``) + ``names`` (what a spec chooses
   among, JAX-free) -> ``data`` -> ``models``
-  (+ ``drop``, ``adapters``, batch norm) -> ``losses`` + ``penalties`` -> ``hparams`` ->
+  (+ ``drop``, ``adapters``, batch norm) -> ``losses`` + ``penalties`` (+ ``measures``) -> ``hparams`` ->
   ``augment`` + ``transfer`` -> ``optimizers`` -> ``layout`` -> ``step`` + ``early_stopping``
   -> ``train`` -> ``batch``;
 - ``report`` (``store`` -> ``summary`` -> ``folder`` -> ``plots``, ``compare``): a results
@@ -38,6 +38,8 @@ _EXPORTS = {
     "jaxreg.drop": ("dropconnect", "dropout", "spatial_dropout"),
     "jaxreg.errors": ("InputError",),
     "jaxreg.hparams": ("DEFAULTS", "HParams", "make_hparams", "stack_hparams"),
+    "jaxreg.measures": ("edge_of_stability", "layer_norms", "norm_product", "output_margin", "path_norm", "sharpness",
+                        "top_hessian_eigenvalue"),
     "jaxreg.layout": ("LAYOUTS", "Layout", "make_layout"),
     "jaxreg.losses": ("accuracy", "get_loss", "mean_squared_error", "sigmoid_binary_cross_entropy",
                       "softmax_cross_entropy", "squared_error", "sum_squared_error"),
