@@ -15,6 +15,9 @@ METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_los
 REGRESSION_METRICS = tuple(f"{split}_{kind}" for split in ("train", "val", "test") for kind in ("rmse", "mae", "r2"))
 # What a search may rank configs by: the monitors, and a regression's own measures.
 SEARCH_METRICS = MONITORS + ("val_rmse", "val_mae", "val_r2", "train_rmse", "train_mae", "train_r2")
+# Generalization measures (jaxreg.measures) that train.measures may ask the program to compute at
+# the returned params of every member: journaled beside the metrics under these names.
+MEASURES = ("norm_product", "path_norm", "margin", "sharpness", "mag_sharpness", "hessian")
 # the columns of a curves CSV besides the metrics
 CSV_SOURCES = ("case", "config_id", "seed", "round", "epoch", "epoch_index")
 

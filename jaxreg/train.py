@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jaxreg import early_stopping, losses, penalties, transfer
+from jaxreg import early_stopping, losses, measures, penalties, transfer
 from jaxreg.augment import augment
 from jaxreg.data import Split
 from jaxreg.errors import InputError, check_choice, check_positive_int, is_int
@@ -30,8 +30,8 @@ from jaxreg.hparams import AUGMENTATIONS, HParams, as_dtype
 from jaxreg.layout import LAYOUTS, dense_mask, layout as make_layout, loop_mask, tree_where
 from jaxreg.limits import MAX_EPOCHS, MAX_EVAL_EVERY, MAX_EVALUATIONS, check_monitor, check_schedule  # noqa: F401
 from jaxreg.models import Model
-from jaxreg.names import (METRICS, MONITORS, REGRESSION_METRICS, SEARCH_METRICS, check_metric_name, metric_names,
-                          own_metric_names)
+from jaxreg.names import (MEASURES, METRICS, MONITORS, REGRESSION_METRICS, SEARCH_METRICS, check_metric_name,
+                          metric_names, own_metric_names)
 from jaxreg.optimizers import L1_MODES, OPTIMIZERS, PENALTIES, learning_rate, optimizer
 from jaxreg.step import TrainState, divergence_guard, evaluate, objective, train_step, weight_metrics_of
 
@@ -162,6 +162,16 @@ class TrainConfig:
             with this many bins between each one's min and max (fixed bins: they vmap). In
             ``Result.curves`` as ``hist/KIND/LAYER`` (evaluations, bins) and
             ``hist/KIND/LAYER/stats`` (min, max, sum, sum of squares). 0 (the default): none.
+        measures: generalization measures (:mod:`jaxreg.measures`) computed once, at the
+            returned params, among ``MEASURES``: ``norm_product``, ``path_norm``, ``margin`` (the
+            10th percentile of the output margin on the training split), ``sharpness`` and
+            ``mag_sharpness`` (the mean rise of the training loss over ``MEASURE_SAMPLES``
+            Gaussian perturbations of scale ``measure_sigma``, plain or magnitude-aware) and
+            ``hessian`` (the training loss's top Hessian eigenvalue, ``HESSIAN_ITERATIONS``
+            power iterations: costly). The training loss here is the data loss in evaluation
+            mode on the whole training split. In ``Result.final`` under their names; empty (the
+            default): the program is the same as without them.
+        measure_sigma: the perturbations' scale of ``sharpness`` and ``mag_sharpness``.
         penalties: the penalty terms to compile, among ``("l2", "l1", "weight_decay")`` (all,
             by default). A sweep compiles only those some member uses: the others cost no
             kernel in the step. Training refuses a member whose left-out penalty is not 0
@@ -194,6 +204,8 @@ class TrainConfig:
     layerwise: bool = False
     histograms: int = 0
     penalties: tuple[str, ...] = PENALTIES
+    measures: tuple[str, ...] = ()
+    measure_sigma: float = 0.01
 
     def __post_init__(self):
         if not isinstance(self.model, Model):
@@ -224,6 +236,7 @@ class TrainConfig:
         object.__setattr__(self, "penalties", tuple(name for name in PENALTIES if name in named))
         if not is_int(self.histograms) or not 0 <= self.histograms <= 1000:
             raise InputError(f"histograms: expected a number of bins in [0, 1000] (0: none), got {self.histograms!r}")
+        self._check_measures()
         if self.penalty_mask is not None and self.penalize_bias:
             raise InputError("penalize_bias: expected False when penalty_mask is given (the mask says "
                              "which params to penalize), got True")
@@ -241,6 +254,19 @@ class TrainConfig:
         if len({name for name, _ in pairs}) < len(pairs):
             raise InputError(f"extra_metrics: expected distinct names, got {[name for name, _ in pairs]}")
         object.__setattr__(self, "extra_metrics", tuple(pairs))
+
+    def _check_measures(self):
+        named = (self.measures,) if isinstance(self.measures, str) else tuple(self.measures)
+        unknown = [name for name in named if name not in MEASURES]
+        if unknown:
+            raise InputError(f"measures: expected names among {', '.join(MEASURES)}, got {unknown[0]!r}")
+        if "path_norm" in named and self.model.batch_norm:
+            raise InputError("measures: expected 'path_norm' only for a model without batch norm (its statistics "
+                             "make the paths depend on the data), got a model with batch norm")
+        ok = isinstance(self.measure_sigma, (int, float)) and not isinstance(self.measure_sigma, bool)
+        if not ok or not 0 < self.measure_sigma < math.inf:
+            raise InputError(f"measure_sigma: expected a number > 0, got {self.measure_sigma!r}")
+        object.__setattr__(self, "measures", tuple(name for name in MEASURES if name in named))
 
     def _check_augment(self):
         augment = (self.augment,) if isinstance(self.augment, str) else tuple(self.augment)
@@ -432,6 +458,9 @@ def _batches(x, y, n_full: int, batch: int):
 
 
 HISTOGRAM_EXAMPLES = 256  # the training examples histograms of gradients and activations use
+MEASURE_SAMPLES = 8  # train.measures: the random perturbations sharpness averages over
+HESSIAN_ITERATIONS = 20  # train.measures: power iterations of the top Hessian eigenvalue
+MARGIN_PERCENTILE = 10.0  # train.measures: the margin's percentile on the training split (Jiang et al. 2020)
 
 
 def histogram(values, bins: int) -> dict:
@@ -624,11 +653,42 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
                        diverged_epoch=zero, stopping=early_stopping.init(dtype),
                        best=(carried, model_state), best_metrics=no_metrics, last_metrics=no_metrics)
 
-        def finish(carry: _Carry, curves: dict) -> Result:
+        if config.measures and regression and "margin" in config.measures:
+            raise InputError("measures: expected 'margin' only for class labels, got float targets (a regression)")
+        measure_key = jax.random.fold_in(key, 4)  # used only for train.measures
+
+        def measures_of(params, model_state) -> dict:
+            """``train.measures`` at ``params`` (the model's pytree): the training split in evaluation mode."""
+            x, y = data.train.x.astype(dtype), data.train.y
+
+            def train_loss(p):
+                return loss_fn(model.apply(p, model_state, x, train=False, **eval_options)[0], y)
+
+            kinds = {"norm_product": lambda: measures.norm_product(model, params),
+                     "path_norm": lambda: measures.path_norm(model, params, model_state),
+                     "margin": lambda: measures.output_margin(
+                         model.apply(params, model_state, x, train=False, **eval_options)[0], y, MARGIN_PERCENTILE),
+                     "sharpness": lambda: measures.sharpness(
+                         train_loss, params, jax.random.fold_in(measure_key, 0), sigma=config.measure_sigma,
+                         samples=MEASURE_SAMPLES),
+                     "mag_sharpness": lambda: measures.sharpness(
+                         train_loss, params, jax.random.fold_in(measure_key, 1), sigma=config.measure_sigma,
+                         samples=MEASURE_SAMPLES, magnitude_aware=True),
+                     "hessian": lambda: measures.top_hessian_eigenvalue(
+                         train_loss, params, jax.random.fold_in(measure_key, 2), iterations=HESSIAN_ITERATIONS)}
+            return {name: kinds[name]().astype(dtype) for name in config.measures}
+
+        def finish(carry: _Carry, curves: dict, last=True) -> Result:
             restore = (hp.restore_best > 0) & (carry.stopping.best_epoch > 0)
             final_params, final_state = tree_where(restore, carry.best, (carry.train.params, carry.train.model_state))
+            final = tree_where(restore, carry.best_metrics, carry.last_metrics)
+            if config.measures:  # once, at the returned params: a segment before the last skips them
+                unpacked = seam.unpack(final_params)
+                final = {**final, **(measures_of(unpacked, final_state) if last is True else jax.lax.cond(
+                    last, lambda: measures_of(unpacked, final_state),
+                    lambda: {name: jnp.full((), jnp.nan, dtype) for name in config.measures}))}
             return Result(params=seam.unpack(final_params), model_state=final_state,
-                          final=tree_where(restore, carry.best_metrics, carry.last_metrics), curves=curves,
+                          final=final, curves=curves,
                           best_epoch=carry.stopping.best_epoch, stopped_epoch=carry.stopping.stopped_epoch,
                           diverged=carry.diverged, diverged_epoch=carry.diverged_epoch)
 
@@ -651,7 +711,7 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
         start, block_fn, finish = program(key, hparams, data, init_params)
         carry = start if carry is None else tree_where(blocks[0] == 0, start, carry)
         carry, curves = jax.lax.scan(block_fn, carry, blocks)
-        return carry, finish(carry, curves)
+        return carry, finish(carry, curves, last=blocks[-1] == config.n_evals - 1)
 
     def start(key: Array, hparams: HParams, data: Data, init_params: Params = None):
         """The loop state :func:`segment` starts from: what its ``carry`` looks like, traced

@@ -402,7 +402,8 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
                                            if "penalty_mask" in t else None),
                              augment=augment, image_shape=tuple(image_shape) if image_shape else None,
                              blur_size=t.get("blur_size", 5), layerwise=layerwise,
-                             histograms=t.get("histograms", 0),
+                             histograms=t.get("histograms", 0), measures=tuple(t.get("measures", ())),
+                             measure_sigma=t.get("measure_sigma", 0.01),
                              metrics=(tuple(dict.fromkeys([*t["metrics"], s["metric"]])) if "metrics" in t else None),
                              penalties=tuple(name for name in PENALTIES if _may_be_nonzero(space, name)))
         check_data(config, as_data(dataset))

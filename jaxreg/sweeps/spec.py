@@ -30,7 +30,7 @@ from jaxreg import data as data_lib
 from jaxreg.errors import InputError, check_choice, is_int, quoted
 from jaxreg.hparams import HParams
 from jaxreg.limits import check_monitor, check_schedule
-from jaxreg.names import (CSV_SOURCES, INITS, LOSSES, METRICS, REGRESSION_METRICS, SEARCH_METRICS,
+from jaxreg.names import (CSV_SOURCES, INITS, LOSSES, MEASURES, METRICS, REGRESSION_METRICS, SEARCH_METRICS,
                           check_metric_name, own_metric_names, search_metrics)
 from jaxreg.sweeps.rungs import METHODS as HALVING, brackets as halving_brackets
 from jaxreg.sweeps.samplers import check_installed
@@ -76,7 +76,10 @@ BUILT_IN_MODEL_KEYS = ("hidden", "activation", "output", "bias", "init", "init_s
 # metrics [all]: the metrics to compute at each evaluation (and the monitored and searched ones)
 # extra_metrics: own metrics, {NAME = "module:function"}, each (outputs, labels) -> scalar, computed
 # in the program as train_NAME, val_NAME, test_NAME (loss = "module:function": an own loss)
-OPTIONAL_TRAIN_KEYS = ("penalty_mask", "blur_size", "histograms", "metrics", "extra_metrics")
+# measures: generalization measures at the returned params of every member (names.MEASURES),
+# measure_sigma [0.01]: the perturbations' scale of sharpness and mag_sharpness
+OPTIONAL_TRAIN_KEYS = ("penalty_mask", "blur_size", "histograms", "metrics", "extra_metrics", "measures",
+                       "measure_sigma")
 DATA_KEYS = ("dataset", "seed", "data_dir")
 ARRAYS = "arrays"  # data.dataset of a sweep whose data are passed in Python (jaxreg.sweep)
 STATIC = ("data", "model", "train")  # the tables a case may override
@@ -528,6 +531,13 @@ def _check_train(train_raw: dict) -> dict:
         _int("train.blur_size", t["blur_size"], 1, 99)
     if "histograms" in t:
         _int("train.histograms", t["histograms"], 0, 1000)
+    if "measures" in t and (not isinstance(t["measures"], list)
+                            or any(not isinstance(name, str) or name not in MEASURES for name in t["measures"])):
+        raise InputError(f"train.measures: expected a list of names among {', '.join(MEASURES)}, "
+                         f"got {t['measures']!r}")
+    sigma = t.get("measure_sigma", 0.01)
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < math.inf:
+        raise InputError(f"train.measure_sigma: expected a number > 0, got {t['measure_sigma']!r}")
     allowed = METRICS + own_metric_names(own)
     if "metrics" in t and (not isinstance(t["metrics"], list) or not t["metrics"]
                            or any(not isinstance(name, str) or name not in allowed for name in t["metrics"])):

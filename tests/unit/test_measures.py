@@ -5,6 +5,7 @@ giving what eager gives, and the refusals."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import jax
@@ -12,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxreg
 from jaxreg import measures, mlp
 from jaxreg.errors import InputError
 
@@ -173,3 +175,76 @@ def test_path_norm_refuses_batch_norm():
         measures.path_norm(net, params, state)
     assert str(error.value) == ("path_norm: expected a model without batch norm (its statistics make the paths "
                                 "depend on the data), got Model.batch_norm = True")
+
+
+# --- train.measures: inside the training program -----------------------------------------------
+
+def _blobs(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int32)
+    split = lambda a, b: jaxreg.data.Split(x[a:b], y[a:b])
+    return jaxreg.Data(split(0, 40), split(40, 50), split(50, 60))
+
+
+def _members(config, data, **hparams):
+    hp = jaxreg.stack_hparams([jaxreg.make_hparams(config.model, learning_rate=0.1, **hparams)] * 2)
+    return jaxreg.train_batch(config, data, chunk_size=2)(np.array([0, 1]), hp)
+
+
+def test_measures_in_the_program_equal_the_functions_at_the_returned_params_and_change_nothing_else():
+    """Two members, 6 epochs in 3 segments (train_batch): the measures, computed once at the end,
+    equal jaxreg.measures applied eagerly to each member's returned params; every other number
+    and the params are bitwise those of the same config without measures."""
+    data = _blobs()
+    net = jaxreg.mlp((4, 8, 2))
+    base = jaxreg.TrainConfig(net, optimizer="sgd", epochs=6, batch_size=10, eval_every=2)
+    asked = dataclasses.replace(base, measures=("hessian", "margin", "sharpness", "path_norm", "norm_product",
+                                                "mag_sharpness"))
+    assert asked.measures == measures_names  # kept in the documented order
+    plain, measured = _members(base, data), _members(asked, data)
+    np.testing.assert_array_equal(jax.flatten_util.ravel_pytree(plain.params)[0],
+                                  jax.flatten_util.ravel_pytree(measured.params)[0])
+    for name, value in plain.final.items():
+        np.testing.assert_array_equal(value, measured.final[name], err_msg=name)
+    x, y = jnp.asarray(data.train.x), jnp.asarray(data.train.y)
+    for i, seed in enumerate((0, 1)):
+        params = jax.tree_util.tree_map(lambda a: jnp.asarray(a[i]), measured.params)
+        loss = lambda p: jaxreg.softmax_cross_entropy(net.apply(p, {}, x)[0], y)
+        key = jax.random.fold_in(jaxreg.member_key(seed), 4)
+        expected = {"norm_product": measures.norm_product(net, params), "path_norm": measures.path_norm(net, params),
+                    "margin": measures.output_margin(net.apply(params, {}, x)[0], y, 10.0),
+                    "sharpness": measures.sharpness(loss, params, jax.random.fold_in(key, 0), sigma=0.01, samples=8),
+                    "mag_sharpness": measures.sharpness(loss, params, jax.random.fold_in(key, 1), sigma=0.01,
+                                                        samples=8, magnitude_aware=True),
+                    "hessian": measures.top_hessian_eigenvalue(loss, params, jax.random.fold_in(key, 2),
+                                                               iterations=20)}
+        for name, value in expected.items():
+            np.testing.assert_allclose(measured.final[name][i], value, rtol=1e-4, atol=1e-6, err_msg=name)
+    assert np.all(np.isfinite(np.stack([measured.final[n] for n in measures_names])))
+
+
+measures_names = ("norm_product", "path_norm", "margin", "sharpness", "mag_sharpness", "hessian")
+
+
+def test_bad_measures_are_refused_with_the_field_the_allowed_values_and_the_value():
+    net = jaxreg.mlp((4, 8, 2))
+    cases = [(dict(measures=("sharpnes",)), "measures: expected names among norm_product, path_norm, margin, "
+                                            "sharpness, mag_sharpness, hessian, got 'sharpnes'"),
+             (dict(measures=("sharpness",), measure_sigma=0.0), "measure_sigma: expected a number > 0, got 0.0"),
+             (dict(measures="hessian", measure_sigma=True), "measure_sigma: expected a number > 0, got True")]
+    for kwargs, message in cases:
+        with pytest.raises(InputError) as error:
+            jaxreg.TrainConfig(net, **kwargs)
+        assert str(error.value) == message
+    with pytest.raises(InputError) as error:
+        jaxreg.TrainConfig(jaxreg.mlp((4, 8, 2), batch_norm=True), measures=("path_norm",))
+    assert str(error.value) == ("measures: expected 'path_norm' only for a model without batch norm (its statistics "
+                                "make the paths depend on the data), got a model with batch norm")
+    assert jaxreg.TrainConfig(net, measures="hessian").measures == ("hessian",)
+    data = _blobs()
+    regression = jaxreg.Data(*(jaxreg.data.Split(s.x, s.y.astype(np.float32)[:, None]) for s in data))
+    config = jaxreg.TrainConfig(jaxreg.mlp((4, 8, 1)), loss="mse", epochs=2, batch_size=10, measures=("margin",))
+    with pytest.raises(InputError) as error:
+        _members(config, regression)
+    assert str(error.value) == "measures: expected 'margin' only for class labels, got float targets (a regression)"
