@@ -108,7 +108,7 @@ SPEC_CASES = [
      "spec: expected keys among cases, data, description, hparams, model, name, output, search, train, "
      "got 'epochs'"),
     ("unknown-train-key", {"train": {"lr": 0.1}},
-     "train: expected keys among batch_size, blur_size, dtype, epochs, eval_every, eval_test, extra_metrics, histograms, l1_mode, loss, metrics, mode, "
+     "train: expected keys among batch_size, blur_size, dtype, epochs, eval_every, eval_test, extra_metrics, histograms, l1_mode, loss, measure_sigma, measures, metrics, mode, "
      "monitor, optimizer, penalize_bias, penalty_mask, shuffle, start_epoch, got 'lr'"),
     ("unknown-model-key", {"model": {"width": 8}},
      "model: expected keys among activation, batch_norm, bias, channels, hidden, init, init_scale, init_seed, "
@@ -440,3 +440,20 @@ def test_unset_removes_a_key_in_order_with_the_overrides(tmp_path, capsys):
     assert "search.eta" in capsys.readouterr().err
     assert cli.main(["plan", str(spec), "--set", "search.method=random", "--unset", "search.eta"]) == 0
     assert "(random search)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("train, message", [
+    ({"measures": ["sharpnes"]}, "train.measures: expected a list of names among norm_product, path_norm, margin, "
+                                 "sharpness, mag_sharpness, hessian, got ['sharpnes']"),
+    ({"measures": "hessian"}, "train.measures: expected a list of names among norm_product, path_norm, margin, "
+                              "sharpness, mag_sharpness, hessian, got 'hessian'"),
+    ({"measures": ["sharpness"], "measure_sigma": 0}, "train.measure_sigma: expected a number > 0, got 0"),
+    ({"measure_sigma": "0.1"}, "train.measure_sigma: expected a number > 0, got '0.1'"),
+])
+def test_bad_measures_are_refused_before_jax_loads(train, message):
+    from jaxreg.errors import InputError
+    from jaxreg.sweeps.spec import check_spec
+
+    with pytest.raises(InputError) as error:
+        check_spec({"name": "m", "data": {"dataset": "digits"}, "train": train})
+    assert str(error.value) == message
