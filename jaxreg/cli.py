@@ -161,6 +161,8 @@ def _parser() -> _Parser:
     show = commands.add_parser("show", help="print the summary table of a results folder")
     show.add_argument("dir")
     show.add_argument("--top", type=_positive, default=None, help="only the best N configs")
+    show.add_argument("--measures", action="store_true", help="Kendall's tau between each generalization measure "
+                      "(train.measures) and the generalization gap over the configs, with a seed-bootstrap interval")
     plot = commands.add_parser("plot", help="write the plots of a results folder as PNG files")
     plot.add_argument("dir")
     plot.add_argument("--trust-code", action="store_true", help=TRUST_CODE)
@@ -388,11 +390,15 @@ def _show(args) -> None:
     records = report.read_journal(args.dir)
     search = manifest["spec"]["search"]
     rows = report.summarize(records, search, manifest.get("chance"))
+    measures = report.measure_lines(records) if args.measures else []  # refused before anything is printed
     print(f"{manifest['spec']['name']}: {len(records)} trials in {args.dir}"
           + (f", best first by {search['metric']} (mean +- std over seeds)" if records else ""))
     print(report.format_table(rows, search, limit=args.top))
     _print_best_lines(rows, records, search)
     _print_findings(args.dir)
+    if measures:
+        print()
+        print("\n".join(measures))
 
 
 def _print_best_lines(rows: list[dict], records: list[dict], search: dict) -> None:

@@ -24,13 +24,13 @@ from jaxreg.report.files import CURVES, JOURNAL, MANIFEST, SUMMARY, atomic_write
 from jaxreg.report.journal import load_curves, read_journal
 from jaxreg.report.manifest import load_manifest
 from jaxreg.report.store import Store
-from jaxreg.report.summary import (CSV_SOURCES, as_float, format_table, is_number, rank_key, summarize,
+from jaxreg.report.summary import (CSV_SOURCES, as_float, format_table, is_number, measure_lines, rank_key, summarize,
                                    write_csv, write_curves_csv, write_summary)
 from jaxreg.report.tables import TRIALS_CSV, trials_dataframe, trials_rows, write_trials_csv
 
 __all__ = [
     "CSV_SOURCES", "CURVES", "JOURNAL", "MANIFEST", "SUMMARY", "Store", "TRIALS_CSV", "as_float", "atomic_write",
-    "format_table", "is_number", "load_curves", "load_manifest", "rank_key", "read_journal",
+    "format_table", "is_number", "load_curves", "load_manifest", "measure_lines", "rank_key", "read_journal",
     "summarize", "trials_dataframe", "trials_rows", "write_csv", "write_curves_csv", "write_summary",
     "write_trials_csv",
 ]

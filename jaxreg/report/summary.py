@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxreg.names import CSV_SOURCES, REGRESSION_METRICS, metric_names, result_metrics  # CSV_SOURCES: re-exported by jaxreg.report
+from jaxreg.errors import InputError
+from jaxreg.names import CSV_SOURCES, MEASURES, REGRESSION_METRICS, metric_names, result_metrics  # CSV_SOURCES: re-exported by jaxreg.report
 from jaxreg.report.files import SUMMARY, atomic_write
 from jaxreg.report.journal import load_curves
 from jaxreg.report.manifest import record_files
-from jaxreg.report.stats import (REGULARIZATION, expected_best, mean_se, one_se_choice, paired_bootstrap,
+from jaxreg.report.stats import (REGULARIZATION, expected_best, mean_se, measure_taus, one_se_choice, paired_bootstrap,
                                  regularization_key)
 
 REPORTED = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
@@ -482,3 +483,37 @@ def _expected_line(means: list[float], metric: str, maximize: bool, se: float, p
     return (line + f"; from n={half} to {n_configs} it moves by {_value(metric, gain).rstrip('%')}"
             f"{' points' if metric.endswith('accuracy') else ''}, {verdict} than the best's SE: more configs from "
             f"this space {'would likely not help' if gain < se else 'may still help'}")
+
+
+def measure_lines(records: list[dict]) -> list[str]:
+    """``jaxreg show --measures``: Kendall's tau between each generalization measure the journal
+    holds (``train.measures``) and the generalization gap (``val_loss - train_loss``), over the
+    configs whose seeds all finished with finite values, with a 90% seed-bootstrap interval
+    (:func:`jaxreg.report.stats.measure_taus`). A measure that predicts overfitting has a tau near 1.
+
+    Raises:
+        InputError: the journal holds no measure.
+    """
+    present = [name for name in MEASURES if any(name in r["metrics"] for r in records)]
+    if not present:
+        raise InputError(f"--measures: expected a sweep trained with train.measures (any of {', '.join(MEASURES)}), "
+                         f"got none in its journal")
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        groups.setdefault(record["config_id"], []).append(record)
+    needed = ("val_loss", "train_loss", *present)
+    kept = [g for g in groups.values() if all(r["status"] == "ok" and all(
+        is_number(r["metrics"].get(n)) for n in needed) and r.get("pruned_epoch") is None for r in g)]
+    if len(kept) < 3:
+        return [f"measures: {len(kept)} config{'s' * (len(kept) != 1)} with every seed finished and measured; "
+                f"Kendall's tau needs 3 or more"]
+    gap = [[r["metrics"]["val_loss"] - r["metrics"]["train_loss"] for r in g] for g in kept]
+    taus = measure_taus({name: [[r["metrics"][name] for r in g] for g in kept] for name in present}, gap)
+    width = max(len(name) for name in present)
+    lines = [f"generalization measures against the gap (val_loss - train_loss) over {len(kept)} configs: "
+             f"Kendall's tau (90% interval over resampled seeds)"]
+    for name, (tau, low, high) in sorted(taus.items(), key=lambda item: -abs(item[1][0])):
+        lines.append(f"  {name:<{width}}  tau {tau:+.2f}  [{low:+.2f}, {high:+.2f}]")
+    lines.append("  tau near +1: the measure ranks configs as their gap does (predicts overfitting); near 0: "
+                 "it says nothing of it (Jiang et al. 2020)")
+    return lines

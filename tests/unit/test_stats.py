@@ -277,3 +277,80 @@ def test_the_lines_of_a_maximized_metric():
     means = [r["val_accuracy_mean"] for r in rows]
     top = -_closed_form([-m for m in means], len(means))  # the mirror of the minimized form
     assert f"n={len(means)}: {100 * top:.2f}%" in lines[-1]
+
+
+# --- Kendall's tau of generalization measures ----------------------------------------------------
+
+def _tau_by_pairs(x, y):
+    """tau-b by enumerating every pair, the textbook definition."""
+    concordant = discordant = ties_x = ties_y = 0
+    for i, j in itertools.combinations(range(len(x)), 2):
+        sx, sy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+        concordant += sx * sy > 0
+        discordant += sx * sy < 0
+        ties_x += sx == 0
+        ties_y += sy == 0
+    pairs = len(x) * (len(x) - 1) // 2
+    return (concordant - discordant) / math.sqrt((pairs - ties_x) * (pairs - ties_y))
+
+
+def test_kendall_tau_against_every_pair_and_scipy():
+    from jaxreg.report.stats import kendall_tau
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 7, 40, 600):  # 600: more than one 512-row block of pairs
+        x = rng.integers(0, 6, n).astype(float)  # ties on both sides
+        y = np.round(x + rng.normal(size=n) * 2)
+        if n <= 40:
+            assert kendall_tau(x, y) == pytest.approx(_tau_by_pairs(x, y), rel=1e-12)
+        assert kendall_tau(x, y) == pytest.approx(scipy_stats.kendalltau(x, y).statistic, rel=1e-12)
+    assert math.isnan(kendall_tau([1.0], [2.0])) and math.isnan(kendall_tau([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))
+    assert kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
+
+
+def test_measure_taus_bootstrap_equals_a_numpy_loop_with_the_same_draws():
+    from jaxreg.report.stats import kendall_tau, measure_taus
+    rng = np.random.default_rng(1)
+    seeds = [3, 2, 3, 3, 1]
+    gap = [rng.normal(size=k) for k in seeds]
+    values = {"a": [g * 2 + rng.normal(size=len(g)) * 0.1 for g in gap], "b": [rng.normal(size=len(g)) for g in gap]}
+    got = measure_taus(values, gap, n_boot=50, seed=7)
+    draw_rng = np.random.default_rng(7)
+    draws = [[draw_rng.integers(0, len(g), len(g)) for g in gap] for _ in range(50)]
+    for name, rows in values.items():
+        taus = [kendall_tau([r[d].mean() for r, d in zip(rows, draw)], [g[d].mean() for g, d in zip(gap, draw)])
+                for draw in draws]
+        tau = kendall_tau([r.mean() for r in rows], [g.mean() for g in gap])
+        assert got[name] == pytest.approx((tau, *np.nanpercentile(taus, [5, 95])), rel=1e-12)
+    assert got["a"][0] == 1.0  # a measure that is the gap, up to small noise, ranks configs as it does
+
+
+def test_show_measures_prints_each_measure_by_tau_and_refuses_a_journal_without_them():
+    from jaxreg.errors import InputError
+    from jaxreg.report.summary import measure_lines
+
+    def line(config, seed, train, val, **measures):
+        return {"config_id": config, "seed": seed, "status": "ok",
+                "metrics": {"train_loss": train, "val_loss": val, **measures}}
+
+    records = [line(f"c{k}", s, 0.1, 0.1 + 0.1 * k + 0.01 * s, path_norm=10.0 * k + s, sharpness=-1.0 * k)
+               for k in range(4) for s in range(2)]
+    lines = measure_lines(records)
+    assert lines[0].startswith("generalization measures against the gap (val_loss - train_loss) over 4 configs")
+    assert lines[1].split()[:3] == ["path_norm", "tau", "+1.00"] and lines[2].split()[:3] == ["sharpness", "tau", "-1.00"]
+    records[0]["status"] = "diverged"  # that config is left out
+    assert "over 3 configs" in measure_lines(records)[0]
+    assert measure_lines(records[:4]) == ["measures: 1 config with every seed finished and measured; Kendall's "
+                                          "tau needs 3 or more"]
+    with pytest.raises(InputError) as error:
+        measure_lines([line("c", 0, 0.1, 0.2)])
+    assert str(error.value) == ("--measures: expected a sweep trained with train.measures (any of norm_product, "
+                                "path_norm, margin, sharpness, mag_sharpness, hessian), got none in its journal")
+
+
+def test_show_measures_on_a_folder_without_them_exits_2_before_printing(capsys):
+    from jaxreg import cli
+
+    assert cli.main(["show", str(GRID), "--measures"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("jaxreg: error: --measures: expected a sweep trained with train.measures")
