@@ -128,9 +128,11 @@ def sharpness(loss: Callable[[Params], Array], params: Params, key: Array, *, si
     target and report ``1 / sigma**2``; this is the rise at a given ``sigma``, which ranks
     networks of one family the same way when they share ``sigma``.
 
-    The noise: ``key`` is split in ``samples``, each sample's key split in one per leaf of
-    ``params`` (in :func:`jax.tree_util.tree_leaves` order), each leaf's noise
-    ``jax.random.normal(leaf_key, leaf.shape, leaf.dtype)``. The samples are vmapped.
+    The noise of sample ``i``: ``jax.random.normal(jax.random.fold_in(key, i), (n,), dtype)``
+    over the ``n`` params raveled by :func:`jax.flatten_util.ravel_pytree`. The samples run in a
+    ``fori_loop``, one at a time: one random draw and one forward pass in the program, however
+    many samples (drawing them per leaf and vmapping the samples took XLA's CPU compiler 22 s
+    for a 64-256-10 MLP, against 5 s so).
 
     Args:
         loss: ``params -> scalar``, e.g. the training loss in evaluation mode.
@@ -144,16 +146,15 @@ def sharpness(loss: Callable[[Params], Array], params: Params, key: Array, *, si
     Returns:
         ``mean(loss(params + noise)) - loss(params)``.
     """
-    leaves, treedef = jax.tree_util.tree_flatten(params)
+    flat, unravel = ravel_pytree(params)
+    scale = sigma * jnp.abs(flat) + epsilon if magnitude_aware else sigma
 
-    def perturbed(sample_key):
-        keys = jax.random.split(sample_key, len(leaves))
-        noisy = [w + jax.random.normal(k, jnp.shape(w), w.dtype) * (sigma * jnp.abs(w) + epsilon if magnitude_aware
-                                                                      else sigma)
-                 for w, k in zip(leaves, keys)]
-        return loss(jax.tree_util.tree_unflatten(treedef, noisy))
+    def add_sample(i, total):
+        noise = jax.random.normal(jax.random.fold_in(key, i), flat.shape, flat.dtype)
+        return total + loss(unravel(flat + noise * scale))
 
-    return jnp.mean(jax.vmap(perturbed)(jax.random.split(key, samples))) - loss(params)
+    base = loss(params)
+    return jax.lax.fori_loop(0, samples, add_sample, jnp.zeros_like(base)) / samples - base
 
 
 def top_hessian_eigenvalue(loss: Callable[[Params], Array], params: Params, key: Array, *,
