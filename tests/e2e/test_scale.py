@@ -11,9 +11,11 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -230,7 +232,9 @@ def ray_cluster(tmp_path_factory):
     pytest.importorskip("ray")
     port = _free_port()
     ray = str(Path(sys.executable).with_name("ray"))
-    temp = tmp_path_factory.mktemp("ray")
+    # A short folder of its own, not tmp_path_factory's: Ray's socket paths below it must fit
+    # AF_UNIX's 107 bytes, which pytest-xdist's /tmp/pytest-of-USER/pytest-N/popen-gwK/ray0/... does not.
+    temp = Path(tempfile.mkdtemp(prefix="ray-"))
     env = {**os.environ, **RAY_ENV, "RAY_TMPDIR": str(temp)}
     ok(subprocess.run([ray, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
                        "--include-dashboard=false", "--disable-usage-stats"], capture_output=True, text=True,
@@ -239,6 +243,7 @@ def ray_cluster(tmp_path_factory):
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=300, env=env)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 RAY_ENV = {"RAY_AUTH_MODE": "disabled"}  # a cluster of this test only, on the loopback address

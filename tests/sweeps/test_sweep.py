@@ -292,7 +292,8 @@ print(jax.device_count(), alone.chunk_size(6), sharded.chunk_size(6),
 
 
 def test_members_shard_over_local_devices():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    # Kept: the session's flags (conftest.py's compile level)
+    env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"}
     done = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     devices, alone_chunk, sharded_chunk, difference = done.stdout.split()
