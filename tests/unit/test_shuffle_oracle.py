@@ -1,9 +1,9 @@
 """Shuffled training against the NumPy loop of ``test_engine_oracle.py``.
 
-The oracle's cases train with ``shuffle=False``; here the same loop replays the order the
-documentation gives each epoch: ``permutation(fold_in(order_key, epoch), n)``, with
-``order_key`` the second of the three keys split from the member's key (init, data order,
-dropout). Checked to catch a shuffle that reuses ``order_key`` every epoch (one order for
+The oracle's cases train with ``shuffle=False``; here the same loop replays a fresh order each
+epoch, drawn as the keys rule asks (split by name, ``fold_in`` of the loop counter: STYLE.md 3):
+``permutation(fold_in(order_key, epoch), n)``, with ``order_key`` the second of the three keys
+``make_train`` splits from the member's key (init, data order, dropout). Checked to catch a shuffle that reuses ``order_key`` every epoch (one order for
 the whole run) instead of folding the epoch in.
 """
 
