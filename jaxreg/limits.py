@@ -1,11 +1,13 @@
-"""The training schedule's rules: epochs, evaluations, batch size and the early-stopping
-monitor, checked in one place.
+"""The training schedule's rules: epochs, evaluations, batch size, the early-stopping monitor and
+the scale of the measures' perturbations, checked in one place.
 
 JAX-free, so a spec's ``[train]`` is refused before JAX loads (:mod:`jaxreg.sweeps.spec`) with
 the very message :class:`jaxreg.TrainConfig` gives when called from Python.
 """
 
 from __future__ import annotations
+
+import math
 
 from jaxreg.errors import InputError, check_choice, check_positive_int
 from jaxreg.names import MONITORS, SPLITS, own_metric_names
@@ -48,3 +50,10 @@ def check_monitor(monitor, mode, own=()) -> None:
     if monitor in own_monitors and mode == "auto":
         raise InputError(f"mode: expected 'min' or 'max' when monitor is an own metric ({monitor!r}: "
                          f"jaxreg cannot tell which way is better), got 'auto'")
+
+
+def check_measure_sigma(sigma) -> None:
+    """Raises :class:`InputError` unless ``measure_sigma`` (the scale of ``train.measures``'
+    sharpness perturbations) is a finite number > 0 (not a bool)."""
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < math.inf:
+        raise InputError(f"measure_sigma: expected a number > 0, got {sigma!r}")

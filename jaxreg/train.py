@@ -28,7 +28,8 @@ from jaxreg.data import Split
 from jaxreg.errors import InputError, check_choice, check_positive_int, is_int
 from jaxreg.hparams import AUGMENTATIONS, HParams, as_dtype
 from jaxreg.layout import LAYOUTS, dense_mask, layout as make_layout, loop_mask, tree_where
-from jaxreg.limits import MAX_EPOCHS, MAX_EVAL_EVERY, MAX_EVALUATIONS, check_monitor, check_schedule  # noqa: F401
+from jaxreg.limits import (MAX_EPOCHS, MAX_EVAL_EVERY, MAX_EVALUATIONS, check_measure_sigma,  # noqa: F401
+                           check_monitor, check_schedule)
 from jaxreg.models import Model
 from jaxreg.names import (MEASURES, METRICS, MONITORS, REGRESSION_METRICS, SEARCH_METRICS, check_metric_name,
                           metric_names, own_metric_names)
@@ -263,9 +264,7 @@ class TrainConfig:
         if "path_norm" in named and self.model.batch_norm:
             raise InputError("measures: expected 'path_norm' only for a model without batch norm (its statistics "
                              "make the paths depend on the data), got a model with batch norm")
-        ok = isinstance(self.measure_sigma, (int, float)) and not isinstance(self.measure_sigma, bool)
-        if not ok or not 0 < self.measure_sigma < math.inf:
-            raise InputError(f"measure_sigma: expected a number > 0, got {self.measure_sigma!r}")
+        check_measure_sigma(self.measure_sigma)
         object.__setattr__(self, "measures", tuple(name for name in MEASURES if name in named))
 
     def _check_augment(self):
@@ -681,13 +680,13 @@ def make_train(config: TrainConfig) -> Callable[..., Result]:
         def finish(carry: _Carry, curves: dict, last=True) -> Result:
             restore = (hp.restore_best > 0) & (carry.stopping.best_epoch > 0)
             final_params, final_state = tree_where(restore, carry.best, (carry.train.params, carry.train.model_state))
+            params = seam.unpack(final_params)
             final = tree_where(restore, carry.best_metrics, carry.last_metrics)
             if config.measures:  # once, at the returned params: a segment before the last skips them
-                unpacked = seam.unpack(final_params)
-                final = {**final, **(measures_of(unpacked, final_state) if last is True else jax.lax.cond(
-                    last, lambda: measures_of(unpacked, final_state),
+                final = {**final, **(measures_of(params, final_state) if last is True else jax.lax.cond(
+                    last, lambda: measures_of(params, final_state),
                     lambda: {name: jnp.full((), jnp.nan, dtype) for name in config.measures}))}
-            return Result(params=seam.unpack(final_params), model_state=final_state,
+            return Result(params=params, model_state=final_state,
                           final=final, curves=curves,
                           best_epoch=carry.stopping.best_epoch, stopped_epoch=carry.stopping.stopped_epoch,
                           diverged=carry.diverged, diverged_epoch=carry.diverged_epoch)

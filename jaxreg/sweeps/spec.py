@@ -29,7 +29,7 @@ from typing import Any
 from jaxreg import data as data_lib
 from jaxreg.errors import InputError, check_choice, is_int, quoted
 from jaxreg.hparams import HParams
-from jaxreg.limits import check_monitor, check_schedule
+from jaxreg.limits import check_measure_sigma, check_monitor, check_schedule
 from jaxreg.names import (CSV_SOURCES, INITS, LOSSES, MEASURES, METRICS, REGRESSION_METRICS, SEARCH_METRICS,
                           check_metric_name, own_metric_names, search_metrics)
 from jaxreg.sweeps.rungs import METHODS as HALVING, brackets as halving_brackets
@@ -535,9 +535,8 @@ def _check_train(train_raw: dict) -> dict:
                             or any(not isinstance(name, str) or name not in MEASURES for name in t["measures"])):
         raise InputError(f"train.measures: expected a list of names among {', '.join(MEASURES)}, "
                          f"got {t['measures']!r}")
-    sigma = t.get("measure_sigma", 0.01)
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < math.inf:
-        raise InputError(f"train.measure_sigma: expected a number > 0, got {t['measure_sigma']!r}")
+    if "measure_sigma" in t:
+        _as_train(check_measure_sigma, t["measure_sigma"])  # TrainConfig's rule, before JAX loads
     allowed = METRICS + own_metric_names(own)
     if "metrics" in t and (not isinstance(t["metrics"], list) or not t["metrics"]
                            or any(not isinstance(name, str) or name not in allowed for name in t["metrics"])):
