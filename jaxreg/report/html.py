@@ -300,7 +300,8 @@ def _table_html(folder: Folder) -> str:
     return (f'<p class="note">Best first by {_e(folder.metric)} ({"lower" if folder.minimize else "higher"} is '
             f"better); SE: standard error of the mean over seeds. Click a header to sort, + to see the seeds."
             f"{' Accuracies in %.' if any(m.endswith('accuracy') for m in metrics) else ''}</p>{more}"
-            f'<div class="scroll"><table class="configs"><thead><tr>{head}</tr></thead>{body}</table></div>')
+            f'<div class="scroll"><table class="configs"><thead><tr>{head}</tr></thead><template>{body}</template>'
+            f"</table></div><script>{ROWS_IN}</script>")
 
 
 # --- figures of one folder ----------------------------------------------------------------------
@@ -465,7 +466,8 @@ def _metric_vs(folder: Folder) -> dict | None:
             x, y = np.array([r[name] for r in rows], dtype=float), _scaled([r[f"{metric}_mean"] for r in rows], metric)
             logs = (_log_axis(folder, name), y_axis["type"] == "log")
             done = np.array([finished(r) for r in rows])
-            data += [_density(x, y, logs, refs), *_binned_lines(x[done], y[done], logs[0], folder.minimize, refs, k == 0)]
+            _density(x, y, logs, refs, layout)
+            data += _binned_lines(x[done], y[done], logs[0], folder.minimize, refs, k == 0)
         else:
             data += _mean_points(folder, name, refs, k == 0)
     return {"data": data, "layout": layout}
@@ -500,20 +502,49 @@ def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
 
 
-def _density(x: np.ndarray, y: np.ndarray, logs: tuple[bool, bool], refs: tuple[str, str]) -> dict:
-    """A 2-D histogram of points as a heatmap (its edges given, so cells line up on a log axis
-    too): how many configs fall in each cell, empty cells blank."""
+def _density(x: np.ndarray, y: np.ndarray, logs: tuple[bool, bool], refs: tuple[str, str], layout: dict) -> None:
+    """A 2-D histogram of points, how many configs fall in each cell (empty cells blank), put into
+    ``layout`` as an image under the subplot ``refs``, one pixel a cell (drawn pixelated), its
+    axes' ranges set to the cells' edges. A plotly heatmap on a log axis paints a canvas the size
+    of the plot and encodes it as a PNG each time it is drawn: 25-30 ms a heatmap, a fifth of the
+    page's drawing on a 10,000-config folder; this PNG is 40 x 30 pixels, made once here."""
     keep = np.isfinite(x) & np.isfinite(y) & ((x > 0) | (not logs[0])) & ((y > 0) | (not logs[1]))
     x, y = x[keep], y[keep]
     if not len(x):
-        return {"type": "heatmap", "z": [[None]], "xaxis": refs[0], "yaxis": refs[1], "showscale": False}
+        return
     x_edges, y_edges = _edges(x, DENSITY_BINS[0], logs[0]), _edges(y, DENSITY_BINS[1], logs[1])
     counts = np.zeros((len(y_edges) - 1, len(x_edges) - 1))
     np.add.at(counts, (_bin_index(y, y_edges), _bin_index(x, x_edges)), 1)
-    z = [[int(c) if c else None for c in row] for row in counts]
-    return {"type": "heatmap", "x": _json_floats(x_edges), "y": _json_floats(y_edges), "z": z, "xaxis": refs[0],
-            "yaxis": refs[1], "colorscale": [[0, "#e8e8e8"], [1, "#404040"]], "showscale": False, "name": "configs",
-            "hovertemplate": "%{z} configs<extra></extra>"}
+    (x0, x1), (y0, y1) = ([math.log10(e[0]), math.log10(e[-1])] if log else [float(e[0]), float(e[-1])]
+                          for e, log in ((x_edges, logs[0]), (y_edges, logs[1])))
+    layout.setdefault("images", []).append(
+        {"source": _png_uri(_grey_cells(counts[::-1])), "xref": refs[0], "yref": refs[1], "x": x0, "y": y1,
+         "sizex": x1 - x0, "sizey": y1 - y0, "sizing": "stretch", "xanchor": "left", "yanchor": "top",
+         "layer": "below"})
+    layout["xaxis" + refs[0][1:]]["range"] = [x0, x1]
+    layout["yaxis" + refs[1][1:]]["range"] = [y0, y1]
+
+
+def _grey_cells(counts: np.ndarray) -> np.ndarray:
+    """Counts (rows top first) as RGBA pixels: grey from #e8e8e8 at the fewest to #404040 at the
+    most, as plotly colours a heatmap between its smallest and largest value; an empty cell clear."""
+    full = counts > 0
+    low, high = (counts[full].min(), counts[full].max()) if full.any() else (0.0, 0.0)
+    share = (counts - low) / (high - low) if high > low else np.full(counts.shape, 0.5)
+    grey = np.where(full, np.rint(0xe8 + (0x40 - 0xe8) * share), 0)
+    return np.dstack([grey, grey, grey, np.where(full, 255, 0)]).astype(np.uint8)
+
+
+def _png_uri(pixels: np.ndarray) -> str:
+    """RGBA pixels as a PNG data URI (Pillow, which matplotlib installs: the same bytes each time)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGBA").save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def _binned_lines(x, y, log: bool, minimize: bool, refs: tuple[str, str], legend: bool) -> list[dict]:
@@ -581,9 +612,13 @@ def _pair_cells(folder: Folder, rows: list[dict], x: str, y: str) -> tuple[list,
 
 
 def _pairs(folder: Folder) -> dict | None:
-    """Pairs of numeric axes: the best config mean in each cell over the other axes (a heatmap:
-    an empty cell stays empty, where contours would interpolate a value no config had, and plotly
-    draws it three times faster), configs as dots."""
+    """Pairs of numeric axes: the best config mean in each cell over the other axes (an empty cell
+    stays empty, where contours would interpolate a value no config had), one colour scale for
+    every pair, configs as dots (their mean in their hover text).
+
+    The cells are images under the subplots (:func:`_cell_image`), not plotly heatmaps: on a log
+    axis plotly paints a heatmap's canvas at the plot's size and encodes it as a PNG each time it
+    draws, 25-30 ms a pair."""
     pairs = [(a, b) for i, a in enumerate(folder.numeric) for b in folder.numeric[i + 1:]][:MAX_PAIRS]
     if not pairs:
         return None
@@ -591,25 +626,69 @@ def _pairs(folder: Folder) -> dict | None:
     dots = f"the best {BEST_DOTS} configs" if len(_ranked(folder)) > MANY_POINTS else "configs"
     layout = _layout(f"{_e(metric)} over pairs of swept axes (best config mean in each cell; dots: {dots})",
                      400 * math.ceil(len(pairs) / columns), showlegend=False)
-    data = []
-    for k, ((x, y), cell) in enumerate(zip(pairs, _grid(len(pairs), columns, gap=0.1))):
+    data, cells = [], []
+    for (x, y), cell in zip(pairs, _grid(len(pairs), columns, gap=0.1)):
         rows = [r for r in _ranked(folder) if x in r and y in r]
-        x_ref, y_ref = _place(layout, cell, _x_axis(folder, x), _x_axis(folder, y))
+        refs = _place(layout, cell, _x_axis(folder, x), _x_axis(folder, y))
         if len(rows) < MIN_PAIR:
             continue
-        gx, gy, z = _pair_cells(folder, rows, x, y)
-        data.append({"type": "heatmap", "x": gx, "y": gy, "z": z, "xaxis": x_ref, "yaxis": y_ref,
-                     "colorscale": "Viridis", "reversescale": not folder.minimize, "showscale": k == 0,
-                     "colorbar": {"title": {"text": _e(_metric_title(metric))}}, "hoverongaps": False,
-                     "hovertemplate": f"{_e(x)} cell %{{x:.3g}}<br>{_e(y)} cell %{{y:.3g}}<br>best mean %{{z:.4g}}"
-                                      "<extra></extra>"})
+        cells.append((refs, _pair_cells(folder, rows, x, y), (_log_axis(folder, x), _log_axis(folder, y))))
         # beyond MANY_POINTS the dots cover the plane evenly and hide the cells: the best only
         dots = rows[:BEST_DOTS] if len(rows) > MANY_POINTS else rows
-        data.append({"type": "scatter", "mode": "markers", "xaxis": x_ref, "yaxis": y_ref,
+        data.append({"type": "scatter", "mode": "markers", "xaxis": refs[0], "yaxis": refs[1],
                      "x": _json_floats([r[x] for r in dots]), "y": _json_floats([r[y] for r in dots]),
                      "marker": {"color": "white", "size": 5, "line": {"color": "black", "width": 0.5}},
-                     **_hover(folder, dots, "text")})
-    return {"data": data, "layout": layout} if data else None
+                     "text": [f"{_e(folder.config_label(r))}<br>{_e(metric)} mean {_fmt(r[f'{metric}_mean'], metric)}"
+                              for r in dots], "hoverinfo": "text"})
+    values = np.array([v for _, (_, _, z), _ in cells for row in z for v in row if v is not None], dtype=float)
+    if not len(values):
+        return None
+    low, high = float(values.min()), float(values.max())
+    for refs, (gx, gy, z), logs in cells:
+        _cell_image(layout, refs, gx, gy, z, logs, (low, high), reverse=not folder.minimize)
+    # the colour bar: a trace with no point, its marker on the cells' scale
+    data.append({"type": "scatter", "mode": "markers", "x": [None], "y": [None], "xaxis": cells[0][0][0],
+                 "yaxis": cells[0][0][1], "hoverinfo": "skip", "showlegend": False,
+                 "marker": {"color": [low], "cmin": low, "cmax": high, "colorscale": VIRIDIS,
+                            "reversescale": not folder.minimize, "showscale": True,
+                            "colorbar": {"title": {"text": _e(_metric_title(metric))}}}})
+    return {"data": data, "layout": layout}
+
+
+# plotly's "Viridis" colour scale, written out: the cells' pixels are coloured with it here
+VIRIDIS = [[k / 9, c] for k, c in enumerate(("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89",
+                                             "#35b779", "#6ece58", "#b5de2b", "#fde725"))]
+CELL_PIXELS = 200  # pixels of a pairs image along each axis: a cell's edge is off by at most 1/400 of the axis
+
+
+def _cell_image(layout: dict, refs: tuple[str, str], gx: list, gy: list, z: list, logs: tuple[bool, bool],
+                span: tuple[float, float], reverse: bool) -> None:
+    """One pair's cells as an image under its subplot, its axes' ranges set to the cells' edges:
+    each pixel takes the cell its centre falls in (edges on the axis's scale), coloured on
+    :data:`VIRIDIS` over ``span`` as plotly colours a heatmap; an empty cell clear."""
+    (x0, x1), (y0, y1) = ([float(np.log10(e[0])), float(np.log10(e[-1]))] if log else [float(e[0]), float(e[-1])]
+                          for e, log in ((gx, logs[0]), (gy, logs[1])))
+    cols, rows = (_pixel_cells(e, log) for e, log in ((gx, logs[0]), (gy, logs[1])))
+    values = np.array([[math.nan if v is None else v for v in row] for row in z], dtype=float)[rows[::-1]][:, cols]
+    low, high = span
+    share = np.clip((values - low) / (high - low), 0, 1) if high > low else np.full(values.shape, 0.5)
+    share = 1 - share if reverse else share
+    stops, colours = np.array([t for t, _ in VIRIDIS]), np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)]
+                                                                  for _, c in VIRIDIS], dtype=float)
+    rgb = [np.rint(np.interp(np.nan_to_num(share), stops, colours[:, i])) for i in range(3)]
+    pixels = np.dstack([*rgb, np.where(np.isfinite(values), 255, 0)]).astype(np.uint8)
+    layout.setdefault("images", []).append(
+        {"source": _png_uri(pixels), "xref": refs[0], "yref": refs[1], "x": x0, "y": y1, "sizex": x1 - x0,
+         "sizey": y1 - y0, "sizing": "stretch", "xanchor": "left", "yanchor": "top", "layer": "below"})
+    layout["xaxis" + refs[0][1:]]["range"] = [x0, x1]
+    layout["yaxis" + refs[1][1:]]["range"] = [y0, y1]
+
+
+def _pixel_cells(edges: list, log: bool) -> np.ndarray:
+    """The cell each of :data:`CELL_PIXELS` pixels along an axis falls in (by its centre)."""
+    at = np.log10(np.asarray(edges, dtype=float)) if log else np.asarray(edges, dtype=float)
+    centres = at[0] + (np.arange(CELL_PIXELS) + 0.5) / CELL_PIXELS * (at[-1] - at[0])
+    return np.clip(np.searchsorted(at, centres, side="right") - 1, 0, len(at) - 2)
 
 
 # --- parameter importance -----------------------------------------------------------------------
@@ -752,7 +831,7 @@ def _best_so_far_fig(folder: Folder) -> dict | None:
         y_axis = _metric_axis(means, metric)
         refs = _place(layout, cell, {"title": {"text": title}}, y_axis)
         if len(order) > MANY_POINTS:  # a point a config is a smear there, and slow to draw: counts in cells
-            data.append(_density(np.asarray(x, dtype=float), means, (False, y_axis["type"] == "log"), refs))
+            _density(np.asarray(x, dtype=float), means, (False, y_axis["type"] == "log"), refs, layout)
         else:
             data += _config_points(x, means, np.array([finished(r) for r in order]), refs, k == 0)
         corners_x, corners_y = _steps(x, best)
@@ -978,12 +1057,19 @@ def _comparison_section(folders: list[Folder], figures: dict) -> str:
             + _panel("cmp-best", "Best so far", _compare_best_fig(folders), figures, "") + "</section>\n")
 
 
+# The table's rows arrive parsed but inert in a <template> and join the table in one step, so the
+# browser lays the table out once: parsed in place, its 200 rows were laid out at each pause of the
+# parser (each layout of the whole table, 0.1 s on a 10,000-config page). ``contain`` keeps the
+# figures drawn later from repainting it.
+ROWS_IN = ("(function (s) { var t = s.previousElementSibling.querySelector('template');"
+           " t.parentNode.appendChild(t.content); t.remove(); })(document.currentScript);")
+
 CSS = """
 body{font-family:Helvetica,Arial,sans-serif;margin:0 auto;max-width:1400px;padding:0 16px 40px;color:#222}
 h1{font-size:22px;margin:18px 0 6px}h2{font-size:19px;border-bottom:2px solid #1f77b4;padding-bottom:4px}
 h2 small{font-weight:normal;color:#666;font-size:13px}h3{font-size:15px;margin:4px 0 6px}
 nav a{margin-right:14px}.panel{border:1px solid #ddd;border-radius:6px;padding:10px 12px;margin:12px 0;background:#fff}
-.note{color:#555;font-size:13px;margin:4px 0}.scroll{max-height:460px;overflow:auto}
+.note{color:#555;font-size:13px;margin:4px 0}.scroll{max-height:460px;overflow:auto;contain:layout paint}
 table.configs{border-collapse:collapse;font-size:12px;width:100%}
 table.configs th{position:sticky;top:0;background:#eef3f8;cursor:pointer;text-align:left;padding:4px 6px;white-space:nowrap}
 table.configs th.asc::after{content:" \\25B2"}table.configs th.desc::after{content:" \\25BC"}
@@ -992,7 +1078,7 @@ tbody.pruned td{color:#999}tr.seed td{background:#f7f7f7;color:#444;font-size:11
 button.seeds{font-size:11px;width:20px;padding:0;cursor:pointer}
 table.facts{border-collapse:collapse;font-size:13px}table.facts th,table.facts td{text-align:left;padding:3px 8px;
 border-bottom:1px solid #eee;vertical-align:top}pre{font-size:12px;background:#f6f6f6;padding:8px;overflow:auto;max-height:400px}
-.plot{width:100%}.error{color:#b00}
+.plot{width:100%}.plot image{image-rendering:pixelated}.error{color:#b00}
 """
 
 # Draws the figures in the first screen, then the others one a task (a scroll or a click is

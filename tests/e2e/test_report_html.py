@@ -67,9 +67,10 @@ def test_the_page_is_self_contained_and_the_same_bytes_each_time(tmp_path):
     first, second = report_html.write_report([GRID], tmp_path / "a.html"), report_html.write_report([GRID], tmp_path / "b.html")
     text = first.read_text()
     assert first.read_bytes() == second.read_bytes()
-    head, bundle = text.split("<script>", 1)[0], text.split("<script>", 1)[1]
-    ours = head + bundle.split("</script>", 1)[1]  # the page but plotly's inlined bundle
-    assert "plotly.js" in bundle.split("</script>", 1)[0][:1000]  # the bundle, once
+    scripts = re.findall(r"<script>(.*?)</script>", text, flags=re.S)
+    bundles = [s for s in scripts if "plotly.js" in s[:1000]]
+    assert len(bundles) == 1  # the bundle, once
+    ours = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text.replace(bundles[0], ""))  # the page but plotly and images
     assert text.count("plotly.js v") == 1 or "plotly.js" in text
     assert "<script src" not in ours and "http" not in ours.replace("http-equiv", "")  # nothing to fetch
     assert re.findall(r'(?:src|href)="([^"#][^"]*)"', ours) == []
@@ -186,12 +187,47 @@ def test_a_large_folder_is_drawn_as_counts_and_samples_and_small_ones_in_full(mo
     large = figures()
     assert sum(t["x"].count(None) for t in large["f0-parcoords"]["data"]) == 8
     assert "the best 4 of 16" in large["f0-parcoords"]["layout"]["title"]["text"]
-    assert [t["type"] for t in large["f0-metric"]["data"]][:3] == ["heatmap", "scatter", "scatter"]
-    counts = [c for t in large["f0-metric"]["data"][:1] for row in t["z"] for c in row if c]
-    assert sum(counts) == 16  # every config counted once
-    assert [len(t["x"]) for t in large["f0-pairs"]["data"] if t["type"] == "scatter"] == [3]
-    assert large["f0-best"]["data"][0]["type"] == "heatmap"
-    assert not {t["type"] for f in large.values() for t in f["data"]} & {"scattergl", "parcoords"}
+    folder = load_folder(GRID)
+    assert [t["type"] for t in large["f0-metric"]["data"]][:2] == ["scatter", "scatter"]  # the binned lines
+    assert [i["xref"] for i in large["f0-metric"]["layout"]["images"]] == ["x", "x2"]  # counts: an image a panel
+    # the learning-rate panel's counts against numpy's 2-D histogram: 40 x 30 cells, geometric on
+    # the log axes, a pixel each (the top row first); empty cells clear, more configs darker
+    lr = np.array([r["learning_rate"] for r in folder.rows])
+    loss = np.array([r["val_loss_mean"] for r in folder.rows])
+    counts, _, _ = np.histogram2d(loss, lr, bins=[np.geomspace(loss.min(), loss.max(), 31),
+                                                  np.geomspace(lr.min(), lr.max(), 41)])
+    counts = counts[::-1]
+    image = large["f0-metric"]["layout"]["images"][0]
+    pixels = _pixels(image["source"])
+    assert pixels.shape == (30, 40, 4) and counts.sum() == 16  # every config counted once
+    np.testing.assert_array_equal(pixels[..., 3] > 0, counts > 0)
+    full = counts > 0
+    grey, n = pixels[..., 0][full].astype(int), counts[full]
+    assert all((g1 > g2) == (n1 < n2) for g1, n1 in zip(grey, n) for g2, n2 in zip(grey, n))
+    if n.min() < n.max():  # plotly's grey scale, from the fewest to the most
+        assert grey.min() == 0x40 and grey.max() == 0xe8
+    else:  # the same count in every cell (here: 4 configs in each): the middle grey
+        assert set(grey) == {0x94}
+    uneven = report_html._grey_cells(np.array([[0, 1], [3, 5]]))
+    np.testing.assert_array_equal(uneven[..., 0], [[0, 0xe8], [0x94, 0x40]])  # 1 to 5: light to dark; empty: clear
+    np.testing.assert_array_equal(uneven[..., 3], [[0, 255], [255, 255]])
+    assert image["x"] == pytest.approx(np.log10(lr.min())) and image["x"] + image["sizex"] == pytest.approx(np.log10(lr.max()))
+    assert large["f0-metric"]["layout"]["xaxis"]["range"] == pytest.approx([np.log10(lr.min()), np.log10(lr.max())])
+    dots = [t for t in large["f0-pairs"]["data"] if not t["marker"].get("showscale")]
+    assert [len(t["x"]) for t in dots] == [3]
+    assert len(large["f0-best"]["layout"]["images"]) == 2  # configs evaluated, compute
+    assert not {t["type"] for f in large.values() for t in f["data"]} & {"scattergl", "parcoords", "heatmap"}
+
+
+def _pixels(uri: str) -> np.ndarray:
+    """A figure's image (a PNG data URI) as an RGBA array."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    assert uri.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGBA"))
 
 
 def test_pairs_of_axes_are_the_best_config_mean_in_each_cell_with_empty_cells_empty():
@@ -225,6 +261,40 @@ def test_pairs_of_axes_are_the_best_config_mean_in_each_cell_with_empty_cells_em
     assert len(edges) == report_html.PAIR_BINS + 1 and edges[0] == pytest.approx(1e-4) and edges[-1] == pytest.approx(1e-1)
     assert index.min() == 0 and index.max() == report_html.PAIR_BINS - 1 and np.all(np.diff(index) >= 0)
     assert all(edges[k] <= v <= edges[k + 1] for v, k in zip(many, index))
+
+
+def test_the_pairs_image_colours_each_cell_with_its_value_on_one_scale():
+    """The pairs image of the grid: the pixel at each cell's centre has the cell's colour, its
+    best mean placed on plotly's Viridis between the smallest and the largest cell of every pair
+    (one scale, the colour bar's), interpolated here by hand; axes' ranges are the cells' edges."""
+    folder = load_folder(GRID)
+    figure = report_html._pairs(folder)
+    rows = [r for r in folder.rows if "learning_rate" in r and "l2" in r]
+    gx, gy, z = report_html._pair_cells(folder, rows, "learning_rate", "l2")
+    image, pixels = figure["layout"]["images"][0], _pixels(figure["layout"]["images"][0]["source"])
+    size = report_html.CELL_PIXELS
+    assert pixels.shape == (size, size, 4)
+    x_at, y_at = np.log10(gx), np.array(gy)  # learning rate on a log axis, l2 (it has 0) linear
+    assert [image["x"], image["x"] + image["sizex"]] == pytest.approx([x_at[0], x_at[-1]])
+    assert [image["y"] - image["sizey"], image["y"]] == pytest.approx([y_at[0], y_at[-1]])
+    assert figure["layout"]["xaxis"]["range"] == pytest.approx([x_at[0], x_at[-1]])
+    bar = [t for t in figure["data"] if t["marker"].get("showscale")]
+    assert len(bar) == 1
+    low, high = bar[0]["marker"]["cmin"], bar[0]["marker"]["cmax"]
+    assert low == min(v for row in z for v in row if v is not None)
+    stops = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725"]
+    for i in range(len(gy) - 1):
+        for j in range(len(gx) - 1):
+            col = int(((x_at[j] + x_at[j + 1]) / 2 - x_at[0]) / (x_at[-1] - x_at[0]) * size)
+            row = size - 1 - int(((y_at[i] + y_at[i + 1]) / 2 - y_at[0]) / (y_at[-1] - y_at[0]) * size)
+            if z[i][j] is None:
+                assert pixels[row, col, 3] == 0
+                continue
+            t = (z[i][j] - low) / (high - low) * 9  # minimized: low values dark
+            k = min(int(t), 8)
+            a, b = (np.array([int(stops[m][c:c + 2], 16) for c in (1, 3, 5)]) for m in (k, k + 1))
+            np.testing.assert_allclose(pixels[row, col, :3], a + (b - a) * (t - k), atol=0.51)
+            assert pixels[row, col, 3] == 255
 
 
 def test_importance_is_the_share_of_variance_between_groups():
