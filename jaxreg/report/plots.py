@@ -11,6 +11,8 @@ files that apply:
   coloured by the metric.
 - ``best_so_far.png``: the best config mean against the number of configs evaluated.
 - ``generalization_gap.png``: train against validation accuracy of the best configs.
+- ``measures.png`` (when the sweep trained with ``train.measures``): each generalization measure
+  against the generalization gap over configs, with Kendall's tau (``jaxreg show --measures``).
 - ``weights_hist.png`` (when params were saved): histograms of the learned weights of the best
   configs, all layers pooled and layer by layer.
 - ``decision_boundary.png`` (when params were saved and the inputs are 2-D): the predicted
@@ -45,12 +47,13 @@ from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, MaxNLocat
 
 from jaxreg.diagnosis import LABELS
 from jaxreg.hparams import AUGMENTATIONS
+from jaxreg.names import MEASURES
 from jaxreg.report.files import atomic_write
 from jaxreg.report.findings import trial_findings
 from jaxreg.report.folder import Folder, distinct, load_folder
 from jaxreg.report.journal import load_curves
 from jaxreg.report.manifest import record_files
-from jaxreg.report.summary import as_float, best_row, finished
+from jaxreg.report.summary import as_float, best_row, finished, measured_configs
 from jaxreg.trust import foreign
 
 CURVE_PANELS = (("train_loss", "val_loss"), ("train_accuracy", "val_accuracy"))
@@ -75,6 +78,7 @@ _NOTHING_TO_DRAW = {
     "decision_boundary.png": "the inputs are not 2-D, or the model could not be rebuilt here",
     "augmentation.png": "the spec could not be rebuilt here (its data or pretrained model is missing)",
     "histograms.png": "the best config's curves file holds no histograms",
+    "measures.png": "fewer than 3 configs with every seed finished and measured",
 }
 _NEEDS_MODEL = ("decision_boundary.png", "augmentation.png")  # drawn from the rebuilt spec
 HISTOGRAM_EVALUATIONS = 5  # histograms.png: evaluations drawn per panel, first to last
@@ -133,6 +137,8 @@ def _plot_dir(out: Path, build, skip) -> list[Path]:
               for m in sweep.plot_metrics for n in sweep.numeric]
     if any("rungs" in r for r in records):
         plots.append(("rungs.png", _rungs))
+    if any(name in r["metrics"] for r in records for name in MEASURES):
+        plots.append(("measures.png", _measures))
     if any(r["hparams"].get(name, 0) for r in records for name in AUGMENTATIONS):
         if build is not None:
             plots.append(("augmentation.png", _augmentation))
@@ -670,6 +676,38 @@ def _gap(sweep: Folder) -> Figure | None:
     fig.legend(loc="outside lower center", ncols=2, fontsize="small")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(f"{sweep.spec['name']}: train vs validation accuracy, best first (gap = overfitting)")
+    return fig
+
+
+def _measures(sweep: Folder) -> Figure | None:
+    """Each generalization measure (a panel) against the gap ``val_loss - train_loss``: a dot a
+    config at its seed means, bars one seed std each way, the panel titled with Kendall's tau and
+    its 90% seed-bootstrap interval; panels by |tau|, the best predictor first."""
+    present, kept, taus = measured_configs(sweep.records)
+    if not taus:
+        return None
+    gaps = np.array([[r["metrics"]["val_loss"] - r["metrics"]["train_loss"] for r in g] for g in kept], dtype=object)
+    gap_mean = np.array([np.mean(g) for g in gaps])
+    gap_std = np.array([np.std(g) for g in gaps])
+    order = sorted(present, key=lambda name: -abs(taus[name][0]) if math.isfinite(taus[name][0]) else 0)
+    columns = min(3, len(order))
+    rows = math.ceil(len(order) / columns)
+    fig = Figure(figsize=(4.2 * columns, 3.4 * rows + 0.6), layout="constrained")
+    for k, name in enumerate(order):
+        ax = fig.add_subplot(rows, columns, k + 1)
+        values = [[r["metrics"][name] for r in g] for g in kept]
+        means, stds = np.array([np.mean(v) for v in values]), np.array([np.std(v) for v in values])
+        ax.errorbar(means, gap_mean, xerr=stds, yerr=gap_std, fmt="o", ms=4, color="C0", ecolor="0.7",
+                    elinewidth=0.8, capsize=0)
+        scale_axis(ax, "x", means)
+        tau, low, high = taus[name]
+        ax.set_title(f"{name}: tau {tau:+.2f} [{low:+.2f}, {high:+.2f}]", fontsize="medium")
+        ax.set_xlabel(name.replace("_", " ") + " (mean over seeds)")
+        if k % columns == 0:
+            ax.set_ylabel("gap: val_loss - train_loss")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{sweep.spec['name']}: generalization measures against the gap, {len(kept)} configs "
+                 f"(Kendall's tau, 90% interval over resampled seeds; bars: seed std)")
     return fig
 
 

@@ -485,11 +485,11 @@ def _expected_line(means: list[float], metric: str, maximize: bool, se: float, p
             f"this space {'would likely not help' if gain < se else 'may still help'}")
 
 
-def measure_lines(records: list[dict]) -> list[str]:
-    """``jaxreg show --measures``: Kendall's tau between each generalization measure the journal
-    holds (``train.measures``) and the generalization gap (``val_loss - train_loss``), over the
-    configs whose seeds all finished with finite values, with a 90% seed-bootstrap interval
-    (:func:`jaxreg.report.stats.measure_taus`). A measure that predicts overfitting has a tau near 1.
+def measured_configs(records: list[dict]) -> tuple[list[str], list[list[dict]], dict]:
+    """The generalization measures the journal holds (``train.measures``, in :data:`MEASURES`
+    order), the configs whose seeds all finished with finite values of them and of both losses
+    (each config's journal lines), and ``{measure: (tau, low, high)}`` against the gap
+    (``val_loss - train_loss``; :func:`jaxreg.report.stats.measure_taus`), empty under 3 configs.
 
     Raises:
         InputError: the journal holds no measure.
@@ -505,10 +505,24 @@ def measure_lines(records: list[dict]) -> list[str]:
     kept = [g for g in groups.values() if all(r["status"] == "ok" and all(
         is_number(r["metrics"].get(n)) for n in needed) and r.get("pruned_epoch") is None for r in g)]
     if len(kept) < 3:
+        return present, kept, {}
+    gap = [[r["metrics"]["val_loss"] - r["metrics"]["train_loss"] for r in g] for g in kept]
+    return present, kept, measure_taus({name: [[r["metrics"][name] for r in g] for g in kept] for name in present}, gap)
+
+
+def measure_lines(records: list[dict]) -> list[str]:
+    """``jaxreg show --measures``: Kendall's tau between each generalization measure the journal
+    holds (``train.measures``) and the generalization gap (``val_loss - train_loss``), over the
+    configs whose seeds all finished with finite values, with a 90% seed-bootstrap interval
+    (:func:`measured_configs`). A measure that predicts overfitting has a tau near 1.
+
+    Raises:
+        InputError: the journal holds no measure.
+    """
+    present, kept, taus = measured_configs(records)
+    if not taus:
         return [f"measures: {len(kept)} config{'s' * (len(kept) != 1)} with every seed finished and measured; "
                 f"Kendall's tau needs 3 or more"]
-    gap = [[r["metrics"]["val_loss"] - r["metrics"]["train_loss"] for r in g] for g in kept]
-    taus = measure_taus({name: [[r["metrics"][name] for r in g] for g in kept] for name in present}, gap)
     width = max(len(name) for name in present)
     lines = [f"generalization measures against the gap (val_loss - train_loss) over {len(kept)} configs: "
              f"Kendall's tau (90% interval over resampled seeds)"]

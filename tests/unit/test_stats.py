@@ -354,3 +354,31 @@ def test_show_measures_on_a_folder_without_them_exits_2_before_printing(capsys):
     assert cli.main(["show", str(GRID), "--measures"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("jaxreg: error: --measures: expected a sweep trained with train.measures")
+
+
+def test_measures_png_draws_a_panel_a_measure_by_tau_at_the_configs_seed_means():
+    """``measures.png``: a panel a measure, the strongest |tau| first, titled with the tau and
+    interval of ``show --measures``; its dots are the configs' seed means (gap against measure)."""
+    from types import SimpleNamespace
+
+    from jaxreg.report.plots import _measures
+    from jaxreg.report.summary import measured_configs
+
+    rng = np.random.default_rng(3)
+
+    def line(config, seed, train, val, **measures):
+        return {"config_id": config, "seed": seed, "status": "ok",
+                "metrics": {"train_loss": train, "val_loss": val, **measures}}
+
+    records = [line(f"c{k}", s, 0.1, 0.2 + 0.05 * k + 0.01 * s, path_norm=float(rng.normal()),
+                    margin=1.0 + k + 0.1 * s) for k in range(5) for s in range(3)]
+    fig = _measures(SimpleNamespace(records=records, spec={"name": "toy"}))
+    _, kept, taus = measured_configs(records)
+    axes = fig.axes
+    assert [ax.get_title().split(":")[0] for ax in axes] == ["margin", "path_norm"]  # |tau| 1 first
+    tau, low, high = taus["margin"]
+    assert axes[0].get_title() == f"margin: tau {tau:+.2f} [{low:+.2f}, {high:+.2f}]" and tau == 1.0
+    x, y = axes[0].lines[0].get_data()
+    np.testing.assert_allclose(x, [np.mean([1.0 + k + 0.1 * s for s in range(3)]) for k in range(5)])
+    np.testing.assert_allclose(y, [np.mean([0.1 + 0.05 * k + 0.01 * s for s in range(3)]) for k in range(5)])
+    assert _measures(SimpleNamespace(records=records[:6], spec={"name": "toy"})) is None  # 2 configs: no tau
