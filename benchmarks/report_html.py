@@ -12,7 +12,7 @@ page's clock virtual) in a 1400 x 900 window: the page marks its body with ``per
 (ms since the page started) once the figures in the first screen are drawn (``first_screen_s``: the table and the
 parallel coordinates, the page is usable) and once every figure is (``draw_s``; those below
 the first screen are drawn one a task after it). Both include loading plotly's inlined bundle,
-measured alone too (``plotly_only_s``: plotly.js's cartesian bundle, which jaxreg inlines).
+measured alone too (``plotly_only_s``: plotly.js's basic bundle, which jaxreg inlines).
 ``write_cpu_s`` is the writing's CPU time, which other work on a shared machine disturbs less.
 Targets: writing < 10 s, drawing < 2 s. Prints one JSON line; the numbers before and after the
 report went SVG are in docs/benchmarks.md.

@@ -179,7 +179,7 @@ def test_a_large_folder_is_drawn_as_counts_and_samples_and_small_ones_in_full(mo
 
     small = figures()
     assert sum(t["x"].count(None) for t in small["f0-parcoords"]["data"]) == 16  # every config a line
-    assert {t["type"] for f in small.values() for t in f["data"]} <= {"scatter", "heatmap", "bar"}
+    assert {t["type"] for f in small.values() for t in f["data"]} <= set(report_html.TRACES)  # what the bundle draws
     assert small["f0-metric"]["layout"]["yaxis"]["ticktext"] == ["0.1", "0.2", "0.5", "1", "2"]  # 1-2-5, not 2..9
     monkeypatch.setattr(report_html, "MANY_POINTS", 5)
     monkeypatch.setattr(report_html, "MAX_LINES", 8)
@@ -216,7 +216,7 @@ def test_a_large_folder_is_drawn_as_counts_and_samples_and_small_ones_in_full(mo
     dots = [t for t in large["f0-pairs"]["data"] if not t["marker"].get("showscale")]
     assert [len(t["x"]) for t in dots] == [3]
     assert len(large["f0-best"]["layout"]["images"]) == 2  # configs evaluated, compute
-    assert not {t["type"] for f in large.values() for t in f["data"]} & {"scattergl", "parcoords", "heatmap"}
+    assert {t["type"] for f in large.values() for t in f["data"]} <= set(report_html.TRACES)  # no WebGL, no heatmap
 
 
 def _pixels(uri: str) -> np.ndarray:
@@ -321,12 +321,12 @@ def test_the_command_line_writes_the_page_and_refuses_bad_input_in_one_line(tmp_
         assert cli.main(args) == 2
         err = capsys.readouterr().err
         assert said in err and err.count("\n") == 1, err
-    # plotly.js ships with jaxreg: the report needs no plotly package, and inlines the cartesian bundle
+    # plotly.js ships with jaxreg: the report needs no plotly package, and inlines the basic bundle
     monkeypatch.setitem(sys.modules, "plotly", None)
     monkeypatch.setitem(sys.modules, "plotly.offline", None)
     assert cli.main(["report", str(GRID), "--out", str(tmp_path / "r2.html")]) == 0
     page = (tmp_path / "r2.html").read_text()
-    assert page.count("plotly.js (cartesian - minified) v") == 1
+    assert page.count("plotly.js (basic - minified) v") == 1
 
 
 def test_a_folder_without_trials_is_refused(tmp_path):
