@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jaxreg.report import load_curves, store
+from jaxreg.report.plots import plot_dir
 from jaxreg.sweeps import build_spec, executor as executor_module, run_sweep
 from jaxreg.sweeps.executor import Executor
 from jaxreg.sweeps.path import strengths
@@ -25,8 +26,8 @@ PATH = {
 }
 
 
-def spec_of(**search):
-    return build_spec({**PATH, "search": {**PATH["search"], **search}})
+def spec_of(output=None, **search):
+    return build_spec({**PATH, "search": {**PATH["search"], **search}, "output": output or PATH["output"]})
 
 
 def by_key(records):
@@ -59,6 +60,9 @@ def test_each_point_is_journaled_with_its_position_and_warm_start(tmp_path):
     assert not (tmp_path / store.CHECKPOINT).exists()
     # a rerun of a finished path trains nothing
     assert run_sweep(spec_of(), tmp_path, progress=False) == records
+    skipped = {}
+    written = plot_dir(tmp_path, on_skip=lambda name, why: skipped.setdefault(name, why))
+    assert tmp_path / "path.png" in written, skipped
 
 
 def test_point_k_starts_from_the_params_point_k_minus_1_returned_bitwise(tmp_path, monkeypatch):
@@ -146,28 +150,35 @@ def test_a_path_does_not_grow_into_another_path(tmp_path):
 
 
 def test_a_proximal_l1_path_lets_weights_leave_zero_one_by_one(tmp_path):
-    """From a strength that zeroes every weight, down by halves: the fraction of exact zeros falls
-    point by point, in small steps, never rising (mean over seeds)."""
-    raw = {**PATH, "train": {**PATH["train"], "l1_mode": "proximal", "epochs": 40, "eval_every": 10},
-           "hparams": {"learning_rate": 0.1, "momentum": 0.9},
-           "search": {"method": "path", "seeds": 2, "path_penalty": "l1", "path_max": 0.5, "path_ratio": 0.6,
-                      "path_points": 8, "path_epochs": 20}}
+    """A lasso path of a linear softmax classifier on digits (64 x 10 weights), proximal L1, from
+    a strength that keeps nearly every weight at exactly zero down by 0.6: the fraction of zeros
+    (mean over seeds) falls at every point, a few weights at a time, never all at once. (A
+    hidden ReLU layer would not do: a network whose weights are all zero is a stationary point,
+    and a path warm-started from it stays there.)"""
+    raw = {"name": "lasso", "data": {"dataset": "digits", "n_train": 300}, "model": {"hidden": []},
+           "train": {"loss": "cross_entropy", "optimizer": "sgd", "l1_mode": "proximal", "epochs": 40,
+                     "eval_every": 10, "batch_size": 50},
+           "hparams": {"learning_rate": 0.1},
+           "search": {"method": "path", "seeds": 2, "path_penalty": "l1", "path_max": 0.1, "path_ratio": 0.6,
+                      "path_points": 8, "path_epochs": 20},
+           "output": {"plots": False}}
     records = run_sweep(build_spec(raw), tmp_path, progress=False)
     zeros = np.zeros(8)
     for r in records:
         zeros[r["path_point"]] += r["metrics"]["zero_fraction"] / 2
-    print(zeros)
-    assert zeros[0] == 1.0 and zeros[-1] < 0.5
-    assert np.all(np.diff(zeros) <= 0)
-    assert np.sum(np.diff(zeros) < 0) >= 4  # not all at once: several points each free some weights
+    assert zeros[0] > 0.95 and zeros[-1] < 0.5
+    steps = -np.diff(zeros)
+    assert np.all(steps > 0) and np.all(steps < 0.25)  # every point frees some weights, none frees most
 
 
 def test_an_elastic_net_path_sweeps_its_mixes_in_one_batch(tmp_path):
-    records = run_sweep(spec_of(path_penalty="elastic_net", path_mix=[0.0, 0.5], path_points=2), tmp_path,
-                        progress=False)
+    records = run_sweep(spec_of(path_penalty="elastic_net", path_mix=[0.0, 0.5], path_points=2,
+                                output={"params": False, "plots": False}), tmp_path, progress=False)
     assert len(records) == 2 * 2 * 2 * 2  # points x mixes x learning rates x seeds
     for r in records:
         strength, mix = r["path_strength"], r["path_mix"]
         assert r["hparams"]["l1"] == mix * strength and r["hparams"]["l2"] == (1 - mix) * strength
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["spec"]["search"]["path_mix"] == [0.0, 0.5]
+    # without saved params, path.png draws the journal's weight norm and zero fraction of all weights
+    assert tmp_path / "path.png" in plot_dir(tmp_path)
