@@ -685,6 +685,26 @@ def _band(ax, x, values: np.ndarray, color, label: str, style: str = "-") -> Non
         ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15, lw=0)
 
 
+def _path_line(sweep: Folder, by_strength: dict, color: str, label: str, losses: tuple, weights: tuple,
+               layer_names: list | None) -> None:
+    """One path's panels: ``losses`` (axes, metric names), ``weights`` (weight norm axes, zero
+    fraction axes), per layer from the saved params (``layer_names``) or, None, of all weights."""
+    x = np.array(sorted(by_strength))
+    seeds = [sorted(by_strength[v], key=lambda r: r["seed"]) for v in x]
+    journaled = lambda name: np.array([[as_float(r["metrics"].get(name)) for r in trials] for trials in seeds]).T
+    for ax, name in zip(*losses):
+        _band(ax, x, journaled(name), color, label)
+    if layer_names is None:
+        for ax, name in ((weights[0][0], "weight_norm"), (weights[1][0], "zero_fraction")):
+            _band(ax, x, journaled(name), color, label)
+        return
+    measured = [[_layer_measures(sweep, r) or {} for r in trials] for trials in seeds]
+    for j, name in enumerate(layer_names):
+        for axes, index in zip(weights, (0, 1)):
+            values = np.array([[m.get(name, (np.nan, np.nan))[index] for m in trials] for trials in measured]).T
+            _band(axes[j], x, values, color, label)
+
+
 def _path(sweep: Folder) -> Figure | None:
     """A regularization path: train, validation and test loss, and each layer's weight norm and
     fraction of exact zeros, against the penalty's strength (log axis), one line per path (the
@@ -714,23 +734,8 @@ def _path(sweep: Folder) -> Figure | None:
     norm_axes = [fig.add_subplot(grid[1, j]) for j in range(len(layer_names))]
     zero_axes = [fig.add_subplot(grid[2, j], sharex=norm_axes[j]) for j in range(len(layer_names))]
     for i, (line, by_strength) in enumerate(sorted(lines.items())):
-        x = np.array(sorted(by_strength))
-        seeds = [sorted(by_strength[v], key=lambda r: r["seed"]) for v in x]
-        color = f"C{i % 10}"
-        for ax, name in zip(loss_axes, losses):
-            values = np.array([[as_float(r["metrics"].get(name)) for r in trials] for trials in seeds]).T
-            _band(ax, x, values, color, line)
-        if layers:
-            measured = [[_layer_measures(sweep, r) or {} for r in trials] for trials in seeds]
-            for j, name in enumerate(layer_names):
-                for ax, index in ((norm_axes[j], 0), (zero_axes[j], 1)):
-                    values = np.array([[m.get(name, (np.nan, np.nan))[index] for m in trials]
-                                       for trials in measured]).T
-                    _band(ax, x, values, color, line)
-        else:
-            for ax, name in ((norm_axes[0], "weight_norm"), (zero_axes[0], "zero_fraction")):
-                values = np.array([[as_float(r["metrics"].get(name)) for r in trials] for trials in seeds]).T
-                _band(ax, x, values, color, line)
+        _path_line(sweep, by_strength, f"C{i % 10}", line, (loss_axes, losses), (norm_axes, zero_axes),
+                   layer_names if layers else None)
     penalty = sweep.search.get("path_penalty", "penalty")
     marks = [(strength_of[best["config_id"]], "k", "-", f"best {sweep.metric}"),
              (strength_of[chosen["config_id"]], "C3", "--", "one standard error rule")]

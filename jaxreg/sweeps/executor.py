@@ -17,6 +17,7 @@ each chunk with :func:`advance_chunk` in a Ray worker.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -58,14 +59,13 @@ def _stacked(trees: list):
 
 
 def advance_chunk(runner, variant, trials: list, members: list, until: int, ask: Ask, *, on_segment=None,
-                  compiling=None, starts: list | None = None) -> list[Member]:
+                  compiling=None) -> list[Member]:
     """Trains one chunk of ``trials`` (``members``: each one's :class:`Member` in flight, or None
     at its start; all at the same block) up to evaluation block ``until``, ``ask.segment``
     blocks a call; returns each member's :class:`Member` after it. ``on_segment(members, done)``
     is called after each segment but the last (``members()``: the members then, built only
-    when called; ``done``: blocks run so far in this call). ``starts``: per trial, the
-    :class:`Member` whose returned params and model state it starts from (a warm start: every
-    trial of the chunk has one), else None (``variant.init_params``, shared)."""
+    when called; ``done``: blocks run so far in this call). With ``ask.starts`` (warm starts),
+    ``variant.init_params`` holds each trial's own start, stacked (:func:`warm_variant`)."""
     config = variant.config
     block = members[0].block if members[0] is not None else 0
     seeds = np.array([t.seed for t in trials], np.uint32)
@@ -74,9 +74,7 @@ def advance_chunk(runner, variant, trials: list, members: list, until: int, ask:
     curves = None if block == 0 else _stacked([m.curves for m in members])
     frozen = np.array([t.key in ask.frozen for t in trials])
     per = ask.segment
-    init, own_init = variant.init_params, starts is not None
-    if own_init:
-        init = _stacked([Pretrained(m.result.params, m.result.model_state) for m in starts])
+    init, own_init = variant.init_params, bool(ask.starts)
     for start in range(block, until, per):
         if carry is not None and frozen.any():
             carry = carry._replace(frozen=carry.frozen | frozen)
@@ -91,6 +89,13 @@ def advance_chunk(runner, variant, trials: list, members: list, until: int, ask:
         if on_segment is not None and start + per < until:
             on_segment(lambda at=start + per: _members(carry, curves, result, at), start + per - block)
     return _members(carry, curves, result, until)
+
+
+def warm_variant(variant, starts: list[Member]):
+    """``variant`` whose ``init_params`` are the params and model state each of ``starts`` (one
+    :class:`Member` per trial of a chunk) returned, stacked on a member axis."""
+    return dataclasses.replace(variant, init_params=_stacked([Pretrained(m.result.params, m.result.model_state)
+                                                              for m in starts]))
 
 
 def _members(carry, curves: dict, result, block: int) -> list[Member]:
@@ -385,10 +390,8 @@ class Executor:
             raise RuntimeError(f"members of one chunk kept at different evaluations: {sorted(blocks)}")
         return blocks.pop()
 
-    def _starts(self, ask: Ask, chunk: list) -> list[Member] | None:
-        """The members in flight the trials of ``chunk`` start from (``ask.starts``), or None."""
-        if not ask.starts:
-            return None
+    def _starts(self, ask: Ask, chunk: list) -> list[Member]:
+        """The members in flight the trials of ``chunk`` start from (``ask.starts``)."""
         missing = [t.key for t in chunk if ask.starts.get(t.key) not in self.flight]
         if missing:  # the strategy keeps them in flight until the trials they start are told
             raise RuntimeError(f"{ask.label}: the members {missing[:3]} start from are not in flight")
@@ -405,8 +408,9 @@ class Executor:
                     self.flight[trial.key] = member
                 self.keep(ask.segment)
 
-        members = advance_chunk(self.runner, self.variant, chunk, members, until, ask, on_segment=on_segment,
-                                compiling=compiling, starts=self._starts(ask, chunk))
+        variant = self.variant if not ask.starts else warm_variant(self.variant, self._starts(ask, chunk))
+        members = advance_chunk(self.runner, variant, chunk, members, until, ask, on_segment=on_segment,
+                                compiling=compiling)
         if block == 0 and until == self.variant.config.n_evals and not measured.get("timed"):
             training = time.perf_counter() - started - measured.get("compile_seconds", 0.0)
             record_timing(self.variant, ask.chunk_size, epoch_seconds=training / (until * every),

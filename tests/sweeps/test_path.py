@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from jaxreg.report import load_curves, store
-from jaxreg.report.plots import plot_dir
+from jaxreg.report.folder import load_folder
+from jaxreg.report.plots import _path, plot_dir, save_figure
 from jaxreg.sweeps import build_spec, executor as executor_module, run_sweep
 from jaxreg.sweeps.executor import Executor
 from jaxreg.sweeps.path import strengths
@@ -60,9 +61,11 @@ def test_each_point_is_journaled_with_its_position_and_warm_start(tmp_path):
     assert not (tmp_path / store.CHECKPOINT).exists()
     # a rerun of a finished path trains nothing
     assert run_sweep(spec_of(), tmp_path, progress=False) == records
-    skipped = {}
-    written = plot_dir(tmp_path, on_skip=lambda name, why: skipped.setdefault(name, why))
-    assert tmp_path / "path.png" in written, skipped
+    # path.png with saved params: a panel per layer (weights_hist.png is another plot's business)
+    figure = _path(load_folder(tmp_path))
+    assert [ax.get_title() for ax in figure.axes if "dense_1" in ax.get_title()] == \
+        ["dense_1: weight norm", "dense_1: fraction of zero weights"]
+    save_figure(figure, tmp_path / "path.png")
 
 
 def test_point_k_starts_from_the_params_point_k_minus_1_returned_bitwise(tmp_path, monkeypatch):
@@ -72,7 +75,7 @@ def test_point_k_starts_from_the_params_point_k_minus_1_returned_bitwise(tmp_pat
     advance = executor_module.advance_chunk
 
     def recording(runner, variant, trials, members, until, ask, **kw):
-        if kw.get("starts") is not None and members[0] is None:
+        if ask.starts and members[0] is None:
             calls = []
 
             class Spy:
