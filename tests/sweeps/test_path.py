@@ -185,3 +185,15 @@ def test_an_elastic_net_path_sweeps_its_mixes_in_one_batch(tmp_path):
     assert manifest["spec"]["search"]["path_mix"] == [0.0, 0.5]
     # without saved params, path.png draws the journal's weight norm and zero fraction of all weights
     assert tmp_path / "path.png" in plot_dir(tmp_path)
+
+
+def test_the_best_of_a_path_without_saved_params_is_not_retrained_from_scratch(tmp_path):
+    """A warm-started trial trained alone would start from the init: other params. Without saved
+    params, asking for the best's params says so (train_loss: the weakest, last point is best)."""
+    from jaxreg.errors import InputError
+    from jaxreg.sweeps.trained import best_params
+
+    run_sweep(spec_of(path_points=2, metric="train_loss", output={"params": False, "plots": False}), tmp_path,
+              progress=False)
+    with pytest.raises(InputError, match=r"^DIR: expected saved params for a trial of a path warm-started"):
+        best_params(tmp_path, build_spec=build_spec)
