@@ -28,11 +28,13 @@ import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from jaxreg.errors import InputError, check_choice, is_int
 from jaxreg.sweeps.space import Config
 from jaxreg.sweeps.strategies import Ask, Outcome, Told, Trial, config_id
 
 PENALTIES = ("l2", "l1", "weight_decay", "elastic_net")
-# The search keys of a path (only with search.method "path"), and the defaults of some.
+# The search keys of a path (only with search.method "path"), and the defaults of those that
+# have one (path_max has none; path_epochs defaults to train.epochs, path_mix to [0.5]).
 PATH_DEFAULTS = {"path_penalty": "l2", "path_ratio": 0.7, "path_points": 10}
 SEARCH_KEYS = ("path_penalty", "path_max", "path_ratio", "path_points", "path_epochs", "path_mix")
 MAX_POINTS = 1000
@@ -71,7 +73,8 @@ def penalty_values(penalty: str, strength: float, mix: float | None) -> dict:
 def words(search: dict, epochs: int) -> str:
     """A path in words (plan)."""
     points, values = search["path_points"], strengths(search)
-    mix = f", mixes {', '.join(f'{m:g}' for m in search['path_mix'])}" if search["path_penalty"] == "elastic_net" else ""
+    mixed = search["path_penalty"] == "elastic_net"
+    mix = f", mixes {', '.join(f'{m:g}' for m in search['path_mix'])}" if mixed else ""
     return (f"path: {points} {search['path_penalty']} strengths from {values[0]:g} down by x{search['path_ratio']:g} "
             f"to {values[-1]:g}{mix}; the first trains {epochs} epochs, each next one {search['path_epochs']} "
             f"from the params the one before returned")
@@ -111,8 +114,8 @@ class Path:
     The members of a point stay in flight after they are journaled (``Told.stay``) until the
     next point has trained from them; the ask of a point keeps training (``Ask.keep``) even
     when every one of its trials is journaled, since only the members in flight hold the params
-    the next point starts from. The last point trains only its trials not journaled. ``segment``: evaluation blocks per compiled call, one length for
-    both budgets (one program).
+    the next point starts from. The last point trains only its trials not journaled.
+    ``segment``: evaluation blocks per compiled call, one length for both budgets (one program).
     """
 
     def __init__(self, bases: Sequence[Config], seeds: Sequence[int], plan: Plan, *, chunk_size: int, every: int,
@@ -194,8 +197,6 @@ class Path:
 def check_path(search: dict, search_raw: dict, train: dict, hparams: dict, cases: dict) -> None:
     """Checks (and fills in) a spec's path keys; raises :class:`jaxreg.errors.InputError` naming
     the field, the values allowed and the value given. ``hparams``: the spec's ``[hparams]``."""
-    from jaxreg.errors import InputError, check_choice, is_int
-
     if search["method"] != "path":
         for key in SEARCH_KEYS:
             if key in search_raw:
