@@ -53,13 +53,16 @@ def compiled_members(config: TrainConfig) -> Callable[..., Result]:
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_segments(config: TrainConfig) -> Callable[..., tuple[Any, Result]]:
+def compiled_segments(config: TrainConfig, own_init: bool = False) -> Callable[..., tuple[Any, Result]]:
     """``jit(vmap(train.segment))`` for ``config``, memoized like :func:`compiled_members`:
-    ``(seeds, hparams, data, init_params, carry, blocks) -> (carry, result)``."""
+    ``(seeds, hparams, data, init_params, carry, blocks) -> (carry, result)``. ``own_init``:
+    ``init_params`` has a member axis (each member starts from its own params: a warm start),
+    else one ``init_params`` is shared by all; a program of its own, so a sweep without warm
+    starts compiles what it always did."""
     train = make_train(config)
     program = jax.jit(jax.vmap(lambda seed, hp, data, init, carry, blocks:
                                train.segment(member_key(seed), hp, data, init, carry, blocks),
-                               in_axes=(0, 0, None, None, 0, None)))
+                               in_axes=(0, 0, None, 0 if own_init else None, 0, None)))
     # the carry's shapes, from the loop state's start alone (tracing the loop once, to compile it, is enough)
     program.carry_like = lambda seed, hp, data, init: jax.eval_shape(
         jax.vmap(lambda s, h: train.start(member_key(s), h, data, init)), seed, hp)
@@ -76,8 +79,9 @@ def _signature(args) -> tuple:
     return treedef, tuple((np.shape(x), np.result_type(x), getattr(x, "sharding", None)) for x in leaves)
 
 
-def compiled_segment(config: TrainConfig, args: tuple, compiling: Callable[[float | None], None] | None = None):
-    """The executable of :func:`compiled_segments` ``(config)`` for arguments like ``args``,
+def compiled_segment(config: TrainConfig, args: tuple, compiling: Callable[[float | None], None] | None = None,
+                     own_init: bool = False):
+    """The executable of :func:`compiled_segments` ``(config, own_init)`` for arguments like ``args``,
     compiled ahead of time once per process (the persistent compilation cache may serve it
     from disk).
 
@@ -87,7 +91,7 @@ def compiled_segment(config: TrainConfig, args: tuple, compiling: Callable[[floa
     numbers are the same. ``compiling(None)`` is called before a compilation, and
     ``compiling(seconds)`` after it; nothing when the program is already compiled.
     """
-    program = compiled_segments(config)
+    program = compiled_segments(config, own_init) if own_init else compiled_segments(config)
     key = (program, _signature(args))
     executable = _EXECUTABLES.get(key)
     if executable is None:
@@ -379,7 +383,7 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         return jax.device_get(result)._replace(curves=_joined(curves))
 
     def _advance(seeds, hparams: HParams, init_params: Params, carry, blocks: range, size: int, per: int,
-                compiling: Callable[[float | None], None] | None = None) -> tuple[Any, Result]:
+                compiling: Callable[[float | None], None] | None = None, own_init: bool = False) -> tuple[Any, Result]:
         """Members from ``carry`` (None: their start) through evaluation blocks ``blocks``, in
         chunks of ``size`` (the last padded, as :func:`train_batch` pads), ``per`` blocks a call.
 
@@ -390,16 +394,24 @@ def train_batch(config: TrainConfig, data, chunk_size: int | None = None, *,
         that stopped or were pruned need not be trained further: the caller picks the chunk
         size for the members left (one compilation per size; the last chunk is padded, so a
         size compiled already serves fewer members).
+
+        ``own_init``: ``init_params`` has a member axis, each member's own start (a warm start
+        from params another member returned); it is chunked and padded with the members.
         """
         seeds = np.asarray(seeds, np.uint32)
-        members, init = len(seeds), placed(init_params)
+        members = len(seeds)
+        shared = None if own_init else placed(init_params)
         arange = lambda first: np.arange(first, first + per, dtype=np.int32)
         if carry is None:  # ignored by a first segment (block 0): zeros of its shape
+            first = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[0], init_params) if own_init else shared
             carry = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype),
-                                           _carry_like(seeds, hparams, init, per))
+                                           _carry_like(seeds, hparams, first, per))
+        own = (init_params,) if own_init else ()
         carries, results = [], []
-        for _, (*chunk, part) in padded_chunks(-(-size // len(devices)) * len(devices), seeds, hparams, carry):
-            executable = compiled_segment(config, (*chunk, on_device, init, part, arange(0)), compiling)
+        for _, (chunk_seeds, chunk_hparams, part, *inits) in padded_chunks(-(-size // len(devices)) * len(devices),
+                                                                           seeds, hparams, carry, *own):
+            chunk, init = (chunk_seeds, chunk_hparams), inits[0] if own_init else shared
+            executable = compiled_segment(config, (*chunk, on_device, init, part, arange(0)), compiling, own_init)
             curves = []
             for _, part, result in segments(executable, chunk, init, part, blocks.start, blocks.stop, per):
                 curves.append(result.curves)

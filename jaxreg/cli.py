@@ -297,6 +297,7 @@ def _plan(args) -> None:
 
     from jaxreg.sweeps.halving import METHODS as HALVING, words as halving_words
     from jaxreg.sweeps.space import MODEL_METHODS
+    from jaxreg.sweeps.path import words as path_words
     from jaxreg.sweeps.spec import spread_hparams, zoom_words
 
     spec = _built(args)
@@ -326,6 +327,7 @@ def _plan(args) -> None:
              f"independent draws, listed below; each later round asked from the results)"
              if s["method"] in MODEL_METHODS else
              f" ({halving_words(spec.variants[0].config.epochs, s)})" if s["method"] in HALVING
+             else f" per point and mix ({path_words(s, spec.variants[0].config.epochs)})" if s["method"] == "path"
              else f" ({s['method']} search)")
           + f"; {programs}")
     if draws > n_configs:

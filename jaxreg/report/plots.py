@@ -139,6 +139,8 @@ def _plot_dir(out: Path, build, skip) -> list[Path]:
         plots.append(("rungs.png", _rungs))
     if any(name in r["metrics"] for r in records for name in MEASURES):
         plots.append(("measures.png", _measures))
+    if any("path_point" in r for r in records):
+        plots.append(("path.png", _path))
     if any(r["hparams"].get(name, 0) for r in records for name in AUGMENTATIONS):
         if build is not None:
             plots.append(("augmentation.png", _augmentation))
@@ -651,6 +653,118 @@ def _rungs(sweep: Folder) -> Figure | None:
         metric_axis(axes[0], metric, every)
     axes[0].set_ylabel(f"{metric} (mean over seeds) at the rung")
     fig.suptitle(f"{sweep.spec['name']}: successive halving, pruned configs in grey")
+    return fig
+
+
+def _path_lines(sweep: Folder) -> dict:
+    """A path's trials by line (the other swept axes and the elastic-net mix, in words), then by
+    strength: ``{line: {strength: [records, one per seed]}}``."""
+    penalties = {"l1", "l2", "weight_decay"}
+    lines: dict[str, dict[float, list]] = {}
+    for r in sweep.records:
+        if "path_point" not in r:
+            continue
+        parts = [f"{n}={v:.4g}" if isinstance(v, (int, float)) else f"{n}={v}"
+                 for n, v in r["point"].items() if n not in penalties and n in sweep.varying]
+        if "path_mix" in r:
+            parts.append(f"mix {r['path_mix']:g}")
+        lines.setdefault(", ".join(parts) or "path", {}).setdefault(r["path_strength"], []).append(r)
+    return lines
+
+
+def _layer_measures(sweep: Folder, record: dict) -> dict[str, tuple[float, float]] | None:
+    """Each layer's weight norm and fraction of exact zeros, from a trial's saved params."""
+    params = sweep.params(record["config_id"], record["seed"])
+    if not params:
+        return None
+    return {".".join(_LAYER_NAME.findall(name)) or name: (float(np.sqrt(np.sum(w.astype(float) ** 2))),
+                                                          float(np.mean(w == 0)))
+            for name, w in _weight_layers(params).items()}
+
+
+def _band(ax, x, values: np.ndarray, color, label: str, style: str = "-") -> None:
+    """The mean over seeds (rows of ``values``) as a line, mean +- one std as a band."""
+    mean = _mean(values)
+    ax.plot(x, mean, style, color=color, lw=1.4, marker="o", ms=2.5, label=label)
+    if values.shape[0] > 1:
+        std = np.nanstd(values, axis=0)
+        ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15, lw=0)
+
+
+def _path_line(sweep: Folder, by_strength: dict, color: str, label: str, losses: tuple, weights: tuple,
+               layer_names: list | None) -> None:
+    """One path's panels: ``losses`` (axes, metric names), ``weights`` (weight norm axes, zero
+    fraction axes), per layer from the saved params (``layer_names``) or, None, of all weights."""
+    x = np.array(sorted(by_strength))
+    seeds = [sorted(by_strength[v], key=lambda r: r["seed"]) for v in x]
+    journaled = lambda name: np.array([[as_float(r["metrics"].get(name)) for r in trials] for trials in seeds]).T
+    for ax, name in zip(*losses):
+        _band(ax, x, journaled(name), color, label)
+    if layer_names is None:
+        for ax, name in ((weights[0][0], "weight_norm"), (weights[1][0], "zero_fraction")):
+            _band(ax, x, journaled(name), color, label)
+        return
+    measured = [[_layer_measures(sweep, r) or {} for r in trials] for trials in seeds]
+    for j, name in enumerate(layer_names):
+        for axes, index in zip(weights, (0, 1)):
+            values = np.array([[m.get(name, (np.nan, np.nan))[index] for m in trials] for trials in measured]).T
+            _band(axes[j], x, values, color, label)
+
+
+def _path(sweep: Folder) -> Figure | None:
+    """A regularization path: train, validation and test loss, and each layer's weight norm and
+    fraction of exact zeros, against the penalty's strength (log axis), one line per path (the
+    other swept axes), mean over seeds with a +-1 std band; the best strength (by the search
+    metric's mean) and the one-standard-error strength (the strongest whose mean is within one
+    SE of the best's: :func:`jaxreg.report.stats.one_se_choice`) marked on every panel."""
+    from jaxreg.report.stats import one_se_choice
+
+    lines = _path_lines(sweep)
+    if not lines:
+        return None
+    strength_of = {r["config_id"]: r["path_strength"] for r in sweep.records if "path_strength" in r}
+    rows = [row for row in sweep.rows if row["config_id"] in strength_of]
+    best = rows[0]
+    chosen = one_se_choice(rows, maximize=not sweep.minimize, metric=sweep.metric,
+                           regularization=lambda row: (strength_of[row["config_id"]],))
+    layers = None
+    first = next(iter(next(iter(lines.values())).values()))[0]
+    if sweep.has_params:
+        layers = _layer_measures(sweep, first)
+    layer_names = list(layers) if layers else ["all weights"]
+    losses = [n for n in ("train_loss", "val_loss", "test_loss") if first["metrics"].get(n) is not None]
+    columns = max(len(losses), len(layer_names))
+    fig = Figure(figsize=(3.6 * columns + 1, 9.5), layout="constrained")
+    grid = fig.add_gridspec(3, columns)
+    loss_axes = [fig.add_subplot(grid[0, j]) for j in range(len(losses))]
+    norm_axes = [fig.add_subplot(grid[1, j]) for j in range(len(layer_names))]
+    zero_axes = [fig.add_subplot(grid[2, j], sharex=norm_axes[j]) for j in range(len(layer_names))]
+    for i, (line, by_strength) in enumerate(sorted(lines.items())):
+        _path_line(sweep, by_strength, f"C{i % 10}", line, (loss_axes, losses), (norm_axes, zero_axes),
+                   layer_names if layers else None)
+    penalty = sweep.search.get("path_penalty", "penalty")
+    marks = [(strength_of[best["config_id"]], "k", "-", f"best {sweep.metric}"),
+             (strength_of[chosen["config_id"]], "C3", "--", "one standard error rule")]
+    for ax in (*loss_axes, *norm_axes, *zero_axes):
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter("")  # a decade or two: the minor ticks' labels would collide
+        ax.grid(alpha=0.3)
+        for value, color, style, _ in marks:
+            ax.axvline(value, color=color, ls=style, lw=1, alpha=0.8)
+    for ax, name in zip(loss_axes, losses):
+        ax.set_title(name.replace("_", " "), fontsize="medium")
+    for ax, name in zip(norm_axes, layer_names):
+        ax.set_title(f"{'layer ' * name.isdigit()}{name}: weight norm", fontsize="medium")
+    for ax, name in zip(zero_axes, layer_names):
+        ax.set_title(f"{'layer ' * name.isdigit()}{name}: fraction of zero weights", fontsize="medium")
+        ax.set_xlabel(f"{penalty} strength")
+        ax.set_ylim(-0.03, 1.03)
+    handles, labels = loss_axes[0].get_legend_handles_labels() if loss_axes else ([], [])
+    handles += [Line2D([], [], color=c, ls=st) for _, c, st, _ in marks]
+    labels += [f"{text}: {value:.3g}" for value, _, _, text in marks]
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize="small")
+    fig.suptitle(f"{sweep.spec['name']}: {penalty} path (mean over seeds, band +-1 std), each point warm-started "
+                 f"from the one to its right")
     return fig
 
 

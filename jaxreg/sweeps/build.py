@@ -29,6 +29,7 @@ from jaxreg.hparams import AUGMENTATIONS, DEFAULTS, check_dtype, make_hparams
 from jaxreg.transfer import Pretrained, check_trainable_layers, merge_params, pretrained_layers, split_init
 from jaxreg.models import Model, cnn, mlp, numpy_uniform_init
 from jaxreg.sweeps.halving import brackets as halving_brackets
+from jaxreg.sweeps.path import penalty_names
 from jaxreg.sweeps import trained
 from jaxreg.sweeps.samplers import ModelSpace
 from jaxreg.sweeps.space import MAX_TRIALS, MODEL_METHODS, Axis, Space
@@ -383,6 +384,7 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
                  samples=s["samples"], seed=s["seed"], layer_counts=layer_counts, round_samples=counts)
     _check_values(space, model, t["dtype"])
     uses = {name: _may_be_nonzero(space, name) for name in ("dropout", "dropconnect")}
+    pathed = penalty_names(s["path_penalty"]) if s["method"] == "path" else ()  # the penalties a path sets
     augment = tuple(name for name in AUGMENTATIONS if _may_be_nonzero(space, name))
     layerwise = (_may_be_nonzero(space, "layer_lr_decay", default=1.0)
                  or _may_be_nonzero(space, "trainable_layers", default=math.inf))
@@ -405,12 +407,13 @@ def _variant(names: tuple, static: dict, checked: CheckedSpec, cases: dict, wher
                              histograms=t.get("histograms", 0), measures=tuple(t.get("measures", ())),
                              measure_sigma=t.get("measure_sigma", 0.01),
                              metrics=(tuple(dict.fromkeys([*t["metrics"], s["metric"]])) if "metrics" in t else None),
-                             penalties=tuple(name for name in PENALTIES if _may_be_nonzero(space, name)))
+                             penalties=tuple(name for name in PENALTIES
+                                             if _may_be_nonzero(space, name) or name in pathed))
         check_data(config, as_data(dataset))
     except ValueError as error:  # the library names the field: train.FIELD
         raise InputError(f"{where}train.{error}") from None
     check_values(config, as_data(dataset))  # names data.SPLIT.x or .y
-    penalized = [name for name in ("l2", "l1", "weight_decay") if _may_be_nonzero(space, name)]
+    penalized = [name for name in ("l2", "l1", "weight_decay") if _may_be_nonzero(space, name) or name in pathed]
     if penalized or "penalty_mask" in t:
         params = merge_params(jax.eval_shape(model.init, jax.random.key(0))[0],
                               split_init(static["init_params"])[0])

@@ -17,6 +17,7 @@ each chunk with :func:`advance_chunk` in a Ray worker.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -36,6 +37,7 @@ from jaxreg.report.manifest import record_files
 from jaxreg.sweeps.cost import cache_hits, record_timing
 from jaxreg.sweeps.records import curve_arrays, trial_record
 from jaxreg.sweeps.strategies import Ask, Outcome, Told, Trial
+from jaxreg.transfer import Pretrained
 
 
 class Member(NamedTuple):
@@ -62,7 +64,8 @@ def advance_chunk(runner, variant, trials: list, members: list, until: int, ask:
     at its start; all at the same block) up to evaluation block ``until``, ``ask.segment``
     blocks a call; returns each member's :class:`Member` after it. ``on_segment(members, done)``
     is called after each segment but the last (``members()``: the members then, built only
-    when called; ``done``: blocks run so far in this call)."""
+    when called; ``done``: blocks run so far in this call). With ``ask.starts`` (warm starts),
+    ``variant.init_params`` holds each trial's own start, stacked (:func:`warm_variant`)."""
     config = variant.config
     block = members[0].block if members[0] is not None else 0
     seeds = np.array([t.seed for t in trials], np.uint32)
@@ -71,11 +74,13 @@ def advance_chunk(runner, variant, trials: list, members: list, until: int, ask:
     curves = None if block == 0 else _stacked([m.curves for m in members])
     frozen = np.array([t.key in ask.frozen for t in trials])
     per = ask.segment
+    init, own_init = variant.init_params, bool(ask.starts)
     for start in range(block, until, per):
         if carry is not None and frozen.any():
             carry = carry._replace(frozen=carry.frozen | frozen)
-        carry, result = runner.advance(seeds, hparams, variant.init_params, carry, range(start, start + per),
-                                       ask.chunk_size, per, compiling=compiling)
+        carry, result = runner.advance(seeds, hparams, init, carry, range(start, start + per),
+                                       ask.chunk_size, per, compiling=compiling,
+                                       **({"own_init": True} if own_init else {}))
         if curves is None:
             curves = {name: np.full((len(trials), config.n_evals, *c.shape[2:]), np.nan, c.dtype)
                       for name, c in result.curves.items()}
@@ -84,6 +89,13 @@ def advance_chunk(runner, variant, trials: list, members: list, until: int, ask:
         if on_segment is not None and start + per < until:
             on_segment(lambda at=start + per: _members(carry, curves, result, at), start + per - block)
     return _members(carry, curves, result, until)
+
+
+def warm_variant(variant, starts: list[Member]):
+    """``variant`` whose ``init_params`` are the params and model state each of ``starts`` (one
+    :class:`Member` per trial of a chunk) returned, stacked on a member axis."""
+    return dataclasses.replace(variant, init_params=_stacked([Pretrained(m.result.params, m.result.model_state)
+                                                              for m in starts]))
 
 
 def _members(carry, curves: dict, result, block: int) -> list[Member]:
@@ -296,6 +308,12 @@ class Executor:
         self._saved = time.monotonic()
         self._kept(self.flight)
 
+    def settle(self) -> None:
+        """The strategy asks nothing more: a state kept with nothing in flight now is stale (a
+        run killed between its last journal line and the checkpoint's removal), and goes."""
+        if not self.flight:
+            self.path.unlink(missing_ok=True)
+
     def _kept(self, flight: dict) -> None:
         self.progress.kept_epoch = max(m.block for m in flight.values()) * self.variant.config.eval_every
         self.progress.kept_members, self.progress.checkpoint = len(flight), self.path.name
@@ -318,7 +336,7 @@ class Executor:
         mine = self._mine(ask)
         self.known.update((t.key, t) for t in mine)
         pending = [t for t in mine if t.key not in self.records]
-        if pending and ask.retrain:
+        if (pending or ask.keep) and ask.retrain:
             pending = mine
         if not pending and mine:
             self.progress.say(f"{ask.label}: all {len(mine)} trials"
@@ -372,6 +390,13 @@ class Executor:
             raise RuntimeError(f"members of one chunk kept at different evaluations: {sorted(blocks)}")
         return blocks.pop()
 
+    def _starts(self, ask: Ask, chunk: list) -> list[Member]:
+        """The members in flight the trials of ``chunk`` start from (``ask.starts``)."""
+        missing = [t.key for t in chunk if ask.starts.get(t.key) not in self.flight]
+        if missing:  # the strategy keeps them in flight until the trials they start are told
+            raise RuntimeError(f"{ask.label}: the members {missing[:3]} start from are not in flight")
+        return [self.flight[ask.starts[t.key]] for t in chunk]
+
     def _advance(self, chunk, members, block, until, ask, before, compiling, measured) -> list[Member]:
         every = self.variant.config.eval_every
         started = time.perf_counter()
@@ -383,7 +408,8 @@ class Executor:
                     self.flight[trial.key] = member
                 self.keep(ask.segment)
 
-        members = advance_chunk(self.runner, self.variant, chunk, members, until, ask, on_segment=on_segment,
+        variant = self.variant if not ask.starts else warm_variant(self.variant, self._starts(ask, chunk))
+        members = advance_chunk(self.runner, variant, chunk, members, until, ask, on_segment=on_segment,
                                 compiling=compiling)
         if block == 0 and until == self.variant.config.n_evals and not measured.get("timed"):
             training = time.perf_counter() - started - measured.get("compile_seconds", 0.0)

@@ -32,6 +32,7 @@ from jaxreg.sweeps.build import Spec
 from jaxreg.sweeps.cost import bytes_per_member, check_fits, estimate, memory_budget_mb, padding_budget, padding_warning
 from jaxreg.sweeps.executor import Executor, Progress, owns  # noqa: F401 - owns re-exported
 from jaxreg.sweeps.halving import METHODS as HALVING, Halving, Race, brackets as halving_brackets, compacts, rung_epochs
+from jaxreg.sweeps.path import Path as PenaltyPath, mixes as path_mixes, plan_of as path_plan
 from jaxreg.sweeps.records import local_devices
 from jaxreg.sweeps.samplers import NEEDS as SAMPLER_PACKAGES, check_replay
 from jaxreg.sweeps.space import MODEL_METHODS
@@ -158,6 +159,8 @@ def _runners(spec: Spec) -> list[tuple]:
     plans = []
     for variant in spec.variants:
         members = variant.space.count(0) * len(spec.seeds)
+        if spec.search["method"] == "path":  # a point's members: each mix of each config
+            members *= len(path_mixes(spec.search))
         plans.append((variant, choose_chunk_size(spec, members, variant), members))
     check_fits([estimate(variant, members, size, timed=False) for variant, size, members in plans])
     runners = []
@@ -199,6 +202,7 @@ def study(executor, history: dict, order: dict, wait=None) -> None:
             executor.journal(strategy.tell(history, outcomes), ask.segment)
         if wait is not None and not ask.last:  # the next ask is decided from these trials
             wait(ask)
+    executor.settle()
 
 
 def _check_executor(spec: Spec, shard, overwrite: bool, executor) -> None:
@@ -206,6 +210,10 @@ def _check_executor(spec: Spec, shard, overwrite: bool, executor) -> None:
         raise InputError("--overwrite: expected no --shard with it (a shard must not remove the other "
                          "shards' results), got both; overwrite with one unsharded run first")
     remote = executor is not None and executor.remote
+    if spec.search["method"] == "path" and (shard is not None or remote):
+        raise InputError(f"--{'shard' if shard is not None else 'ray'}: expected none with search.method 'path' "
+                         f"(each point starts from the params of the point before, kept in one process), "
+                         f"got {str(shard) if shard is not None else 'a Ray cluster'}")
     if compacts(spec.search) and (shard is not None or remote):
         what = (f"search.method {spec.search['method']!r} (its rungs rank every config of a round together, in one "
                 f"process)" if spec.search["method"] in HALVING else
@@ -223,8 +231,8 @@ def as_progress(progress, log=None) -> Progress:
 
 
 def default_strategy(spec: Spec, variant, chunk_size: int):
-    """The strategy of ``variant``'s search: halving's rungs (also for ``search.compact``), or
-    each round to the end."""
+    """The strategy of ``variant``'s search: halving's rungs (also for ``search.compact``), a
+    path's points (:class:`jaxreg.sweeps.path.Path`), or each round to the end."""
     s, config = spec.search, variant.config
     prefix = f"{', '.join(map(str, variant.cases))}: " if len(spec.variants) > 1 else ""
     rounds = s["rounds"]
@@ -233,6 +241,12 @@ def default_strategy(spec: Spec, variant, chunk_size: int):
         text = prefix + (f"round {round_index + 1}/{rounds}" if rounds > 1 or not prefix else "")
         return text.rstrip(": ") or "sweep"
 
+    if s["method"] == "path":
+        plan = path_plan(s, config.epochs)
+        # one segment length divides both budgets: one compiled program for every point
+        segment = math.gcd(segment_blocks(config.n_evals), s["path_epochs"] // config.eval_every)
+        return PenaltyPath(variant.space.configs(0), spec.seeds, plan, chunk_size=chunk_size, every=config.eval_every,
+                           segment=segment, label=lambda k: f"{prefix}path point {k + 1}/{len(plan.strengths)}")
     search = make_search(variant.space, rounds=rounds, top_k=s["top_k"], min_width=s["min_width"],
                          minimize=spec.minimize, zoom=s.get("zoom", "top_k"), z=s.get("z", 1.0))
     if compacts(s):

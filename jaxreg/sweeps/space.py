@@ -50,7 +50,7 @@ RANDOM_FORMS = ("choice", "uniform", "log_uniform")
 FORMS = ("values", "linspace", "logspace", "int", "choice", "uniform", "log_uniform")
 LAYERED = ("dropout", "dropconnect")
 MODEL_METHODS = ("tpe", "cmaes", "gp")  # Optuna's samplers (jaxreg.sweeps.samplers)
-METHODS = ("grid", "random", "coarse_to_fine", *MODEL_METHODS, "halving", "hyperband")
+METHODS = ("grid", "random", "coarse_to_fine", *MODEL_METHODS, "halving", "hyperband", "path")
 MAX_GRID = 10**6  # configs per grid round: beyond, listing them alone exhausts memory
 MAX_TRIALS = 10**7  # configs x seeds in a round: beyond, a sweep would not end (and its journal not fit)
 
@@ -353,7 +353,8 @@ class Space:
 
     @property
     def _grid_like(self) -> bool:
-        return self.method == "grid" or (self.method in ("coarse_to_fine", "halving") and self.round_method == "grid")
+        return self.method in ("grid", "path") or (self.method in ("coarse_to_fine", "halving")
+                                                    and self.round_method == "grid")
 
     def varying(self) -> list[str]:
         """Names of the axes that take more than one value (in any case)."""

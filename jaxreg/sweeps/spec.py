@@ -32,6 +32,7 @@ from jaxreg.hparams import HParams
 from jaxreg.limits import check_measure_sigma, check_monitor, check_schedule
 from jaxreg.names import (CSV_SOURCES, INITS, LOSSES, MEASURES, METRICS, REGRESSION_METRICS, SEARCH_METRICS,
                           check_metric_name, own_metric_names, search_metrics)
+from jaxreg.sweeps.path import SEARCH_KEYS as PATH_SEARCH_KEYS, check_path
 from jaxreg.sweeps.rungs import METHODS as HALVING, brackets as halving_brackets
 from jaxreg.sweeps.samplers import check_installed
 from jaxreg.sweeps.space import METHODS, MODEL_METHODS, parse_axis
@@ -610,16 +611,18 @@ def compute_difference(there: dict, here: dict) -> str | None:
     # A coarse-to-fine round's configs depend on the rounds before it and on every search setting
     # that ranked or zoomed them: such a study grows by more rounds only.
     old_search, new_search = there.get("search") or {}, here.get("search") or {}
-    studies = ("coarse_to_fine", *MODEL_METHODS, *HALVING)
+    studies = ("coarse_to_fine", *MODEL_METHODS, *HALVING, "path")
     if set(studies) & {old_search.get("method"), new_search.get("method")}:
         method = next(m for m in (old_search.get("method"), new_search.get("method")) if m in studies)
-        fixed = ("chunk_size", "memory_budget_mb") + (("rounds",) if method not in HALVING else ())
+        fixed = ("chunk_size", "memory_budget_mb") + (("rounds",) if method not in (*HALVING, "path") else ())
         rules = lambda s: {k: v for k, v in s.items() if k not in fixed}
         old_rules, new_rules = rules(old_search), rules(new_search)
         for key in ("zoom", *sorted(old_rules.keys() | new_rules.keys())):
             if (why := _first_difference(f"search.{key}", old_rules.get(key, _UNSET), new_rules.get(key, _UNSET))):
                 if method in HALVING:
                     return f"{why}; a {method} study does not grow, its rungs ranked every config of a round together"
+                if method == "path":
+                    return f"{why}; a path does not grow, each point starts from the params of the point before"
                 return f"{why}; a {method} study grows by more rounds only, its later rounds depend on the rest"
     return None
 
@@ -678,6 +681,7 @@ def check_spec(raw: dict, default_name: str = "sweep") -> CheckedSpec:
                 raise InputError(f"cases.{case}.{key}: expected a table of [{key}] keys, got {value!r}")
 
     s = _check_search(_table(raw, "search"), cases, base.train)
+    check_path(s, _table(raw, "search"), base.train, hparams_raw, cases)
     seeds = tuple(s["seeds"])
     o = _check_output(_table(raw, "output"), own_metrics(base.train))
 
@@ -709,13 +713,13 @@ def zoom_words(search: dict) -> str:
 
 
 def _check_search(search_raw: dict, cases: dict, train: dict) -> dict:
-    _check_keys("search", search_raw, (*SEARCH_DEFAULTS, *OPTIONAL_SEARCH_KEYS, *HALVING_KEYS, "compact"))
+    _check_keys("search", search_raw, (*SEARCH_DEFAULTS, *OPTIONAL_SEARCH_KEYS, *HALVING_KEYS, *PATH_SEARCH_KEYS, "compact"))
     s = {**SEARCH_DEFAULTS, **search_raw}
     check_choice("search.method", s["method"], METHODS)
     if s["round_method"] is None:
         s["round_method"] = "grid" if s["method"] == "grid" else "random"
     check_choice("search.round_method", s["round_method"], ("grid", "random"))
-    if s["method"] == "grid":
+    if s["method"] in ("grid", "path"):  # a path's other axes: a grid
         s["round_method"] = "grid"
     elif s["method"] not in ("coarse_to_fine", "halving"):  # random, Optuna's samplers, hyperband
         s["round_method"] = "random"

@@ -15,7 +15,9 @@ of the current ask) and ``restore(state) -> Ask`` (the ask to train from there).
 Which configs a round holds is a :class:`Search`: grid, random and coarse-to-fine
 (:class:`Rounds`), or one of Optuna's samplers (:class:`jaxreg.sweeps.samplers.SamplerSearch`).
 :class:`EachRound` trains each round's members to the end; :class:`jaxreg.sweeps.halving.Halving`
-ranks them at rungs and continues the best. A new strategy is a class with these five methods.
+ranks them at rungs and continues the best; :class:`jaxreg.sweeps.path.Path` trains a penalty's
+strengths one after another, each starting from the params the one before returned. A new
+strategy is a class with these five methods.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ class Ask(NamedTuple):
     lines stay as they are); else they are skipped. ``frozen``: members trained in place but
     frozen (pruned members left in their chunk: what training without compaction costs).
     ``last``: no later ask depends on these results (sharded runs need not wait for them).
+    ``starts``: trial key -> the key of the member in flight whose returned params (and model
+    state) that trial starts from, in place of its fresh init (a warm start: a path's next
+    point); None: every trial starts fresh. ``keep``: with ``retrain``, train the trials even
+    when all of them are journaled (a later ask starts from them, and only the members in
+    flight hold their params).
     """
 
     trials: tuple
@@ -65,6 +72,8 @@ class Ask(NamedTuple):
     retrain: bool = False
     frozen: frozenset = frozenset()
     last: bool = True
+    starts: dict | None = None
+    keep: bool = False
 
 
 class Outcome(NamedTuple):

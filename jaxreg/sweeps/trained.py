@@ -228,6 +228,10 @@ def best_params(out: str | Path, *, build_spec: Callable, data=None, log=None, t
     notes = []
     if missing or any(s is None for s in states.values()):
         redo = [t for t in best.trials if t in missing or states.get(t["seed"], 0) is None]
+        if any(t.get("warm_start") for t in redo):  # trained alone, it would start from the init instead
+            raise InputError(f"DIR: expected saved params for a trial of a path warm-started from the point before "
+                             f"(retrained alone it would start afresh: other params), got {str(out)!r} without "
+                             f"them (output.params = false); run the path with output.params = true")
         if log is not None:
             log(f"training the best config again ({len(redo)} seed{'s' * (len(redo) != 1)}): the sweep kept "
                 f"no params (output.params = false)")

@@ -197,15 +197,18 @@ def test_the_spec_block_gives_every_key_its_default():
     given = tomllib.loads(block)
     derived = {"name": "default: the file name", "data.dataset": "required, no default",
                "search.round_method": "default: random", "search.min_epochs": "default eval_every",
-               "search.goal": "default: minimize for losses", "search.chunk_size": "default: as many as fit"}
+               "search.goal": "default: minimize for losses", "search.chunk_size": "default: as many as fit",
+               "search.path_max": "required, no default", "search.path_epochs": "default: train.epochs",
+               "search.path_mix": "default [0.5]"}
     minimal = {"data": {"dataset": "digits"}, "train": {"epochs": 10}}
-    resolved = {method: check_spec({**minimal, "search": {"method": method}})
-                for method in ("grid", "coarse_to_fine", "halving")}
+    resolved = {method: check_spec({**minimal, "search": {"method": method, **extra}})
+                for method, extra in (("grid", {}), ("coarse_to_fine", {}), ("halving", {}),
+                                      ("path", {"path_max": 1.0}))}
     defaults = {"name": "sweep", "description": resolved["grid"].description,
                 "data": {"dataset": None, "seed": resolved["grid"].base.data_seed},
                 "model": resolved["grid"].base.model, "train": resolved["grid"].base.train,
                 "hparams": DEFAULTS, "output": resolved["grid"].output,
-                "search": {**resolved["halving"].search, **resolved["coarse_to_fine"].search,
+                "search": {**resolved["path"].search, **resolved["halving"].search, **resolved["coarse_to_fine"].search,
                            **{k: v for k, v in resolved["grid"].search.items() if k not in ("rounds", "round_method")},
                            "seeds": SEARCH_DEFAULTS["seeds"],  # a count, resolved to the list of seeds
                            "compact": False}}  # resolved specs leave it out at its default

@@ -115,7 +115,8 @@ SPEC_CASES = [
      "kernel_size, kind, options, output, pool, pretrained, pretrained_head, pretrained_seed, got 'width'"),
     ("unknown-search-key", {"search": {"trials": 8}},
      "search: expected keys among chunk_size, compact, eta, goal, memory_budget_mb, method, metric, min_epochs, "
-     "min_width, round_method, rounds, samples, seed, seeds, top_k, z, zoom, got 'trials'"),
+     "min_width, path_epochs, path_max, path_mix, path_penalty, path_points, path_ratio, round_method, rounds, "
+     "samples, seed, seeds, top_k, z, zoom, got 'trials'"),
     ("unknown-data-key", {"data": {"n_val": 10}},
      "data: expected keys among classes, data_dir, dataset, dtype, n_train, per_class, seed, test_fraction, "
      "val_fraction, got 'n_val'"),
@@ -124,7 +125,8 @@ SPEC_CASES = [
      "nect, dropout, flip, l1, l2, layer_lr_decay, learning_rate, lr_decay, min_delta, momentum, noise, patience, restore_best, rotate, saturation, shear, shift, trainable_layers, weight_decay, zoom, got 'dropuot' (did you mean 'dropout'?)"),
     ("misspelt-search-key", {"search": {"metrc": "val_loss"}},
      "search: expected keys among chunk_size, compact, eta, goal, memory_budget_mb, method, metric, min_epochs, "
-     "min_width, round_method, rounds, samples, seed, seeds, top_k, z, zoom, got 'metrc' (did you mean 'metric'?)"),
+     "min_width, path_epochs, path_max, path_mix, path_penalty, path_points, path_ratio, round_method, rounds, "
+     "samples, seed, seeds, top_k, z, zoom, got 'metrc' (did you mean 'metric'?)"),
     ("misspelt-hparam-in-case", {"cases": {"a": {"l2_": 0.1}}},
      "cases.a: expected hparams among blur, bn_epsilon, bn_momentum, brightness, contrast, dropcon"
      "nect, dropout, flip, l1, l2, layer_lr_decay, learning_rate, lr_decay, min_delta, momentum, noise, patience, restore_best, rotate, saturation, shear, shift, trainable_layers, weight_decay, zoom or the tables data, model, train, got 'l2_' (did you mean 'l2'?)"),
@@ -198,7 +200,7 @@ SPEC_CASES = [
      "hparams.dropout.layers: expected layer indices in [0, 1] (the model has 2), got [2]"),
     # [search]
     ("bad-method", {"search": {"method": "bayesian"}},
-     "search.method: expected one of 'grid', 'random', 'coarse_to_fine', 'tpe', 'cmaes', 'gp', 'halving', 'hyperband', got 'bayesian'"),
+     "search.method: expected one of 'grid', 'random', 'coarse_to_fine', 'tpe', 'cmaes', 'gp', 'halving', 'hyperband', 'path', got 'bayesian'"),
     ("bad-metric", {"search": {"metric": "val_f1"}},
      "search.metric: expected one of 'val_loss', 'val_accuracy', 'train_loss', 'train_accuracy', 'val_rmse', "
      "'val_mae', 'val_r2', 'train_rmse', 'train_mae', 'train_r2', got 'val_f1'"),
@@ -210,6 +212,52 @@ SPEC_CASES = [
     ("coarse-to-fine-with-cases", {"search": {"method": "coarse_to_fine"}, "cases": {"a": {}, "b": {"l2": 0.1}}},
      "search.method: expected one of 'grid', 'random', 'tpe', 'cmaes', 'gp' with [cases] (coarse_to_fine zooms one space), "
      "got 'coarse_to_fine' with cases 'a', 'b'"),
+    # search.method = "path": each key's field, the values allowed and the value given
+    ("path-without-max", {"search": {"method": "path"}},
+     "search.path_max: expected the largest strength, a number > 0, got none"),
+    ("path-max-0", {"search": {"method": "path", "path_max": 0}},
+     "search.path_max: expected the largest strength, a number > 0, got 0"),
+    ("path-max-text", {"search": {"method": "path", "path_max": "big"}},
+     "search.path_max: expected the largest strength, a number > 0, got 'big'"),
+    ("path-ratio-1", {"search": {"method": "path", "path_max": 0.1, "path_ratio": 1.0}},
+     "search.path_ratio: expected a number in (0, 1) (each strength is the one before times it), got 1.0"),
+    ("path-ratio-negative", {"search": {"method": "path", "path_max": 0.1, "path_ratio": -0.5}},
+     "search.path_ratio: expected a number in (0, 1) (each strength is the one before times it), got -0.5"),
+    ("path-points-1", {"search": {"method": "path", "path_max": 0.1, "path_points": 1}},
+     "search.path_points: expected an integer in [2, 1000], got 1"),
+    ("path-points-float", {"search": {"method": "path", "path_max": 0.1, "path_points": 2.5}},
+     "search.path_points: expected an integer in [2, 1000], got 2.5"),
+    ("path-points-underflow", {"search": {"method": "path", "path_max": 1e-300, "path_ratio": 1e-10,
+                                          "path_points": 100}},
+     "search.path_points: expected a path whose smallest strength is above 0 (path_max 1e-300 x path_ratio "
+     "1e-10 ** 99 rounds to 0), got 100"),
+    ("path-epochs-above-epochs", {"search": {"method": "path", "path_max": 0.1, "path_epochs": 3}},
+     "search.path_epochs: expected a multiple of train.eval_every (1) in [1, 2] (train.epochs: the first "
+     "point's), got 3"),
+    ("path-epochs-off-evaluations", {"train": {"epochs": 8, "eval_every": 2},
+                                     "search": {"method": "path", "path_max": 0.1, "path_epochs": 3}},
+     "search.path_epochs: expected a multiple of train.eval_every (2) in [2, 8] (train.epochs: the first "
+     "point's), got 3"),
+    ("path-penalty-unknown", {"search": {"method": "path", "path_max": 0.1, "path_penalty": "dropout"}},
+     "search.path_penalty: expected one of 'l2', 'l1', 'weight_decay', 'elastic_net', got 'dropout'"),
+    ("path-penalty-swept-too", {"hparams": {"l2": {"values": [0.0, 0.1]}},
+                                "search": {"method": "path", "path_max": 0.1}},
+     "hparams.l2: expected none with search.method 'path' (search.path_penalty 'l2' sets it at each point), "
+     "got {'values': [0.0, 0.1]}"),
+    ("path-elastic-net-l1-fixed", {"hparams": {"l1": 0.01},
+                                   "search": {"method": "path", "path_max": 0.1, "path_penalty": "elastic_net"}},
+     "hparams.l1: expected none with search.method 'path' (search.path_penalty 'elastic_net' sets it at each "
+     "point), got 0.01"),
+    ("path-mix-out-of-range", {"search": {"method": "path", "path_max": 0.1, "path_penalty": "elastic_net",
+                                          "path_mix": [0.5, 1.5]}},
+     "search.path_mix: expected a non-empty list of distinct L1 fractions in [0, 1], got [0.5, 1.5]"),
+    ("path-mix-without-elastic-net", {"search": {"method": "path", "path_max": 0.1, "path_mix": [0.5]}},
+     "search.path_mix: expected only with search.path_penalty 'elastic_net', got [0.5] with 'l2'"),
+    ("path-key-without-path", {"search": {"path_ratio": 0.5}},
+     "search.path_ratio: expected only with search.method 'path', got 0.5 with search.method 'grid'"),
+    ("path-with-cases", {"search": {"method": "path", "path_max": 0.1}, "cases": {"a": {}, "b": {"dropout": 0.1}}},
+     "search.method: expected no [cases] with 'path' (each point warm-starts the same members), got 'path' with "
+     "cases 'a', 'b'"),
     # [train]
     ("batch-size-above-train-set", {"train": {"batch_size": 41}},
      f'train.batch_size: expected an integer in [1, {N_TRAIN}] (the training set size) or "full", got 41'),
