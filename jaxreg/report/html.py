@@ -517,12 +517,18 @@ def _density(x: np.ndarray, y: np.ndarray, logs: tuple[bool, bool], refs: tuple[
     x_edges, y_edges = _edges(x, DENSITY_BINS[0], logs[0]), _edges(y, DENSITY_BINS[1], logs[1])
     counts = np.zeros((len(y_edges) - 1, len(x_edges) - 1))
     np.add.at(counts, (_bin_index(y, y_edges), _bin_index(x, x_edges)), 1)
+    _image_under(layout, refs, _grey_cells(counts[::-1]), (x_edges, y_edges), logs)
+
+
+def _image_under(layout: dict, refs: tuple[str, str], pixels: np.ndarray, edges: tuple, logs: tuple[bool, bool]) -> None:
+    """Puts RGBA ``pixels`` (rows top first) into ``layout`` as an image under the subplot
+    ``refs``, stretched over the cells' ``edges`` (x, y), and sets its axes' ranges to them (in
+    log10 on a log axis, as plotly places images there)."""
     (x0, x1), (y0, y1) = ([math.log10(e[0]), math.log10(e[-1])] if log else [float(e[0]), float(e[-1])]
-                          for e, log in ((x_edges, logs[0]), (y_edges, logs[1])))
+                          for e, log in zip(edges, logs))
     layout.setdefault("images", []).append(
-        {"source": _png_uri(_grey_cells(counts[::-1])), "xref": refs[0], "yref": refs[1], "x": x0, "y": y1,
-         "sizex": x1 - x0, "sizey": y1 - y0, "sizing": "stretch", "xanchor": "left", "yanchor": "top",
-         "layer": "below"})
+        {"source": _png_uri(pixels), "xref": refs[0], "yref": refs[1], "x": x0, "y": y1, "sizex": x1 - x0,
+         "sizey": y1 - y0, "sizing": "stretch", "xanchor": "left", "yanchor": "top", "layer": "below"})
     layout["xaxis" + refs[0][1:]]["range"] = [x0, x1]
     layout["yaxis" + refs[1][1:]]["range"] = [y0, y1]
 
@@ -668,8 +674,6 @@ def _cell_image(layout: dict, refs: tuple[str, str], gx: list, gy: list, z: list
     """One pair's cells as an image under its subplot, its axes' ranges set to the cells' edges:
     each pixel takes the cell its centre falls in (edges on the axis's scale), coloured on
     :data:`VIRIDIS` over ``span`` as plotly colours a heatmap; an empty cell clear."""
-    (x0, x1), (y0, y1) = ([float(np.log10(e[0])), float(np.log10(e[-1]))] if log else [float(e[0]), float(e[-1])]
-                          for e, log in ((gx, logs[0]), (gy, logs[1])))
     cols, rows = (_pixel_cells(e, log) for e, log in ((gx, logs[0]), (gy, logs[1])))
     values = np.array([[math.nan if v is None else v for v in row] for row in z], dtype=float)[rows[::-1]][:, cols]
     low, high = span
@@ -679,18 +683,13 @@ def _cell_image(layout: dict, refs: tuple[str, str], gx: list, gy: list, z: list
                                                                   for _, c in VIRIDIS], dtype=float)
     rgb = [np.rint(np.interp(np.nan_to_num(share), stops, colours[:, i])) for i in range(3)]
     pixels = np.dstack([*rgb, np.where(np.isfinite(values), 255, 0)]).astype(np.uint8)
-    layout.setdefault("images", []).append(
-        {"source": _png_uri(pixels), "xref": refs[0], "yref": refs[1], "x": x0, "y": y1, "sizex": x1 - x0,
-         "sizey": y1 - y0, "sizing": "stretch", "xanchor": "left", "yanchor": "top", "layer": "below"})
-    layout["xaxis" + refs[0][1:]]["range"] = [x0, x1]
-    layout["yaxis" + refs[1][1:]]["range"] = [y0, y1]
+    _image_under(layout, refs, pixels, (gx, gy), logs)
 
 
 def _pixel_cells(edges: list, log: bool) -> np.ndarray:
     """The cell each of :data:`CELL_PIXELS` pixels along an axis falls in (by its centre)."""
     at = np.log10(np.asarray(edges, dtype=float)) if log else np.asarray(edges, dtype=float)
-    centres = at[0] + (np.arange(CELL_PIXELS) + 0.5) / CELL_PIXELS * (at[-1] - at[0])
-    return np.clip(np.searchsorted(at, centres, side="right") - 1, 0, len(at) - 2)
+    return _bin_index(at[0] + (np.arange(CELL_PIXELS) + 0.5) / CELL_PIXELS * (at[-1] - at[0]), at)
 
 
 # --- parameter importance -----------------------------------------------------------------------
